@@ -1,0 +1,14 @@
+//! The Columba echo server: a Telegram-compatible example server.
+//!
+//! It is not built yet: it needs the crypto, handshake, session and store layers. Until then
+//! this program says so and exits with status 2, so that the README's command is honest.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!(
+        "columba echo-server: not there yet. The wire layer (TL codec and MTProto transports) \
+         has landed; the server needs the crypto, handshake, session and store layers first."
+    );
+    ExitCode::from(2)
+}

@@ -1,0 +1,11 @@
+//! The MTProto session layer of Columba, for both roles.
+//!
+//! This crate will hold one sans-IO state machine per session (msg_id generation and checking,
+//! seq_no, salts, acks, containers, `gzip_packed`, `rpc_result` correlation and every service
+//! message), an `Endpoint` that routes frames by auth_key_id and session_id, the plug-in traits
+//! that applications implement (`Listener`/`Connector`, `PushProvider`, `CodeSender`,
+//! `UpdateBus`), and, behind a `tokio` feature, the runtime that drives them.
+//!
+//! It is not a codec (framing and TL live in `columba-mtproto`) and not storage (the
+//! persistence traits live in `columba-store`). Its contents arrive with the session-layer
+//! work; today it only fixes the crate's place in the workspace.
