@@ -5,7 +5,13 @@ use std::{env, error::Error, fs, path::PathBuf};
 use columba_tl_gen::{Config, generate_from_str};
 
 /// Service-schema constructors written by hand in `src/tl/service.rs`.
-const HAND_WRITTEN: &[&str] = &["rpc_result", "message", "msg_container", "msg_copy", "gzip_packed"];
+const HAND_WRITTEN: &[&str] = &[
+    "rpc_result",
+    "message",
+    "msg_container",
+    "msg_copy",
+    "gzip_packed",
+];
 
 fn generate(schema: &str, root: &str, skip: &[&str], out: &str) -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed={schema}");
@@ -24,7 +30,12 @@ fn generate(schema: &str, root: &str, skip: &[&str], out: &str) -> Result<(), Bo
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=build.rs");
-    generate("schema/mtproto.tl", "crate::tl::mtproto", HAND_WRITTEN, "mtproto.rs")?;
+    generate(
+        "schema/mtproto.tl",
+        "crate::tl::mtproto",
+        HAND_WRITTEN,
+        "mtproto.rs",
+    )?;
     if env::var_os("CARGO_FEATURE_API").is_some() {
         generate("schema/api.tl", "crate::tl::api", &[], "api.rs")?;
     }

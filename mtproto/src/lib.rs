@@ -30,3 +30,4 @@
 //!   (unstable).
 
 pub mod tl;
+pub mod transport;

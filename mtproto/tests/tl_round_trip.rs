@@ -101,7 +101,10 @@ fn flags_and_shared_bits() {
         tl::api::types::InputDocumentEmpty {},
     ));
     let both = photo(true, video.clone());
-    assert_eq!(InputMediaUploadedPhoto::from_bytes(&both.to_bytes()).unwrap(), both);
+    assert_eq!(
+        InputMediaUploadedPhoto::from_bytes(&both.to_bytes()).unwrap(),
+        both
+    );
     let flags = u32::from_le_bytes(both.to_bytes()[4..8].try_into().unwrap());
     assert_eq!(flags, (1 << 1) | (1 << 3));
     // Half a group is not sent: the bit stays clear.
@@ -130,23 +133,35 @@ fn unknown_flag_bits_and_constructors_are_typed_errors() {
     bytes[7] = 0x80; // bit 31
     assert!(matches!(
         InputMediaUploadedPhoto::from_bytes(&bytes),
-        Err(tl::DecodeError::UnknownFlags { flags: 0x8000_0000, .. })
+        Err(tl::DecodeError::UnknownFlags {
+            flags: 0x8000_0000,
+            ..
+        })
     ));
     assert_eq!(
         tl::api::enums::InputPeer::from_bytes(&[1, 2, 3, 4]),
-        Err(tl::DecodeError::UnknownConstructor { type_name: "InputPeer", id: 0x0403_0201 })
+        Err(tl::DecodeError::UnknownConstructor {
+            type_name: "InputPeer",
+            id: 0x0403_0201
+        })
     );
 }
 
 #[test]
 fn generic_wrappers_carry_any_query() {
     use tl::api::functions::{InvokeWithLayer, help::GetConfig};
-    let call = InvokeWithLayer { layer: tl::API_LAYER, query: GetConfig {} };
+    let call = InvokeWithLayer {
+        layer: tl::API_LAYER,
+        query: GetConfig {},
+    };
     let bytes = call.to_bytes();
     let decoded = InvokeWithLayer::<tl::RawObject>::from_bytes(&bytes).unwrap();
     assert_eq!(decoded.layer, 229);
     assert_eq!(decoded.query.constructor_id(), Some(0xc4f9_186b));
-    assert_eq!(GetConfig::from_bytes(&decoded.query.0).unwrap(), GetConfig {});
+    assert_eq!(
+        GetConfig::from_bytes(&decoded.query.0).unwrap(),
+        GetConfig {}
+    );
 }
 
 #[test]
@@ -158,7 +173,12 @@ fn deep_nesting_is_refused_without_exhausting_the_stack() {
     }
     bytes.extend_from_slice(&0xdc3d_824fu32.to_le_bytes());
     let result = tl::api::enums::RichText::deserialize(&mut Reader::new(&bytes));
-    assert_eq!(result, Err(tl::DecodeError::TooDeep { limit: Reader::DEFAULT_MAX_DEPTH }));
+    assert_eq!(
+        result,
+        Err(tl::DecodeError::TooDeep {
+            limit: Reader::DEFAULT_MAX_DEPTH
+        })
+    );
 
     // At the limit itself, decoding succeeds (run in a thread with the default test stack).
     let depth = Reader::DEFAULT_MAX_DEPTH as usize - 1;

@@ -63,7 +63,10 @@ enum Kind {
     Bytes,
     Bool,
     True,
-    Vector { boxed: bool, item: Box<Kind> },
+    Vector {
+        boxed: bool,
+        item: Box<Self>,
+    },
     Generic(String),
     /// A boxed type, by full TL type name.
     Boxed(String),
@@ -175,7 +178,9 @@ impl<'a> Model<'a> {
                 return err(format!("`{full}` has no constructor id and is not skipped"));
             };
             if let Some(previous) = ids.insert(id, full.clone()) {
-                return err(format!("constructor id {id:08x} used by `{previous}` and `{full}`"));
+                return err(format!(
+                    "constructor id {id:08x} used by `{previous}` and `{full}`"
+                ));
             }
             match def.category {
                 Category::Type => {
@@ -190,7 +195,10 @@ impl<'a> Model<'a> {
         let mut type_ctors: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut ctor_by_name = HashMap::new();
         for (index, def) in ctors.iter().enumerate() {
-            type_ctors.entry(type_full_name(&def.ty)).or_default().push(index);
+            type_ctors
+                .entry(type_full_name(&def.ty))
+                .or_default()
+                .push(index);
             ctor_by_name.insert(def.full_name(), index);
         }
         let mut model = Self {
@@ -211,15 +219,26 @@ impl<'a> Model<'a> {
     fn check_names(&self) -> Result<(), GenerateError> {
         let mut seen = BTreeSet::new();
         for def in self.ctors.iter().chain(self.funcs.iter()) {
-            let module = if def.category == Category::Type { "types" } else { "functions" };
+            let module = if def.category == Category::Type {
+                "types"
+            } else {
+                "functions"
+            };
             let key = (module, def.namespace.clone(), pascal(&def.name));
             if !seen.insert(key) {
-                return err(format!("two definitions map to the Rust name of `{}`", def.full_name()));
+                return err(format!(
+                    "two definitions map to the Rust name of `{}`",
+                    def.full_name()
+                ));
             }
             let mut fields = BTreeSet::new();
             for p in &def.params {
                 if !fields.insert(field_ident(&p.name)) {
-                    return err(format!("duplicate field `{}` in `{}`", p.name, def.full_name()));
+                    return err(format!(
+                        "duplicate field `{}` in `{}`",
+                        p.name,
+                        def.full_name()
+                    ));
                 }
             }
         }
@@ -239,7 +258,10 @@ impl<'a> Model<'a> {
                 "vector" => false,
                 other => return err(format!("type `{other}` takes no argument")),
             };
-            return Ok(Kind::Vector { boxed, item: Box::new(self.resolve(arg, generics)?) });
+            return Ok(Kind::Vector {
+                boxed,
+                item: Box::new(self.resolve(arg, generics)?),
+            });
         }
         if t.namespace.is_none() {
             let primitive = match t.name.as_str() {
@@ -259,7 +281,11 @@ impl<'a> Model<'a> {
             }
         }
         let full = type_full_name(t);
-        let first_lower = t.name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        let first_lower = t
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase());
         if first_lower {
             return match self.ctor_by_name.get(&full) {
                 Some(&index) => Ok(Kind::Bare(index)),
@@ -368,7 +394,11 @@ impl<'a> Model<'a> {
         loop {
             let mut changed = false;
             for (name, list) in &self.type_ctors {
-                let best = list.iter().map(|&i| ctor_height(i, &height)).min().unwrap_or(INF);
+                let best = list
+                    .iter()
+                    .map(|&i| ctor_height(i, &height))
+                    .min()
+                    .unwrap_or(INF);
                 if height.get(name).copied() != Some(best) {
                     height.insert(name.clone(), best);
                     changed = true;
@@ -407,8 +437,17 @@ impl<'a> Model<'a> {
     }
 
     fn struct_path(&self, def: &Definition) -> String {
-        let module = if def.category == Category::Type { "types" } else { "functions" };
-        format!("{}::{module}::{}{}", self.config.root, module_path(&def.namespace), pascal(&def.name))
+        let module = if def.category == Category::Type {
+            "types"
+        } else {
+            "functions"
+        };
+        format!(
+            "{}::{module}::{}{}",
+            self.config.root,
+            module_path(&def.namespace),
+            pascal(&def.name)
+        )
     }
 
     fn rust_type(&self, kind: &Kind, owner: &str) -> String {
@@ -486,7 +525,11 @@ impl<'a> Model<'a> {
         match kind {
             Kind::Bare(_) => format!("{rt}::BareSerializable::serialize_bare({expr}, buf);"),
             Kind::Vector { boxed, item } => {
-                let header = if *boxed { format!("{rt}::write_u32(buf, {rt}::VECTOR_ID); ") } else { String::new() };
+                let header = if *boxed {
+                    format!("{rt}::write_u32(buf, {rt}::VECTOR_ID); ")
+                } else {
+                    String::new()
+                };
                 format!(
                     "{{ {header}{rt}::write_count(buf, ({expr}).len()); for item in ({expr}).iter() {{ {} }} }}",
                     self.ser(item, "item")
@@ -520,18 +563,32 @@ impl<'a> Model<'a> {
         if def.generics.is_empty() {
             return (String::new(), String::new());
         }
-        let decl = def.generics.iter().map(|g| format!("{g}: {bound}")).collect::<Vec<_>>();
+        let decl = def
+            .generics
+            .iter()
+            .map(|g| format!("{g}: {bound}"))
+            .collect::<Vec<_>>();
         let uses = def.generics.clone();
-        (format!("<{}>", decl.join(", ")), format!("<{}>", uses.join(", ")))
+        (
+            format!("<{}>", decl.join(", ")),
+            format!("<{}>", uses.join(", ")),
+        )
     }
 
     /// Flag groups: (flags field, bit) -> names of the fields sharing that bit.
     fn flag_groups(def: &Definition) -> BTreeMap<(String, u32), Vec<(String, bool)>> {
         let mut groups: BTreeMap<(String, u32), Vec<(String, bool)>> = BTreeMap::new();
         for p in &def.params {
-            if let ParamType::Normal { ty, flag: Some(flag) } = &p.ty {
+            if let ParamType::Normal {
+                ty,
+                flag: Some(flag),
+            } = &p.ty
+            {
                 let is_true = ty.name == "true" && ty.namespace.is_none();
-                groups.entry((flag.field.clone(), flag.bit)).or_default().push((p.name.clone(), is_true));
+                groups
+                    .entry((flag.field.clone(), flag.bit))
+                    .or_default()
+                    .push((p.name.clone(), is_true));
             }
         }
         groups
@@ -541,7 +598,11 @@ impl<'a> Model<'a> {
         let rt = self.rt();
         let name = pascal(&def.name);
         let owner = type_full_name(&def.ty);
-        let owner = if def.category == Category::Type { owner } else { format!("<function {}>", def.full_name()) };
+        let owner = if def.category == Category::Type {
+            owner
+        } else {
+            format!("<function {}>", def.full_name())
+        };
         let kinds = self.field_kinds(def)?;
         let id = def.id.unwrap_or(0);
         let groups = Self::flag_groups(def);
@@ -568,10 +629,15 @@ impl<'a> Model<'a> {
                 _ => ty,
             };
             let source = match &p.ty {
-                ParamType::Normal { ty: t, flag: Some(f) } => {
+                ParamType::Normal {
+                    ty: t,
+                    flag: Some(f),
+                } => {
                     format!("{}:{}.{}?{}", p.name, f.field, f.bit, tl_type_text(t))
                 }
-                ParamType::Normal { ty: t, flag: None } => format!("{}:{}", p.name, tl_type_text(t)),
+                ParamType::Normal { ty: t, flag: None } => {
+                    format!("{}:{}", p.name, tl_type_text(t))
+                }
                 ParamType::Flags => String::new(),
             };
             out.push_str(&doc_line(&source));
@@ -588,13 +654,23 @@ impl<'a> Model<'a> {
 
         // Serialization.
         let (ser_decl, _) = Self::generics_decl(def, &format!("{rt}::Serializable"));
-        let _ = writeln!(out, "impl{ser_decl} {rt}::BareSerializable for {name}{uses} {{");
-        let _ = writeln!(out, "    fn serialize_bare<B: {rt}::BufMut>(&self, buf: &mut B) {{");
+        let _ = writeln!(
+            out,
+            "impl{ser_decl} {rt}::BareSerializable for {name}{uses} {{"
+        );
+        let _ = writeln!(
+            out,
+            "    fn serialize_bare<B: {rt}::BufMut>(&self, buf: &mut B) {{"
+        );
         for p in &def.params {
             if let ParamType::Flags = p.ty {
                 let var = format!("flags_{}", p.name.to_ascii_lowercase());
                 let used = groups.keys().any(|(field, _)| field == &p.name);
-                let _ = writeln!(out, "        let {}{var}: u32 = 0;", if used { "mut " } else { "" });
+                let _ = writeln!(
+                    out,
+                    "        let {}{var}: u32 = 0;",
+                    if used { "mut " } else { "" }
+                );
                 for ((field, bit), members) in &groups {
                     if field != &p.name {
                         continue;
@@ -602,7 +678,11 @@ impl<'a> Model<'a> {
                     let cond = members
                         .iter()
                         .map(|(m, is_true)| {
-                            if *is_true { format!("self.{}", field_ident(m)) } else { format!("self.{}.is_some()", field_ident(m)) }
+                            if *is_true {
+                                format!("self.{}", field_ident(m))
+                            } else {
+                                format!("self.{}.is_some()", field_ident(m))
+                            }
                         })
                         .collect::<Vec<_>>()
                         .join(" && ");
@@ -613,10 +693,18 @@ impl<'a> Model<'a> {
         for (p, kind) in def.params.iter().zip(&kinds) {
             match (&p.ty, kind) {
                 (ParamType::Flags, _) => {
-                    let _ = writeln!(out, "        {rt}::write_u32(buf, flags_{});", p.name.to_ascii_lowercase());
+                    let _ = writeln!(
+                        out,
+                        "        {rt}::write_u32(buf, flags_{});",
+                        p.name.to_ascii_lowercase()
+                    );
                 }
                 (ParamType::Normal { flag: None, .. }, Some(kind)) => {
-                    let _ = writeln!(out, "        {}", self.ser(kind, &format!("&self.{}", field_ident(&p.name))));
+                    let _ = writeln!(
+                        out,
+                        "        {}",
+                        self.ser(kind, &format!("&self.{}", field_ident(&p.name)))
+                    );
                 }
                 (ParamType::Normal { flag: Some(f), .. }, Some(kind)) if *kind != Kind::True => {
                     let _ = writeln!(
@@ -639,8 +727,15 @@ impl<'a> Model<'a> {
 
         // Deserialization.
         let (de_decl, _) = Self::generics_decl(def, &format!("{rt}::Deserializable"));
-        let _ = writeln!(out, "impl{de_decl} {rt}::BareDeserializable for {name}{uses} {{");
-        let _ = writeln!(out, "    const MIN_BARE_SIZE: usize = {};", self.bare_min_size(def, 0));
+        let _ = writeln!(
+            out,
+            "impl{de_decl} {rt}::BareDeserializable for {name}{uses} {{"
+        );
+        let _ = writeln!(
+            out,
+            "    const MIN_BARE_SIZE: usize = {};",
+            self.bare_min_size(def, 0)
+        );
         let _ = writeln!(
             out,
             "    fn deserialize_bare(r: &mut {rt}::Reader<'_>) -> ::std::result::Result<Self, {rt}::DecodeError> {{"
@@ -660,10 +755,20 @@ impl<'a> Model<'a> {
                     );
                 }
                 (ParamType::Normal { flag: None, .. }, Some(kind)) => {
-                    let _ = writeln!(out, "        let {}: {} = {};", local_ident(&p.name), self.rust_type(kind, &owner), self.de(kind));
+                    let _ = writeln!(
+                        out,
+                        "        let {}: {} = {};",
+                        local_ident(&p.name),
+                        self.rust_type(kind, &owner),
+                        self.de(kind)
+                    );
                 }
                 (ParamType::Normal { flag: Some(f), .. }, Some(kind)) => {
-                    let test = format!("flags_{} & (1 << {}) != 0", f.field.to_ascii_lowercase(), f.bit);
+                    let test = format!(
+                        "flags_{} & (1 << {}) != 0",
+                        f.field.to_ascii_lowercase(),
+                        f.bit
+                    );
                     if *kind == Kind::True {
                         let _ = writeln!(out, "        let {} = {test};", local_ident(&p.name));
                     } else {
@@ -686,7 +791,10 @@ impl<'a> Model<'a> {
             .map(|p| format!("{}: {}", field_ident(&p.name), local_ident(&p.name)))
             .collect::<Vec<_>>()
             .join(", ");
-        let _ = writeln!(out, "        ::std::result::Result::Ok(Self {{ {inits} }})\n    }}\n}}");
+        let _ = writeln!(
+            out,
+            "        ::std::result::Result::Ok(Self {{ {inits} }})\n    }}\n}}"
+        );
         let _ = writeln!(
             out,
             "impl{de_decl} {rt}::Deserializable for {name}{uses} {{ const MIN_WIRE_SIZE: usize = 4 + <Self as {rt}::BareDeserializable>::MIN_BARE_SIZE; fn deserialize(r: &mut {rt}::Reader<'_>) -> ::std::result::Result<Self, {rt}::DecodeError> {{ r.expect_constructor(0x{id:08x}, \"{}\")?; {rt}::BareDeserializable::deserialize_bare(r) }} }}",
@@ -710,7 +818,12 @@ impl<'a> Model<'a> {
                         self.rust_type(&kind, "<return>")
                     );
                 }
-                _ => return err(format!("function `{}` returns a bare type", def.full_name())),
+                _ => {
+                    return err(format!(
+                        "function `{}` returns a bare type",
+                        def.full_name()
+                    ));
+                }
             }
         }
 
@@ -718,10 +831,20 @@ impl<'a> Model<'a> {
         let feature = &self.config.testing_feature;
         let (gen_decl, _) = Self::generics_decl(def, &format!("{rt}::testing::Generate"));
         let _ = writeln!(out, "#[cfg(feature = \"{feature}\")]");
-        let _ = writeln!(out, "impl{gen_decl} {rt}::testing::Generate for {name}{uses} {{");
-        let _ = writeln!(out, "    fn generate(g: &mut {rt}::testing::Gen) -> Self {{");
+        let _ = writeln!(
+            out,
+            "impl{gen_decl} {rt}::testing::Generate for {name}{uses} {{"
+        );
+        let _ = writeln!(
+            out,
+            "    fn generate(g: &mut {rt}::testing::Gen) -> Self {{"
+        );
         for (field, bit) in groups.keys() {
-            let _ = writeln!(out, "        let bit_{}_{bit} = g.present();", field.to_ascii_lowercase());
+            let _ = writeln!(
+                out,
+                "        let bit_{}_{bit} = g.present();",
+                field.to_ascii_lowercase()
+            );
         }
         let inits = def
             .params
@@ -748,7 +871,12 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    fn emit_enum(&self, full: &str, ctor_indices: &[usize], out: &mut String) -> Result<(), GenerateError> {
+    fn emit_enum(
+        &self,
+        full: &str,
+        ctor_indices: &[usize],
+        out: &mut String,
+    ) -> Result<(), GenerateError> {
         let rt = self.rt();
         let name = pascal(full.rsplit('.').next().unwrap_or(full));
         let variants: Vec<(String, &Definition)> = ctor_indices
@@ -762,7 +890,10 @@ impl<'a> Model<'a> {
                 return err(format!("two constructors of `{full}` map to variant `{v}`"));
             }
         }
-        let _ = writeln!(out, "/// The boxed TL type `{full}`: one variant per constructor.");
+        let _ = writeln!(
+            out,
+            "/// The boxed TL type `{full}`: one variant per constructor."
+        );
         out.push_str("#[derive(Clone, Debug, PartialEq)]\n");
         let _ = writeln!(out, "pub enum {name} {{");
         for (v, def) in &variants {
@@ -779,7 +910,10 @@ impl<'a> Model<'a> {
         }
         // Serializable.
         let _ = writeln!(out, "impl {rt}::Serializable for {name} {{");
-        let _ = writeln!(out, "    fn serialize<B: {rt}::BufMut>(&self, buf: &mut B) {{");
+        let _ = writeln!(
+            out,
+            "    fn serialize<B: {rt}::BufMut>(&self, buf: &mut B) {{"
+        );
         out.push_str("        match self {\n");
         for (v, def) in &variants {
             let _ = writeln!(
@@ -808,12 +942,18 @@ impl<'a> Model<'a> {
             out,
             "            id => return ::std::result::Result::Err({rt}::DecodeError::UnknownConstructor {{ type_name: \"{full}\", id }}),"
         );
-        out.push_str("        };\n        r.leave();\n        ::std::result::Result::Ok(value)\n    }\n}\n");
+        out.push_str(
+            "        };\n        r.leave();\n        ::std::result::Result::Ok(value)\n    }\n}\n",
+        );
         // Constructor id of a value.
         let _ = writeln!(out, "impl {name} {{");
         out.push_str("    /// The constructor id of this value.\n    pub fn constructor_id(&self) -> u32 {\n        match self {\n");
         for (v, def) in &variants {
-            let _ = writeln!(out, "            Self::{v}(_) => 0x{:08x},", def.id.unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "            Self::{v}(_) => 0x{:08x},",
+                def.id.unwrap_or(0)
+            );
         }
         out.push_str("        }\n    }\n}\n");
         // Generator.
@@ -821,12 +961,26 @@ impl<'a> Model<'a> {
         let feature = &self.config.testing_feature;
         let _ = writeln!(out, "#[cfg(feature = \"{feature}\")]");
         let _ = writeln!(out, "impl {rt}::testing::Generate for {name} {{");
-        let _ = writeln!(out, "    fn generate(g: &mut {rt}::testing::Gen) -> Self {{");
-        let _ = writeln!(out, "        g.enter();\n        let value = match g.pick({}, {leaf}) {{", variants.len());
+        let _ = writeln!(
+            out,
+            "    fn generate(g: &mut {rt}::testing::Gen) -> Self {{"
+        );
+        let _ = writeln!(
+            out,
+            "        g.enter();\n        let value = match g.pick({}, {leaf}) {{",
+            variants.len()
+        );
         let last = variants.len().saturating_sub(1);
         for (index, (v, _)) in variants.iter().enumerate() {
-            let pattern = if index == last { "_".to_owned() } else { index.to_string() };
-            let _ = writeln!(out, "            {pattern} => Self::{v}({rt}::testing::Generate::generate(g)),");
+            let pattern = if index == last {
+                "_".to_owned()
+            } else {
+                index.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "            {pattern} => Self::{v}({rt}::testing::Generate::generate(g)),"
+            );
         }
         out.push_str("        };\n        g.leave();\n        value\n    }\n}\n");
         Ok(())
@@ -850,16 +1004,29 @@ impl<'a> Model<'a> {
         let mut out = String::new();
         out.push_str("// @generated by columba-tl-gen from a TL schema. Do not edit.\n");
         for (module, doc, items) in [
-            ("types", "Constructors: one struct per TL constructor.", &types),
-            ("enums", "Boxed types: one enum per TL type, a variant per constructor.", &enums),
-            ("functions", "Functions (RPC methods): one struct per TL function.", &functions),
+            (
+                "types",
+                "Constructors: one struct per TL constructor.",
+                &types,
+            ),
+            (
+                "enums",
+                "Boxed types: one enum per TL type, a variant per constructor.",
+                &enums,
+            ),
+            (
+                "functions",
+                "Functions (RPC methods): one struct per TL function.",
+                &functions,
+            ),
         ] {
             let _ = writeln!(out, "/// {doc}\npub mod {module} {{");
             for (ns, code) in items {
                 match ns {
                     None => out.push_str(code),
                     Some(ns) => {
-                        let _ = writeln!(out, "/// The `{ns}` namespace.\npub mod {ns} {{\n{code}}}");
+                        let _ =
+                            writeln!(out, "/// The `{ns}` namespace.\npub mod {ns} {{\n{code}}}");
                     }
                 }
             }
@@ -870,15 +1037,28 @@ impl<'a> Model<'a> {
         out.push_str("/// The TL name of a constructor or function id of this schema.\n");
         out.push_str("pub fn name_for_id(id: u32) -> ::std::option::Option<&'static str> {\n    match id {\n");
         for def in self.ctors.iter().chain(self.funcs.iter()) {
-            let _ = writeln!(out, "        0x{:08x} => ::std::option::Option::Some(\"{}\"),", def.id.unwrap_or(0), def.full_name());
+            let _ = writeln!(
+                out,
+                "        0x{:08x} => ::std::option::Option::Some(\"{}\"),",
+                def.id.unwrap_or(0),
+                def.full_name()
+            );
         }
         out.push_str("        _ => ::std::option::Option::None,\n    }\n}\n");
 
         // Every constructor id, for fuzz dictionaries and tests.
-        let _ = writeln!(out, "/// Every constructor and function id of this schema, with its TL name.");
+        let _ = writeln!(
+            out,
+            "/// Every constructor and function id of this schema, with its TL name."
+        );
         let _ = writeln!(out, "pub const ALL_IDS: &[(u32, &str)] = &[");
         for def in self.ctors.iter().chain(self.funcs.iter()) {
-            let _ = writeln!(out, "    (0x{:08x}, \"{}\"),", def.id.unwrap_or(0), def.full_name());
+            let _ = writeln!(
+                out,
+                "    (0x{:08x}, \"{}\"),",
+                def.id.unwrap_or(0),
+                def.full_name()
+            );
         }
         out.push_str("];\n");
 
@@ -890,20 +1070,39 @@ impl<'a> Model<'a> {
         );
         let mut count = 0usize;
         for def in &self.ctors {
-            let _ = writeln!(out, "    {rt}::testing::check_round_trip::<{}>(g)?;", self.struct_path(def));
+            let _ = writeln!(
+                out,
+                "    {rt}::testing::check_round_trip::<{}>(g)?;",
+                self.struct_path(def)
+            );
             count += 1;
         }
         for full in self.type_ctors.keys() {
-            let _ = writeln!(out, "    {rt}::testing::check_round_trip::<{}>(g)?;", self.enum_path(full));
+            let _ = writeln!(
+                out,
+                "    {rt}::testing::check_round_trip::<{}>(g)?;",
+                self.enum_path(full)
+            );
             count += 1;
         }
         for def in &self.funcs {
             let args = if def.generics.is_empty() {
                 String::new()
             } else {
-                format!("<{}>", def.generics.iter().map(|_| format!("{rt}::RawObject")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "<{}>",
+                    def.generics
+                        .iter()
+                        .map(|_| format!("{rt}::RawObject"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            let _ = writeln!(out, "    {rt}::testing::check_round_trip::<{}{args}>(g)?;", self.struct_path(def));
+            let _ = writeln!(
+                out,
+                "    {rt}::testing::check_round_trip::<{}{args}>(g)?;",
+                self.struct_path(def)
+            );
             count += 1;
         }
         let _ = writeln!(out, "    ::std::result::Result::Ok({count})\n}}");
@@ -921,13 +1120,24 @@ impl<'a> Model<'a> {
                 .map(|d| format!("0x{:08x}", d.id.unwrap_or(0)))
                 .collect::<Vec<_>>()
                 .join(" | ");
-            let _ = writeln!(out, "        {ids} => {rt}::testing::decode_reencode::<{}>(input),", self.enum_path(full));
+            let _ = writeln!(
+                out,
+                "        {ids} => {rt}::testing::decode_reencode::<{}>(input),",
+                self.enum_path(full)
+            );
         }
         for def in &self.funcs {
             let args = if def.generics.is_empty() {
                 String::new()
             } else {
-                format!("<{}>", def.generics.iter().map(|_| format!("{rt}::RawObject")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "<{}>",
+                    def.generics
+                        .iter()
+                        .map(|_| format!("{rt}::RawObject"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             let _ = writeln!(
                 out,
@@ -936,7 +1146,9 @@ impl<'a> Model<'a> {
                 self.struct_path(def)
             );
         }
-        out.push_str("        _ => ::std::result::Result::Ok(::std::option::Option::None),\n    }\n}\n");
+        out.push_str(
+            "        _ => ::std::result::Result::Ok(::std::option::Option::None),\n    }\n}\n",
+        );
         Ok(out)
     }
 }

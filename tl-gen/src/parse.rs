@@ -29,7 +29,7 @@ pub struct TypeRef {
     /// Written as `!X`: a reference to a generic parameter that stands for any function.
     pub generic_ref: bool,
     /// The argument of a vector (`long` in `Vector<long>`).
-    pub arg: Option<Box<TypeRef>>,
+    pub arg: Option<Box<Self>>,
 }
 
 /// A flag condition: `flags.3?` is `Flag { field: "flags", bit: 3 }`.
@@ -154,8 +154,11 @@ pub fn parse_schema(text: &str) -> Result<Vec<Definition>, ParseError> {
         while let Some(end) = rest.find(';') {
             pending.push(' ');
             pending.push_str(rest.get(..end).unwrap_or(""));
-            if let Some(def) = parse_definition(pending.trim(), category)
-                .map_err(|message| ParseError { line: pending_line, message })?
+            if let Some(def) =
+                parse_definition(pending.trim(), category).map_err(|message| ParseError {
+                    line: pending_line,
+                    message,
+                })?
             {
                 definitions.push(def);
             }
@@ -169,7 +172,10 @@ pub fn parse_schema(text: &str) -> Result<Vec<Definition>, ParseError> {
         }
     }
     if !pending.trim().is_empty() {
-        return Err(ParseError { line: pending_line, message: "missing ';' at end of file".into() });
+        return Err(ParseError {
+            line: pending_line,
+            message: "missing ';' at end of file".into(),
+        });
     }
     Ok(definitions)
 }
@@ -183,7 +189,9 @@ fn parse_definition(text: &str, category: Category) -> Result<Option<Definition>
         .or_else(|| source.split_once('='))
         .ok_or_else(|| format!("no '=' in `{source}`"))?;
     let mut tokens = left.split_whitespace();
-    let head = tokens.next().ok_or_else(|| format!("empty definition `{source}`"))?;
+    let head = tokens
+        .next()
+        .ok_or_else(|| format!("empty definition `{source}`"))?;
     let rest: Vec<&str> = tokens.collect();
     if rest.contains(&"?") {
         return Ok(None);
@@ -204,40 +212,56 @@ fn parse_definition(text: &str, category: Category) -> Result<Option<Definition>
     let mut params: Vec<Parameter> = Vec::new();
     for token in rest {
         if let Some(inner) = token.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-            let (g, kind) =
-                inner.split_once(':').ok_or_else(|| format!("bad generic `{token}`"))?;
+            let (g, kind) = inner
+                .split_once(':')
+                .ok_or_else(|| format!("bad generic `{token}`"))?;
             if kind != "Type" {
                 return Err(format!("unsupported generic kind `{kind}`"));
             }
             generics.push(g.to_owned());
             continue;
         }
-        let (pname, ptype) =
-            token.split_once(':').ok_or_else(|| format!("bad parameter `{token}` in `{source}`"))?;
+        let (pname, ptype) = token
+            .split_once(':')
+            .ok_or_else(|| format!("bad parameter `{token}` in `{source}`"))?;
         if pname.is_empty() {
             return Err(format!("empty parameter name in `{source}`"));
         }
         let ty = if ptype == "#" {
             ParamType::Flags
         } else if let Some((cond, t)) = ptype.split_once('?') {
-            let (field, bit) =
-                cond.split_once('.').ok_or_else(|| format!("bad flag condition `{cond}`"))?;
-            let bit: u32 = bit.parse().map_err(|_| format!("bad flag bit in `{cond}`"))?;
+            let (field, bit) = cond
+                .split_once('.')
+                .ok_or_else(|| format!("bad flag condition `{cond}`"))?;
+            let bit: u32 = bit
+                .parse()
+                .map_err(|_| format!("bad flag bit in `{cond}`"))?;
             if bit > 31 {
                 return Err(format!("flag bit {bit} out of range in `{cond}`"));
             }
-            let declared = params.iter().any(|p| p.name == field && p.ty == ParamType::Flags);
+            let declared = params
+                .iter()
+                .any(|p| p.name == field && p.ty == ParamType::Flags);
             if !declared {
                 return Err(format!("flag field `{field}` used before it is declared"));
             }
             ParamType::Normal {
                 ty: parse_type(t)?,
-                flag: Some(Flag { field: field.to_owned(), bit }),
+                flag: Some(Flag {
+                    field: field.to_owned(),
+                    bit,
+                }),
             }
         } else {
-            ParamType::Normal { ty: parse_type(ptype)?, flag: None }
+            ParamType::Normal {
+                ty: parse_type(ptype)?,
+                flag: None,
+            }
         };
-        params.push(Parameter { name: pname.to_owned(), ty });
+        params.push(Parameter {
+            name: pname.to_owned(),
+            ty,
+        });
     }
     let ty = parse_type(right.trim())?;
     Ok(Some(Definition {
@@ -271,13 +295,18 @@ pub fn parse_type(text: &str) -> Result<TypeRef, String> {
     };
     let (base, arg) = match text.split_once('<') {
         Some((base, rest)) => {
-            let inner = rest.strip_suffix('>').ok_or_else(|| format!("unclosed '<' in `{text}`"))?;
+            let inner = rest
+                .strip_suffix('>')
+                .ok_or_else(|| format!("unclosed '<' in `{text}`"))?;
             (base, Some(Box::new(parse_type(inner)?)))
         }
         None => (text, None),
     };
     let (namespace, name) = split_namespace(base);
-    let first = name.chars().next().ok_or_else(|| format!("empty type in `{text}`"))?;
+    let first = name
+        .chars()
+        .next()
+        .ok_or_else(|| format!("empty type in `{text}`"))?;
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("bad type name `{base}`"));
     }
@@ -310,7 +339,10 @@ mod tests {
         assert_eq!(d.params.len(), 5);
         assert_eq!(d.params[0].ty, ParamType::Flags);
         match &d.params[2].ty {
-            ParamType::Normal { ty, flag: Some(flag) } => {
+            ParamType::Normal {
+                ty,
+                flag: Some(flag),
+            } => {
                 assert_eq!(ty.name, "InputClientProxy");
                 assert!(!ty.bare);
                 assert_eq!(flag.bit, 0);

@@ -163,10 +163,15 @@ pub fn read_vector_header(
     }
     let declared = r.read_i32()?;
     let remaining = r.remaining();
-    let count = usize::try_from(declared)
-        .map_err(|_| DecodeError::VectorTooLong { declared, remaining })?;
+    let count = usize::try_from(declared).map_err(|_| DecodeError::VectorTooLong {
+        declared,
+        remaining,
+    })?;
     if count.saturating_mul(min_item_size.max(1)) > remaining {
-        return Err(DecodeError::VectorTooLong { declared, remaining });
+        return Err(DecodeError::VectorTooLong {
+            declared,
+            remaining,
+        });
     }
     Ok(count)
 }
@@ -181,7 +186,10 @@ pub fn prealloc(count: usize) -> usize {
 /// Writes TL `bytes`: length prefix, data, zero padding to a multiple of 4. Data longer than
 /// [`MAX_BYTES_LEN`] cannot be represented; only its first `MAX_BYTES_LEN` bytes are written.
 pub fn write_bytes<B: BufMut>(buf: &mut B, data: &[u8]) {
-    debug_assert!(data.len() <= MAX_BYTES_LEN, "TL bytes longer than 16 MiB - 1");
+    debug_assert!(
+        data.len() <= MAX_BYTES_LEN,
+        "TL bytes longer than 16 MiB - 1"
+    );
     let data = data.get(..MAX_BYTES_LEN).unwrap_or(data);
     let len = data.len();
     let header = if len < 254 {

@@ -85,7 +85,9 @@ impl Deserializable for String {
     const MIN_WIRE_SIZE: usize = 4;
     fn deserialize(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = r.read_bytes()?;
-        core::str::from_utf8(bytes).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8)
+        core::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::InvalidUtf8)
     }
 }
 
@@ -205,20 +207,35 @@ mod tests {
         let bytes = [0x15, 0xc4, 0xb5, 0x1c, 0xff, 0xff, 0xff, 0x7f];
         assert!(matches!(
             Vec::<i64>::from_bytes(&bytes),
-            Err(DecodeError::VectorTooLong { declared: i32::MAX, remaining: 0 })
+            Err(DecodeError::VectorTooLong {
+                declared: i32::MAX,
+                remaining: 0
+            })
         ));
         let negative = [0x15, 0xc4, 0xb5, 0x1c, 0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(Vec::<i32>::from_bytes(&negative), Err(DecodeError::VectorTooLong { .. })));
+        assert!(matches!(
+            Vec::<i32>::from_bytes(&negative),
+            Err(DecodeError::VectorTooLong { .. })
+        ));
     }
 
     #[test]
     fn invalid_bool_and_utf8() {
-        assert_eq!(bool::from_bytes(&[1, 2, 3, 4]), Err(DecodeError::InvalidBool(0x0403_0201)));
-        assert_eq!(String::from_bytes(&[1, 0xff, 0, 0]), Err(DecodeError::InvalidUtf8));
+        assert_eq!(
+            bool::from_bytes(&[1, 2, 3, 4]),
+            Err(DecodeError::InvalidBool(0x0403_0201))
+        );
+        assert_eq!(
+            String::from_bytes(&[1, 0xff, 0, 0]),
+            Err(DecodeError::InvalidUtf8)
+        );
     }
 
     #[test]
     fn trailing_bytes_are_reported() {
-        assert_eq!(i32::from_bytes(&[0; 5]), Err(DecodeError::TrailingBytes { count: 1 }));
+        assert_eq!(
+            i32::from_bytes(&[0; 5]),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        );
     }
 }

@@ -24,7 +24,12 @@ impl<'a> Reader<'a> {
 
     /// A reader over `data` with the default nesting limit.
     pub fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0, depth: 0, max_depth: Self::DEFAULT_MAX_DEPTH }
+        Self {
+            data,
+            pos: 0,
+            depth: 0,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+        }
     }
 
     /// Sets how deeply boxed values may nest before [`DecodeError::TooDeep`].
@@ -57,7 +62,10 @@ impl<'a> Reader<'a> {
                 self.pos += len;
                 Ok(slice)
             }
-            None => Err(DecodeError::UnexpectedEnd { needed: len, remaining: self.remaining() }),
+            None => Err(DecodeError::UnexpectedEnd {
+                needed: len,
+                remaining: self.remaining(),
+            }),
         }
     }
 
@@ -109,7 +117,9 @@ impl<'a> Reader<'a> {
                 let [a, b, c] = self.read_array::<3>()?;
                 let len = u32::from_le_bytes([a, b, c, 0]) as usize;
                 if len < 254 {
-                    return Err(DecodeError::NonCanonical("4-byte length for fewer than 254 bytes"));
+                    return Err(DecodeError::NonCanonical(
+                        "4-byte length for fewer than 254 bytes",
+                    ));
                 }
                 (4, len)
             }
@@ -131,12 +141,19 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a constructor id and checks that it is `id`.
-    pub fn expect_constructor(&mut self, id: u32, type_name: &'static str) -> Result<(), DecodeError> {
+    pub fn expect_constructor(
+        &mut self,
+        id: u32,
+        type_name: &'static str,
+    ) -> Result<(), DecodeError> {
         let found = self.read_u32()?;
         if found == id {
             Ok(())
         } else {
-            Err(DecodeError::UnknownConstructor { type_name, id: found })
+            Err(DecodeError::UnknownConstructor {
+                type_name,
+                id: found,
+            })
         }
     }
 
@@ -144,7 +161,9 @@ impl<'a> Reader<'a> {
     /// for every boxed value; a hand-written recursive type should too.
     pub fn enter(&mut self) -> Result<(), DecodeError> {
         if self.depth >= self.max_depth {
-            return Err(DecodeError::TooDeep { limit: self.max_depth });
+            return Err(DecodeError::TooDeep {
+                limit: self.max_depth,
+            });
         }
         self.depth += 1;
         Ok(())
@@ -163,7 +182,13 @@ mod tests {
     #[test]
     fn reads_past_the_end_fail_without_moving() {
         let mut r = Reader::new(&[1, 2, 3]);
-        assert_eq!(r.read_u32(), Err(DecodeError::UnexpectedEnd { needed: 4, remaining: 3 }));
+        assert_eq!(
+            r.read_u32(),
+            Err(DecodeError::UnexpectedEnd {
+                needed: 4,
+                remaining: 3
+            })
+        );
         assert_eq!(r.position(), 0);
         assert!(r.read_slice(usize::MAX).is_err());
         assert_eq!(r.read_slice(3).unwrap(), &[1, 2, 3]);
@@ -194,7 +219,10 @@ mod tests {
         assert!(matches!(r.read_bytes(), Err(DecodeError::NonCanonical(_))));
         // A declared length beyond the input.
         let mut r = Reader::new(&[254, 0xff, 0xff, 0xff, 1, 2]);
-        assert!(matches!(r.read_bytes(), Err(DecodeError::UnexpectedEnd { .. })));
+        assert!(matches!(
+            r.read_bytes(),
+            Err(DecodeError::UnexpectedEnd { .. })
+        ));
     }
 
     #[test]

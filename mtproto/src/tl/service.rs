@@ -49,7 +49,10 @@ impl Serializable for RpcResult {
 impl BareDeserializable for RpcResult {
     const MIN_BARE_SIZE: usize = 8;
     fn deserialize_bare(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { req_msg_id: r.read_i64()?, result: RawObject::deserialize(r)? })
+        Ok(Self {
+            req_msg_id: r.read_i64()?,
+            result: RawObject::deserialize(r)?,
+        })
     }
 }
 
@@ -96,7 +99,11 @@ impl BareDeserializable for Message {
         if Reader::new(body).peek_u32() == Some(MsgContainer::CONSTRUCTOR_ID) {
             return Err(DecodeError::NestedContainer);
         }
-        Ok(Self { msg_id, seqno, body: body.to_vec() })
+        Ok(Self {
+            msg_id,
+            seqno,
+            body: body.to_vec(),
+        })
     }
 }
 
@@ -179,7 +186,9 @@ impl Deserializable for MsgCopy {
     const MIN_WIRE_SIZE: usize = 20;
     fn deserialize(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.expect_constructor(Self::CONSTRUCTOR_ID, Self::TL_NAME)?;
-        Ok(Self { orig_message: Message::deserialize_bare(r)? })
+        Ok(Self {
+            orig_message: Message::deserialize_bare(r)?,
+        })
     }
 }
 
@@ -209,8 +218,7 @@ pub enum GzipError {
 impl GzipPacked {
     /// Compresses the serialized object `data`.
     pub fn pack(data: &[u8]) -> Self {
-        let mut encoder =
-            flate2::read::GzEncoder::new(data, flate2::Compression::default());
+        let mut encoder = flate2::read::GzEncoder::new(data, flate2::Compression::default());
         let mut packed_data = Vec::with_capacity(data.len() / 2 + 32);
         // Reading from an in-memory slice through the encoder cannot fail.
         let _ = encoder.read_to_end(&mut packed_data);
@@ -247,7 +255,9 @@ impl Deserializable for GzipPacked {
     const MIN_WIRE_SIZE: usize = 8;
     fn deserialize(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.expect_constructor(Self::CONSTRUCTOR_ID, Self::TL_NAME)?;
-        Ok(Self { packed_data: r.read_bytes()?.to_vec() })
+        Ok(Self {
+            packed_data: r.read_bytes()?.to_vec(),
+        })
     }
 }
 
@@ -256,7 +266,11 @@ mod tests {
     use super::*;
 
     fn message(msg_id: i64, body: &[u8]) -> Message {
-        Message { msg_id, seqno: 1, body: body.to_vec() }
+        Message {
+            msg_id,
+            seqno: 1,
+            body: body.to_vec(),
+        }
     }
 
     #[test]
@@ -272,28 +286,52 @@ mod tests {
     #[test]
     fn container_limits() {
         let inner = MsgContainer { messages: vec![] }.to_bytes();
-        let nested = MsgContainer { messages: vec![message(4, &inner)] }.to_bytes();
-        assert_eq!(MsgContainer::from_bytes(&nested), Err(DecodeError::NestedContainer));
+        let nested = MsgContainer {
+            messages: vec![message(4, &inner)],
+        }
+        .to_bytes();
+        assert_eq!(
+            MsgContainer::from_bytes(&nested),
+            Err(DecodeError::NestedContainer)
+        );
 
         let too_many = MsgContainer {
-            messages: (0..=MAX_CONTAINER_MESSAGES as i64).map(|i| message(i * 4, &[])).collect(),
+            messages: (0..=MAX_CONTAINER_MESSAGES as i64)
+                .map(|i| message(i * 4, &[]))
+                .collect(),
         };
         assert!(matches!(
             MsgContainer::from_bytes(&too_many.to_bytes()),
-            Err(DecodeError::LimitExceeded { value: 1025, limit: 1024, .. })
+            Err(DecodeError::LimitExceeded {
+                value: 1025,
+                limit: 1024,
+                ..
+            })
         ));
 
         // A body length past the end, and an unaligned one.
-        let mut bad = MsgContainer { messages: vec![message(4, &[0; 4])] }.to_bytes();
+        let mut bad = MsgContainer {
+            messages: vec![message(4, &[0; 4])],
+        }
+        .to_bytes();
         bad[20] = 8;
-        assert_eq!(MsgContainer::from_bytes(&bad), Err(DecodeError::InvalidLength(8)));
+        assert_eq!(
+            MsgContainer::from_bytes(&bad),
+            Err(DecodeError::InvalidLength(8))
+        );
         bad[20] = 3;
-        assert_eq!(MsgContainer::from_bytes(&bad), Err(DecodeError::InvalidLength(3)));
+        assert_eq!(
+            MsgContainer::from_bytes(&bad),
+            Err(DecodeError::InvalidLength(3))
+        );
     }
 
     #[test]
     fn rpc_result_takes_the_rest() {
-        let value = RpcResult { req_msg_id: 42, result: RawObject(vec![1, 2, 3, 4, 5, 6, 7, 8]) };
+        let value = RpcResult {
+            req_msg_id: 42,
+            result: RawObject(vec![1, 2, 3, 4, 5, 6, 7, 8]),
+        };
         assert_eq!(RpcResult::from_bytes(&value.to_bytes()).unwrap(), value);
     }
 
@@ -304,8 +342,13 @@ mod tests {
         assert!(packed.packed_data.len() < 1_000);
         let decoded = GzipPacked::from_bytes(&packed.to_bytes()).unwrap();
         assert_eq!(decoded.unpack(100_000).unwrap(), data);
-        assert!(matches!(decoded.unpack(99_999), Err(GzipError::TooLarge { limit: 99_999 })));
-        let garbage = GzipPacked { packed_data: vec![1, 2, 3] };
+        assert!(matches!(
+            decoded.unpack(99_999),
+            Err(GzipError::TooLarge { limit: 99_999 })
+        ));
+        let garbage = GzipPacked {
+            packed_data: vec![1, 2, 3],
+        };
         assert!(matches!(garbage.unpack(10), Err(GzipError::Invalid(_))));
     }
 }

@@ -28,7 +28,11 @@ impl Gen {
 
     /// A generator that stops nesting optional values and vectors after `max_depth` levels.
     pub fn with_max_depth(seed: u64, max_depth: u32) -> Self {
-        Self { state: seed, depth: 0, max_depth }
+        Self {
+            state: seed,
+            depth: 0,
+            max_depth,
+        }
     }
 
     /// The next 64 random bits (SplitMix64).
@@ -42,7 +46,11 @@ impl Gen {
 
     /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
     }
 
     /// A fair coin.
@@ -99,7 +107,10 @@ pub trait Generate: Sized {
 impl Generate for i32 {
     fn generate(g: &mut Gen) -> Self {
         match g.below(4) {
-            0 => [0, -1, Self::MIN, Self::MAX][g.below(4)],
+            0 => [0, -1, Self::MIN, Self::MAX]
+                .get(g.below(4))
+                .copied()
+                .unwrap_or(0),
             _ => g.next_u64() as Self,
         }
     }
@@ -108,7 +119,10 @@ impl Generate for i32 {
 impl Generate for i64 {
     fn generate(g: &mut Gen) -> Self {
         match g.below(4) {
-            0 => [0, -1, Self::MIN, Self::MAX][g.below(4)],
+            0 => [0, -1, Self::MIN, Self::MAX]
+                .get(g.below(4))
+                .copied()
+                .unwrap_or(0),
             _ => g.next_u64() as Self,
         }
     }
@@ -142,7 +156,9 @@ impl Generate for String {
     fn generate(g: &mut Gen) -> Self {
         const CHARS: &[char] = &['a', 'Z', '0', ' ', '\0', 'é', 'я', '中', '😀'];
         let len = g.byte_len() / 2;
-        (0..len).map(|_| CHARS.get(g.below(CHARS.len())).copied().unwrap_or('a')).collect()
+        (0..len)
+            .map(|_| CHARS.get(g.below(CHARS.len())).copied().unwrap_or('a'))
+            .collect()
     }
 }
 
@@ -179,14 +195,20 @@ impl Generate for Message {
         if body.get(..4) == Some(&MsgContainer::CONSTRUCTOR_ID.to_le_bytes()[..]) {
             body.clear();
         }
-        Self { msg_id: i64::generate(g), seqno: i32::generate(g), body }
+        Self {
+            msg_id: i64::generate(g),
+            seqno: i32::generate(g),
+            body,
+        }
     }
 }
 
 impl Generate for MsgContainer {
     fn generate(g: &mut Gen) -> Self {
         let len = g.below(4);
-        Self { messages: (0..len).map(|_| Message::generate(g)).collect() }
+        Self {
+            messages: (0..len).map(|_| Message::generate(g)).collect(),
+        }
     }
 }
 
@@ -258,7 +280,9 @@ where
     if again != original {
         return Err(RoundTripFailure {
             type_name,
-            detail: format!("re-encoded {again:02x?}, decoded from {original:02x?}; value {value:?}"),
+            detail: format!(
+                "re-encoded {again:02x?}, decoded from {original:02x?}; value {value:?}"
+            ),
         });
     }
     Ok(Some(consumed))
