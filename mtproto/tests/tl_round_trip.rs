@@ -1,6 +1,14 @@
 //! Property tests over every generated TL item of both schemas: arbitrary values round-trip
 //! (encode, decode, equal, nothing left over), and arbitrary bytes never panic the decoder.
 
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed assertion or an out-of-range index is a test failure"
+)]
+
 use columba_mtproto::tl::{
     self, Deserializable, Reader, Serializable,
     service::{GzipPacked, MsgContainer, RpcResult},
@@ -100,7 +108,7 @@ fn flags_and_shared_bits() {
     let video = Some(tl::api::enums::InputDocument::InputDocumentEmpty(
         tl::api::types::InputDocumentEmpty {},
     ));
-    let both = photo(true, video.clone());
+    let both = photo(true, video);
     assert_eq!(
         InputMediaUploadedPhoto::from_bytes(&both.to_bytes()).unwrap(),
         both

@@ -1,6 +1,14 @@
 //! Transport tests over whole byte streams: every framing, plain and obfuscated, both
 //! directions, decoded from arbitrary splits of the stream.
 
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed assertion or an out-of-range index is a test failure"
+)]
+
 use bytes::BytesMut;
 use columba_mtproto::transport::{
     ClientConfig, Config, EncodeError, Frame, Framing, MtProxy, ObfuscationInit, Outgoing, Role,
@@ -303,7 +311,7 @@ fn mtproxy_secret_must_match() {
         mtproxy: Some(proxy.clone()),
         ..ClientConfig::new(Framing::PaddedIntermediate, false)
     };
-    let mut client = Transport::client(config.clone(), &mut rng(5));
+    let mut client = Transport::client(config, &mut rng(5));
     let mut out = BytesMut::new();
     client
         .encode(
