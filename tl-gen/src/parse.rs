@@ -393,3 +393,43 @@ mod tests {
         assert!(parse_type("Vector<future_salt>").unwrap().arg.unwrap().bare);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in ".{0,200}") {
+            let _ = parse_schema(&text);
+        }
+
+        #[test]
+        fn parsing_schema_like_text_never_panics(
+            lines in proptest::collection::vec("[a-zA-Z_.#0-9:?<>!%{} =;-]{0,60}", 0..8),
+        ) {
+            let _ = parse_schema(&lines.join("\n"));
+        }
+
+        #[test]
+        fn written_definitions_parse_back(
+            name in "[a-z][a-zA-Z0-9]{0,10}",
+            id in any::<u32>(),
+            fields in proptest::collection::vec(("[a-z][a-z_]{0,8}", 0usize..4), 0..6),
+        ) {
+            let types = ["int", "long", "string", "Vector<long>"];
+            let params: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, (f, t))| format!("{f}{i}:{}", types[*t]))
+                .collect();
+            let line = format!("{name}#{id:08x} {} = Thing;", params.join(" "));
+            let defs = parse_schema(&line).unwrap();
+            prop_assert_eq!(defs.len(), 1);
+            prop_assert_eq!(defs[0].id, Some(id));
+            prop_assert_eq!(defs[0].params.len(), fields.len());
+            prop_assert_eq!(&defs[0].name, &name);
+        }
+    }
+}

@@ -142,6 +142,13 @@ fn parse_abridged(role: Role, buf: &[u8], max: usize) -> Result<Option<Header>, 
         let Some(word) = u32_at(buf, 0) else {
             return Ok(None);
         };
+        // The spec reserves the long form for 127 words and more; a shorter frame in it is
+        // malformed (and would not re-encode to the same bytes).
+        if word >> 8 < 0x7f {
+            return Err(TransportError::BadLength {
+                len: u64::from(word >> 8) * 4,
+            });
+        }
         (4, word >> 8)
     } else {
         (1, u32::from(short))
@@ -247,6 +254,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(h.envelope, Envelope::Payload { quick_ack: true });
+        // Long form for fewer than 127 words is not canonical.
+        assert!(parse(Framing::Abridged, Role::Server, &[0x7f, 0x10, 0, 0], MAX).is_err());
         // Incomplete long header.
         assert_eq!(
             parse(Framing::Abridged, Role::Server, &[0x7f, 1], MAX).unwrap(),
