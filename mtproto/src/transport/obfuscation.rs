@@ -25,6 +25,32 @@ pub struct MtProxy {
     pub dc_id: i16,
 }
 
+impl MtProxy {
+    /// Reads a secret as distributed in proxy links: 16 bytes, or 17 with a leading marker
+    /// byte (usually `dd`) that asks for the padded intermediate framing. Returns the proxy and
+    /// the framing the secret requires, if any. Fake-TLS secrets (`ee` followed by a domain) are
+    /// not supported and give `None`, as does any other length.
+    pub fn from_secret(secret: &[u8], dc_id: i16) -> Option<(Self, Option<Framing>)> {
+        match secret {
+            [0xee, _, ..] if secret.len() > 17 => None,
+            [_marker, rest @ ..] if rest.len() == 16 => {
+                let mut key = [0u8; 16];
+                key.copy_from_slice(rest);
+                Some((
+                    Self { secret: key, dc_id },
+                    Some(Framing::PaddedIntermediate),
+                ))
+            }
+            _ if secret.len() == 16 => {
+                let mut key = [0u8; 16];
+                key.copy_from_slice(secret);
+                Some((Self { secret: key, dc_id }, None))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// First ints (little-endian) that an init must not start with: HTTP methods, a TLS record,
 /// and the intermediate tags (from the spec's pseudocode).
 const FORBIDDEN_FIRST_INTS: [u32; 7] = [
@@ -173,6 +199,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn secrets_in_their_distributed_forms() {
+        let plain = [0x99u8; 16];
+        assert_eq!(
+            MtProxy::from_secret(&plain, 2),
+            Some((
+                MtProxy {
+                    secret: plain,
+                    dc_id: 2
+                },
+                None
+            ))
+        );
+        let mut dd = vec![0xdd];
+        dd.extend_from_slice(&plain);
+        assert_eq!(
+            MtProxy::from_secret(&dd, -4),
+            Some((
+                MtProxy {
+                    secret: plain,
+                    dc_id: -4
+                },
+                Some(Framing::PaddedIntermediate)
+            ))
+        );
+        let mut ee = vec![0xee];
+        ee.extend_from_slice(&plain);
+        ee.extend_from_slice(b"example.com");
+        assert_eq!(MtProxy::from_secret(&ee, 2), None);
+        assert_eq!(MtProxy::from_secret(&[1, 2, 3], 2), None);
     }
 
     #[test]
