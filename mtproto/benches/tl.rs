@@ -19,7 +19,7 @@ use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_mai
 /// measures the same bytes).
 fn history() -> enums::messages::Messages {
     let messages = (0..100u64)
-        .map(|seed| enums::Message::Message(types::Message::generate(&mut Gen::new(seed))))
+        .map(|seed| types::Message::generate(&mut Gen::new(seed)).into())
         .collect();
     enums::messages::Messages::Messages(types::messages::Messages {
         messages,

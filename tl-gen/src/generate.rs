@@ -100,7 +100,14 @@ struct Model<'a> {
     recursive_edges: BTreeSet<(String, String)>,
     /// Boxed type -> the constructor index (into its list) that ends recursion soonest.
     leaf_ctor: HashMap<String, usize>,
+    /// Constructors (indices into `ctors`) held in a `Box` by their enum's variant.
+    boxed_variants: BTreeSet<usize>,
 }
+
+/// Constructors estimated larger than this many bytes in memory are boxed inside their enum
+/// variant, so that enums stay small to move (decoding moves values through `Result`s and
+/// into vectors; an unboxed `Message` would be 2.5 KB and an `Update` 5 KB).
+const VARIANT_BOX_THRESHOLD: usize = 128;
 
 /// Generates the Rust code for a parsed schema.
 pub fn generate(defs: &[Definition], config: &Config) -> Result<String, GenerateError> {
@@ -209,10 +216,12 @@ impl<'a> Model<'a> {
             ctor_by_name,
             recursive_edges: BTreeSet::new(),
             leaf_ctor: HashMap::new(),
+            boxed_variants: BTreeSet::new(),
         };
         model.check_names()?;
         model.analyse_recursion()?;
         model.analyse_leaves()?;
+        model.analyse_sizes()?;
         Ok(model)
     }
 
@@ -422,6 +431,95 @@ impl<'a> Model<'a> {
             self.leaf_ctor.insert(name.clone(), best.1);
         }
         Ok(())
+    }
+
+    /// Estimates in-memory sizes and picks the variants to box. A monotone fixpoint: sizes
+    /// start at zero and only grow, and every enum is bounded by a tag plus the threshold
+    /// (larger variants count as a pointer), so it converges.
+    fn analyse_sizes(&mut self) -> Result<(), GenerateError> {
+        let mut struct_size = vec![0usize; self.ctors.len()];
+        let mut enum_size: HashMap<String, usize> =
+            self.type_ctors.keys().map(|k| (k.clone(), 8)).collect();
+        let mut fields: Vec<Vec<(Kind, bool)>> = Vec::with_capacity(self.ctors.len());
+        for def in &self.ctors {
+            let kinds = self.field_kinds(def)?;
+            let list = def
+                .params
+                .iter()
+                .zip(kinds)
+                .filter_map(|(p, kind)| {
+                    let optional = matches!(&p.ty, ParamType::Normal { flag: Some(_), .. });
+                    kind.map(|k| (k, optional))
+                })
+                .collect();
+            fields.push(list);
+        }
+        for _round in 0..64 {
+            let mut changed = false;
+            for (index, def) in self.ctors.iter().enumerate() {
+                let owner = type_full_name(&def.ty);
+                let mut total = 0usize;
+                for (kind, optional) in fields.get(index).into_iter().flatten() {
+                    let inline = match kind {
+                        Kind::Int => 4,
+                        Kind::Long | Kind::Double => 8,
+                        Kind::Int128 => 16,
+                        Kind::Int256 => 32,
+                        Kind::Bool | Kind::True => 1,
+                        Kind::String | Kind::Bytes | Kind::Vector { .. } | Kind::Generic(_) => 24,
+                        Kind::Boxed(t)
+                            if self.recursive_edges.contains(&(owner.clone(), t.clone())) =>
+                        {
+                            8
+                        }
+                        Kind::Boxed(t) => enum_size.get(t).copied().unwrap_or(8),
+                        Kind::Bare(c) => match self.ctors.get(*c) {
+                            Some(d)
+                                if self
+                                    .recursive_edges
+                                    .contains(&(owner.clone(), type_full_name(&d.ty))) =>
+                            {
+                                8
+                            }
+                            _ => struct_size.get(*c).copied().unwrap_or(0),
+                        },
+                    };
+                    total += inline + if *optional { 8 } else { 0 };
+                }
+                if let Some(slot) = struct_size.get_mut(index) {
+                    if *slot != total {
+                        *slot = total;
+                        changed = true;
+                    }
+                }
+            }
+            for (name, list) in &self.type_ctors {
+                let payload = list
+                    .iter()
+                    .map(|&i| struct_size.get(i).copied().unwrap_or(0))
+                    .map(|size| {
+                        if size > VARIANT_BOX_THRESHOLD {
+                            8
+                        } else {
+                            size
+                        }
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let size = 8 + payload;
+                if enum_size.get(name).copied() != Some(size) {
+                    enum_size.insert(name.clone(), size);
+                    changed = true;
+                }
+            }
+            if !changed {
+                self.boxed_variants = (0..self.ctors.len())
+                    .filter(|&i| struct_size.get(i).copied().unwrap_or(0) > VARIANT_BOX_THRESHOLD)
+                    .collect();
+                return Ok(());
+            }
+        }
+        err("size estimation did not converge")
     }
 
     fn rt(&self) -> &str {
@@ -879,13 +977,16 @@ impl<'a> Model<'a> {
     ) -> Result<(), GenerateError> {
         let rt = self.rt();
         let name = pascal(full.rsplit('.').next().unwrap_or(full));
-        let variants: Vec<(String, &Definition)> = ctor_indices
+        let variants: Vec<(String, &Definition, bool)> = ctor_indices
             .iter()
-            .filter_map(|&i| self.ctors.get(i).copied())
-            .map(|def| (pascal(&def.name), def))
+            .filter_map(|&i| {
+                self.ctors
+                    .get(i)
+                    .map(|def| (pascal(&def.name), *def, self.boxed_variants.contains(&i)))
+            })
             .collect();
         let mut seen = BTreeSet::new();
-        for (v, _) in &variants {
+        for (v, _, _) in &variants {
             if !seen.insert(v.clone()) {
                 return err(format!("two constructors of `{full}` map to variant `{v}`"));
             }
@@ -896,15 +997,28 @@ impl<'a> Model<'a> {
         );
         out.push_str("#[derive(Clone, Debug, PartialEq)]\n");
         let _ = writeln!(out, "pub enum {name} {{");
-        for (v, def) in &variants {
+        for (v, def, boxed) in &variants {
             out.push_str(&doc_line(&def.source));
-            let _ = writeln!(out, "    {v}({}),", self.struct_path(def));
+            if *boxed {
+                let _ = writeln!(
+                    out,
+                    "    {v}(::std::boxed::Box<{}>),",
+                    self.struct_path(def)
+                );
+            } else {
+                let _ = writeln!(out, "    {v}({}),", self.struct_path(def));
+            }
         }
         out.push_str("}\n");
-        for (v, def) in &variants {
+        for (v, def, boxed) in &variants {
+            let wrap = if *boxed {
+                "::std::boxed::Box::new(x)"
+            } else {
+                "x"
+            };
             let _ = writeln!(
                 out,
-                "impl ::std::convert::From<{path}> for {name} {{ fn from(x: {path}) -> Self {{ Self::{v}(x) }} }}",
+                "impl ::std::convert::From<{path}> for {name} {{ fn from(x: {path}) -> Self {{ Self::{v}({wrap}) }} }}",
                 path = self.struct_path(def)
             );
         }
@@ -915,7 +1029,7 @@ impl<'a> Model<'a> {
             "    fn serialize<B: {rt}::BufMut>(&self, buf: &mut B) {{"
         );
         out.push_str("        match self {\n");
-        for (v, def) in &variants {
+        for (v, def, _) in &variants {
             let _ = writeln!(
                 out,
                 "            Self::{v}(x) => {{ {rt}::write_u32(buf, 0x{:08x}); {rt}::BareSerializable::serialize_bare(x, buf); }}",
@@ -931,7 +1045,7 @@ impl<'a> Model<'a> {
             "    fn deserialize(r: &mut {rt}::Reader<'_>) -> ::std::result::Result<Self, {rt}::DecodeError> {{"
         );
         out.push_str("        r.enter()?;\n        let value = match r.read_u32()? {\n");
-        for (v, def) in &variants {
+        for (v, def, _) in &variants {
             let _ = writeln!(
                 out,
                 "            0x{:08x} => Self::{v}({rt}::BareDeserializable::deserialize_bare(r)?),",
@@ -948,7 +1062,7 @@ impl<'a> Model<'a> {
         // Constructor id of a value.
         let _ = writeln!(out, "impl {name} {{");
         out.push_str("    /// The constructor id of this value.\n    pub fn constructor_id(&self) -> u32 {\n        match self {\n");
-        for (v, def) in &variants {
+        for (v, def, _) in &variants {
             let _ = writeln!(
                 out,
                 "            Self::{v}(_) => 0x{:08x},",
@@ -971,7 +1085,7 @@ impl<'a> Model<'a> {
             variants.len()
         );
         let last = variants.len().saturating_sub(1);
-        for (index, (v, _)) in variants.iter().enumerate() {
+        for (index, (v, _, _)) in variants.iter().enumerate() {
             let pattern = if index == last {
                 "_".to_owned()
             } else {
@@ -1207,6 +1321,17 @@ mod tests {
         assert!(code.contains("pub text: ::std::boxed::Box<crate::s::enums::RichText>"));
         assert!(code.contains("pub texts: ::std::vec::Vec<crate::s::enums::RichText>"));
         assert!(code.contains("pub t: crate::s::enums::RichText"));
+    }
+
+    #[test]
+    fn large_constructors_are_boxed_in_their_variant() {
+        // 20 strings are 480 bytes inline: boxed. One int is not.
+        let big: Vec<String> = (0..20).map(|i| format!("f{i}:string")).collect();
+        let schema = format!("big#1 {} = T;\nsmall#2 x:int = T;", big.join(" "));
+        let code = generate(&parse_schema(&schema).unwrap(), &config()).unwrap();
+        assert!(code.contains("Big(::std::boxed::Box<crate::s::types::Big>)"));
+        assert!(code.contains("Small(crate::s::types::Small)"));
+        assert!(code.contains("Self::Big(::std::boxed::Box::new(x))"));
     }
 
     #[test]

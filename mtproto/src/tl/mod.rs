@@ -37,6 +37,10 @@
 //! | constructor `c` | `types::C`; functions are `functions::F` |
 //! | `{X:Type} … query:!X` | a generic parameter `X` |
 //!
+//! Constructors estimated larger than 128 bytes in memory sit in a `Box` inside their enum
+//! variant (`enums::Message::Message(Box<types::Message>)`), so that enums stay small to move;
+//! `From<types::X>` builds any variant either way (`types::Message { .. }.into()`).
+//!
 //! Fields that share one flag bit (the API schema has 89 such bits) are encoded only together:
 //! if any of them is `None` (or `false`), the bit is clear and none of them is sent.
 //!
