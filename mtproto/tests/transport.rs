@@ -44,6 +44,13 @@ fn feed(
     Ok(frames)
 }
 
+/// Encodes one payload frame, which must succeed.
+fn send(transport: &mut Transport, data: &[u8], quick_ack: bool, out: &mut BytesMut) {
+    transport
+        .encode(Outgoing::Payload { data, quick_ack }, out)
+        .unwrap();
+}
+
 /// A client and a server transport for `framing`, with the server already past detection.
 fn pair(framing: Framing, obfuscated: bool, seed: u64) -> (Transport, Transport) {
     let mut r = rng(seed);
@@ -94,7 +101,7 @@ proptest! {
         for (qa, words, extra, fill) in &payloads {
             let data = payload(aligned, 4, *words, *extra, *fill);
             let quick_ack = *qa && framing.has_quick_ack();
-            client.encode(Outgoing::Payload { data: &data, quick_ack }, &mut stream).unwrap();
+            send(&mut client, &data, quick_ack, &mut stream);
             sent.push((data, quick_ack));
         }
         let chunks = if one_byte_at_a_time { vec![1] } else { chunks };
@@ -125,7 +132,7 @@ proptest! {
         let (mut client, mut server) = pair(framing, obfuscated, seed);
         // The client speaks first so that the server learns the framing.
         let mut up = BytesMut::new();
-        client.encode(Outgoing::Payload { data: &[0u8; 24], quick_ack: false }, &mut up).unwrap();
+        send(&mut client, &[0u8; 24], false, &mut up);
         prop_assert_eq!(feed(&mut server, &up, &[7]).unwrap().len(), 1);
 
         let aligned = framing != Framing::PaddedIntermediate;
@@ -145,7 +152,7 @@ proptest! {
                 _ => {
                     // Server payloads are MTProto messages: at least 24 bytes.
                     let data = payload(aligned, 24, *words, *extra, *fill);
-                    server.encode(Outgoing::Payload { data: &data, quick_ack: false }, &mut stream).unwrap();
+                    send(&mut server, &data, false, &mut stream);
                     expected.push(Frame::Payload { data: BytesMut::from(&data[..]), quick_ack: false });
                 }
             }
@@ -169,10 +176,10 @@ proptest! {
         let (mut client, mut server) = pair(Framing::Full, false, seed);
         // A first, intact frame gets the server past detection.
         let mut first = BytesMut::new();
-        client.encode(Outgoing::Payload { data: &[1; 8], quick_ack: false }, &mut first).unwrap();
+        send(&mut client, &[1; 8], false, &mut first);
         prop_assert_eq!(feed(&mut server, &first, &[64]).unwrap().len(), 1);
         let mut stream = BytesMut::new();
-        client.encode(Outgoing::Payload { data: &vec![0x5a; len * 4], quick_ack: false }, &mut stream).unwrap();
+        send(&mut client, &vec![0x5a; len * 4], false, &mut stream);
         // Flip a bit past the length field (a flipped length is a different frame boundary,
         // caught as a bad length or, once enough bytes arrive, a bad CRC).
         let index = 4 * 8 + bit.index(stream.len() * 8 - 4 * 8);
@@ -243,27 +250,11 @@ fn known_first_bytes_of_each_plain_framing() {
     ] {
         let mut client = Transport::client(ClientConfig::new(framing, false), &mut rng(3));
         let mut out = BytesMut::new();
-        client
-            .encode(
-                Outgoing::Payload {
-                    data: &[1; 8],
-                    quick_ack: false,
-                },
-                &mut out,
-            )
-            .unwrap();
+        send(&mut client, &[1; 8], false, &mut out);
         assert_eq!(&out[..first.len()], first, "{framing:?}");
         // The tag is sent once only.
         let before = out.len();
-        client
-            .encode(
-                Outgoing::Payload {
-                    data: &[1; 8],
-                    quick_ack: false,
-                },
-                &mut out,
-            )
-            .unwrap();
+        send(&mut client, &[1; 8], false, &mut out);
         let second = &out[before..];
         assert!(!second.starts_with(&[0xef, 0xef]) && !second.starts_with(&[0xee; 4]));
     }
@@ -278,15 +269,7 @@ fn obfuscated_first_bytes_follow_the_spec() {
         &mut rng(9),
     );
     let mut out = BytesMut::new();
-    client
-        .encode(
-            Outgoing::Payload {
-                data: &[1; 8],
-                quick_ack: false,
-            },
-            &mut out,
-        )
-        .unwrap();
+    send(&mut client, &[1; 8], false, &mut out);
     assert_eq!(&out[..56], &init.0[..56]);
     assert_ne!(&out[56..60], &[0xee; 4], "the tag travels encrypted");
     assert_eq!(out.len(), 64 + 4 + 8);
@@ -313,15 +296,7 @@ fn mtproxy_secret_must_match() {
     };
     let mut client = Transport::client(config, &mut rng(5));
     let mut out = BytesMut::new();
-    client
-        .encode(
-            Outgoing::Payload {
-                data: &[3; 32],
-                quick_ack: false,
-            },
-            &mut out,
-        )
-        .unwrap();
+    send(&mut client, &[3; 32], false, &mut out);
 
     let right = Config {
         mtproxy_secret: Some(proxy.secret),
@@ -398,25 +373,9 @@ fn oversized_lengths_fail_before_allocating_and_errors_are_sticky() {
 fn full_framing_checks_the_sequence() {
     let (mut client, mut server) = pair(Framing::Full, false, 2);
     let mut first = BytesMut::new();
-    client
-        .encode(
-            Outgoing::Payload {
-                data: &[1; 8],
-                quick_ack: false,
-            },
-            &mut first,
-        )
-        .unwrap();
+    send(&mut client, &[1; 8], false, &mut first);
     let mut second = BytesMut::new();
-    client
-        .encode(
-            Outgoing::Payload {
-                data: &[2; 8],
-                quick_ack: false,
-            },
-            &mut second,
-        )
-        .unwrap();
+    send(&mut client, &[2; 8], false, &mut second);
     // Skipping frame 0 (seqno 0) leaves seqno 1 where 0 is due. Detection needs zeros at
     // 4..8, so prime the server with frame 0 of another client, then replay our frame 1 twice.
     assert_eq!(feed(&mut server, &first, &[5]).unwrap().len(), 1);
@@ -438,15 +397,7 @@ fn quick_acks_and_transport_errors_in_every_framing() {
             let (mut client, mut server) = pair(framing, obfuscated, 11);
             let mut up = BytesMut::new();
             let quick_ack = framing.has_quick_ack();
-            client
-                .encode(
-                    Outgoing::Payload {
-                        data: &[7; 40],
-                        quick_ack,
-                    },
-                    &mut up,
-                )
-                .unwrap();
+            send(&mut client, &[7; 40], quick_ack, &mut up);
             let frames = feed(&mut server, &up, &[1]).unwrap();
             assert!(
                 matches!(&frames[..], [Frame::Payload { quick_ack: q, .. }] if *q == quick_ack)

@@ -522,6 +522,16 @@ impl<'a> Model<'a> {
         err("size estimation did not converge")
     }
 
+    /// `<RawObject, ...>` for a generic function's parameters (empty when it has none): the
+    /// instantiation used by the round-trip drivers, since `!X` may be any object.
+    fn raw_generic_args(&self, def: &Definition) -> String {
+        if def.generics.is_empty() {
+            return String::new();
+        }
+        let raw = format!("{}::RawObject", self.rt());
+        format!("<{}>", vec![raw; def.generics.len()].join(", "))
+    }
+
     fn rt(&self) -> &str {
         &self.config.runtime
     }
@@ -1200,18 +1210,7 @@ impl<'a> Model<'a> {
             count += 1;
         }
         for def in &self.funcs {
-            let args = if def.generics.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "<{}>",
-                    def.generics
-                        .iter()
-                        .map(|_| format!("{rt}::RawObject"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
+            let args = self.raw_generic_args(def);
             let _ = writeln!(
                 out,
                 "    {rt}::testing::check_round_trip::<{}{args}>(g)?;",
@@ -1241,18 +1240,7 @@ impl<'a> Model<'a> {
             );
         }
         for def in &self.funcs {
-            let args = if def.generics.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "<{}>",
-                    def.generics
-                        .iter()
-                        .map(|_| format!("{rt}::RawObject"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
+            let args = self.raw_generic_args(def);
             let _ = writeln!(
                 out,
                 "        0x{:08x} => {rt}::testing::decode_reencode::<{}{args}>(input),",
