@@ -29,5 +29,6 @@
 //! - `testing`: value generators and round-trip checks for property tests and fuzzing
 //!   (unstable).
 
+pub mod crypto;
 pub mod tl;
 pub mod transport;

@@ -10,6 +10,8 @@
 //! provides (see [`generate::Config::runtime`]), and it is not a general TL compiler (no
 //! dependent types beyond `{X:Type}` generics, which are all the Telegram schemas use).
 
+#![forbid(unsafe_code)]
+
 pub mod generate;
 pub mod parse;
 

@@ -1,0 +1,394 @@
+//! AES-256-IGE with the AES-NI instructions: the one module of the crate that uses `unsafe`.
+//!
+//! Why it exists: IGE is serial inside a message, so a single stream is bound by the latency
+//! of the AES rounds, and the only way to approach that bound is to keep the round keys in
+//! registers and the chain free of calls. Several independent messages (different keys) can
+//! then share the AES units by interleaving their rounds, which the `aes` crate's API cannot
+//! express (its parallel path takes one key). Everything here is reached only after
+//! [`available`] confirmed the CPU has AES-NI and SSE2.
+//!
+//! What is unsafe, and why it is sound:
+//! - calling `#[target_feature(enable = "aes,sse2")]` functions: every public entry checks
+//!   [`available`] first (the callers in `ige.rs` do, and each entry asserts it in debug);
+//! - `_mm_loadu_si128` / `_mm_storeu_si128` through `&[u8; 16]` / `&mut [u8; 16]`: in bounds
+//!   by type, and the `u` variants need no alignment.
+//!
+//! Everything else (key expansion, the IGE chaining, the lane scheduler) is ordinary code over
+//! `__m128i` values. The module is cross-checked against the portable implementation and the
+//! published vectors by the tests in `ige.rs`.
+
+#![allow(
+    unsafe_code,
+    reason = "AES-NI intrinsics; see the module documentation"
+)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::needless_range_loop,
+    reason = "indices run over 0..LANES and 0..15 on arrays of exactly those sizes; the index \
+              loops fix the interleaving order (every lane's round r before any lane's r + 1)"
+)]
+
+#[cfg(target_arch = "x86_64")]
+use core::arch::x86_64::{
+    __m128i, _mm_aesdec_si128, _mm_aesdeclast_si128, _mm_aesenc_si128, _mm_aesenclast_si128,
+    _mm_aesimc_si128, _mm_aeskeygenassist_si128, _mm_loadu_si128, _mm_setzero_si128,
+    _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
+};
+
+use super::ige::IgeJob;
+
+/// Whether this CPU can run the functions of this module.
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("sse2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// How many independent chains the batch functions interleave.
+const LANES: usize = 8;
+
+#[cfg(target_arch = "x86_64")]
+type Schedule = [__m128i; 15];
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse2")]
+fn load(bytes: &[u8; 16]) -> __m128i {
+    // SAFETY: 16 readable bytes by type; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse2")]
+fn store(bytes: &mut [u8; 16], value: __m128i) {
+    // SAFETY: 16 writable bytes by type; `storeu` has no alignment requirement.
+    unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), value) }
+}
+
+/// The two halves of a 32-byte key or IV.
+fn halves(bytes: &[u8; 32]) -> (&[u8; 16], &[u8; 16]) {
+    let (a, b) = bytes.split_at(16);
+    match (a.first_chunk::<16>(), b.first_chunk::<16>()) {
+        (Some(a), Some(b)) => (a, b),
+        // Unreachable: split_at(16) of 32 bytes gives two 16-byte halves.
+        _ => (&[0; 16], &[0; 16]),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse2")]
+fn shift_xor(mut a: __m128i) -> __m128i {
+    // a ^ (a << 32) ^ (a << 64) ^ (a << 96): the word-wise prefix XOR of the key schedule.
+    let mut t = _mm_slli_si128::<4>(a);
+    a = _mm_xor_si128(a, t);
+    t = _mm_slli_si128::<4>(t);
+    a = _mm_xor_si128(a, t);
+    t = _mm_slli_si128::<4>(t);
+    _mm_xor_si128(a, t)
+}
+
+/// The AES-256 encryption key schedule (FIPS-197 §5.2, computed with AESKEYGENASSIST as in
+/// Intel's AES-NI white paper).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "aes,sse2")]
+fn expand_encrypt(key: &[u8; 32]) -> Schedule {
+    let mut rk = [_mm_setzero_si128(); 15];
+    let (lo, hi) = halves(key);
+    let mut a = load(lo);
+    let mut b = load(hi);
+    rk[0] = a;
+    rk[1] = b;
+    // Each step derives the next two round keys; the last step needs only the first.
+    macro_rules! first {
+        ($rcon:literal) => {
+            a = _mm_xor_si128(
+                shift_xor(a),
+                _mm_shuffle_epi32::<0xff>(_mm_aeskeygenassist_si128::<$rcon>(b)),
+            );
+        };
+    }
+    macro_rules! second {
+        () => {
+            b = _mm_xor_si128(
+                shift_xor(b),
+                _mm_shuffle_epi32::<0xaa>(_mm_aeskeygenassist_si128::<0>(a)),
+            );
+        };
+    }
+    first!(0x01);
+    rk[2] = a;
+    second!();
+    rk[3] = b;
+    first!(0x02);
+    rk[4] = a;
+    second!();
+    rk[5] = b;
+    first!(0x04);
+    rk[6] = a;
+    second!();
+    rk[7] = b;
+    first!(0x08);
+    rk[8] = a;
+    second!();
+    rk[9] = b;
+    first!(0x10);
+    rk[10] = a;
+    second!();
+    rk[11] = b;
+    first!(0x20);
+    rk[12] = a;
+    second!();
+    rk[13] = b;
+    first!(0x40);
+    rk[14] = a;
+    rk
+}
+
+/// The equivalent inverse cipher's schedule (FIPS-197 §5.3.5) for AESDEC.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "aes,sse2")]
+fn expand_decrypt(key: &[u8; 32]) -> Schedule {
+    let rk = expand_encrypt(key);
+    let mut dk = [_mm_setzero_si128(); 15];
+    dk[0] = rk[14];
+    for i in 1..14 {
+        dk[i] = _mm_aesimc_si128(rk[14 - i]);
+    }
+    dk[14] = rk[0];
+    dk
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "aes,sse2")]
+fn encrypt_block(rk: &Schedule, block: __m128i) -> __m128i {
+    let mut x = _mm_xor_si128(block, rk[0]);
+    for key in &rk[1..14] {
+        x = _mm_aesenc_si128(x, *key);
+    }
+    _mm_aesenclast_si128(x, rk[14])
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "aes,sse2")]
+fn decrypt_block(dk: &Schedule, block: __m128i) -> __m128i {
+    let mut x = _mm_xor_si128(block, dk[0]);
+    for key in &dk[1..14] {
+        x = _mm_aesdec_si128(x, *key);
+    }
+    _mm_aesdeclast_si128(x, dk[14])
+}
+
+/// IGE-encrypts `data` (a multiple of 16 bytes) in place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "aes,sse2")]
+fn encrypt_one(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
+    let rk = expand_encrypt(key);
+    let (c0, p0) = halves(iv);
+    let mut prev_c = load(c0);
+    let mut prev_p = load(p0);
+    for chunk in data.chunks_exact_mut(16) {
+        let Some(chunk) = chunk.first_chunk_mut::<16>() else {
+            continue;
+        };
+        let p = load(chunk);
+        let c = _mm_xor_si128(encrypt_block(&rk, _mm_xor_si128(p, prev_c)), prev_p);
+        store(chunk, c);
+        prev_c = c;
+        prev_p = p;
+    }
+}
+
+/// IGE-decrypts `data` (a multiple of 16 bytes) in place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "aes,sse2")]
+fn decrypt_one(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
+    let dk = expand_decrypt(key);
+    let (c0, p0) = halves(iv);
+    let mut prev_c = load(c0);
+    let mut prev_p = load(p0);
+    for chunk in data.chunks_exact_mut(16) {
+        let Some(chunk) = chunk.first_chunk_mut::<16>() else {
+            continue;
+        };
+        let c = load(chunk);
+        let p = _mm_xor_si128(decrypt_block(&dk, _mm_xor_si128(c, prev_p)), prev_c);
+        store(chunk, p);
+        prev_c = c;
+        prev_p = p;
+    }
+}
+
+/// One interleaved chain: which job it runs, how far it is, and its chaining values.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Lane {
+    job: usize,
+    offset: usize,
+    prev_c: __m128i,
+    prev_p: __m128i,
+}
+
+/// Loads the next job with data into `lane`, or leaves it idle when none remain.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "aes,sse2")]
+fn refill(
+    lane: &mut Option<Lane>,
+    keys: &mut Schedule,
+    next: &mut usize,
+    jobs: &[IgeJob<'_>],
+    decrypt: bool,
+) {
+    *lane = None;
+    while let Some(job) = jobs.get(*next) {
+        let index = *next;
+        *next += 1;
+        if job.data.is_empty() {
+            continue;
+        }
+        *keys = if decrypt {
+            expand_decrypt(job.key)
+        } else {
+            expand_encrypt(job.key)
+        };
+        let (c0, p0) = halves(job.iv);
+        *lane = Some(Lane {
+            job: index,
+            offset: 0,
+            prev_c: load(c0),
+            prev_p: load(p0),
+        });
+        return;
+    }
+}
+
+/// The 16 bytes of `job` at `offset`, if in range.
+fn block_of<'a>(jobs: &'a mut [IgeJob<'_>], job: usize, offset: usize) -> Option<&'a mut [u8; 16]> {
+    jobs.get_mut(job)?
+        .data
+        .get_mut(offset..)?
+        .first_chunk_mut::<16>()
+}
+
+/// IGE over many jobs, `LANES` chains at a time: each round of AES is issued for every lane
+/// before the next round, so the rounds of independent chains overlap in the AES units. A lane
+/// whose job ends takes the next job; idle lanes compute on zeros and store nothing.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "aes,sse2")]
+fn batch(jobs: &mut [IgeJob<'_>], decrypt: bool) {
+    let zero = _mm_setzero_si128();
+    let mut keys = [[zero; 15]; LANES];
+    let mut lanes: [Option<Lane>; LANES] = [None; LANES];
+    let mut next = 0usize;
+    for l in 0..LANES {
+        refill(&mut lanes[l], &mut keys[l], &mut next, jobs, decrypt);
+    }
+
+    let mut x = [zero; LANES];
+    let mut input = [zero; LANES];
+    while lanes.iter().any(Option::is_some) {
+        for l in 0..LANES {
+            let (block, chain) = match &lanes[l] {
+                Some(lane) => {
+                    let block = block_of(jobs, lane.job, lane.offset).map_or(zero, |b| load(b));
+                    (block, if decrypt { lane.prev_p } else { lane.prev_c })
+                }
+                None => (zero, zero),
+            };
+            input[l] = block;
+            x[l] = _mm_xor_si128(_mm_xor_si128(block, chain), keys[l][0]);
+        }
+        if decrypt {
+            for r in 1..14 {
+                for l in 0..LANES {
+                    x[l] = _mm_aesdec_si128(x[l], keys[l][r]);
+                }
+            }
+            for l in 0..LANES {
+                x[l] = _mm_aesdeclast_si128(x[l], keys[l][14]);
+            }
+        } else {
+            for r in 1..14 {
+                for l in 0..LANES {
+                    x[l] = _mm_aesenc_si128(x[l], keys[l][r]);
+                }
+            }
+            for l in 0..LANES {
+                x[l] = _mm_aesenclast_si128(x[l], keys[l][14]);
+            }
+        }
+        for l in 0..LANES {
+            let Some(lane) = lanes[l].as_mut() else {
+                continue;
+            };
+            let out = if decrypt {
+                let p = _mm_xor_si128(x[l], lane.prev_c);
+                lane.prev_c = input[l];
+                lane.prev_p = p;
+                p
+            } else {
+                let c = _mm_xor_si128(x[l], lane.prev_p);
+                lane.prev_c = c;
+                lane.prev_p = input[l];
+                c
+            };
+            let (job, offset) = (lane.job, lane.offset);
+            lane.offset += 16;
+            let done = match block_of(jobs, job, offset) {
+                Some(block) => {
+                    store(block, out);
+                    block_of(jobs, job, offset + 16).is_none()
+                }
+                None => true,
+            };
+            if done {
+                refill(&mut lanes[l], &mut keys[l], &mut next, jobs, decrypt);
+            }
+        }
+    }
+}
+
+/// Encrypts `data` in place. Callers check [`available`] and the length.
+pub(crate) fn ige_encrypt(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
+    debug_assert!(available() && data.len() % 16 == 0);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller checked `available()`: the CPU has AES-NI and SSE2.
+    unsafe {
+        encrypt_one(data, key, iv)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, key, iv);
+}
+
+/// Decrypts `data` in place. Callers check [`available`] and the length.
+pub(crate) fn ige_decrypt(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
+    debug_assert!(available() && data.len() % 16 == 0);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller checked `available()`.
+    unsafe {
+        decrypt_one(data, key, iv)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, key, iv);
+}
+
+/// Encrypts or decrypts every job in place, interleaved. Callers check [`available`] and that
+/// every job's length is a multiple of 16.
+pub(crate) fn ige_batch(jobs: &mut [IgeJob<'_>], decrypt: bool) {
+    debug_assert!(available() && jobs.iter().all(|j| j.data.len() % 16 == 0));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller checked `available()`.
+    unsafe {
+        batch(jobs, decrypt)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (jobs, decrypt);
+}

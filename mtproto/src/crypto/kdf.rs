@@ -1,0 +1,161 @@
+//! Key derivation: msg_key, the MTProto 2.0 message keys, and the handshake's derived values.
+//!
+//! From <https://core.telegram.org/mtproto/description> (message key and KDF) and
+//! <https://core.telegram.org/mtproto/auth_key> (temporary key, new_nonce hashes, first salt).
+
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+use zeroize::Zeroize;
+
+use super::AuthKey;
+
+/// Which way a message travels; it selects the auth-key bytes each direction uses (x = 0 from
+/// client to server, x = 8 from server to client), so that a message cannot be reflected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to server, x = 0.
+    ClientToServer,
+    /// Server to client, x = 8.
+    ServerToClient,
+}
+
+impl Direction {
+    fn x(self) -> usize {
+        match self {
+            Self::ClientToServer => 0,
+            Self::ServerToClient => 8,
+        }
+    }
+}
+
+/// An AES-256 key and IGE IV, wiped from memory on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AesKeyIv {
+    /// The AES-256 key.
+    pub key: [u8; 32],
+    /// The IGE IV.
+    pub iv: [u8; 32],
+}
+
+impl Drop for AesKeyIv {
+    fn drop(&mut self) {
+        self.key.zeroize();
+        self.iv.zeroize();
+    }
+}
+
+impl core::fmt::Debug for AesKeyIv {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("AesKeyIv { .. }")
+    }
+}
+
+/// msg_key_large = SHA-256(auth_key[88 + x .. 120 + x] ‖ plaintext), over the whole padded
+/// plaintext. Its bytes 8..24 are the msg_key; its first 4 bytes make the quick-ack token.
+pub fn msg_key_large(auth_key: &AuthKey, direction: Direction, plaintext: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(auth_key.slice(88 + direction.x(), 32));
+    hasher.update(plaintext);
+    hasher.finalize().into()
+}
+
+/// msg_key: bytes 8..24 of [`msg_key_large`].
+pub fn msg_key(auth_key: &AuthKey, direction: Direction, plaintext: &[u8]) -> [u8; 16] {
+    msg_key_from_large(&msg_key_large(auth_key, direction, plaintext))
+}
+
+/// Bytes 8..24 of a msg_key_large.
+pub fn msg_key_from_large(large: &[u8; 32]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&large[8..24]);
+    out
+}
+
+/// The quick-ack token of a message: the first 32 bits of msg_key_large, little-endian, with
+/// the top bit set.
+pub fn quick_ack_token(large: &[u8; 32]) -> u32 {
+    u32::from_le_bytes([large[0], large[1], large[2], large[3]]) | 0x8000_0000
+}
+
+/// The MTProto 2.0 KDF: the AES key and IV of a message from the auth key and its msg_key.
+pub fn message_key_iv(auth_key: &AuthKey, msg_key: &[u8; 16], direction: Direction) -> AesKeyIv {
+    let x = direction.x();
+    let a: [u8; 32] = {
+        let mut h = Sha256::new();
+        h.update(msg_key);
+        h.update(auth_key.slice(x, 36));
+        h.finalize().into()
+    };
+    let b: [u8; 32] = {
+        let mut h = Sha256::new();
+        h.update(auth_key.slice(40 + x, 36));
+        h.update(msg_key);
+        h.finalize().into()
+    };
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
+    out.key[..8].copy_from_slice(&a[..8]);
+    out.key[8..24].copy_from_slice(&b[8..24]);
+    out.key[24..].copy_from_slice(&a[24..]);
+    out.iv[..8].copy_from_slice(&b[..8]);
+    out.iv[8..24].copy_from_slice(&a[8..24]);
+    out.iv[24..].copy_from_slice(&b[24..]);
+    out
+}
+
+/// The handshake's temporary AES key and IV, which protect server_DH_inner_data and
+/// client_DH_inner_data:
+/// `key = SHA1(new_nonce ‖ server_nonce) ‖ SHA1(server_nonce ‖ new_nonce)[0..12]`,
+/// `iv = SHA1(server_nonce ‖ new_nonce)[12..20] ‖ SHA1(new_nonce ‖ new_nonce) ‖ new_nonce[0..4]`.
+pub fn handshake_key_iv(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> AesKeyIv {
+    let ns: [u8; 20] = Sha1::new()
+        .chain_update(new_nonce)
+        .chain_update(server_nonce)
+        .finalize()
+        .into();
+    let sn: [u8; 20] = Sha1::new()
+        .chain_update(server_nonce)
+        .chain_update(new_nonce)
+        .finalize()
+        .into();
+    let nn: [u8; 20] = Sha1::new()
+        .chain_update(new_nonce)
+        .chain_update(new_nonce)
+        .finalize()
+        .into();
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
+    out.key[..20].copy_from_slice(&ns);
+    out.key[20..].copy_from_slice(&sn[..12]);
+    out.iv[..8].copy_from_slice(&sn[12..]);
+    out.iv[8..28].copy_from_slice(&nn);
+    out.iv[28..].copy_from_slice(&new_nonce[..4]);
+    out
+}
+
+/// new_nonce_hash1/2/3: the lower 128 bits of SHA1(new_nonce ‖ number ‖ auth_key_aux_hash),
+/// with number 1 for dh_gen_ok, 2 for dh_gen_retry, 3 for dh_gen_fail.
+pub fn new_nonce_hash(new_nonce: &[u8; 32], number: u8, aux_hash: &[u8; 8]) -> [u8; 16] {
+    let digest: [u8; 20] = Sha1::new()
+        .chain_update(new_nonce)
+        .chain_update([number])
+        .chain_update(aux_hash)
+        .finalize()
+        .into();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[4..]);
+    out
+}
+
+/// The first server salt: new_nonce[0..8] XOR server_nonce[0..8], as a little-endian `long`.
+pub fn first_server_salt(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> i64 {
+    let mut salt = [0u8; 8];
+    for ((byte, a), b) in salt.iter_mut().zip(new_nonce).zip(server_nonce) {
+        *byte = a ^ b;
+    }
+    i64::from_le_bytes(salt)
+}

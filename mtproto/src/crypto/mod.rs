@@ -1,0 +1,38 @@
+//! MTProto 2.0 cryptography: AES-256-IGE, the key derivations, and the authorization key.
+//!
+//! - [`encrypt_ige`] / [`decrypt_ige`]: AES-256-IGE in place, and [`encrypt_ige_batch`] /
+//!   [`decrypt_ige_batch`] for several independent messages at once (up to 8 chains
+//!   interleaved, the way a server with many connections gains throughput);
+//! - [`msg_key`], [`message_key_iv`] (the MTProto 2.0 KDF), [`quick_ack_token`];
+//! - the handshake's derived values: [`handshake_key_iv`], [`new_nonce_hash`],
+//!   [`first_server_salt`];
+//! - [`AuthKey`], which computes auth_key_id and the aux hash and zeroizes itself on drop;
+//! - [`ct_eq`], the constant-time comparison used for every hash or key that a peer sent.
+//!
+//! Threat model notes: derived AES keys ([`AesKeyIv`]) and auth keys are wiped on drop and
+//! never printed by `Debug`. Comparisons against peer-supplied hashes must go through
+//! [`ct_eq`] so that their timing does not reveal how many bytes matched.
+
+mod aesni;
+mod auth_key;
+mod ige;
+mod kdf;
+
+pub use auth_key::AuthKey;
+pub use ige::{
+    IgeError, IgeJob, decrypt_ige, decrypt_ige_batch, encrypt_ige, encrypt_ige_batch, ige_backend,
+};
+pub use kdf::{
+    AesKeyIv, Direction, first_server_salt, handshake_key_iv, message_key_iv, msg_key,
+    msg_key_from_large, msg_key_large, new_nonce_hash, quick_ack_token,
+};
+
+/// Compares two byte strings in constant time (for equal lengths; different lengths compare
+/// unequal at once, lengths being public).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests;
