@@ -30,5 +30,6 @@
 //!   (unstable).
 
 pub mod crypto;
+pub mod message;
 pub mod tl;
 pub mod transport;
