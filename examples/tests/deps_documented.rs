@@ -32,7 +32,15 @@ fn dependencies(manifest: &str) -> Vec<String> {
 fn every_dependency_has_a_reason() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut checked = 0;
-    for krate in ["mtproto", "tl-gen", "session", "store", "examples", "fuzz"] {
+    for krate in [
+        "mtproto",
+        "tl-gen",
+        "session",
+        "store",
+        "examples",
+        "examples/compare",
+        "fuzz",
+    ] {
         let dir = root.join(krate);
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("Cargo.toml");
         let deps = std::fs::read_to_string(dir.join("DEPS.md"))

@@ -11,7 +11,9 @@
 
 use bytes::BytesMut;
 use columba_mtproto::crypto::{AuthKey, Direction};
-use columba_mtproto::message::{ENCRYPTED_HEADROOM, EncryptedHeader, OpenError, open, seal};
+use columba_mtproto::message::{
+    ENCRYPTED_HEADROOM, EncryptedHeader, OpenError, Padding, open, seal,
+};
 use proptest::prelude::*;
 use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 
@@ -44,6 +46,7 @@ fn seal_body(
         key,
         direction,
         header,
+        Padding::RandomBlocks { max: 15 },
         &mut ChaCha20Rng::seed_from_u64(seed),
     )
     .unwrap();

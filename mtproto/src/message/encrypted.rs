@@ -80,6 +80,21 @@ pub enum OpenError {
     BadPadding(usize),
 }
 
+/// How much padding [`seal`] adds. The bytes are always random; this is about their number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// 12..=27 bytes: the least that reaches a 16-byte multiple (what TDLib and grammers send).
+    #[default]
+    Minimal,
+    /// The minimum plus 0..=`max` extra 16-byte blocks drawn at random, so that message sizes
+    /// reveal less about their content (gotd's option; 12..=267 bytes with `max = 15`). `max`
+    /// above 62 is treated as 62, which keeps padding within the spec's 1024 bytes.
+    RandomBlocks {
+        /// The most extra blocks.
+        max: u8,
+    },
+}
+
 /// An opened message, borrowing its body from the decrypted frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Opened<'a> {
@@ -92,15 +107,15 @@ pub struct Opened<'a> {
 }
 
 /// Seals the message in `buf`: on entry `buf` holds [`ENCRYPTED_HEADROOM`] bytes (any value)
-/// followed by the body; on return it holds the whole encrypted message. Random padding of
-/// 12..=267 bytes (12..27 to reach a 16-byte multiple, then 0..15 extra blocks drawn from
-/// `rng`, so that sizes reveal less) is appended, within the buffer's capacity when it has room,
-/// so a reused buffer needs no allocation. Returns the message's quick-ack token.
+/// followed by the body; on return it holds the whole encrypted message. Random padding (see
+/// [`Padding`]) is appended within the buffer's capacity when it has room, so a reused buffer
+/// needs no allocation. Returns the message's quick-ack token.
 pub fn seal<R: RngCore + ?Sized>(
     buf: &mut BytesMut,
     auth_key: &AuthKey,
     direction: Direction,
     header: &EncryptedHeader,
+    padding: Padding,
     rng: &mut R,
 ) -> Result<u32, SealError> {
     let len = buf.len();
@@ -123,9 +138,11 @@ pub fn seal<R: RngCore + ?Sized>(
     }
 
     let unpadded = INNER_LEN + body_len;
-    let padding = MIN_PADDING
-        + (16 - (unpadded + MIN_PADDING) % 16) % 16
-        + 16 * (rng.next_u32() % 16) as usize;
+    let extra_blocks = match padding {
+        Padding::Minimal => 0,
+        Padding::RandomBlocks { max } => (rng.next_u32() % (u32::from(max.min(62)) + 1)) as usize,
+    };
+    let padding = MIN_PADDING + (16 - (unpadded + MIN_PADDING) % 16) % 16 + 16 * extra_blocks;
     buf.resize(len + padding, 0);
     if let Some(pad) = buf.get_mut(len..) {
         rng.fill_bytes(pad);
@@ -244,6 +261,7 @@ mod tests {
             &key(3),
             direction,
             &HEADER,
+            Padding::RandomBlocks { max: 15 },
             &mut ChaCha20Rng::seed_from_u64(1),
         )
         .unwrap();
@@ -353,6 +371,7 @@ mod tests {
                 &key(3),
                 Direction::ClientToServer,
                 &HEADER,
+                Padding::Minimal,
                 &mut rng
             ),
             Err(SealError::NoHeadroom { len: 10 })
@@ -364,6 +383,7 @@ mod tests {
                 &key(3),
                 Direction::ClientToServer,
                 &HEADER,
+                Padding::Minimal,
                 &mut rng
             ),
             Err(SealError::Unaligned { len: 3 })
@@ -373,21 +393,34 @@ mod tests {
     #[test]
     fn padding_stays_within_bounds() {
         let mut rng = ChaCha20Rng::seed_from_u64(9);
-        for body in (0..64).step_by(4) {
-            for _ in 0..20 {
-                let mut buf = BytesMut::zeroed(ENCRYPTED_HEADROOM + body);
-                seal(
-                    &mut buf,
-                    &key(3),
-                    Direction::ServerToClient,
-                    &HEADER,
-                    &mut rng,
-                )
-                .unwrap();
-                let padding = buf.len() - ENCRYPTED_HEADROOM - body;
-                assert!((12..=267).contains(&padding), "{padding}");
-                assert_eq!((buf.len() - OUTER_LEN) % 16, 0);
+        for (policy, most) in [
+            (Padding::Minimal, 27),
+            (Padding::RandomBlocks { max: 15 }, 267),
+            (Padding::RandomBlocks { max: 255 }, 1019),
+        ] {
+            let mut largest = 0;
+            for body in (0..64).step_by(4) {
+                for _ in 0..40 {
+                    let mut buf = BytesMut::zeroed(ENCRYPTED_HEADROOM + body);
+                    seal(
+                        &mut buf,
+                        &key(3),
+                        Direction::ServerToClient,
+                        &HEADER,
+                        policy,
+                        &mut rng,
+                    )
+                    .unwrap();
+                    let padding = buf.len() - ENCRYPTED_HEADROOM - body;
+                    assert!((12..=most).contains(&padding), "{policy:?}: {padding}");
+                    assert_eq!((buf.len() - OUTER_LEN) % 16, 0);
+                    largest = largest.max(padding);
+                }
             }
+            assert!(
+                largest > most - 16,
+                "{policy:?} never reached its upper range: {largest}"
+            );
         }
     }
 }

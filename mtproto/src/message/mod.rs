@@ -25,6 +25,6 @@ mod encrypted;
 mod plain;
 
 pub use encrypted::{
-    ENCRYPTED_HEADROOM, EncryptedHeader, OpenError, Opened, SealError, open, seal,
+    ENCRYPTED_HEADROOM, EncryptedHeader, OpenError, Opened, Padding, SealError, open, seal,
 };
 pub use plain::{PLAIN_HEADER_LEN, PlainError, PlainMessage, read_plain, write_plain};

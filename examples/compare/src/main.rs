@@ -1,0 +1,90 @@
+//! Columba against its peers, side by side.
+//!
+//! `cargo run --release -p columba-compare -- [suite]` runs one suite, or every suite with no
+//! argument, and prints one JSON object a line on stdout, nothing else:
+//!
+//! ```text
+//! {"bench":"<name>","unit":"<unit>","ours":<n>,"peer":"<peer>","peer_value":<n>,"ratio":<ours/peer>}
+//! ```
+//!
+//! Every figure is a throughput (higher is better). Ours and the peer's are measured in the
+//! same run, interleaved (ours, peer, ours, peer, ...), and the best of several repetitions
+//! after a warm-up is kept, so that a noisy, shared machine penalises both alike.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+mod crypto;
+
+/// How long one measurement runs.
+const MEASURE: Duration = Duration::from_millis(300);
+/// Measurements per side, after one warm-up each.
+const REPETITIONS: usize = 5;
+
+/// One side of a comparison: a closure doing `work` units per call.
+struct Side<'a> {
+    run: Box<dyn FnMut() + 'a>,
+    work: f64,
+}
+
+impl<'a> Side<'a> {
+    fn new(work: f64, run: impl FnMut() + 'a) -> Self {
+        Self {
+            run: Box::new(run),
+            work,
+        }
+    }
+
+    /// Units per second over one measurement of at least [`MEASURE`].
+    fn measure(&mut self) -> f64 {
+        let start = Instant::now();
+        let mut calls = 0u64;
+        while start.elapsed() < MEASURE {
+            for _ in 0..16 {
+                (self.run)();
+            }
+            calls += 16;
+        }
+        black_box(calls);
+        self.work * calls as f64 / start.elapsed().as_secs_f64()
+    }
+}
+
+/// Measures both sides interleaved and prints the JSON line.
+fn compare(bench: &str, unit: &str, peer: &str, mut ours: Side<'_>, mut theirs: Side<'_>) {
+    ours.measure();
+    theirs.measure();
+    let (mut best_ours, mut best_peer) = (0f64, 0f64);
+    for _ in 0..REPETITIONS {
+        best_ours = best_ours.max(ours.measure());
+        best_peer = best_peer.max(theirs.measure());
+    }
+    let ratio = if best_peer > 0.0 {
+        best_ours / best_peer
+    } else {
+        0.0
+    };
+    println!(
+        "{{\"bench\":\"{bench}\",\"unit\":\"{unit}\",\"ours\":{best_ours:.1},\"peer\":\"{peer}\",\"peer_value\":{best_peer:.1},\"ratio\":{ratio:.3}}}"
+    );
+}
+
+const SUITES: &[(&str, fn())] = &[("crypto", crypto::run)];
+
+fn main() -> ExitCode {
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    for name in &wanted {
+        if !SUITES.iter().any(|(suite, _)| suite == name) {
+            let names: Vec<&str> = SUITES.iter().map(|(suite, _)| *suite).collect();
+            eprintln!("unknown suite `{name}`; suites: {}", names.join(", "));
+            return ExitCode::from(2);
+        }
+    }
+    for (suite, run) in SUITES {
+        if wanted.is_empty() || wanted.iter().any(|w| w == suite) {
+            run();
+        }
+    }
+    ExitCode::SUCCESS
+}
