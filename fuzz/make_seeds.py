@@ -83,6 +83,25 @@ transport = {
 for name, data in transport.items():
     write("transport_decode", name, data)
 
+# envelope_open: mode byte, then a body (odd modes seal it; the last two bytes are position
+# and flip) or a raw frame (even modes).
+envelope = {
+    "sealed_intact": b"\x01" + u32(0x7ABE77EC) + i64(42) + b"\x00\x00",
+    "sealed_tampered": b"\x3d" + u32(0x7ABE77EC) + i64(42) + b"\x40\x01",
+    "sealed_big_padding": b"\xfb" + b"\x00" * 64 + b"\x00\x00",
+    "raw_frame": b"\x00" + bytes(range(8)) + b"\x11" * 16 + b"\x22" * 48,
+}
+for name, data in envelope.items():
+    write("envelope_open", name, data)
+
+# ige_roundtrip: key (32), iv (32), split byte, data.
+ige = {
+    "three_blocks_two_messages": bytes(range(32)) + bytes(range(32, 64)) + b"\x01" + b"\x5a" * 48,
+    "eight_messages": b"\x11" * 32 + b"\x22" * 32 + b"\x07" + bytes(range(256)) * 2,
+}
+for name, data in ige.items():
+    write("ige_roundtrip", name, data)
+
 # The dictionary: every constructor id, little-endian, as libFuzzer's "\xNN" escapes.
 ids = set()
 for path in SCHEMAS:
