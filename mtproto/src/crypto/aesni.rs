@@ -8,8 +8,8 @@
 //! [`available`] confirmed the CPU has AES-NI and SSE2.
 //!
 //! What is unsafe, and why it is sound:
-//! - calling `#[target_feature(enable = "aes,sse2")]` functions: every public entry checks
-//!   [`available`] first (the callers in `ige.rs` do, and each entry asserts it in debug);
+//! - calling `#[target_feature(enable = "aes,sse2")]` functions: every entry takes an
+//!   [`AesNi`] token, which only [`AesNi::detect`] makes, after the CPU reported both features;
 //! - `_mm_loadu_si128` / `_mm_storeu_si128` through `&[u8; 16]` / `&mut [u8; 16]`: in bounds
 //!   by type, and the `u` variants need no alignment.
 //!
@@ -37,8 +37,21 @@ use core::arch::x86_64::{
 
 use super::ige::IgeJob;
 
+/// Proof that this CPU has AES-NI and SSE2: the entries of this module require it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AesNi {
+    _detected: (),
+}
+
+impl AesNi {
+    /// The token, if the CPU has the instructions (detection is cached by `std`).
+    pub(crate) fn detect() -> Option<Self> {
+        available().then_some(Self { _detected: () })
+    }
+}
+
 /// Whether this CPU can run the functions of this module.
-pub(crate) fn available() -> bool {
+fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("sse2")
@@ -356,11 +369,10 @@ fn batch(jobs: &mut [IgeJob<'_>], decrypt: bool) {
     }
 }
 
-/// Encrypts `data` in place. Callers check [`available`] and the length.
-pub(crate) fn ige_encrypt(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
-    debug_assert!(available() && data.len() % 16 == 0);
+/// Encrypts `data` (a multiple of 16 bytes; a partial tail is left alone) in place.
+pub(crate) fn ige_encrypt(_cpu: AesNi, data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller checked `available()`: the CPU has AES-NI and SSE2.
+    // SAFETY: the `AesNi` token proves the CPU has AES-NI and SSE2.
     unsafe {
         encrypt_one(data, key, iv)
     }
@@ -368,11 +380,10 @@ pub(crate) fn ige_encrypt(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
     let _ = (data, key, iv);
 }
 
-/// Decrypts `data` in place. Callers check [`available`] and the length.
-pub(crate) fn ige_decrypt(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
-    debug_assert!(available() && data.len() % 16 == 0);
+/// Decrypts `data` (a multiple of 16 bytes; a partial tail is left alone) in place.
+pub(crate) fn ige_decrypt(_cpu: AesNi, data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller checked `available()`.
+    // SAFETY: the `AesNi` token proves the CPU has AES-NI and SSE2.
     unsafe {
         decrypt_one(data, key, iv)
     }
@@ -380,12 +391,11 @@ pub(crate) fn ige_decrypt(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
     let _ = (data, key, iv);
 }
 
-/// Encrypts or decrypts every job in place, interleaved. Callers check [`available`] and that
-/// every job's length is a multiple of 16.
-pub(crate) fn ige_batch(jobs: &mut [IgeJob<'_>], decrypt: bool) {
-    debug_assert!(available() && jobs.iter().all(|j| j.data.len() % 16 == 0));
+/// Encrypts or decrypts every job in place, interleaved (jobs are multiples of 16 bytes; a
+/// partial tail is left alone).
+pub(crate) fn ige_batch(_cpu: AesNi, jobs: &mut [IgeJob<'_>], decrypt: bool) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller checked `available()`.
+    // SAFETY: the `AesNi` token proves the CPU has AES-NI and SSE2.
     unsafe {
         batch(jobs, decrypt)
     }

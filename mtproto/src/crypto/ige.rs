@@ -46,7 +46,7 @@ fn check(len: usize) -> Result<(), IgeError> {
 
 /// Which implementation runs on this machine: `"aes-ni"` or `"portable"`.
 pub fn ige_backend() -> &'static str {
-    if aesni::available() {
+    if aesni::AesNi::detect().is_some() {
         "aes-ni"
     } else {
         "portable"
@@ -56,8 +56,8 @@ pub fn ige_backend() -> &'static str {
 /// Encrypts `data` in place with AES-256-IGE.
 pub fn encrypt_ige(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) -> Result<(), IgeError> {
     check(data.len())?;
-    if aesni::available() {
-        aesni::ige_encrypt(data, key, iv);
+    if let Some(cpu) = aesni::AesNi::detect() {
+        aesni::ige_encrypt(cpu, data, key, iv);
     } else {
         encrypt_with(&aes::Aes256::new(key.into()), data, iv);
     }
@@ -67,8 +67,8 @@ pub fn encrypt_ige(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) -> Result<(),
 /// Decrypts `data` in place with AES-256-IGE.
 pub fn decrypt_ige(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) -> Result<(), IgeError> {
     check(data.len())?;
-    if aesni::available() {
-        aesni::ige_decrypt(data, key, iv);
+    if let Some(cpu) = aesni::AesNi::detect() {
+        aesni::ige_decrypt(cpu, data, key, iv);
     } else {
         decrypt_with(&aes::Aes256::new(key.into()), data, iv);
     }
@@ -90,8 +90,8 @@ fn run_batch(jobs: &mut [IgeJob<'_>], decrypt: bool) -> Result<(), IgeError> {
     for job in jobs.iter() {
         check(job.data.len())?;
     }
-    if aesni::available() {
-        aesni::ige_batch(jobs, decrypt);
+    if let Some(cpu) = aesni::AesNi::detect() {
+        aesni::ige_batch(cpu, jobs, decrypt);
     } else {
         for job in jobs.iter_mut() {
             let cipher = aes::Aes256::new(job.key.into());
