@@ -240,6 +240,68 @@ fn decrypt_one(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
     }
 }
 
+/// IGE-decrypts the 16-byte blocks of `data` in place, continuing the chain in `prev_c` and
+/// `prev_p`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "aes,sse2")]
+fn decrypt_chain(dk: &Schedule, prev_c: &mut __m128i, prev_p: &mut __m128i, data: &mut [u8]) {
+    for chunk in data.chunks_exact_mut(16) {
+        let Some(chunk) = chunk.first_chunk_mut::<16>() else {
+            continue;
+        };
+        let c = load(chunk);
+        let p = _mm_xor_si128(decrypt_block(dk, _mm_xor_si128(c, *prev_p)), *prev_c);
+        store(chunk, p);
+        *prev_c = c;
+        *prev_p = p;
+    }
+}
+
+/// IGE-decrypts `data` (at least 32 bytes, a multiple of 16) and returns SHA-256(`prefix` ‖
+/// plaintext). Each 64-byte hash block is compressed after the next 64 bytes have been sent
+/// to the AES units: the two chains are independent, so the core overlaps them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "aes,sse2")]
+fn decrypt_hash(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32], prefix: &[u8; 32]) -> [u8; 32] {
+    let dk = expand_decrypt(key);
+    let (c0, p0) = halves(iv);
+    let mut prev_c = load(c0);
+    let mut prev_p = load(p0);
+    let total_bits = ((32 + data.len()) as u64) * 8;
+    let mut state = super::kdf::SHA256_H0;
+    let (head, rest) = data.split_at_mut(data.len().min(32));
+    decrypt_chain(&dk, &mut prev_c, &mut prev_p, head);
+    let mut pending = [0u8; 64];
+    pending[..32].copy_from_slice(prefix);
+    if let Some(slot) = pending.get_mut(32..32 + head.len()) {
+        slot.copy_from_slice(head);
+    }
+    let mut chunks = rest.chunks_exact_mut(64);
+    for chunk in chunks.by_ref() {
+        decrypt_chain(&dk, &mut prev_c, &mut prev_p, chunk);
+        sha2::compress256(&mut state, &[pending.into()]);
+        pending.copy_from_slice(chunk);
+    }
+    sha2::compress256(&mut state, &[pending.into()]);
+    let tail = chunks.into_remainder();
+    decrypt_chain(&dk, &mut prev_c, &mut prev_p, tail);
+    let mut last = [0u8; 64];
+    last[..tail.len()].copy_from_slice(tail);
+    last[tail.len()] = 0x80;
+    if tail.len() >= 56 {
+        sha2::compress256(&mut state, &[last.into()]);
+        last = [0u8; 64];
+    }
+    last[56..].copy_from_slice(&total_bits.to_be_bytes());
+    sha2::compress256(&mut state, &[last.into()]);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
 /// One interleaved chain: which job it runs, how far it is, and its chaining values.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
@@ -401,4 +463,25 @@ pub(crate) fn ige_batch(_cpu: AesNi, jobs: &mut [IgeJob<'_>], decrypt: bool) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (jobs, decrypt);
+}
+
+/// Decrypts `data` (a multiple of 16 bytes, at least 32) in place and returns SHA-256(`prefix`
+/// ‖ plaintext), overlapping the two.
+pub(crate) fn ige_decrypt_hash(
+    _cpu: AesNi,
+    data: &mut [u8],
+    key: &[u8; 32],
+    iv: &[u8; 32],
+    prefix: &[u8; 32],
+) -> [u8; 32] {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the `AesNi` token proves the CPU has AES-NI and SSE2.
+    unsafe {
+        decrypt_hash(data, key, iv, prefix)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (data, key, iv, prefix);
+        [0; 32]
+    }
 }

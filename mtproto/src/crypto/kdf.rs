@@ -59,6 +59,31 @@ pub fn msg_key_large(auth_key: &AuthKey, direction: Direction, plaintext: &[u8])
     hasher.finalize().into()
 }
 
+/// Decrypts an encrypted message's body in place with `keys` and returns its msg_key_large,
+/// in one pass where the CPU allows (the hash of each 64 bytes overlaps the decryption of the
+/// next). Equivalent to [`decrypt_ige`](super::decrypt_ige) then [`msg_key_large`].
+pub fn decrypt_and_msg_key_large(
+    auth_key: &AuthKey,
+    direction: Direction,
+    keys: &AesKeyIv,
+    ciphertext: &mut [u8],
+) -> Result<[u8; 32], super::IgeError> {
+    if ciphertext.len() % 16 != 0 {
+        return Err(super::IgeError::Unaligned {
+            len: ciphertext.len(),
+        });
+    }
+    if let (Some(cpu), true) = (super::aesni::AesNi::detect(), ciphertext.len() >= 32) {
+        let mut prefix = [0u8; 32];
+        prefix.copy_from_slice(auth_key.slice(88 + direction.x(), 32));
+        return Ok(super::aesni::ige_decrypt_hash(
+            cpu, ciphertext, &keys.key, &keys.iv, &prefix,
+        ));
+    }
+    super::decrypt_ige(ciphertext, &keys.key, &keys.iv)?;
+    Ok(msg_key_large(auth_key, direction, ciphertext))
+}
+
 /// msg_key: bytes 8..24 of [`msg_key_large`].
 pub fn msg_key(auth_key: &AuthKey, direction: Direction, plaintext: &[u8]) -> [u8; 16] {
     msg_key_from_large(&msg_key_large(auth_key, direction, plaintext))
@@ -78,7 +103,7 @@ pub fn quick_ack_token(large: &[u8; 32]) -> u32 {
 }
 
 /// SHA-256's initial state (FIPS 180-4 §5.3.3).
-const SHA256_H0: [u32; 8] = [
+pub(crate) const SHA256_H0: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,
     0x3c6e_f372,
@@ -189,6 +214,28 @@ pub fn first_server_salt(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_decrypt_and_hash_matches_two_passes() {
+        let key = AuthKey::from_bytes(core::array::from_fn(|i| (i as u8).wrapping_mul(5)));
+        for blocks in 0..40usize {
+            let plain: Vec<u8> = (0..blocks * 16)
+                .map(|i| (i as u8).wrapping_mul(3))
+                .collect();
+            let keys = message_key_iv(&key, &[7; 16], Direction::ServerToClient);
+            let mut cipher = plain.clone();
+            super::super::encrypt_ige(&mut cipher, &keys.key, &keys.iv).unwrap();
+            let mut one = cipher.clone();
+            let hash = decrypt_and_msg_key_large(&key, Direction::ServerToClient, &keys, &mut one)
+                .unwrap();
+            assert_eq!(one, plain, "{blocks} blocks");
+            assert_eq!(
+                hash,
+                msg_key_large(&key, Direction::ServerToClient, &plain),
+                "{blocks} blocks"
+            );
+        }
+    }
 
     #[test]
     fn one_block_sha256_matches_the_general_digest() {

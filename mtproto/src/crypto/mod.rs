@@ -23,8 +23,8 @@ pub use ige::{
     IgeError, IgeJob, decrypt_ige, decrypt_ige_batch, encrypt_ige, encrypt_ige_batch, ige_backend,
 };
 pub use kdf::{
-    AesKeyIv, Direction, first_server_salt, handshake_key_iv, message_key_iv, msg_key,
-    msg_key_from_large, msg_key_large, new_nonce_hash, quick_ack_token,
+    AesKeyIv, Direction, decrypt_and_msg_key_large, first_server_salt, handshake_key_iv,
+    message_key_iv, msg_key, msg_key_from_large, msg_key_large, new_nonce_hash, quick_ack_token,
 };
 
 /// Compares two byte strings in constant time (for equal lengths; different lengths compare

@@ -5,7 +5,7 @@ use rand_core::RngCore;
 use subtle::ConstantTimeEq;
 
 use crate::crypto::{
-    AuthKey, Direction, decrypt_ige, encrypt_ige, message_key_iv, msg_key_from_large,
+    AuthKey, Direction, decrypt_and_msg_key_large, encrypt_ige, message_key_iv, msg_key_from_large,
     msg_key_large, quick_ack_token,
 };
 
@@ -187,8 +187,9 @@ pub fn open<'a>(
 
     // Decrypt everything and hash everything before deciding anything.
     let keys = message_key_iv(auth_key, &msg_key_arr, direction);
-    let _ = decrypt_ige(plaintext, &keys.key, &keys.iv);
-    let large = msg_key_large(auth_key, direction, plaintext);
+    // The plaintext is a whole number of blocks: the length check above made it so.
+    let large = decrypt_and_msg_key_large(auth_key, direction, &keys, plaintext)
+        .map_err(|_| OpenError::Rejected)?;
     let expected = msg_key_from_large(&large);
     let authentic = key_id.ct_eq(&auth_key.id_bytes()) & expected.ct_eq(&msg_key_arr);
     if !bool::from(authentic) {
