@@ -1,4 +1,5 @@
-//! AES-256-IGE with the AES-NI instructions: the one module of the crate that uses `unsafe`.
+//! AES-256-IGE with the AES-NI instructions, and a two-lane SHA-256 with the SHA-NI ones: the
+//! one module of the crate that uses `unsafe`.
 //!
 //! Why it exists: IGE is serial inside a message, so a single stream is bound by the latency
 //! of the AES rounds, and the only way to approach that bound is to keep the round keys in
@@ -13,8 +14,11 @@
 //! - `_mm_loadu_si128` / `_mm_storeu_si128` through `&[u8; 16]` / `&mut [u8; 16]`: in bounds
 //!   by type, and the `u` variants need no alignment.
 //!
-//! Everything else (key expansion, the IGE chaining, the lane scheduler) is ordinary code over
-//! `__m128i` values. The module is cross-checked against the portable implementation and the
+//! - the SHA-NI functions likewise take a [`ShaNi`] token, made only after detecting SHA,
+//!   SSE2, SSSE3 and SSE4.1.
+//!
+//! Everything else (key expansion, the IGE chaining, the lane scheduler, the SHA-256 message
+//! schedule) is ordinary code over `__m128i` values. The module is cross-checked against the portable implementation and the
 //! published vectors by the tests in `ige.rs`.
 
 #![allow(
@@ -30,9 +34,11 @@
 
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::{
-    __m128i, _mm_aesdec_si128, _mm_aesdeclast_si128, _mm_aesenc_si128, _mm_aesenclast_si128,
-    _mm_aesimc_si128, _mm_aeskeygenassist_si128, _mm_loadu_si128, _mm_setzero_si128,
-    _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
+    __m128i, _mm_add_epi32, _mm_aesdec_si128, _mm_aesdeclast_si128, _mm_aesenc_si128,
+    _mm_aesenclast_si128, _mm_aesimc_si128, _mm_aeskeygenassist_si128, _mm_alignr_epi8,
+    _mm_blend_epi16, _mm_loadu_si128, _mm_set_epi64x, _mm_setzero_si128, _mm_sha256msg1_epu32,
+    _mm_sha256msg2_epu32, _mm_sha256rnds2_epu32, _mm_shuffle_epi8, _mm_shuffle_epi32,
+    _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
 };
 
 use super::ige::IgeJob;
@@ -484,4 +490,134 @@ pub(crate) fn ige_decrypt_hash(
         let _ = (data, key, iv, prefix);
         [0; 32]
     }
+}
+
+/// Proof that this CPU has the SHA extensions and the SSE levels their code needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShaNi {
+    _detected: (),
+}
+
+impl ShaNi {
+    /// The token, if the CPU has SHA, SSE2, SSSE3 and SSE4.1 (detection is cached by `std`).
+    pub(crate) fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let has = std::arch::is_x86_feature_detected!("sha")
+                && std::arch::is_x86_feature_detected!("sse2")
+                && std::arch::is_x86_feature_detected!("ssse3")
+                && std::arch::is_x86_feature_detected!("sse4.1");
+            has.then_some(Self { _detected: () })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+}
+
+/// SHA-256 round constants (FIPS 180-4 §4.2.2), four per group of four rounds.
+#[cfg(target_arch = "x86_64")]
+const K256: [[u32; 4]; 16] = [
+    [0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5],
+    [0x3956_c25b, 0x59f1_11f1, 0x923f_82a4, 0xab1c_5ed5],
+    [0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3],
+    [0x72be_5d74, 0x80de_b1fe, 0x9bdc_06a7, 0xc19b_f174],
+    [0xe49b_69c1, 0xefbe_4786, 0x0fc1_9dc6, 0x240c_a1cc],
+    [0x2de9_2c6f, 0x4a74_84aa, 0x5cb0_a9dc, 0x76f9_88da],
+    [0x983e_5152, 0xa831_c66d, 0xb003_27c8, 0xbf59_7fc7],
+    [0xc6e0_0bf3, 0xd5a7_9147, 0x06ca_6351, 0x1429_2967],
+    [0x27b7_0a85, 0x2e1b_2138, 0x4d2c_6dfc, 0x5338_0d13],
+    [0x650a_7354, 0x766a_0abb, 0x81c2_c92e, 0x9272_2c85],
+    [0xa2bf_e8a1, 0xa81a_664b, 0xc24b_8b70, 0xc76c_51a3],
+    [0xd192_e819, 0xd699_0624, 0xf40e_3585, 0x106a_a070],
+    [0x19a4_c116, 0x1e37_6c08, 0x2748_774c, 0x34b0_bcb5],
+    [0x391c_0cb3, 0x4ed8_aa4a, 0x5b9c_ca4f, 0x682e_6ff3],
+    [0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208],
+    [0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2],
+];
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse2")]
+fn words(k: &[u32; 4]) -> __m128i {
+    let lo = (u64::from(k[1]) << 32) | u64::from(k[0]);
+    let hi = (u64::from(k[3]) << 32) | u64::from(k[2]);
+    _mm_set_epi64x(hi as i64, lo as i64)
+}
+
+/// Compresses one block into each of two independent SHA-256 states, statement by statement
+/// interleaved: each `sha256rnds2` chain waits on its own latency, so two chains run in about
+/// the time of one.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn compress_two(states: [&mut [u32; 8]; 2], blocks: [&[u8; 64]; 2]) {
+    // Byte-swaps each 32-bit word: SHA-256 reads the block big-endian.
+    let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
+    let [sa, sb] = states;
+    let mut abef = [_mm_setzero_si128(); 2];
+    let mut cdgh = [_mm_setzero_si128(); 2];
+    for (lane, state) in [&*sa, &*sb].into_iter().enumerate() {
+        let (lo, hi) = state.split_at(4);
+        // SAFETY (for the two loads): `lo` and `hi` are 4 u32 each, 16 readable bytes.
+        let abcd = unsafe { _mm_loadu_si128(lo.as_ptr().cast()) };
+        let efgh = unsafe { _mm_loadu_si128(hi.as_ptr().cast()) };
+        let badc = _mm_shuffle_epi32::<0xb1>(abcd);
+        let hgfe = _mm_shuffle_epi32::<0x1b>(efgh);
+        abef[lane] = _mm_alignr_epi8::<8>(badc, hgfe);
+        cdgh[lane] = _mm_blend_epi16::<0xf0>(hgfe, badc);
+    }
+    let saved = (abef, cdgh);
+    let mut m = [[_mm_setzero_si128(); 4]; 2];
+    for lane in 0..2 {
+        for (j, chunk) in blocks[lane].chunks_exact(16).enumerate() {
+            let Some(chunk) = chunk.first_chunk::<16>() else {
+                continue;
+            };
+            m[lane][j] = _mm_shuffle_epi8(load(chunk), swap);
+        }
+    }
+    for j in 0..16 {
+        let k = words(&K256[j]);
+        for lane in 0..2 {
+            let w = _mm_add_epi32(m[lane][j % 4], k);
+            cdgh[lane] = _mm_sha256rnds2_epu32(cdgh[lane], abef[lane], w);
+            abef[lane] =
+                _mm_sha256rnds2_epu32(abef[lane], cdgh[lane], _mm_shuffle_epi32::<0x0e>(w));
+        }
+        // The schedule: M[j+1] = msg2(msg1(M[j-3], M[j-2]) + alignr(M[j], M[j-1]), M[j]).
+        if (3..15).contains(&j) {
+            for lane in 0..2 {
+                let t = _mm_sha256msg1_epu32(m[lane][(j + 1) % 4], m[lane][(j + 2) % 4]);
+                let t = _mm_add_epi32(
+                    t,
+                    _mm_alignr_epi8::<4>(m[lane][j % 4], m[lane][(j + 3) % 4]),
+                );
+                m[lane][(j + 1) % 4] = _mm_sha256msg2_epu32(t, m[lane][j % 4]);
+            }
+        }
+    }
+    for (lane, state) in [sa, sb].into_iter().enumerate() {
+        let abef = _mm_add_epi32(abef[lane], saved.0[lane]);
+        let cdgh = _mm_add_epi32(cdgh[lane], saved.1[lane]);
+        let feba = _mm_shuffle_epi32::<0x1b>(abef);
+        let dchg = _mm_shuffle_epi32::<0xb1>(cdgh);
+        let abcd = _mm_blend_epi16::<0xf0>(feba, dchg);
+        let efgh = _mm_alignr_epi8::<8>(dchg, feba);
+        let (lo, hi) = state.split_at_mut(4);
+        // SAFETY (for the two stores): `lo` and `hi` are 4 u32 each, 16 writable bytes.
+        unsafe { _mm_storeu_si128(lo.as_mut_ptr().cast(), abcd) };
+        unsafe { _mm_storeu_si128(hi.as_mut_ptr().cast(), efgh) };
+    }
+}
+
+/// Compresses `blocks[i]` into `states[i]` for both lanes at once.
+pub(crate) fn sha256_compress_two(_cpu: ShaNi, states: [&mut [u32; 8]; 2], blocks: [&[u8; 64]; 2]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the `ShaNi` token proves the CPU has SHA, SSE2, SSSE3 and SSE4.1.
+    unsafe {
+        compress_two(states, blocks)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (states, blocks);
 }
