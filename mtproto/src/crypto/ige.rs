@@ -5,13 +5,13 @@
 //! message cannot be parallelised; [`encrypt_ige_batch`] interleaves several independent
 //! messages instead, which is where a server with many connections gains.
 //!
-//! With AES-NI (detected at run time) the work runs in `aesni`, the crate's one `unsafe`
+//! With AES-NI (detected at run time) the work runs in `x86`, the crate's one `unsafe`
 //! module; otherwise the `aes` crate's portable implementation is used. Both give identical
 //! bytes, which the tests check.
 
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit, consts::U16, generic_array::GenericArray};
 
-use super::aesni;
+use super::x86;
 
 /// A buffer to encrypt or decrypt in place with its own key and IV, for the batch functions.
 #[derive(Debug)]
@@ -46,7 +46,7 @@ fn check(len: usize) -> Result<(), IgeError> {
 
 /// Which implementation runs on this machine: `"aes-ni"` or `"portable"`.
 pub fn ige_backend() -> &'static str {
-    if aesni::AesNi::detect().is_some() {
+    if x86::AesNi::detect().is_some() {
         "aes-ni"
     } else {
         "portable"
@@ -56,8 +56,8 @@ pub fn ige_backend() -> &'static str {
 /// Encrypts `data` in place with AES-256-IGE.
 pub fn encrypt_ige(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) -> Result<(), IgeError> {
     check(data.len())?;
-    if let Some(cpu) = aesni::AesNi::detect() {
-        aesni::ige_encrypt(cpu, data, key, iv);
+    if let Some(cpu) = x86::AesNi::detect() {
+        x86::ige_encrypt(cpu, data, key, iv);
     } else {
         encrypt_with(&aes::Aes256::new(key.into()), data, iv);
     }
@@ -67,8 +67,8 @@ pub fn encrypt_ige(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) -> Result<(),
 /// Decrypts `data` in place with AES-256-IGE.
 pub fn decrypt_ige(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) -> Result<(), IgeError> {
     check(data.len())?;
-    if let Some(cpu) = aesni::AesNi::detect() {
-        aesni::ige_decrypt(cpu, data, key, iv);
+    if let Some(cpu) = x86::AesNi::detect() {
+        x86::ige_decrypt(cpu, data, key, iv);
     } else {
         decrypt_with(&aes::Aes256::new(key.into()), data, iv);
     }
@@ -90,8 +90,8 @@ fn run_batch(jobs: &mut [IgeJob<'_>], decrypt: bool) -> Result<(), IgeError> {
     for job in jobs.iter() {
         check(job.data.len())?;
     }
-    if let Some(cpu) = aesni::AesNi::detect() {
-        aesni::ige_batch(cpu, jobs, decrypt);
+    if let Some(cpu) = x86::AesNi::detect() {
+        x86::ige_batch(cpu, jobs, decrypt);
     } else {
         for job in jobs.iter_mut() {
             let cipher = aes::Aes256::new(job.key.into());

@@ -73,10 +73,10 @@ pub fn decrypt_and_msg_key_large(
             len: ciphertext.len(),
         });
     }
-    if let (Some(cpu), true) = (super::aesni::AesNi::detect(), ciphertext.len() >= 32) {
+    if let (Some(cpu), true) = (super::x86::AesNi::detect(), ciphertext.len() >= 32) {
         let mut prefix = [0u8; 32];
         prefix.copy_from_slice(auth_key.slice(88 + direction.x(), 32));
-        return Ok(super::aesni::ige_decrypt_hash(
+        return Ok(super::x86::ige_decrypt_hash(
             cpu, ciphertext, &keys.key, &keys.iv, &prefix,
         ));
     }
@@ -144,12 +144,10 @@ fn sha256_52_twice(a: (&[u8], &[u8]), b: (&[u8], &[u8])) -> ([u8; 32], [u8; 32])
     let block_b = padded_52(b.0, b.1);
     let mut state_a = SHA256_H0;
     let mut state_b = SHA256_H0;
-    match super::aesni::ShaNi::detect() {
-        Some(cpu) => super::aesni::sha256_compress_two(
-            cpu,
-            [&mut state_a, &mut state_b],
-            [&block_a, &block_b],
-        ),
+    match super::x86::ShaNi::detect() {
+        Some(cpu) => {
+            super::x86::sha256_compress_two(cpu, [&mut state_a, &mut state_b], [&block_a, &block_b])
+        }
         None => {
             sha2::compress256(&mut state_a, &[block_a.into()]);
             sha2::compress256(&mut state_b, &[block_b.into()]);

@@ -13,10 +13,10 @@
 //! never printed by `Debug`. Comparisons against peer-supplied hashes must go through
 //! [`ct_eq`] so that their timing does not reveal how many bytes matched.
 
-mod aesni;
 mod auth_key;
 mod ige;
 mod kdf;
+mod x86;
 
 pub use auth_key::AuthKey;
 pub use ige::{

@@ -1,5 +1,5 @@
-//! AES-256-IGE with the AES-NI instructions, and a two-lane SHA-256 with the SHA-NI ones: the
-//! one module of the crate that uses `unsafe`.
+//! The x86-64 SIMD paths: AES-256-IGE with the AES-NI instructions and a two-lane SHA-256
+//! with the SHA-NI ones. This is the one module of the crate that uses `unsafe`.
 //!
 //! Why it exists: IGE is serial inside a message, so a single stream is bound by the latency
 //! of the AES rounds, and the only way to approach that bound is to keep the round keys in
