@@ -166,16 +166,7 @@ pub(crate) fn decrypt_with<C: BlockDecrypt<BlockSize = U16>>(
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn arr<const N: usize>(s: &str) -> [u8; N] {
-        hex(s).try_into().unwrap()
-    }
+    use crate::crypto::tests::{arr, hex};
 
     #[test]
     fn openssl_aes128_ige_vectors() {

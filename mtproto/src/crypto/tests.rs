@@ -2,14 +2,16 @@
 
 use super::*;
 
-fn hex(s: &str) -> Vec<u8> {
+/// Hex to bytes, for known answers (shared with the other crypto test modules).
+pub(super) fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
 
-fn arr<const N: usize>(s: &str) -> [u8; N] {
+/// Hex to a fixed-size array.
+pub(super) fn arr<const N: usize>(s: &str) -> [u8; N] {
     hex(s).try_into().unwrap()
 }
 
