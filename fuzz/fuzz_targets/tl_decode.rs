@@ -9,28 +9,23 @@
 #![no_main]
 
 use columba_mtproto::tl::{
-    self, Deserializable, Reader, Serializable,
+    self,
     service::{MsgContainer, RpcResult},
+    testing::decode_reencode,
 };
 use libfuzzer_sys::fuzz_target;
 
-fn check<T: Deserializable + Serializable>(data: &[u8]) {
-    let mut reader = Reader::new(data);
-    if let Ok(value) = T::deserialize(&mut reader) {
-        let consumed = reader.position();
-        assert!(consumed <= data.len());
-        assert_eq!(value.to_bytes(), data[..consumed], "re-encoding differs");
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
-    for result in [tl::mtproto::decode_reencode(data), tl::api::decode_reencode(data)] {
+    for result in [
+        tl::mtproto::decode_reencode(data),
+        tl::api::decode_reencode(data),
+        decode_reencode::<MsgContainer>(data),
+        decode_reencode::<RpcResult>(data),
+    ] {
         match result {
             Ok(Some(consumed)) => assert!(consumed <= data.len()),
             Ok(None) => {}
             Err(failure) => panic!("{failure}"),
         }
     }
-    check::<MsgContainer>(data);
-    check::<RpcResult>(data);
 });

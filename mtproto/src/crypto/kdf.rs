@@ -128,7 +128,8 @@ fn padded_52(first: &[u8], second: &[u8]) -> [u8; 64] {
     block
 }
 
-fn digest_bytes(state: [u32; 8]) -> [u8; 32] {
+/// A SHA-256 state as the big-endian digest bytes.
+pub(crate) fn digest_bytes(state: [u32; 8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
         chunk.copy_from_slice(&word.to_be_bytes());

@@ -90,6 +90,15 @@ fn store(bytes: &mut [u8; 16], value: __m128i) {
     unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), value) }
 }
 
+/// The IGE chaining values of an IV: `c_0` (first half) and `p_0` (second half).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse2")]
+fn chain_start(iv: &[u8; 32]) -> (__m128i, __m128i) {
+    let (c0, p0) = halves(iv);
+    (load(c0), load(p0))
+}
+
 /// The two halves of a 32-byte key or IV.
 fn halves(bytes: &[u8; 32]) -> (&[u8; 16], &[u8; 16]) {
     let (a, b) = bytes.split_at(16);
@@ -211,9 +220,7 @@ fn decrypt_block(dk: &Schedule, block: __m128i) -> __m128i {
 #[target_feature(enable = "aes,sse2")]
 fn encrypt_one(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
     let rk = expand_encrypt(key);
-    let (c0, p0) = halves(iv);
-    let mut prev_c = load(c0);
-    let mut prev_p = load(p0);
+    let (mut prev_c, mut prev_p) = chain_start(iv);
     for chunk in data.chunks_exact_mut(16) {
         let Some(chunk) = chunk.first_chunk_mut::<16>() else {
             continue;
@@ -231,19 +238,8 @@ fn encrypt_one(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
 #[target_feature(enable = "aes,sse2")]
 fn decrypt_one(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32]) {
     let dk = expand_decrypt(key);
-    let (c0, p0) = halves(iv);
-    let mut prev_c = load(c0);
-    let mut prev_p = load(p0);
-    for chunk in data.chunks_exact_mut(16) {
-        let Some(chunk) = chunk.first_chunk_mut::<16>() else {
-            continue;
-        };
-        let c = load(chunk);
-        let p = _mm_xor_si128(decrypt_block(&dk, _mm_xor_si128(c, prev_p)), prev_c);
-        store(chunk, p);
-        prev_c = c;
-        prev_p = p;
-    }
+    let (mut prev_c, mut prev_p) = chain_start(iv);
+    decrypt_chain(&dk, &mut prev_c, &mut prev_p, data);
 }
 
 /// IGE-decrypts the 16-byte blocks of `data` in place, continuing the chain in `prev_c` and
@@ -271,9 +267,7 @@ fn decrypt_chain(dk: &Schedule, prev_c: &mut __m128i, prev_p: &mut __m128i, data
 #[target_feature(enable = "aes,sse2")]
 fn decrypt_hash(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32], prefix: &[u8; 32]) -> [u8; 32] {
     let dk = expand_decrypt(key);
-    let (c0, p0) = halves(iv);
-    let mut prev_c = load(c0);
-    let mut prev_p = load(p0);
+    let (mut prev_c, mut prev_p) = chain_start(iv);
     let total_bits = ((32 + data.len()) as u64) * 8;
     let mut state = super::kdf::SHA256_H0;
     let (head, rest) = data.split_at_mut(data.len().min(32));
@@ -301,11 +295,7 @@ fn decrypt_hash(data: &mut [u8], key: &[u8; 32], iv: &[u8; 32], prefix: &[u8; 32
     }
     last[56..].copy_from_slice(&total_bits.to_be_bytes());
     sha2::compress256(&mut state, &[last.into()]);
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    super::kdf::digest_bytes(state)
 }
 
 /// One interleaved chain: which job it runs, how far it is, and its chaining values.
@@ -340,12 +330,12 @@ fn refill(
         } else {
             expand_encrypt(job.key)
         };
-        let (c0, p0) = halves(job.iv);
+        let (prev_c, prev_p) = chain_start(job.iv);
         *lane = Some(Lane {
             job: index,
             offset: 0,
-            prev_c: load(c0),
-            prev_p: load(p0),
+            prev_c,
+            prev_p,
         });
         return;
     }
