@@ -12,6 +12,7 @@
 //! after a warm-up is kept, so that a noisy, shared machine penalises both alike.
 
 use std::hint::black_box;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -65,9 +66,13 @@ fn compare(bench: &str, unit: &str, peer: &str, mut ours: Side<'_>, mut theirs: 
     } else {
         0.0
     };
-    println!(
+    let line = format!(
         "{{\"bench\":\"{bench}\",\"unit\":\"{unit}\",\"ours\":{best_ours:.1},\"peer\":\"{peer}\",\"peer_value\":{best_peer:.1},\"ratio\":{ratio:.3}}}"
     );
+    // A reader that went away (`| head`) ends the run quietly rather than with a panic.
+    if writeln!(std::io::stdout(), "{line}").is_err() {
+        std::process::exit(0);
+    }
 }
 
 const SUITES: &[(&str, fn())] = &[("crypto", crypto::run)];
