@@ -14,13 +14,26 @@
 //! [`ct_eq`] so that their timing does not reveal how many bytes matched.
 
 mod auth_key;
+pub(crate) mod bignum;
+mod dh;
 mod ige;
 mod kdf;
+mod pem;
+mod rsa;
 mod x86;
 
 pub use auth_key::AuthKey;
 pub use ige::{
     IgeError, IgeJob, decrypt_ige, decrypt_ige_batch, encrypt_ige, encrypt_ige_batch, ige_backend,
+};
+pub use dh::{
+    DH_LEN, DhError, DhGroup, DhPrimeCache, PRIME_CACHE_CAPACITY, PRIME_TEST_ROUNDS, TELEGRAM_DH_G,
+    TELEGRAM_DH_PRIME,
+};
+pub use rsa::{
+    BLINDING_REFRESH, DEFAULT_PUBLIC_EXPONENT, RSA_BLOCK_LEN, RSA_PAD_MAX_DATA, RsaEncoding,
+    RsaKeyError, RsaPadError, RsaPrivateKey, RsaPublicKey, rsa_decrypt_handshake_data,
+    rsa_legacy_encrypt, rsa_pad_encrypt,
 };
 pub use kdf::{
     AesKeyIv, Direction, decrypt_and_msg_key_large, first_server_salt, handshake_key_iv,
