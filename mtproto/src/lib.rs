@@ -30,6 +30,8 @@
 //!   (unstable).
 
 pub mod crypto;
+pub mod handshake;
 pub mod message;
+pub mod time;
 pub mod tl;
 pub mod transport;

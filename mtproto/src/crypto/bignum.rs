@@ -15,7 +15,7 @@
 // The kernels index fixed-size arrays with loop counters bounded by the array's own const
 // length; iterator forms of the carry chains (two arrays read, one written, offset by one)
 // would be harder to check than the indices.
-#![allow(clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing, clippy::needless_range_loop)]
 
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
@@ -101,7 +101,7 @@ impl<const N: usize> Uint<N> {
     }
 
     /// The value as exactly `8 * N` big-endian bytes.
-    pub(crate) fn to_be_vec(&self) -> Vec<u8> {
+    pub(crate) fn be_bytes_vec(self) -> Vec<u8> {
         let mut out = vec![0u8; Self::BYTES];
         for (i, limb) in self.0.iter().rev().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&limb.to_be_bytes());
@@ -126,7 +126,9 @@ impl<const N: usize> Uint<N> {
     /// Whether bit `index` is set (variable time in `index` only).
     pub(crate) fn bit(&self, index: u32) -> bool {
         let limb = (index / 64) as usize;
-        self.0.get(limb).is_some_and(|l| (l >> (index % 64)) & 1 == 1)
+        self.0
+            .get(limb)
+            .is_some_and(|l| (l >> (index % 64)) & 1 == 1)
     }
 
     /// Whether the value is zero (variable time).
@@ -231,7 +233,11 @@ impl<const N: usize> Uint<N> {
     pub(crate) fn random_below<R: RngCore + CryptoRng + ?Sized>(rng: &mut R, bound: &Self) -> Self {
         let bits = bound.bits_vartime();
         let top_limb = (bits.saturating_sub(1) / 64) as usize;
-        let top_mask = if bits % 64 == 0 { u64::MAX } else { (1u64 << (bits % 64)) - 1 };
+        let top_mask = if bits % 64 == 0 {
+            u64::MAX
+        } else {
+            (1u64 << (bits % 64)) - 1
+        };
         loop {
             let mut limbs = [0u64; N];
             for (i, limb) in limbs.iter_mut().enumerate() {
@@ -254,7 +260,9 @@ pub(crate) fn mul_wide(a: &U1024, b: &U1024) -> U2048 {
     for i in 0..16 {
         let mut carry = 0u64;
         for j in 0..16 {
-            let t = u128::from(out[i + j]) + u128::from(a.0[j]) * u128::from(b.0[i]) + u128::from(carry);
+            let t = u128::from(out[i + j])
+                + u128::from(a.0[j]) * u128::from(b.0[i])
+                + u128::from(carry);
             out[i + j] = t as u64;
             carry = (t >> 64) as u64;
         }
@@ -338,7 +346,12 @@ impl<const N: usize> Monty<N> {
         for _ in 0..total {
             x = double(&x);
         }
-        Some(Self { modulus, m0_inv: inv.wrapping_neg(), one, r2: x })
+        Some(Self {
+            modulus,
+            m0_inv: inv.wrapping_neg(),
+            one,
+            r2: x,
+        })
     }
 
     /// The modulus.
@@ -395,12 +408,12 @@ impl<const N: usize> Monty<N> {
     }
 
     /// Into Montgomery form (`x < m`).
-    pub(crate) fn to_monty(&self, x: &Uint<N>) -> Uint<N> {
+    pub(crate) fn convert_in(&self, x: &Uint<N>) -> Uint<N> {
         self.mul(x, &self.r2)
     }
 
     /// Out of Montgomery form.
-    pub(crate) fn from_monty(&self, x: &Uint<N>) -> Uint<N> {
+    pub(crate) fn convert_out(&self, x: &Uint<N>) -> Uint<N> {
         self.mul(x, &Uint::from_u64(1))
     }
 
@@ -448,7 +461,11 @@ impl<const N: usize> Monty<N> {
 
     /// `base^exponent` (Montgomery form in and out) for a public exponent: square and multiply
     /// with branches on the exponent's bits.
-    pub(crate) fn pow_vartime<const E: usize>(&self, base: &Uint<N>, exponent: &Uint<E>) -> Uint<N> {
+    pub(crate) fn pow_vartime<const E: usize>(
+        &self,
+        base: &Uint<N>,
+        exponent: &Uint<E>,
+    ) -> Uint<N> {
         let bits = exponent.bits_vartime();
         let mut acc = self.one;
         for index in (0..bits).rev() {
@@ -530,7 +547,7 @@ pub(crate) fn is_probable_prime<const N: usize, R: RngCore + CryptoRng + ?Sized>
     for _ in 0..rounds {
         // A base in [2, n - 2].
         let (base, _) = Uint::random_below(rng, &bound).adc(&Uint::from_u64(2));
-        let mut x = monty.pow_vartime(&monty.to_monty(&base), &d);
+        let mut x = monty.pow_vartime(&monty.convert_in(&base), &d);
         if x == one || x == minus_one {
             continue;
         }
@@ -558,7 +575,7 @@ mod tests {
     use rand_core::SeedableRng;
 
     fn to_big<const N: usize>(x: &Uint<N>) -> BigUint {
-        BigUint::from_bytes_be(&x.to_be_vec())
+        BigUint::from_bytes_be(&x.be_bytes_vec())
     }
 
     fn from_big<const N: usize>(x: &BigUint) -> Uint<N> {
@@ -586,13 +603,13 @@ mod tests {
             let big_m = to_big(&m);
             let a_big = BigUint::from_bytes_be(&a) % &big_m;
             let b_big = BigUint::from_bytes_be(&b) % &big_m;
-            let am = monty.to_monty(&from_big(&a_big));
-            let bm = monty.to_monty(&from_big(&b_big));
-            let product = monty.from_monty(&monty.mul(&am, &bm));
+            let am = monty.convert_in(&from_big(&a_big));
+            let bm = monty.convert_in(&from_big(&b_big));
+            let product = monty.convert_out(&monty.mul(&am, &bm));
             prop_assert_eq!(to_big(&product), (&a_big * &b_big) % &big_m);
-            prop_assert_eq!(to_big(&monty.from_monty(&monty.add(&am, &bm))), (&a_big + &b_big) % &big_m);
+            prop_assert_eq!(to_big(&monty.convert_out(&monty.add(&am, &bm))), (&a_big + &b_big) % &big_m);
             prop_assert_eq!(
-                to_big(&monty.from_monty(&monty.sub(&am, &bm))),
+                to_big(&monty.convert_out(&monty.sub(&am, &bm))),
                 (&a_big + &big_m - &b_big) % &big_m
             );
         }
@@ -607,11 +624,11 @@ mod tests {
             let monty = Monty::new(m).unwrap();
             let big_m = to_big(&m);
             let base_big = BigUint::from_bytes_be(&base) % &big_m;
-            let bm = monty.to_monty(&from_big(&base_big));
+            let bm = monty.convert_in(&from_big(&base_big));
             let expected = base_big.modpow(&BigUint::from_bytes_be(&exponent), &big_m);
-            prop_assert_eq!(to_big(&monty.from_monty(&monty.pow_ct(&bm, &exponent))), expected.clone());
+            prop_assert_eq!(to_big(&monty.convert_out(&monty.pow_ct(&bm, &exponent))), &expected);
             let e: U2048 = Uint::from_be_bytes(&exponent).unwrap();
-            prop_assert_eq!(to_big(&monty.from_monty(&monty.pow_vartime(&bm, &e))), expected);
+            prop_assert_eq!(to_big(&monty.convert_out(&monty.pow_vartime(&bm, &e))), &expected);
         }
 
         #[test]

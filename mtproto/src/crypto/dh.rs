@@ -40,7 +40,12 @@ pub const TELEGRAM_DH_PRIME: [u8; DH_LEN] = hex_literal(
 /// The generator Telegram pairs with [`TELEGRAM_DH_PRIME`].
 pub const TELEGRAM_DH_G: u32 = 3;
 
-/// Decodes a hex literal at compile time (whitespace skipped).
+/// Decodes a hex literal at compile time (whitespace skipped); a bad literal fails the build.
+#[allow(
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "evaluated at compile time only"
+)]
 const fn hex_literal<const N: usize>(text: &str) -> [u8; N] {
     let bytes = text.as_bytes();
     let mut out = [0u8; N];
@@ -110,15 +115,26 @@ pub struct DhGroup {
 
 impl core::fmt::Debug for DhGroup {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "DhGroup {{ g: {}, prime: {:02x}{:02x}..{:02x} }}", self.g, self.prime[0], self.prime[1], self.prime[DH_LEN - 1])
+        write!(
+            f,
+            "DhGroup {{ g: {}, prime: {:02x}{:02x}..{:02x} }}",
+            self.g,
+            self.prime[0],
+            self.prime[1],
+            self.prime[DH_LEN - 1]
+        )
     }
 }
 
 impl DhGroup {
     /// Telegram's group (g = 3 and [`TELEGRAM_DH_PRIME`]), known good.
-    #[allow(clippy::expect_used, reason = "a constant, checked by the test telegram_group_is_valid")]
+    #[allow(
+        clippy::expect_used,
+        reason = "a constant, checked by the test telegram_group_is_valid"
+    )]
     pub fn telegram() -> Self {
-        Self::trusted(&TELEGRAM_DH_PRIME, TELEGRAM_DH_G).expect("TELEGRAM_DH_PRIME is a valid group")
+        Self::trusted(&TELEGRAM_DH_PRIME, TELEGRAM_DH_G)
+            .expect("TELEGRAM_DH_PRIME is a valid group")
     }
 
     /// Checks `prime` and `g` in full (safe prime by Miller-Rabin, generator condition).
@@ -152,11 +168,18 @@ impl DhGroup {
         }
         let monty = Monty::new(p).ok_or(DhError::NotSafePrime)?;
         let mut low = U2048::ZERO;
-        low.0[31] = 1 << (1984 - 31 * 64);
+        // 2^1984 = 2^(31 * 64): the lowest bit of the top limb.
+        low.0[31] = 1;
         let (high, _) = p.sbb(&low);
         let mut bytes = [0u8; DH_LEN];
         p.write_be_bytes(&mut bytes).ok_or(DhError::NotSafePrime)?;
-        Ok(Self { prime: bytes, g, monty, low, high })
+        Ok(Self {
+            prime: bytes,
+            g,
+            monty,
+            low,
+            high,
+        })
     }
 
     /// The prime, 256 bytes big-endian.
@@ -196,8 +219,8 @@ impl DhGroup {
 
     /// `g^secret mod p`, 256 bytes big-endian (constant time in the secret).
     pub(crate) fn public_value(&self, secret: &[u8; DH_LEN]) -> [u8; DH_LEN] {
-        let base = self.monty.to_monty(&U2048::from_u64(u64::from(self.g)));
-        let value = self.monty.from_monty(&self.monty.pow_ct(&base, secret));
+        let base = self.monty.convert_in(&U2048::from_u64(u64::from(self.g)));
+        let value = self.monty.convert_out(&self.monty.pow_ct(&base, secret));
         let mut out = [0u8; DH_LEN];
         // Below the 2048-bit prime, so it fits.
         let _ = value.write_be_bytes(&mut out);
@@ -212,7 +235,9 @@ impl DhGroup {
         secret: &[u8; DH_LEN],
     ) -> Result<Zeroizing<[u8; DH_LEN]>, DhError> {
         let peer = self.check_public(peer_public)?;
-        let mut value = self.monty.from_monty(&self.monty.pow_ct(&self.monty.to_monty(&peer), secret));
+        let mut value = self
+            .monty
+            .convert_out(&self.monty.pow_ct(&self.monty.convert_in(&peer), secret));
         let mut out = Zeroizing::new([0u8; DH_LEN]);
         let _ = value.write_be_bytes(out.as_mut_slice());
         zeroize::Zeroize::zeroize(&mut value);
@@ -230,7 +255,9 @@ pub struct DhPrimeCache {
 impl DhPrimeCache {
     /// A cache that knows Telegram's group.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self { verified: Mutex::new(vec![DhGroup::telegram()]) })
+        Arc::new(Self {
+            verified: Mutex::new(vec![DhGroup::telegram()]),
+        })
     }
 
     /// A group for (prime, g): from the cache when this pair passed before, else checked in
@@ -248,7 +275,10 @@ impl DhPrimeCache {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            if let Some(group) = verified.iter().find(|group| group.g == g && group.prime.as_slice() == prime) {
+            if let Some(group) = verified
+                .iter()
+                .find(|group| group.g == g && group.prime.as_slice() == prime)
+            {
                 return Ok(group.clone());
             }
         }
@@ -279,10 +309,19 @@ mod tests {
         // g = 3 needs p mod 3 = 2; the other generators' conditions decide the rest.
         for g in [2, 4, 5, 6, 7] {
             let p = U2048::from_be_bytes(&TELEGRAM_DH_PRIME).unwrap();
-            assert_eq!(DhGroup::trusted(&TELEGRAM_DH_PRIME, g).is_ok(), generator_condition(&p, g));
+            assert_eq!(
+                DhGroup::trusted(&TELEGRAM_DH_PRIME, g).is_ok(),
+                generator_condition(&p, g)
+            );
         }
-        assert_eq!(DhGroup::trusted(&TELEGRAM_DH_PRIME, 1).unwrap_err(), DhError::BadGenerator(1));
-        assert_eq!(DhGroup::trusted(&TELEGRAM_DH_PRIME, 8).unwrap_err(), DhError::BadGenerator(8));
+        assert_eq!(
+            DhGroup::trusted(&TELEGRAM_DH_PRIME, 1).unwrap_err(),
+            DhError::BadGenerator(1)
+        );
+        assert_eq!(
+            DhGroup::trusted(&TELEGRAM_DH_PRIME, 8).unwrap_err(),
+            DhError::BadGenerator(8)
+        );
     }
 
     #[test]
@@ -313,11 +352,17 @@ mod tests {
         // (p - 1)/2 of a random odd number is almost surely composite.
         let mut candidate = TELEGRAM_DH_PRIME;
         candidate[255] = candidate[255].wrapping_add(6);
-        assert_eq!(DhGroup::checked(&candidate, 4, &mut rng).unwrap_err(), DhError::NotSafePrime);
+        assert_eq!(
+            DhGroup::checked(&candidate, 4, &mut rng).unwrap_err(),
+            DhError::NotSafePrime
+        );
         // A 2047-bit number.
         let mut short = TELEGRAM_DH_PRIME;
         short[0] = 0x47;
-        assert_eq!(DhGroup::checked(&short, 4, &mut rng).unwrap_err(), DhError::NotSafePrime);
+        assert_eq!(
+            DhGroup::checked(&short, 4, &mut rng).unwrap_err(),
+            DhError::NotSafePrime
+        );
     }
 
     #[test]
@@ -329,12 +374,18 @@ mod tests {
         assert!(group.check_public(&value).is_ok());
         let mut below = [0u8; DH_LEN];
         below[DH_LEN - 248..].fill(0xff);
-        assert_eq!(group.check_public(&below).unwrap_err(), DhError::PublicValueOutOfRange);
+        assert_eq!(
+            group.check_public(&below).unwrap_err(),
+            DhError::PublicValueOutOfRange
+        );
         // p - 2^1984 is allowed, p - 2^1984 + 1 is not.
-        let high = group.high.to_be_vec();
+        let high = group.high.be_bytes_vec();
         assert!(group.check_public(&high).is_ok());
-        let above = group.high.adc(&U2048::from_u64(1)).0.to_be_vec();
-        assert_eq!(group.check_public(&above).unwrap_err(), DhError::PublicValueOutOfRange);
+        let above = group.high.adc(&U2048::from_u64(1)).0.be_bytes_vec();
+        assert_eq!(
+            group.check_public(&above).unwrap_err(),
+            DhError::PublicValueOutOfRange
+        );
         assert!(group.check_public(&[1; 257]).is_err());
         assert!(group.check_public(&[]).is_err());
     }
@@ -346,7 +397,10 @@ mod tests {
         let group = cache.group(&TELEGRAM_DH_PRIME, 3, &mut rng).unwrap();
         let (a, g_a) = group.keypair(&mut rng);
         let (b, g_b) = group.keypair(&mut rng);
-        assert_eq!(*group.shared_secret(&g_b, &a).unwrap(), *group.shared_secret(&g_a, &b).unwrap());
+        assert_eq!(
+            *group.shared_secret(&g_b, &a).unwrap(),
+            *group.shared_secret(&g_a, &b).unwrap()
+        );
         assert_eq!(cache.verified.lock().unwrap().len(), 1);
     }
 }

@@ -19,25 +19,27 @@ mod dh;
 mod ige;
 mod kdf;
 mod pem;
+mod pq;
 mod rsa;
 mod x86;
 
 pub use auth_key::AuthKey;
-pub use ige::{
-    IgeError, IgeJob, decrypt_ige, decrypt_ige_batch, encrypt_ige, encrypt_ige_batch, ige_backend,
-};
 pub use dh::{
     DH_LEN, DhError, DhGroup, DhPrimeCache, PRIME_CACHE_CAPACITY, PRIME_TEST_ROUNDS, TELEGRAM_DH_G,
     TELEGRAM_DH_PRIME,
 };
-pub use rsa::{
-    BLINDING_REFRESH, DEFAULT_PUBLIC_EXPONENT, RSA_BLOCK_LEN, RSA_PAD_MAX_DATA, RsaEncoding,
-    RsaKeyError, RsaPadError, RsaPrivateKey, RsaPublicKey, rsa_decrypt_handshake_data,
-    rsa_legacy_encrypt, rsa_pad_encrypt,
+pub use ige::{
+    IgeError, IgeJob, decrypt_ige, decrypt_ige_batch, encrypt_ige, encrypt_ige_batch, ige_backend,
 };
 pub use kdf::{
     AesKeyIv, Direction, decrypt_and_msg_key_large, first_server_salt, handshake_key_iv,
     message_key_iv, msg_key, msg_key_from_large, msg_key_large, new_nonce_hash, quick_ack_token,
+};
+pub use pq::{factorize_pq, is_prime_u64, random_pq};
+pub use rsa::{
+    BLINDING_REFRESH, DEFAULT_PUBLIC_EXPONENT, RSA_BLOCK_LEN, RSA_PAD_MAX_DATA, RsaEncoding,
+    RsaKeyError, RsaPadError, RsaPrivateKey, RsaPublicKey, rsa_decrypt_handshake_data,
+    rsa_legacy_encrypt, rsa_pad_encrypt,
 };
 
 /// Compares two byte strings in constant time (for equal lengths; different lengths compare

@@ -20,9 +20,15 @@ pub(crate) fn decode(text: &str, label: &str) -> Result<Zeroizing<Vec<u8>>, RsaK
     let start = text.find(&begin).ok_or(RsaKeyError::Pem)? + begin.len();
     let rest = text.get(start..).ok_or(RsaKeyError::Pem)?;
     let stop = rest.find(&end).ok_or(RsaKeyError::Pem)?;
-    let body: Zeroizing<String> =
-        Zeroizing::new(rest.get(..stop).ok_or(RsaKeyError::Pem)?.split_whitespace().collect());
-    Base64::decode_vec(&body).map(Zeroizing::new).map_err(|_| RsaKeyError::Pem)
+    let body: Zeroizing<String> = Zeroizing::new(
+        rest.get(..stop)
+            .ok_or(RsaKeyError::Pem)?
+            .split_whitespace()
+            .collect(),
+    );
+    Base64::decode_vec(&body)
+        .map(Zeroizing::new)
+        .map_err(|_| RsaKeyError::Pem)
 }
 
 /// Encodes DER bytes as a PEM block with `label`, 64 characters a line.
@@ -72,7 +78,9 @@ impl<'a> DerReader<'a> {
             if bytes.first() == Some(&0) {
                 return Err(RsaKeyError::Der);
             }
-            let length = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            let length = bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
             if length < 0x80 {
                 return Err(RsaKeyError::Der);
             }
@@ -149,7 +157,11 @@ mod tests {
             let mut reader = DerReader::new(&out);
             let read = reader.unsigned().unwrap();
             let skip = value.iter().take_while(|&&b| b == 0).count();
-            let expected = if skip == value.len() { &[0u8][..] } else { &value[skip..] };
+            let expected = if skip == value.len() {
+                &[0u8][..]
+            } else {
+                &value[skip..]
+            };
             assert_eq!(read, expected);
             assert!(reader.is_empty());
         }
@@ -158,10 +170,19 @@ mod tests {
     #[test]
     fn malformed_der_is_refused() {
         // Negative integer, non-minimal integer, non-minimal length, truncated contents.
-        for bad in [&[2u8, 1, 0x80][..], &[2, 2, 0, 1], &[2, 0x81, 1, 5], &[2, 5, 1]] {
+        for bad in [
+            &[2u8, 1, 0x80][..],
+            &[2, 2, 0, 1],
+            &[2, 0x81, 1, 5],
+            &[2, 5, 1],
+        ] {
             assert!(DerReader::new(bad).unsigned().is_err(), "{bad:?}");
         }
-        assert!(DerReader::new(&[0x30, 0x85, 1, 1, 1, 1, 1]).sequence().is_err());
+        assert!(
+            DerReader::new(&[0x30, 0x85, 1, 1, 1, 1, 1])
+                .sequence()
+                .is_err()
+        );
     }
 
     #[test]
