@@ -1005,3 +1005,118 @@ fn client_msg_ids_and_server_parity() {
     );
     side.assert_fails(&message, HandshakeError::BadMsgId(0x6000_0000_0000_0004));
 }
+
+// ---- The official transcript (core.telegram.org/mtproto/samples-auth_key), steps 6 to 9. ----
+
+fn sample(name: &str) -> Vec<u8> {
+    let text = include_str!("../../tests/data/samples_auth_key.txt");
+    let value = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            line.split_once(" = ")
+                .filter(|(key, _)| *key == name)
+                .map(|(_, v)| v)
+        })
+        .unwrap_or_else(|| panic!("no {name} in the sample file"));
+    (0..value.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&value[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// An RNG that plays back fixed bytes (the sample's padding), then zeros.
+struct Replay(Vec<u8>);
+
+impl RngCore for Replay {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for byte in dst {
+            *byte = if self.0.is_empty() {
+                0
+            } else {
+                self.0.remove(0)
+            };
+        }
+    }
+}
+
+impl CryptoRng for Replay {}
+
+#[test]
+fn official_sample_transcript() {
+    let nonce: [u8; 16] = sample("nonce").try_into().unwrap();
+    let server_nonce: [u8; 16] = sample("server_nonce").try_into().unwrap();
+    let new_nonce: [u8; 32] = sample("new_nonce").try_into().unwrap();
+    let key_iv = handshake_key_iv(&new_nonce, &server_nonce);
+
+    // Step 6: the answer decrypts, its SHA-1 is the printed one, and it carries Telegram's group.
+    let encrypted_answer = sample("encrypted_answer");
+    let (enums::ServerDHInnerData::ServerDHInnerData(answer), object) =
+        decrypt_with_hash::<enums::ServerDHInnerData>(&encrypted_answer, &key_iv).unwrap();
+    assert_eq!(&Sha1::digest(&*object)[..], &sample("answer_sha1")[..]);
+    assert_eq!(
+        (answer.nonce, answer.server_nonce, answer.g),
+        (nonce, server_nonce, 3)
+    );
+    assert_eq!(answer.dh_prime, TELEGRAM_DH_PRIME.to_vec());
+    assert_eq!(answer.g_a, sample("g_a"));
+    assert_eq!(answer.server_time, 1_707_425_105);
+    let group = DhCache::group_for(&answer.dh_prime, answer.g);
+    group.check_public(&answer.g_a).unwrap();
+
+    // Step 7: g_b from b, and the client's DH data encrypts to the printed bytes.
+    let b: [u8; 256] = sample("b").try_into().unwrap();
+    assert_eq!(group.public_value(&b).to_vec(), sample("g_b"));
+    let inner = types::ClientDHInnerData {
+        nonce,
+        server_nonce,
+        retry_id: 0,
+        g_b: sample("g_b"),
+    }
+    .to_bytes();
+    let mut padding = sample("client_padding");
+    padding.resize(16, 0);
+    let encrypted_data = encrypt_with_hash(&inner, &key_iv, &mut Replay(padding));
+    assert_eq!(encrypted_data, sample("encrypted_data"));
+    // The server side reads it back.
+    let (enums::ClientDHInnerData::ClientDHInnerData(read), _) =
+        decrypt_with_hash::<enums::ClientDHInnerData>(&encrypted_data, &key_iv).unwrap();
+    assert_eq!((read.retry_id, read.g_b), (0, sample("g_b")));
+
+    // Step 8: the auth key.
+    let auth_key = group.shared_secret(&answer.g_a, &b).unwrap();
+    assert_eq!(auth_key.to_vec(), sample("auth_key"));
+
+    // Step 9: new_nonce_hash1, and the derived id and salt.
+    let key = crate::crypto::AuthKey::from_bytes(*auth_key);
+    assert_eq!(
+        new_nonce_hash(&new_nonce, 1, &key.aux_hash()).to_vec(),
+        sample("new_nonce_hash1")
+    );
+    assert_eq!(key.id(), 5_654_532_459_904_850_021);
+    assert_eq!(
+        crate::crypto::first_server_salt(&new_nonce, &server_nonce),
+        -3_585_621_112_631_548_343
+    );
+}
+
+/// The group for a transcript's prime, through the same cache clients use.
+struct DhCache;
+
+impl DhCache {
+    fn group_for(prime: &[u8], g: i32) -> DhGroup {
+        crate::crypto::DhPrimeCache::new()
+            .group(prime, g as u32, &mut ChaCha20Rng::seed_from_u64(0))
+            .unwrap()
+    }
+}
