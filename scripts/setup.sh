@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Columba needs on a fresh Debian or Ubuntu machine:
-# a C toolchain and clang/libclang (RocksDB's bindings), Python 3 (interop tests), and Rust
+# a C toolchain and clang/libclang (RocksDB's bindings), OpenSSL's headers (the compare
+# binary's peer), Python 3 (interop tests), and Rust
 # through rustup when cargo is missing. Safe to run again: it installs only what is absent.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# The compare binary measures against OpenSSL through the openssl crate (headers and .pc file).
+[ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""

@@ -17,22 +17,35 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod crypto;
+mod handshake;
 
 /// How long one measurement runs.
 const MEASURE: Duration = Duration::from_millis(300);
 /// Measurements per side, after one warm-up each.
 const REPETITIONS: usize = 5;
 
-/// One side of a comparison: a closure doing `work` units per call.
+/// One side of a comparison: a closure doing `work` units per call, returning the time that
+/// counts (for closures that also do untimed setup), or `None` to count the whole call.
 struct Side<'a> {
-    run: Box<dyn FnMut() + 'a>,
+    run: Box<dyn FnMut() -> Option<Duration> + 'a>,
     work: f64,
 }
 
 impl<'a> Side<'a> {
-    fn new(work: f64, run: impl FnMut() + 'a) -> Self {
+    fn new(work: f64, mut run: impl FnMut() + 'a) -> Self {
         Self {
-            run: Box::new(run),
+            run: Box::new(move || {
+                run();
+                None
+            }),
+            work,
+        }
+    }
+
+    /// A side whose closure times the part that counts itself.
+    fn timed(work: f64, mut run: impl FnMut() -> Duration + 'a) -> Self {
+        Self {
+            run: Box::new(move || Some(run())),
             work,
         }
     }
@@ -41,14 +54,20 @@ impl<'a> Side<'a> {
     fn measure(&mut self) -> f64 {
         let start = Instant::now();
         let mut calls = 0u64;
+        let mut counted = Duration::ZERO;
+        let mut self_timed = false;
         while start.elapsed() < MEASURE {
-            for _ in 0..16 {
-                (self.run)();
+            for _ in 0..4 {
+                if let Some(spent) = (self.run)() {
+                    counted += spent;
+                    self_timed = true;
+                }
             }
-            calls += 16;
+            calls += 4;
         }
         black_box(calls);
-        self.work * calls as f64 / start.elapsed().as_secs_f64()
+        let elapsed = if self_timed { counted } else { start.elapsed() };
+        self.work * calls as f64 / elapsed.as_secs_f64().max(1e-9)
     }
 }
 
@@ -75,7 +94,7 @@ fn compare(bench: &str, unit: &str, peer: &str, mut ours: Side<'_>, mut theirs: 
     }
 }
 
-const SUITES: &[(&str, fn())] = &[("crypto", crypto::run)];
+const SUITES: &[(&str, fn())] = &[("crypto", crypto::run), ("handshake", handshake::run)];
 
 fn main() -> ExitCode {
     let wanted: Vec<String> = std::env::args().skip(1).collect();

@@ -61,19 +61,62 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-/// A non-trivial factor of an odd composite `n` (Pollard-Brent), or `None` after the attempt
-/// budget.
+/// Montgomery multiplication modulo an odd `n < 2^63` with R = 2^64: no division in the
+/// rho loop, which runs tens of thousands of times.
+struct Montgomery64 {
+    n: u64,
+    /// `-n^-1 mod 2^64`.
+    n_neg_inv: u64,
+}
+
+impl Montgomery64 {
+    fn new(n: u64) -> Self {
+        let mut inv = 1u64;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(n.wrapping_mul(inv)));
+        }
+        Self {
+            n,
+            n_neg_inv: inv.wrapping_neg(),
+        }
+    }
+
+    /// `a * b / 2^64 mod n` for `a, b < n`.
+    #[inline(always)]
+    fn mul(&self, a: u64, b: u64) -> u64 {
+        let t = u128::from(a) * u128::from(b);
+        let m = (t as u64).wrapping_mul(self.n_neg_inv);
+        // t + m * n < 2^128 because n < 2^63.
+        let reduced = ((t + u128::from(m) * u128::from(self.n)) >> 64) as u64;
+        if reduced >= self.n {
+            reduced - self.n
+        } else {
+            reduced
+        }
+    }
+}
+
+/// A non-trivial factor of an odd composite `n` (Pollard-Brent with batched gcds, in
+/// Montgomery form), or `None` after the attempt budget.
 fn rho_factor(n: u64) -> Option<u64> {
     if n % 2 == 0 {
         return Some(2);
     }
+    if n >= 1 << 63 {
+        return rho_factor_slow(n);
+    }
+    let mont = Montgomery64::new(n);
+    const BATCH: u64 = 128;
     for c in 1..64u64 {
-        let f = |x: u64| (mul_mod(x, x, n) + c) % n;
+        // Any constant works for rho; it need not be converted into Montgomery form.
+        let f = |x: u64| {
+            let y = mont.mul(x, x) + c;
+            if y >= n { y - n } else { y }
+        };
         let (mut y, mut r, mut q) = (2u64, 1u64, 1u64);
         let mut g = 1u64;
         let mut x = y;
         let mut ys = y;
-        const BATCH: u64 = 128;
         while g == 1 {
             x = y;
             for _ in 0..r {
@@ -84,7 +127,7 @@ fn rho_factor(n: u64) -> Option<u64> {
                 ys = y;
                 for _ in 0..BATCH.min(r - k) {
                     y = f(y);
-                    q = mul_mod(q, x.abs_diff(y), n);
+                    q = mont.mul(q, x.abs_diff(y));
                 }
                 g = gcd(q, n);
                 k += BATCH;
@@ -94,7 +137,7 @@ fn rho_factor(n: u64) -> Option<u64> {
                 break;
             }
         }
-        if g == n {
+        if g == n || g == 0 {
             // The batch overshot: step one at a time from the saved point.
             loop {
                 ys = f(ys);
@@ -106,6 +149,26 @@ fn rho_factor(n: u64) -> Option<u64> {
         }
         if g > 1 && g < n {
             return Some(g);
+        }
+    }
+    None
+}
+
+/// The same search with plain (dividing) arithmetic, for `n >= 2^63`.
+fn rho_factor_slow(n: u64) -> Option<u64> {
+    for c in 1..64u64 {
+        let f = |x: u64| (mul_mod(x, x, n) + c) % n;
+        let (mut x, mut y) = (2u64, 2u64);
+        for _ in 0..(1u64 << 22) {
+            x = f(x);
+            y = f(f(y));
+            let g = gcd(x.abs_diff(y), n);
+            if g == n {
+                break;
+            }
+            if g > 1 {
+                return Some(g);
+            }
         }
     }
     None
