@@ -113,3 +113,27 @@ with open(os.path.join(HERE, "tl.dict"), "w") as f:
     for i in sorted(ids):
         f.write('"' + "".join("\\x%02x" % b for b in u32(i)) + '"\n')
 print(f"{len(tl)} TL seeds, {len(transport)} transport seeds, {len(ids)} dictionary ids")
+
+
+# handshake_server: mode 0 = wrapped messages (2-byte length + TL body); mode 1 = a real client
+# with corruptions (seed byte, then (message, offset, xor) triples).
+def msg(body):
+    return struct.pack("<H", len(body)) + body
+
+write("handshake_server", "raw_req_pq_multi", b"\x00" + msg(tl["req_pq_multi"]))
+write("handshake_server", "raw_req_pq_then_garbage", b"\x00" + msg(tl["req_pq_multi"]) + msg(u32(0xD712E4BE) + NONCE))
+write("handshake_server", "unwrapped_frame", b"\x02" + msg(b"\0" * 8 + i64(4) + u32(20) + tl["req_pq_multi"]))
+write("handshake_server", "client_clean", b"\x01\x07")
+write("handshake_server", "client_temp_key", b"\x01\x08")
+write("handshake_server", "client_corrupt_req_dh", b"\x01\x07" + bytes([1, 200, 0x10]))
+write("handshake_server", "client_corrupt_set_dh", b"\x01\x09" + bytes([2, 250, 0x01]))
+write("handshake_server", "client_collision", b"\x01\x07" + bytes([0x83, 0, 0]))
+
+# rsa_pad_decode: mode even = a block to decode; odd = data to encrypt and decode back.
+write("rsa_pad_decode", "block_zero", b"\x00" + b"\0" * 256)
+write("rsa_pad_decode", "block_ff", b"\x02" + b"\xff" * 256)
+write("rsa_pad_decode", "block_short", b"\x04" + b"\x01" * 100)
+write("rsa_pad_decode", "round_trip_inner_data", b"\x01" + bytes.fromhex(
+    "955FF5A908256595EDB7766797000000045A300D4B000000046A26DB65000000406709F612FADFBEC3F0289D0AA67EEF"
+    "E11DBC3BC97D91A26154F932AF019943A8BBC849512DAC6C67B6EFD9157D6CA7377A1776307D84265C6BE9BDCF802AC102000000"))
+write("rsa_pad_decode", "round_trip_max", b"\x03" + b"\x5a" * 144)
