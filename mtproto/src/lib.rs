@@ -11,7 +11,13 @@
 //!   (feature `api`) the Telegram API schema, layer 229;
 //! - [`transport`]: MTProto's transports (framings): abridged, intermediate, padded
 //!   intermediate and full, each optionally obfuscated, with server-side detection, quick acks
-//!   and transport errors.
+//!   and transport errors;
+//! - [`crypto`]: AES-256-IGE, the MTProto 2.0 KDF, auth keys, RSA-2048 and DH on constant-time
+//!   arithmetic of its own, pq;
+//! - [`message`]: unencrypted and encrypted envelopes;
+//! - [`handshake`]: the key exchange, server and client, permanent and temporary keys, and the
+//!   temporary key's binding;
+//! - [`time`]: how time is passed in ([`time::Now`]).
 //!
 //! What it is not: a session layer (msg_id windows, acks, salts, containers on send: see
 //! `columba-session`), storage (`columba-store`), or a network transport. MTProto calls its

@@ -1,4 +1,5 @@
-//! MTProto 2.0 cryptography: AES-256-IGE, the key derivations, and the authorization key.
+//! MTProto 2.0 cryptography: AES-256-IGE, the key derivations, the authorization key, and the
+//! handshake's RSA, Diffie-Hellman and pq.
 //!
 //! - [`encrypt_ige`] / [`decrypt_ige`]: AES-256-IGE in place, and [`encrypt_ige_batch`] /
 //!   [`decrypt_ige_batch`] for several independent messages at once (up to 8 chains
@@ -7,7 +8,13 @@
 //! - the handshake's derived values: [`handshake_key_iv`], [`new_nonce_hash`],
 //!   [`first_server_salt`];
 //! - [`AuthKey`], which computes auth_key_id and the aux hash and zeroizes itself on drop;
-//! - [`ct_eq`], the constant-time comparison used for every hash or key that a peer sent.
+//! - [`ct_eq`], the constant-time comparison used for every hash or key that a peer sent;
+//! - RSA-2048 for the handshake ([`RsaPrivateKey`], [`RsaPublicKey`], [`rsa_pad_encrypt`],
+//!   [`rsa_decrypt_handshake_data`]): PKCS#1 PEM, Telegram's fingerprint, a blinded,
+//!   constant-time private operation;
+//! - Diffie-Hellman groups with every check of the security guidelines ([`DhGroup`],
+//!   [`DhPrimeCache`]);
+//! - pq: [`random_pq`] for servers, [`factorize_pq`] for clients.
 //!
 //! Threat model notes: derived AES keys ([`AesKeyIv`]) and auth keys are wiped on drop and
 //! never printed by `Debug`. Comparisons against peer-supplied hashes must go through

@@ -10,7 +10,7 @@
 //! - [`Reader`], a cursor that never panics, never reads past its input, bounds nesting depth,
 //!   and checks a vector's declared count against the bytes left before allocating;
 //! - [`mtproto`]: everything in the MTProto service schema (`schema/mtproto.tl`), and
-//!   [`api`]: the Telegram API schema, layer [`API_LAYER`] (`schema/api.tl`, feature `api`);
+//!   `api`: the Telegram API schema, layer [`API_LAYER`] (`schema/api.tl`, feature `api`);
 //! - [`service`]: the constructors every implementation writes by hand (`rpc_result`,
 //!   `msg_container` with its bare `message`s, `msg_copy`, `gzip_packed`).
 //!
