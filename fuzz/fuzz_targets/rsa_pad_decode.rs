@@ -26,17 +26,14 @@ fuzz_target!(|data: &[u8]| {
     let [mode, rest @ ..] = data else { return };
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(*mode));
     if mode % 2 == 0 {
-        // The legacy form's SHA-1 covers an object whose length a parser reports; let the
-        // input choose that length too.
-        let claimed = usize::from(*mode >> 1);
-        let result = rsa_decrypt_handshake_data(key(), rest, &mut rng, |data| Some(claimed.min(data.len())));
+        let result = rsa_decrypt_handshake_data(key(), rest, &mut rng);
         assert!(result.is_err(), "decoded a block the fuzzer made without the key");
         return;
     }
     let data = &rest[..rest.len().min(RSA_PAD_MAX_DATA)];
     let encrypted = rsa_pad_encrypt(key().public_key(), data, &mut rng).expect("at most 144 bytes");
     let (plain, encoding) =
-        rsa_decrypt_handshake_data(key(), &encrypted, &mut rng, |_| None).expect("our own block");
+        rsa_decrypt_handshake_data(key(), &encrypted, &mut rng).expect("our own block");
     assert_eq!(encoding, RsaEncoding::Pad);
     assert_eq!(&plain[..data.len()], data);
 });

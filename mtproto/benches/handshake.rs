@@ -41,7 +41,7 @@ fn bench_handshake(c: &mut Criterion) {
     });
     let encrypted = rsa_pad_encrypt(key.public_key(), &data, &mut rng).unwrap_or([0; 256]);
     group.bench_function("rsa_pad decrypt (server, blinded CRT)", |b| {
-        b.iter(|| rsa_decrypt_handshake_data(&key, black_box(&encrypted), &mut rng, |_| None))
+        b.iter(|| rsa_decrypt_handshake_data(&key, black_box(&encrypted), &mut rng))
     });
     let pqs: Vec<u64> = (0..16).map(|_| random_pq(&mut rng).2).collect();
     let mut next = 0;

@@ -671,26 +671,24 @@ pub fn rsa_legacy_encrypt<R: RngCore + CryptoRng + ?Sized>(
 
 /// Decrypts a client's `req_DH_params` data in either encoding.
 ///
-/// `object_len` returns the length of the TL object at the start of a byte string (the
-/// legacy form's SHA-1 covers exactly the object). Returns the data (for RSA_PAD the 192 bytes
-/// with padding, for the legacy form the object alone) and the encoding found. Every failure
-/// is [`RsaPadError::Rejected`].
-pub fn rsa_decrypt_handshake_data<R, F>(
+/// Returns the data and the encoding found: for RSA_PAD the 192 bytes of data with padding,
+/// for the legacy form exactly the bytes its SHA-1 covers (a TL object, so a multiple of 4
+/// bytes). Both decodings are computed in full, and the legacy form's hash is tried against
+/// every possible object length, so the time taken does not depend on what the block decrypts
+/// to. Every failure is [`RsaPadError::Rejected`].
+pub fn rsa_decrypt_handshake_data<R>(
     key: &RsaPrivateKey,
     encrypted: &[u8],
     rng: &mut R,
-    object_len: F,
 ) -> Result<(Zeroizing<Vec<u8>>, RsaEncoding), RsaPadError>
 where
     R: RngCore + CryptoRng + ?Sized,
-    F: Fn(&[u8]) -> Option<usize>,
 {
     let block = key
         .decrypt_raw(encrypted, rng)
         .ok_or(RsaPadError::Rejected)?;
-    // Both decodings are computed in full before either result is looked at.
     let pad = rsa_pad_unwrap(&block);
-    let legacy = legacy_unwrap(&block, &object_len);
+    let legacy = legacy_unwrap(&block);
     match (pad, legacy) {
         (Some(data), _) => Ok((data, RsaEncoding::Pad)),
         (None, Some(data)) => Ok((data, RsaEncoding::LegacySha1)),
@@ -717,19 +715,24 @@ fn rsa_pad_unwrap(block: &[u8; RSA_BLOCK_LEN]) -> Option<Zeroizing<Vec<u8>>> {
     ct_eq(&hasher.finalize(), hash).then_some(data)
 }
 
-/// Inverts the legacy form; `None` unless the block starts with a zero byte and SHA-1
-/// matches the TL object after the hash.
-fn legacy_unwrap<F: Fn(&[u8]) -> Option<usize>>(
-    block: &[u8; RSA_BLOCK_LEN],
-    object_len: &F,
-) -> Option<Zeroizing<Vec<u8>>> {
+/// Inverts the legacy form; `None` unless the block starts with a zero byte and the SHA-1
+/// after it matches some prefix of the data whose length is a multiple of 4 (a TL object).
+/// Every candidate length is hashed and compared, so no step depends on the decrypted bytes.
+fn legacy_unwrap(block: &[u8; RSA_BLOCK_LEN]) -> Option<Zeroizing<Vec<u8>>> {
     let (zero, rest) = block.split_first()?;
     let (hash, data) = rest.split_at(20);
-    // The object's length comes from its own fields; the SHA-1 then covers exactly those bytes.
-    let length = object_len(data).unwrap_or(0).min(data.len());
-    let object = data.get(..length)?;
-    let matches = ct_eq(&Sha1::digest(object), hash);
-    (*zero == 0 && length > 0 && matches).then(|| Zeroizing::new(object.to_vec()))
+    let mut hasher = Sha1::new();
+    let mut found = 0usize;
+    for (index, word) in data.chunks_exact(4).enumerate() {
+        hasher.update(word);
+        let length = (index + 1) * 4;
+        let matches = usize::from(ct_eq(&hasher.clone().finalize(), hash));
+        // found = matches ? length : found, without a branch.
+        let mask = matches.wrapping_neg();
+        found = (length & mask) | (found & !mask);
+    }
+    (*zero == 0 && found > 0)
+        .then(|| Zeroizing::new(data.get(..found).unwrap_or_default().to_vec()))
 }
 
 #[cfg(test)]
@@ -789,7 +792,7 @@ t6N/byY9Nw9p21Og3AoXSL2q/2IJ1WRUhebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs
             let data = vec![round as u8; 100 + round as usize % 44];
             let encrypted = rsa_pad_encrypt(key.public_key(), &data, &mut rng).unwrap();
             let (plain, encoding) =
-                rsa_decrypt_handshake_data(&loaded, &encrypted, &mut rng, |_| None).unwrap();
+                rsa_decrypt_handshake_data(&loaded, &encrypted, &mut rng).unwrap();
             assert_eq!(encoding, RsaEncoding::Pad);
             assert_eq!(&plain[..data.len()], &data[..]);
         }
@@ -801,15 +804,18 @@ t6N/byY9Nw9p21Og3AoXSL2q/2IJ1WRUhebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let data = [7u8; 96];
         let encrypted = rsa_legacy_encrypt(key.public_key(), &data, &mut rng).unwrap();
-        let (plain, encoding) =
-            rsa_decrypt_handshake_data(&key, &encrypted, &mut rng, |_| Some(96)).unwrap();
+        let (plain, encoding) = rsa_decrypt_handshake_data(&key, &encrypted, &mut rng).unwrap();
         assert_eq!(encoding, RsaEncoding::LegacySha1);
+        // Exactly the bytes the SHA-1 covers, whatever padding follows.
         assert_eq!(&plain[..], &data[..]);
-        // A wrong object length breaks the SHA-1.
-        assert_eq!(
-            rsa_decrypt_handshake_data(&key, &encrypted, &mut rng, |_| Some(95)).unwrap_err(),
-            RsaPadError::Rejected
-        );
+        // A corrupted hash matches no prefix.
+        let mut block = [0u8; RSA_BLOCK_LEN];
+        block[1..21].copy_from_slice(&Sha1::digest(&data[..92]));
+        block[1] ^= 1;
+        block[21..117].copy_from_slice(&data);
+        assert!(legacy_unwrap(&block).is_none());
+        block[1] ^= 1;
+        assert_eq!(legacy_unwrap(&block).unwrap().len(), 92);
     }
 
     #[test]
@@ -821,15 +827,15 @@ t6N/byY9Nw9p21Og3AoXSL2q/2IJ1WRUhebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs
             let mut bad = encrypted;
             bad[index] ^= 0x01;
             assert_eq!(
-                rsa_decrypt_handshake_data(&key, &bad, &mut rng, |_| Some(144)).unwrap_err(),
+                rsa_decrypt_handshake_data(&key, &bad, &mut rng).unwrap_err(),
                 RsaPadError::Rejected
             );
         }
         // At or above the modulus, and the wrong length.
         let modulus = key.public_key().modulus();
-        assert!(rsa_decrypt_handshake_data(&key, &modulus, &mut rng, |_| None).is_err());
-        assert!(rsa_decrypt_handshake_data(&key, &[0xff; 256], &mut rng, |_| None).is_err());
-        assert!(rsa_decrypt_handshake_data(&key, &encrypted[1..], &mut rng, |_| None).is_err());
+        assert!(rsa_decrypt_handshake_data(&key, &modulus, &mut rng).is_err());
+        assert!(rsa_decrypt_handshake_data(&key, &[0xff; 256], &mut rng).is_err());
+        assert!(rsa_decrypt_handshake_data(&key, &encrypted[1..], &mut rng).is_err());
         assert_eq!(
             rsa_pad_encrypt(key.public_key(), &[0; 145], &mut rng).unwrap_err(),
             RsaPadError::DataTooLong

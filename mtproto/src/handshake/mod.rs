@@ -125,12 +125,6 @@ pub(crate) fn plain_message(msg_id: i64, body: &[u8]) -> Vec<u8> {
     out.to_vec()
 }
 
-/// The length of the TL object of type `T` at the start of `data`, if it parses.
-pub(crate) fn object_len<T: Deserializable>(data: &[u8]) -> Option<usize> {
-    let mut reader = Reader::new(data);
-    T::deserialize(&mut reader).ok().map(|_| reader.position())
-}
-
 /// `SHA1(object) + object + 0..15 random bytes` to a multiple of 16, AES-256-IGE encrypted
 /// with the handshake's temporary key.
 pub(crate) fn encrypt_with_hash<R: RngCore + CryptoRng + ?Sized>(

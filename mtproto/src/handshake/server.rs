@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::{
     HandshakeError, KeyKind, Now, PlainMsgIds, be_bytes_minimal, be_to_u64, decrypt_with_hash,
-    encrypt_with_hash, object_len, plain_message,
+    encrypt_with_hash, plain_message,
 };
 use crate::crypto::{
     AesKeyIv, AuthKey, DH_LEN, DhGroup, RsaPrivateKey, first_server_salt, handshake_key_iv,
@@ -350,13 +350,8 @@ impl ServerHandshake {
             .ok_or(HandshakeError::UnknownFingerprint(
                 request.public_key_fingerprint,
             ))?;
-        let (data, _encoding) = rsa_decrypt_handshake_data(
-            key,
-            &request.encrypted_data,
-            rng,
-            object_len::<enums::PQInnerData>,
-        )
-        .map_err(|_| HandshakeError::EncryptedDataRejected)?;
+        let (data, _encoding) = rsa_decrypt_handshake_data(key, &request.encrypted_data, rng)
+            .map_err(|_| HandshakeError::EncryptedDataRejected)?;
         let inner = enums::PQInnerData::deserialize(&mut crate::tl::Reader::new(&data))
             .map_err(|_| HandshakeError::EncryptedDataRejected)?;
         let fields = InnerFields::from(inner);

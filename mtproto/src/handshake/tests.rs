@@ -754,7 +754,7 @@ impl ServerSide {
             (Some(1_513_098_571), Some(1_780_931_429))
         );
         let (data, encoding) =
-            rsa_decrypt_handshake_data(&key, &req.encrypted_data, &mut self.rng, |_| None).unwrap();
+            rsa_decrypt_handshake_data(&key, &req.encrypted_data, &mut self.rng).unwrap();
         assert_eq!(encoding, RsaEncoding::Pad);
         let enums::PQInnerData::PQInnerDataDc(inner) =
             enums::PQInnerData::deserialize(&mut Reader::new(&data)).unwrap()
