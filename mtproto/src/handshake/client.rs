@@ -181,34 +181,30 @@ impl ClientHandshake {
             return Err(HandshakeError::BadMsgId(plain.msg_id));
         }
         let body = plain.body;
-        let constructor = body
-            .first_chunk::<4>()
-            .map_or(0, |id| u32::from_le_bytes(*id));
+        // Parses the body as what the current state waits for.
+        fn expect<T: Deserializable>(
+            body: &[u8],
+            state: &'static str,
+        ) -> Result<T, HandshakeError> {
+            T::from_bytes(body).map_err(|_| HandshakeError::Unexpected {
+                constructor: body
+                    .first_chunk::<4>()
+                    .map_or(0, |id| u32::from_le_bytes(*id)),
+                state,
+            })
+        }
         match core::mem::replace(&mut self.state, State::Failed) {
             State::SentReqPq => {
-                let res_pq =
-                    enums::ResPQ::from_bytes(body).map_err(|_| HandshakeError::Unexpected {
-                        constructor,
-                        state: "waiting for resPQ",
-                    })?;
+                let res_pq = expect::<enums::ResPQ>(body, "waiting for resPQ")?;
                 self.on_res_pq(res_pq, now, rng)
             }
             State::SentReqDhParams(after) => {
-                let params = enums::ServerDHParams::from_bytes(body).map_err(|_| {
-                    HandshakeError::Unexpected {
-                        constructor,
-                        state: "waiting for server_DH_params",
-                    }
-                })?;
+                let params = expect::<enums::ServerDHParams>(body, "waiting for server_DH_params")?;
                 self.on_server_dh_params(params, after, now, rng)
             }
             State::SentClientDhParams(after) => {
-                let answer = enums::SetClientDHParamsAnswer::from_bytes(body).map_err(|_| {
-                    HandshakeError::Unexpected {
-                        constructor,
-                        state: "waiting for dh_gen_*",
-                    }
-                })?;
+                let answer =
+                    expect::<enums::SetClientDHParamsAnswer>(body, "waiting for dh_gen_*")?;
                 self.on_dh_gen(answer, after, now, rng)
             }
             State::Done | State::Failed => Err(HandshakeError::Poisoned),

@@ -546,60 +546,32 @@ struct InnerFields {
     expires_in: Option<i32>,
 }
 
+/// Moves the shared fields out of one inner-data constructor, with its `dc` and `expires_in`
+/// when it has them.
+macro_rules! inner_fields {
+    ($boxed:expr $(, dc: $dc:ident)? $(, expires_in: $expires:ident)?) => {{
+        let x = *$boxed;
+        InnerFields {
+            pq: x.pq,
+            p: x.p,
+            q: x.q,
+            nonce: x.nonce,
+            server_nonce: x.server_nonce,
+            new_nonce: x.new_nonce,
+            dc: None $(.or(Some(x.$dc)))?,
+            expires_in: None $(.or(Some(x.$expires)))?,
+        }
+    }};
+}
+
 impl From<enums::PQInnerData> for InnerFields {
     fn from(inner: enums::PQInnerData) -> Self {
         match inner {
-            enums::PQInnerData::PQInnerData(x) => {
-                let x = *x;
-                Self {
-                    pq: x.pq,
-                    p: x.p,
-                    q: x.q,
-                    nonce: x.nonce,
-                    server_nonce: x.server_nonce,
-                    new_nonce: x.new_nonce,
-                    dc: None,
-                    expires_in: None,
-                }
-            }
-            enums::PQInnerData::PQInnerDataDc(x) => {
-                let x = *x;
-                Self {
-                    pq: x.pq,
-                    p: x.p,
-                    q: x.q,
-                    nonce: x.nonce,
-                    server_nonce: x.server_nonce,
-                    new_nonce: x.new_nonce,
-                    dc: Some(x.dc),
-                    expires_in: None,
-                }
-            }
-            enums::PQInnerData::PQInnerDataTemp(x) => {
-                let x = *x;
-                Self {
-                    pq: x.pq,
-                    p: x.p,
-                    q: x.q,
-                    nonce: x.nonce,
-                    server_nonce: x.server_nonce,
-                    new_nonce: x.new_nonce,
-                    dc: None,
-                    expires_in: Some(x.expires_in),
-                }
-            }
+            enums::PQInnerData::PQInnerData(x) => inner_fields!(x),
+            enums::PQInnerData::PQInnerDataDc(x) => inner_fields!(x, dc: dc),
+            enums::PQInnerData::PQInnerDataTemp(x) => inner_fields!(x, expires_in: expires_in),
             enums::PQInnerData::PQInnerDataTempDc(x) => {
-                let x = *x;
-                Self {
-                    pq: x.pq,
-                    p: x.p,
-                    q: x.q,
-                    nonce: x.nonce,
-                    server_nonce: x.server_nonce,
-                    new_nonce: x.new_nonce,
-                    dc: Some(x.dc),
-                    expires_in: Some(x.expires_in),
-                }
+                inner_fields!(x, dc: dc, expires_in: expires_in)
             }
         }
     }

@@ -353,49 +353,37 @@ fn identical_requests_get_identical_answers() {
     assert_eq!(first, second);
 }
 
+/// One test per check of `req_DH_params`' outer fields: wrong nonce, wrong server_nonce,
+/// p and q swapped, an unknown fingerprint, tampered RSA data.
 #[test]
-fn wrong_nonce_in_req_dh_params() {
-    let mut c = ManualClient::new(server_config(), 12);
-    c.req_pq();
-    let inner = c.inner().into();
-    let result = c.req_dh_params_with(&inner, |r| r.nonce[0] ^= 1);
-    c.assert_fails(result, HandshakeError::NonceMismatch);
-}
-
-#[test]
-fn wrong_server_nonce_in_req_dh_params() {
-    let mut c = ManualClient::new(server_config(), 13);
-    c.req_pq();
-    let inner = c.inner().into();
-    let result = c.req_dh_params_with(&inner, |r| r.server_nonce[0] ^= 1);
-    c.assert_fails(result, HandshakeError::ServerNonceMismatch);
-}
-
-#[test]
-fn wrong_p_or_q_in_req_dh_params() {
-    let mut c = ManualClient::new(server_config(), 14);
-    c.req_pq();
-    let inner = c.inner().into();
-    let result = c.req_dh_params_with(&inner, |r| core::mem::swap(&mut r.p, &mut r.q));
-    c.assert_fails(result, HandshakeError::PqMismatch);
-}
-
-#[test]
-fn unknown_fingerprint() {
-    let mut c = ManualClient::new(server_config(), 15);
-    c.req_pq();
-    let inner = c.inner().into();
-    let result = c.req_dh_params_with(&inner, |r| r.public_key_fingerprint = 42);
-    c.assert_fails(result, HandshakeError::UnknownFingerprint(42));
-}
-
-#[test]
-fn tampered_rsa_data() {
-    let mut c = ManualClient::new(server_config(), 16);
-    c.req_pq();
-    let inner = c.inner().into();
-    let result = c.req_dh_params_with(&inner, |r| r.encrypted_data[100] ^= 1);
-    c.assert_fails(result, HandshakeError::EncryptedDataRejected);
+fn wrong_fields_in_req_dh_params() {
+    type Edit = fn(&mut functions::ReqDHParams);
+    let cases: [(Edit, HandshakeError); 5] = [
+        (|r| r.nonce[0] ^= 1, HandshakeError::NonceMismatch),
+        (
+            |r| r.server_nonce[0] ^= 1,
+            HandshakeError::ServerNonceMismatch,
+        ),
+        (
+            |r| core::mem::swap(&mut r.p, &mut r.q),
+            HandshakeError::PqMismatch,
+        ),
+        (
+            |r| r.public_key_fingerprint = 42,
+            HandshakeError::UnknownFingerprint(42),
+        ),
+        (
+            |r| r.encrypted_data[100] ^= 1,
+            HandshakeError::EncryptedDataRejected,
+        ),
+    ];
+    for (seed, (edit, expected)) in cases.into_iter().enumerate() {
+        let mut c = ManualClient::new(server_config(), 12 + seed as u64);
+        c.req_pq();
+        let inner = c.inner().into();
+        let result = c.req_dh_params_with(&inner, edit);
+        c.assert_fails(result, expected);
+    }
 }
 
 #[test]
