@@ -271,11 +271,8 @@ impl ManualClient {
         self.g_a = answer.g_a;
     }
 
-    fn set_client_dh_params(
-        &mut self,
-        retry_id: i64,
-        g_b: Vec<u8>,
-    ) -> Result<ServerEvent, HandshakeError> {
+    /// A `set_client_DH_params` request for this exchange, encrypted correctly.
+    fn client_dh_request(&mut self, retry_id: i64, g_b: Vec<u8>) -> functions::SetClientDHParams {
         let inner = types::ClientDHInnerData {
             nonce: self.nonce,
             server_nonce: self.server_nonce(),
@@ -285,11 +282,19 @@ impl ManualClient {
         .to_bytes();
         let key_iv = handshake_key_iv(&self.new_nonce, &self.server_nonce());
         let encrypted_data = encrypt_with_hash(&inner, &key_iv, &mut self.rng);
-        let request = functions::SetClientDHParams {
+        functions::SetClientDHParams {
             nonce: self.nonce,
             server_nonce: self.server_nonce(),
             encrypted_data,
-        };
+        }
+    }
+
+    fn set_client_dh_params(
+        &mut self,
+        retry_id: i64,
+        g_b: Vec<u8>,
+    ) -> Result<ServerEvent, HandshakeError> {
+        let request = self.client_dh_request(retry_id, g_b);
         self.send(&request.to_bytes())
     }
 
@@ -440,22 +445,10 @@ fn bad_sha1_in_set_client_dh_params() {
     let mut c = ManualClient::new(server_config(), 31);
     c.req_pq();
     c.req_dh_params();
-    let inner = types::ClientDHInnerData {
-        nonce: c.nonce,
-        server_nonce: c.server_nonce(),
-        retry_id: 0,
-        g_b: c.valid_g_b(),
-    }
-    .to_bytes();
-    let key_iv = handshake_key_iv(&c.new_nonce, &c.server_nonce());
-    let mut encrypted_data = encrypt_with_hash(&inner, &key_iv, &mut c.rng);
+    let g_b = c.valid_g_b();
+    let mut request = c.client_dh_request(0, g_b);
     // Flip a bit of the SHA-1's block: the hash no longer matches.
-    encrypted_data[5] ^= 1;
-    let request = functions::SetClientDHParams {
-        nonce: c.nonce,
-        server_nonce: c.server_nonce(),
-        encrypted_data,
-    };
+    request.encrypted_data[5] ^= 1;
     let result = c.send(&request.to_bytes());
     c.assert_fails(result, HandshakeError::AnswerHashMismatch);
 }
@@ -506,20 +499,8 @@ fn wrong_nonces_in_set_client_dh_params() {
         let mut c = ManualClient::new(server_config(), 51 + seed as u64);
         c.req_pq();
         c.req_dh_params();
-        let inner = types::ClientDHInnerData {
-            nonce: c.nonce,
-            server_nonce: c.server_nonce(),
-            retry_id: 0,
-            g_b: c.valid_g_b(),
-        }
-        .to_bytes();
-        let key_iv = handshake_key_iv(&c.new_nonce, &c.server_nonce());
-        let encrypted_data = encrypt_with_hash(&inner, &key_iv, &mut c.rng);
-        let mut request = functions::SetClientDHParams {
-            nonce: c.nonce,
-            server_nonce: c.server_nonce(),
-            encrypted_data,
-        };
+        let g_b = c.valid_g_b();
+        let mut request = c.client_dh_request(0, g_b);
         let expected = if edit_nonce {
             request.nonce[0] ^= 1;
             HandshakeError::NonceMismatch
@@ -537,21 +518,8 @@ fn replayed_set_client_dh_params_makes_no_second_key() {
     let mut c = ManualClient::new(server_config(), 53);
     c.req_pq();
     c.req_dh_params();
-    let inner = types::ClientDHInnerData {
-        nonce: c.nonce,
-        server_nonce: c.server_nonce(),
-        retry_id: 0,
-        g_b: c.valid_g_b(),
-    }
-    .to_bytes();
-    let key_iv = handshake_key_iv(&c.new_nonce, &c.server_nonce());
-    let encrypted_data = encrypt_with_hash(&inner, &key_iv, &mut c.rng);
-    let body = functions::SetClientDHParams {
-        nonce: c.nonce,
-        server_nonce: c.server_nonce(),
-        encrypted_data,
-    }
-    .to_bytes();
+    let g_b = c.valid_g_b();
+    let body = c.client_dh_request(0, g_b).to_bytes();
     assert!(matches!(
         c.send(&body).unwrap(),
         ServerEvent::CheckAuthKeyId(_)
