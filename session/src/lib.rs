@@ -7,5 +7,11 @@
 //! `UpdateBus`), and, behind a `tokio` feature, the runtime that drives them.
 //!
 //! It is not a codec (framing and TL live in `columba-mtproto`) and not storage (the
-//! persistence traits live in `columba-store`). Its contents arrive with the session-layer
-//! work; today it only fixes the crate's place in the workspace.
+//! persistence traits live in `columba-store`).
+//!
+//! What is here so far:
+//! - [`msg_id`]: generating msg_ids and checking a peer's (parity, time window, the window of
+//!   recent ids).
+#![forbid(unsafe_code)]
+
+pub mod msg_id;

@@ -1,0 +1,403 @@
+//! Message identifiers: generating them and checking the peer's.
+//!
+//! A msg_id is the sender's clock: Unix seconds in the high 32 bits, the fraction of a second
+//! below. Its two lowest bits say who sent it: 0 for the client, 1 for a server reply, 3 for a
+//! message the server started (core.telegram.org/mtproto/description#message-identifier-msg-id).
+//! Ids from one sender strictly increase.
+//!
+//! Checking a peer's ids (core.telegram.org/mtproto/security_guidelines and
+//! /service_messages_about_messages):
+//! - the parity must match the sender (bad_msg_notification 18 otherwise);
+//! - once the clocks agree, an id more than 300 s in the past (16) or 30 s in the future (17)
+//!   is refused; the server applies this from the first message, the client only after it has
+//!   synchronised its clock, so that the notification that fixes its clock gets through;
+//! - the last [`DEFAULT_WINDOW`] ids are remembered: an id already seen is a duplicate (ignored),
+//!   and once the window is full an id at or below its smallest member cannot be told apart
+//!   from an old one (20 on the server, ignored on the client).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use columba_mtproto::time::{Now, msg_id_at};
+
+/// Ids remembered for duplicate detection.
+pub const DEFAULT_WINDOW: usize = 1000;
+/// How far in the past an id may lie.
+pub const DEFAULT_MAX_PAST: Duration = Duration::from_secs(300);
+/// How far in the future an id may lie.
+pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(30);
+
+/// What the two lowest bits of an id say about its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgIdKind {
+    /// Sent by the client: divisible by 4.
+    Client,
+    /// A server reply to a client message: ends in binary 01.
+    ServerReply,
+    /// A message the server started (an update, a service message): ends in binary 11.
+    ServerInitiated,
+}
+
+impl MsgIdKind {
+    fn low_bits(self) -> i64 {
+        match self {
+            Self::Client => 0,
+            Self::ServerReply => 1,
+            Self::ServerInitiated => 3,
+        }
+    }
+}
+
+/// Produces strictly increasing msg_ids for one side of a session.
+#[derive(Debug, Clone, Default)]
+pub struct MsgIdGenerator {
+    last: i64,
+    /// Added to the local clock (the client's correction from the server's time).
+    offset_nanos: i64,
+}
+
+impl MsgIdGenerator {
+    /// A generator with no clock correction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the correction added to the local clock, in seconds (server time minus local
+    /// time, as the handshake or a bad_msg_notification 16/17 gives it).
+    pub fn set_time_offset(&mut self, seconds: i64) {
+        self.offset_nanos = seconds.saturating_mul(1_000_000_000);
+    }
+
+    /// The correction, in seconds.
+    pub fn time_offset(&self) -> i64 {
+        self.offset_nanos / 1_000_000_000
+    }
+
+    /// The last id produced (0 before the first).
+    pub fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// The next id of `kind` at `now`: from the corrected clock, or just above the previous
+    /// id when the clock has not moved past it.
+    pub fn next(&mut self, now: Now, kind: MsgIdKind) -> i64 {
+        let nanos = i64::try_from(now.unix.as_nanos())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.offset_nanos);
+        let corrected = Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+        let candidate = msg_id_at(corrected) | kind.low_bits();
+        let id = if candidate > self.last {
+            candidate
+        } else {
+            (((self.last >> 2) + 1) << 2) | kind.low_bits()
+        };
+        self.last = id;
+        id
+    }
+}
+
+/// Limits for [`MsgIdChecker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsgIdPolicy {
+    /// Ids remembered.
+    pub window: usize,
+    /// How far in the past an id may lie.
+    pub max_past: Duration,
+    /// How far in the future an id may lie.
+    pub max_future: Duration,
+}
+
+impl Default for MsgIdPolicy {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_WINDOW,
+            max_past: DEFAULT_MAX_PAST,
+            max_future: DEFAULT_MAX_FUTURE,
+        }
+    }
+}
+
+/// Why a peer's msg_id was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MsgIdRejection {
+    /// Seen before (within the window): ignore the message (answer again if it was a request
+    /// that was answered).
+    #[error("msg_id already received")]
+    Duplicate,
+    /// At or below the full window's smallest id: too old to tell whether it was seen.
+    #[error("msg_id too old to check")]
+    BelowWindow,
+    /// More than the allowed time in the past.
+    #[error("msg_id too low")]
+    TooLow,
+    /// More than the allowed time in the future.
+    #[error("msg_id too high")]
+    TooHigh,
+    /// The two lowest bits do not match the sender.
+    #[error("msg_id has the wrong parity")]
+    BadParity,
+}
+
+impl MsgIdRejection {
+    /// The bad_msg_notification code a server answers with, if any (a duplicate is ignored).
+    pub fn bad_msg_code(&self) -> Option<i32> {
+        match self {
+            Self::Duplicate => None,
+            Self::TooLow => Some(16),
+            Self::TooHigh => Some(17),
+            Self::BadParity => Some(18),
+            Self::BelowWindow => Some(20),
+        }
+    }
+}
+
+/// Checks the ids one peer sends, and remembers the last ones.
+#[derive(Debug, Clone)]
+pub struct MsgIdChecker {
+    policy: MsgIdPolicy,
+    /// Whose ids these are.
+    from_server: bool,
+    /// Whether the time window applies (always on the server; on the client once synchronised).
+    check_time: bool,
+    /// Added to the local clock before comparing (the client's correction).
+    offset_secs: i64,
+    seen: BTreeSet<i64>,
+}
+
+impl MsgIdChecker {
+    /// A checker for ids the client sends (used by the server): the time window applies
+    /// from the start.
+    pub fn for_client_ids(policy: MsgIdPolicy) -> Self {
+        Self {
+            policy,
+            from_server: false,
+            check_time: true,
+            offset_secs: 0,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// A checker for ids the server sends (used by the client): the time window applies once
+    /// [`Self::synchronise`] has been called.
+    pub fn for_server_ids(policy: MsgIdPolicy) -> Self {
+        Self {
+            policy,
+            from_server: true,
+            check_time: false,
+            offset_secs: 0,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// Turns the time window on, with the local clock corrected by `offset_secs`.
+    pub fn synchronise(&mut self, offset_secs: i64) {
+        self.check_time = true;
+        self.offset_secs = offset_secs;
+    }
+
+    /// Whether `msg_id` was accepted before and is still in the window.
+    pub fn contains(&self, msg_id: i64) -> bool {
+        self.seen.contains(&msg_id)
+    }
+
+    /// Checks `msg_id` without remembering it.
+    pub fn check(&self, msg_id: i64, now: Now) -> Result<(), MsgIdRejection> {
+        let parity_ok = if self.from_server {
+            msg_id & 1 == 1
+        } else {
+            msg_id & 3 == 0
+        };
+        if !parity_ok {
+            return Err(MsgIdRejection::BadParity);
+        }
+        if self.check_time {
+            let local = i128::try_from(now.unix.as_nanos()).unwrap_or(i128::MAX)
+                + i128::from(self.offset_secs) * 1_000_000_000;
+            // The id's time in nanoseconds: seconds, and the 32-bit fraction scaled.
+            let id_nanos = i128::from(msg_id >> 32) * 1_000_000_000
+                + ((i128::from(msg_id & 0xffff_ffff) * 1_000_000_000) >> 32);
+            if id_nanos < local - self.policy.max_past.as_nanos() as i128 {
+                return Err(MsgIdRejection::TooLow);
+            }
+            if id_nanos > local + self.policy.max_future.as_nanos() as i128 {
+                return Err(MsgIdRejection::TooHigh);
+            }
+        }
+        if self.seen.contains(&msg_id) {
+            return Err(MsgIdRejection::Duplicate);
+        }
+        if self.seen.len() >= self.policy.window
+            && self.seen.first().is_some_and(|&min| msg_id <= min)
+        {
+            return Err(MsgIdRejection::BelowWindow);
+        }
+        Ok(())
+    }
+
+    /// Checks `msg_id` and, if it passes, remembers it (forgetting the smallest id beyond the
+    /// window's size).
+    pub fn accept(&mut self, msg_id: i64, now: Now) -> Result<(), MsgIdRejection> {
+        self.check(msg_id, now)?;
+        self.seen.insert(msg_id);
+        while self.seen.len() > self.policy.window.max(1) {
+            self.seen.pop_first();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Instant;
+
+    fn at(unix: Duration) -> Now {
+        Now {
+            monotonic: Instant::now(),
+            unix,
+        }
+    }
+
+    const T: Duration = Duration::from_secs(1_700_000_000);
+
+    #[test]
+    fn generated_ids_carry_time_parity_and_increase() {
+        let mut generator = MsgIdGenerator::new();
+        let a = generator.next(at(T), MsgIdKind::Client);
+        assert_eq!(a >> 32, 1_700_000_000);
+        assert_eq!(a & 3, 0);
+        // The same instant again: still strictly increasing.
+        let b = generator.next(at(T), MsgIdKind::Client);
+        assert!(b > a && b & 3 == 0);
+        let mut server = MsgIdGenerator::new();
+        let reply = server.next(at(T), MsgIdKind::ServerReply);
+        let push = server.next(at(T), MsgIdKind::ServerInitiated);
+        assert_eq!((reply & 3, push & 3), (1, 3));
+        assert!(push > reply);
+        // A clock correction moves the ids.
+        generator.set_time_offset(100);
+        assert_eq!(
+            generator.next(at(T), MsgIdKind::Client) >> 32,
+            1_700_000_100
+        );
+        assert_eq!(generator.time_offset(), 100);
+    }
+
+    #[test]
+    fn the_server_refuses_bad_parity_and_ids_out_of_time() {
+        let mut checker = MsgIdChecker::for_client_ids(MsgIdPolicy::default());
+        let now = at(T);
+        let id = |secs: i64| secs << 32;
+        let base = T.as_secs() as i64;
+        assert_eq!(
+            checker.accept(id(base) | 1, now),
+            Err(MsgIdRejection::BadParity)
+        );
+        assert_eq!(
+            checker.accept(id(base) | 2, now),
+            Err(MsgIdRejection::BadParity)
+        );
+        assert_eq!(
+            checker.accept(id(base - 301), now),
+            Err(MsgIdRejection::TooLow)
+        );
+        assert_eq!(
+            checker.accept(id(base + 31), now),
+            Err(MsgIdRejection::TooHigh)
+        );
+        checker.accept(id(base - 299), now).unwrap();
+        checker.accept(id(base + 29), now).unwrap();
+        assert_eq!(
+            checker.accept(id(base + 29), now),
+            Err(MsgIdRejection::Duplicate)
+        );
+        assert_eq!(MsgIdRejection::TooLow.bad_msg_code(), Some(16));
+        assert_eq!(MsgIdRejection::TooHigh.bad_msg_code(), Some(17));
+        assert_eq!(MsgIdRejection::BadParity.bad_msg_code(), Some(18));
+        assert_eq!(MsgIdRejection::BelowWindow.bad_msg_code(), Some(20));
+        assert_eq!(MsgIdRejection::Duplicate.bad_msg_code(), None);
+    }
+
+    #[test]
+    fn the_client_checks_time_only_once_synchronised() {
+        let mut checker = MsgIdChecker::for_server_ids(MsgIdPolicy::default());
+        // An hour ahead: the client's clock is wrong, the message must get through.
+        let ahead = ((T.as_secs() as i64 + 3600) << 32) | 1;
+        checker.accept(ahead, at(T)).unwrap();
+        checker.synchronise(3600);
+        checker.accept(ahead + 4, at(T)).unwrap();
+        let stale = ((T.as_secs() as i64 - 1000) << 32) | 3;
+        assert_eq!(checker.accept(stale, at(T)), Err(MsgIdRejection::TooLow));
+        assert_eq!(
+            checker.accept(ahead + 1, at(T)),
+            Err(MsgIdRejection::BadParity)
+        );
+    }
+
+    #[test]
+    fn a_full_window_refuses_ids_at_or_below_its_minimum() {
+        let policy = MsgIdPolicy {
+            window: 4,
+            ..MsgIdPolicy::default()
+        };
+        let mut checker = MsgIdChecker::for_client_ids(policy);
+        let base = (T.as_secs() as i64) << 32;
+        for i in [10, 20, 30, 40] {
+            checker.accept(base + i * 4, at(T)).unwrap();
+        }
+        // Not seen but below the minimum: cannot be told from an old one.
+        assert_eq!(
+            checker.accept(base + 5 * 4, at(T)),
+            Err(MsgIdRejection::BelowWindow)
+        );
+        assert_eq!(
+            checker.accept(base + 10 * 4, at(T)),
+            Err(MsgIdRejection::Duplicate)
+        );
+        // Inside the window and new: fine, and the smallest id leaves.
+        checker.accept(base + 15 * 4, at(T)).unwrap();
+        assert!(!checker.contains(base + 10 * 4));
+        assert_eq!(
+            checker.accept(base + 12 * 4, at(T)),
+            Err(MsgIdRejection::BelowWindow)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn generator_is_strictly_increasing_with_the_right_parity(
+            steps in proptest::collection::vec((0u64..3_000_000_000, 0u8..3), 1..200),
+        ) {
+            let mut generator = MsgIdGenerator::new();
+            let mut last = 0;
+            let mut clock = T;
+            for (advance_nanos, kind) in steps {
+                // The clock may stand still or move forward by up to 3 s.
+                clock += Duration::from_nanos(advance_nanos % 3 * 1_000_000_000 / 3 + advance_nanos % 7);
+                let kind = [MsgIdKind::Client, MsgIdKind::ServerReply, MsgIdKind::ServerInitiated][usize::from(kind)];
+                let id = generator.next(at(clock), kind);
+                prop_assert!(id > last);
+                prop_assert_eq!(id & 3, kind.low_bits());
+                last = id;
+            }
+        }
+
+        #[test]
+        fn no_id_is_accepted_twice_and_the_window_stays_bounded(
+            offsets in proptest::collection::vec(0i64..64, 1..300),
+            window in 1usize..32,
+        ) {
+            let mut checker = MsgIdChecker::for_client_ids(MsgIdPolicy { window, ..MsgIdPolicy::default() });
+            let base = (T.as_secs() as i64) << 32;
+            let mut accepted = std::collections::HashSet::new();
+            for offset in offsets {
+                let id = base + offset * 4;
+                if checker.accept(id, at(T)).is_ok() {
+                    prop_assert!(accepted.insert(id), "accepted {} twice", id);
+                }
+                prop_assert!(checker.seen.len() <= window);
+            }
+        }
+    }
+}
