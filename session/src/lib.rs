@@ -10,8 +10,8 @@
 //! persistence traits live in `columba-store`).
 //!
 //! What is here so far:
-//! - [`msg_id`]: generating msg_ids and checking a peer's (parity, time window, the window of
-//!   recent ids).
+//! - [`msg_id`]: generating msg_ids and seq_no, and checking a peer's (parity, time window, the window of
+//!   recent ids, seq_no parity and order, each refusal with its bad_msg_notification code).
 #![forbid(unsafe_code)]
 
 pub mod msg_id;

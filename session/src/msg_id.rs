@@ -13,9 +13,15 @@
 //!   synchronised its clock, so that the notification that fixes its clock gets through;
 //! - the last [`DEFAULT_WINDOW`] ids are remembered: an id already seen is a duplicate (ignored),
 //!   and once the window is full an id at or below its smallest member cannot be told apart
-//!   from an old one (20 on the server, ignored on the client).
+//!   from an old one (20 on the server, ignored on the client);
+//! - seq_no must be odd for content-related messages and even for the others (35 and 34), and
+//!   agree in order with the msg_ids around it (32 when a lower id carries a higher seq_no, or
+//!   the same odd one; 33 when a higher id carries a lower seq_no, or the same odd one).
+//!
+//! [`SeqNoGenerator`] produces seq_no: twice the number of content-related messages sent
+//! before, plus one for a content-related message.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use columba_mtproto::time::{Now, msg_id_at};
@@ -136,6 +142,18 @@ pub enum MsgIdRejection {
     /// The two lowest bits do not match the sender.
     #[error("msg_id has the wrong parity")]
     BadParity,
+    /// A message with a lower msg_id has a higher seq_no, or the same odd one.
+    #[error("seq_no too low")]
+    SeqNoTooLow,
+    /// A message with a higher msg_id has a lower seq_no, or the same odd one.
+    #[error("seq_no too high")]
+    SeqNoTooHigh,
+    /// An odd seq_no on a message that is not content-related.
+    #[error("even seq_no expected")]
+    EvenSeqNoExpected,
+    /// An even seq_no on a content-related message.
+    #[error("odd seq_no expected")]
+    OddSeqNoExpected,
 }
 
 impl MsgIdRejection {
@@ -147,6 +165,10 @@ impl MsgIdRejection {
             Self::TooHigh => Some(17),
             Self::BadParity => Some(18),
             Self::BelowWindow => Some(20),
+            Self::SeqNoTooLow => Some(32),
+            Self::SeqNoTooHigh => Some(33),
+            Self::EvenSeqNoExpected => Some(34),
+            Self::OddSeqNoExpected => Some(35),
         }
     }
 }
@@ -161,7 +183,8 @@ pub struct MsgIdChecker {
     check_time: bool,
     /// Added to the local clock before comparing (the client's correction).
     offset_secs: i64,
-    seen: BTreeSet<i64>,
+    /// Recent msg_ids and their seq_no.
+    seen: BTreeMap<i64, i32>,
 }
 
 impl MsgIdChecker {
@@ -173,7 +196,7 @@ impl MsgIdChecker {
             from_server: false,
             check_time: true,
             offset_secs: 0,
-            seen: BTreeSet::new(),
+            seen: BTreeMap::new(),
         }
     }
 
@@ -185,7 +208,7 @@ impl MsgIdChecker {
             from_server: true,
             check_time: false,
             offset_secs: 0,
-            seen: BTreeSet::new(),
+            seen: BTreeMap::new(),
         }
     }
 
@@ -197,11 +220,17 @@ impl MsgIdChecker {
 
     /// Whether `msg_id` was accepted before and is still in the window.
     pub fn contains(&self, msg_id: i64) -> bool {
-        self.seen.contains(&msg_id)
+        self.seen.contains_key(&msg_id)
     }
 
-    /// Checks `msg_id` without remembering it.
-    pub fn check(&self, msg_id: i64, now: Now) -> Result<(), MsgIdRejection> {
+    /// Checks a message's `msg_id` and `seq_no` without remembering them.
+    pub fn check(
+        &self,
+        msg_id: i64,
+        seq_no: i32,
+        content_related: bool,
+        now: Now,
+    ) -> Result<(), MsgIdRejection> {
         let parity_ok = if self.from_server {
             msg_id & 1 == 1
         } else {
@@ -223,26 +252,78 @@ impl MsgIdChecker {
                 return Err(MsgIdRejection::TooHigh);
             }
         }
-        if self.seen.contains(&msg_id) {
+        if self.seen.contains_key(&msg_id) {
             return Err(MsgIdRejection::Duplicate);
         }
         if self.seen.len() >= self.policy.window
-            && self.seen.first().is_some_and(|&min| msg_id <= min)
+            && self
+                .seen
+                .first_key_value()
+                .is_some_and(|(&min, _)| msg_id <= min)
         {
             return Err(MsgIdRejection::BelowWindow);
+        }
+        let odd = seq_no & 1 == 1;
+        if content_related && !odd {
+            return Err(MsgIdRejection::OddSeqNoExpected);
+        }
+        if !content_related && odd {
+            return Err(MsgIdRejection::EvenSeqNoExpected);
+        }
+        // The neighbours in msg_id order must be in seq_no order too; the stored ids already
+        // are, so the nearest one on each side decides.
+        if let Some((_, &before)) = self.seen.range(..msg_id).next_back() {
+            if before > seq_no || (before == seq_no && odd) {
+                return Err(MsgIdRejection::SeqNoTooLow);
+            }
+        }
+        if let Some((_, &after)) = self.seen.range(msg_id..).next() {
+            if after < seq_no || (after == seq_no && odd) {
+                return Err(MsgIdRejection::SeqNoTooHigh);
+            }
         }
         Ok(())
     }
 
-    /// Checks `msg_id` and, if it passes, remembers it (forgetting the smallest id beyond the
-    /// window's size).
-    pub fn accept(&mut self, msg_id: i64, now: Now) -> Result<(), MsgIdRejection> {
-        self.check(msg_id, now)?;
-        self.seen.insert(msg_id);
+    /// Checks a message and, if it passes, remembers its ids (forgetting the smallest msg_id
+    /// beyond the window's size).
+    pub fn accept(
+        &mut self,
+        msg_id: i64,
+        seq_no: i32,
+        content_related: bool,
+        now: Now,
+    ) -> Result<(), MsgIdRejection> {
+        self.check(msg_id, seq_no, content_related, now)?;
+        self.seen.insert(msg_id, seq_no);
         while self.seen.len() > self.policy.window.max(1) {
             self.seen.pop_first();
         }
         Ok(())
+    }
+}
+
+/// Produces seq_no for the messages one side sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeqNoGenerator {
+    content_related_sent: i32,
+}
+
+impl SeqNoGenerator {
+    /// A generator for a new session.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The seq_no of the next message: odd and counted if it is content-related.
+    pub fn next(&mut self, content_related: bool) -> i32 {
+        let base = self.content_related_sent.wrapping_mul(2);
+        if content_related {
+            self.content_related_sent = self.content_related_sent.wrapping_add(1);
+            base | 1
+        } else {
+            base
+        }
     }
 }
 
@@ -291,25 +372,25 @@ mod tests {
         let id = |secs: i64| secs << 32;
         let base = T.as_secs() as i64;
         assert_eq!(
-            checker.accept(id(base) | 1, now),
+            checker.accept(id(base) | 1, 0, false, now),
             Err(MsgIdRejection::BadParity)
         );
         assert_eq!(
-            checker.accept(id(base) | 2, now),
+            checker.accept(id(base) | 2, 0, false, now),
             Err(MsgIdRejection::BadParity)
         );
         assert_eq!(
-            checker.accept(id(base - 301), now),
+            checker.accept(id(base - 301), 0, false, now),
             Err(MsgIdRejection::TooLow)
         );
         assert_eq!(
-            checker.accept(id(base + 31), now),
+            checker.accept(id(base + 31), 0, false, now),
             Err(MsgIdRejection::TooHigh)
         );
-        checker.accept(id(base - 299), now).unwrap();
-        checker.accept(id(base + 29), now).unwrap();
+        checker.accept(id(base - 299), 0, false, now).unwrap();
+        checker.accept(id(base + 29), 0, false, now).unwrap();
         assert_eq!(
-            checker.accept(id(base + 29), now),
+            checker.accept(id(base + 29), 0, false, now),
             Err(MsgIdRejection::Duplicate)
         );
         assert_eq!(MsgIdRejection::TooLow.bad_msg_code(), Some(16));
@@ -324,13 +405,16 @@ mod tests {
         let mut checker = MsgIdChecker::for_server_ids(MsgIdPolicy::default());
         // An hour ahead: the client's clock is wrong, the message must get through.
         let ahead = ((T.as_secs() as i64 + 3600) << 32) | 1;
-        checker.accept(ahead, at(T)).unwrap();
+        checker.accept(ahead, 0, false, at(T)).unwrap();
         checker.synchronise(3600);
-        checker.accept(ahead + 4, at(T)).unwrap();
+        checker.accept(ahead + 4, 0, false, at(T)).unwrap();
         let stale = ((T.as_secs() as i64 - 1000) << 32) | 3;
-        assert_eq!(checker.accept(stale, at(T)), Err(MsgIdRejection::TooLow));
         assert_eq!(
-            checker.accept(ahead + 1, at(T)),
+            checker.accept(stale, 0, false, at(T)),
+            Err(MsgIdRejection::TooLow)
+        );
+        assert_eq!(
+            checker.accept(ahead + 1, 0, false, at(T)),
             Err(MsgIdRejection::BadParity)
         );
     }
@@ -344,27 +428,107 @@ mod tests {
         let mut checker = MsgIdChecker::for_client_ids(policy);
         let base = (T.as_secs() as i64) << 32;
         for i in [10, 20, 30, 40] {
-            checker.accept(base + i * 4, at(T)).unwrap();
+            checker.accept(base + i * 4, 0, false, at(T)).unwrap();
         }
         // Not seen but below the minimum: cannot be told from an old one.
         assert_eq!(
-            checker.accept(base + 5 * 4, at(T)),
+            checker.accept(base + 5 * 4, 0, false, at(T)),
             Err(MsgIdRejection::BelowWindow)
         );
         assert_eq!(
-            checker.accept(base + 10 * 4, at(T)),
+            checker.accept(base + 10 * 4, 0, false, at(T)),
             Err(MsgIdRejection::Duplicate)
         );
         // Inside the window and new: fine, and the smallest id leaves.
-        checker.accept(base + 15 * 4, at(T)).unwrap();
+        checker.accept(base + 15 * 4, 0, false, at(T)).unwrap();
         assert!(!checker.contains(base + 10 * 4));
         assert_eq!(
-            checker.accept(base + 12 * 4, at(T)),
+            checker.accept(base + 12 * 4, 0, false, at(T)),
             Err(MsgIdRejection::BelowWindow)
         );
     }
 
+    #[test]
+    fn seq_no_parity_and_order() {
+        let mut checker = MsgIdChecker::for_client_ids(MsgIdPolicy::default());
+        let base = (T.as_secs() as i64) << 32;
+        let now = at(T);
+        assert_eq!(
+            checker.accept(base + 4, 2, true, now),
+            Err(MsgIdRejection::OddSeqNoExpected)
+        );
+        assert_eq!(
+            checker.accept(base + 4, 1, false, now),
+            Err(MsgIdRejection::EvenSeqNoExpected)
+        );
+        checker.accept(base + 40, 5, true, now).unwrap();
+        // A lower id with a higher seq_no, or the same odd one: 33 (the later message says less).
+        assert_eq!(
+            checker.accept(base + 20, 7, true, now),
+            Err(MsgIdRejection::SeqNoTooHigh)
+        );
+        assert_eq!(
+            checker.accept(base + 20, 5, true, now),
+            Err(MsgIdRejection::SeqNoTooHigh)
+        );
+        // A higher id with a lower seq_no, or the same odd one: 32.
+        assert_eq!(
+            checker.accept(base + 60, 3, true, now),
+            Err(MsgIdRejection::SeqNoTooLow)
+        );
+        assert_eq!(
+            checker.accept(base + 60, 5, true, now),
+            Err(MsgIdRejection::SeqNoTooLow)
+        );
+        // Even seq_no may repeat (acks, containers between two content messages).
+        checker.accept(base + 60, 6, false, now).unwrap();
+        checker.accept(base + 64, 6, false, now).unwrap();
+        checker.accept(base + 68, 7, true, now).unwrap();
+        checker.accept(base + 20, 3, true, now).unwrap();
+        assert_eq!(MsgIdRejection::SeqNoTooLow.bad_msg_code(), Some(32));
+        assert_eq!(MsgIdRejection::SeqNoTooHigh.bad_msg_code(), Some(33));
+        assert_eq!(MsgIdRejection::EvenSeqNoExpected.bad_msg_code(), Some(34));
+        assert_eq!(MsgIdRejection::OddSeqNoExpected.bad_msg_code(), Some(35));
+    }
+
+    #[test]
+    fn seq_no_generator_counts_content_related_messages() {
+        let mut seq = SeqNoGenerator::new();
+        let sent: Vec<i32> = [true, false, true, true, false, false, true]
+            .iter()
+            .map(|&c| seq.next(c))
+            .collect();
+        assert_eq!(sent, [1, 2, 3, 5, 6, 6, 7]);
+    }
+
     proptest! {
+        /// What one side generates, the other side accepts, in any order of arrival within
+        /// the window, and never twice.
+        #[test]
+        fn generated_messages_are_accepted_in_any_order(
+            kinds in proptest::collection::vec(any::<bool>(), 1..60),
+            order in proptest::collection::vec(any::<u16>(), 60),
+        ) {
+            let mut ids = MsgIdGenerator::new();
+            let mut seq = SeqNoGenerator::new();
+            let messages: Vec<(i64, i32, bool)> = kinds
+                .iter()
+                .map(|&content| (ids.next(at(T), MsgIdKind::Client), seq.next(content), content))
+                .collect();
+            let mut shuffled = messages.clone();
+            for (i, key) in order.iter().enumerate().take(shuffled.len()) {
+                let j = usize::from(*key) % shuffled.len();
+                shuffled.swap(i, j);
+            }
+            let mut checker = MsgIdChecker::for_client_ids(MsgIdPolicy::default());
+            for &(msg_id, seq_no, content) in &shuffled {
+                prop_assert_eq!(checker.accept(msg_id, seq_no, content, at(T)), Ok(()));
+            }
+            for &(msg_id, seq_no, content) in &messages {
+                prop_assert_eq!(checker.accept(msg_id, seq_no, content, at(T)), Err(MsgIdRejection::Duplicate));
+            }
+        }
+
         #[test]
         fn generator_is_strictly_increasing_with_the_right_parity(
             steps in proptest::collection::vec((0u64..3_000_000_000, 0u8..3), 1..200),
@@ -393,7 +557,7 @@ mod tests {
             let mut accepted = std::collections::HashSet::new();
             for offset in offsets {
                 let id = base + offset * 4;
-                if checker.accept(id, at(T)).is_ok() {
+                if checker.accept(id, 0, false, at(T)).is_ok() {
                     prop_assert!(accepted.insert(id), "accepted {} twice", id);
                 }
                 prop_assert!(checker.seen.len() <= window);
