@@ -12,9 +12,11 @@
 //! What is here so far:
 //! - [`msg_id`]: generating msg_ids and seq_no, and checking a peer's (parity, time window, the window of
 //!   recent ids, seq_no parity and order, each refusal with its bad_msg_notification code).
+//! - [`ack`]: acknowledgements batched by count and delay, at most 8192 ids a batch.
 //! - [`salt`]: server salts derived from a secret per 30-minute slot, with their grace period
 //!   and `get_future_salts`.
 #![forbid(unsafe_code)]
 
+pub mod ack;
 pub mod msg_id;
 pub mod salt;
