@@ -13,10 +13,13 @@
 //! - [`msg_id`]: generating msg_ids and seq_no, and checking a peer's (parity, time window, the window of
 //!   recent ids, seq_no parity and order, each refusal with its bad_msg_notification code).
 //! - [`ack`]: acknowledgements batched by count and delay, at most 8192 ids a batch.
+//! - [`container`]: received containers checked (inner ids below the container's, distinct);
+//!   outgoing messages packed by count and size.
 //! - [`salt`]: server salts derived from a secret per 30-minute slot, with their grace period
 //!   and `get_future_salts`.
 #![forbid(unsafe_code)]
 
 pub mod ack;
+pub mod container;
 pub mod msg_id;
 pub mod salt;
