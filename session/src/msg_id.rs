@@ -24,7 +24,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use columba_mtproto::time::{Now, msg_id_at};
+use columba_mtproto::time::Now;
+pub use columba_mtproto::time::{MsgIdGenerator, MsgIdKind};
 
 /// Ids remembered for duplicate detection.
 pub const DEFAULT_WINDOW: usize = 1000;
@@ -32,75 +33,6 @@ pub const DEFAULT_WINDOW: usize = 1000;
 pub const DEFAULT_MAX_PAST: Duration = Duration::from_secs(300);
 /// How far in the future an id may lie.
 pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(30);
-
-/// What the two lowest bits of an id say about its sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MsgIdKind {
-    /// Sent by the client: divisible by 4.
-    Client,
-    /// A server reply to a client message: ends in binary 01.
-    ServerReply,
-    /// A message the server started (an update, a service message): ends in binary 11.
-    ServerInitiated,
-}
-
-impl MsgIdKind {
-    fn low_bits(self) -> i64 {
-        match self {
-            Self::Client => 0,
-            Self::ServerReply => 1,
-            Self::ServerInitiated => 3,
-        }
-    }
-}
-
-/// Produces strictly increasing msg_ids for one side of a session.
-#[derive(Debug, Clone, Default)]
-pub struct MsgIdGenerator {
-    last: i64,
-    /// Added to the local clock (the client's correction from the server's time).
-    offset_nanos: i64,
-}
-
-impl MsgIdGenerator {
-    /// A generator with no clock correction.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the correction added to the local clock, in seconds (server time minus local
-    /// time, as the handshake or a bad_msg_notification 16/17 gives it).
-    pub fn set_time_offset(&mut self, seconds: i64) {
-        self.offset_nanos = seconds.saturating_mul(1_000_000_000);
-    }
-
-    /// The correction, in seconds.
-    pub fn time_offset(&self) -> i64 {
-        self.offset_nanos / 1_000_000_000
-    }
-
-    /// The last id produced (0 before the first).
-    pub fn last(&self) -> i64 {
-        self.last
-    }
-
-    /// The next id of `kind` at `now`: from the corrected clock, or just above the previous
-    /// id when the clock has not moved past it.
-    pub fn next(&mut self, now: Now, kind: MsgIdKind) -> i64 {
-        let nanos = i64::try_from(now.unix.as_nanos())
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.offset_nanos);
-        let corrected = Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
-        let candidate = msg_id_at(corrected) | kind.low_bits();
-        let id = if candidate > self.last {
-            candidate
-        } else {
-            (((self.last >> 2) + 1) << 2) | kind.low_bits()
-        };
-        self.last = id;
-        id
-    }
-}
 
 /// Limits for [`MsgIdChecker`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,29 +275,6 @@ mod tests {
     const T: Duration = Duration::from_secs(1_700_000_000);
 
     #[test]
-    fn generated_ids_carry_time_parity_and_increase() {
-        let mut generator = MsgIdGenerator::new();
-        let a = generator.next(at(T), MsgIdKind::Client);
-        assert_eq!(a >> 32, 1_700_000_000);
-        assert_eq!(a & 3, 0);
-        // The same instant again: still strictly increasing.
-        let b = generator.next(at(T), MsgIdKind::Client);
-        assert!(b > a && b & 3 == 0);
-        let mut server = MsgIdGenerator::new();
-        let reply = server.next(at(T), MsgIdKind::ServerReply);
-        let push = server.next(at(T), MsgIdKind::ServerInitiated);
-        assert_eq!((reply & 3, push & 3), (1, 3));
-        assert!(push > reply);
-        // A clock correction moves the ids.
-        generator.set_time_offset(100);
-        assert_eq!(
-            generator.next(at(T), MsgIdKind::Client) >> 32,
-            1_700_000_100
-        );
-        assert_eq!(generator.time_offset(), 100);
-    }
-
-    #[test]
     fn the_server_refuses_bad_parity_and_ids_out_of_time() {
         let mut checker = MsgIdChecker::for_client_ids(MsgIdPolicy::default());
         let now = at(T);
@@ -526,24 +435,6 @@ mod tests {
             }
             for &(msg_id, seq_no, content) in &messages {
                 prop_assert_eq!(checker.accept(msg_id, seq_no, content, at(T)), Err(MsgIdRejection::Duplicate));
-            }
-        }
-
-        #[test]
-        fn generator_is_strictly_increasing_with_the_right_parity(
-            steps in proptest::collection::vec((0u64..3_000_000_000, 0u8..3), 1..200),
-        ) {
-            let mut generator = MsgIdGenerator::new();
-            let mut last = 0;
-            let mut clock = T;
-            for (advance_nanos, kind) in steps {
-                // The clock may stand still or move forward by up to 3 s.
-                clock += Duration::from_nanos(advance_nanos % 3 * 1_000_000_000 / 3 + advance_nanos % 7);
-                let kind = [MsgIdKind::Client, MsgIdKind::ServerReply, MsgIdKind::ServerInitiated][usize::from(kind)];
-                let id = generator.next(at(clock), kind);
-                prop_assert!(id > last);
-                prop_assert_eq!(id & 3, kind.low_bits());
-                last = id;
             }
         }
 

@@ -623,15 +623,7 @@ impl<const N: usize> Monty<N> {
                 .copied()
                 .unwrap_or(0);
             let digit = if i % 2 == 0 { byte & 0x0f } else { byte >> 4 };
-            let mut selected = [0u64; N];
-            for (d, entry) in row.iter().enumerate() {
-                let diff = (d as u64) ^ u64::from(digit);
-                let mask = mask_from_bit(((diff | diff.wrapping_neg()) >> 63) ^ 1);
-                for k in 0..N {
-                    selected[k] |= entry.0[k] & mask;
-                }
-            }
-            acc = self.mul(&acc, &Uint(selected));
+            acc = self.mul(&acc, &select_from_table(row, usize::from(digit)));
         }
         acc
     }
@@ -656,7 +648,7 @@ fn window_bits(bytes: &[u8], position: usize, width: usize) -> usize {
 
 /// Reads `table[index]` by touching every entry and keeping one through masks.
 #[inline(always)]
-fn select_from_table<const N: usize>(table: &[Uint<N>; TABLE], index: usize) -> Uint<N> {
+fn select_from_table<const N: usize>(table: &[Uint<N>], index: usize) -> Uint<N> {
     let mut out = [0u64; N];
     for (i, entry) in table.iter().enumerate() {
         // Equal iff (i ^ index) == 0; computed without a comparison's branch.

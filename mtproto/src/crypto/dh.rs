@@ -9,7 +9,7 @@
 //! - Public values (g_a, g_b) must lie in `[2^1984, p - 2^1984]`, on both sides.
 //! - Secret exponents are 2048 random bits, and exponentiation with them is constant-time.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
@@ -282,6 +282,15 @@ impl DhPrimeCache {
         })
     }
 
+    /// The verified groups. A panic elsewhere while the lock was held cannot leave a group
+    /// half-added (a push is the only change), so a poisoned lock is used as it is.
+    fn verified(&self) -> MutexGuard<'_, Vec<DhGroup>> {
+        match self.verified.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// A group for (prime, g): from the cache when this pair passed before, else checked in
     /// full and remembered (the oldest entry is dropped beyond [`PRIME_CACHE_CAPACITY`]).
     pub fn group<R: RngCore + CryptoRng + ?Sized>(
@@ -293,10 +302,7 @@ impl DhPrimeCache {
         let significant = prime.iter().position(|&b| b != 0).unwrap_or(prime.len());
         let prime = prime.get(significant..).unwrap_or_default();
         {
-            let verified = match self.verified.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let verified = self.verified();
             if let Some(group) = verified
                 .iter()
                 .find(|group| group.g == g && group.prime.as_slice() == prime)
@@ -305,10 +311,7 @@ impl DhPrimeCache {
             }
         }
         let group = DhGroup::checked(prime, g, rng)?;
-        let mut verified = match self.verified.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut verified = self.verified();
         if verified.len() >= PRIME_CACHE_CAPACITY {
             verified.remove(0);
         }

@@ -56,5 +56,16 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// A big-endian number's bytes without its leading zeros, keeping at least one byte (how
+/// TL, DER and the handshake write numbers).
+pub(crate) fn minimal_be(bytes: &[u8]) -> &[u8] {
+    let skip = bytes
+        .iter()
+        .take_while(|&&b| b == 0)
+        .count()
+        .min(bytes.len().saturating_sub(1));
+    bytes.get(skip..).unwrap_or(bytes)
+}
+
 #[cfg(test)]
 mod tests;

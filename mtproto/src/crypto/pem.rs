@@ -125,8 +125,7 @@ fn push_length(out: &mut Vec<u8>, length: usize) {
 
 /// Appends a non-negative `INTEGER` from big-endian bytes (leading zeros are dropped).
 pub(crate) fn push_unsigned(out: &mut Vec<u8>, magnitude: &[u8]) {
-    let skip = magnitude.iter().take_while(|&&b| b == 0).count();
-    let magnitude = magnitude.get(skip..).unwrap_or_default();
+    let magnitude = super::minimal_be(magnitude);
     let needs_sign_byte = magnitude.first().is_none_or(|&b| b & 0x80 != 0);
     out.push(TAG_INTEGER);
     push_length(out, magnitude.len() + usize::from(needs_sign_byte));

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::bignum::{self, Monty, U1024, U2048, Uint};
-use super::{ct_eq, decrypt_ige, encrypt_ige, pem};
+use super::{ct_eq, decrypt_ige, encrypt_ige, minimal_be, pem};
 
 /// Bytes in an RSA-2048 block.
 pub const RSA_BLOCK_LEN: usize = 256;
@@ -109,21 +109,6 @@ impl PartialEq for RsaPublicKey {
 
 impl Eq for RsaPublicKey {}
 
-/// Minimal big-endian bytes of a number (at least one byte).
-fn minimal_be(bytes: &[u8]) -> &[u8] {
-    let skip = bytes
-        .iter()
-        .take_while(|&&b| b == 0)
-        .count()
-        .min(bytes.len().saturating_sub(1));
-    bytes.get(skip..).unwrap_or(bytes)
-}
-
-/// TL `bytes` serialization (the form the fingerprint hashes).
-fn tl_bytes(out: &mut Vec<u8>, data: &[u8]) {
-    crate::tl::write_bytes(out, data);
-}
-
 impl RsaPublicKey {
     /// A key from its modulus and public exponent (big-endian). The modulus must be exactly
     /// 2048 bits and odd, the exponent odd, at least 3 and at most 64 bits.
@@ -144,8 +129,8 @@ impl RsaPublicKey {
         let monty = Monty::new(n).ok_or(RsaKeyError::Unsupported("even modulus"))?;
         let mut serialized = Vec::with_capacity(RSA_BLOCK_LEN + 16);
         let n_bytes = n.be_bytes_vec();
-        tl_bytes(&mut serialized, minimal_be(&n_bytes));
-        tl_bytes(&mut serialized, minimal_be(&e.to_be_bytes()));
+        crate::tl::write_bytes(&mut serialized, minimal_be(&n_bytes));
+        crate::tl::write_bytes(&mut serialized, minimal_be(&e.to_be_bytes()));
         let digest = Sha1::digest(&serialized);
         let mut tail = [0u8; 8];
         tail.copy_from_slice(digest.get(12..20).unwrap_or(&[0; 8]));
@@ -365,8 +350,8 @@ impl RsaPrivateKey {
         // q^-1 mod p = q^(p-2) mod p (p is prime).
         let q_mod_p = monty_p.reduce_once(q);
         let (p2, _) = p.sbb(&U1024::from_u64(2));
-        let q_inv = monty_p.pow_ct(&monty_p.convert_in(&q_mod_p), &p2.be_bytes_vec());
-        let q_inv_monty = monty_p.convert_in(&monty_p.convert_out(&q_inv));
+        // pow_ct answers in Montgomery form, the form Garner's step wants.
+        let q_inv_monty = monty_p.pow_ct(&monty_p.convert_in(&q_mod_p), &p2.be_bytes_vec());
         let key = Self {
             public,
             d: *d,
@@ -440,44 +425,36 @@ impl RsaPrivateKey {
 
     /// `x^d mod n` through the CRT, constant-time in `x`, `d`, `p` and `q`.
     fn crt_power(&self, x: &U2048) -> U2048 {
-        let (low, high) = bignum::split(x);
-        let half = |monty: &Monty<16>, exponent: &[u8]| {
-            // x mod prime = high * 2^1024 + low; a 1024-bit half is below twice the prime.
-            let high = monty.reduce_once(&high);
-            let low = monty.reduce_once(&low);
-            // mul(high, R^2) = high * R mod prime: the 2^1024 factor, in plain form.
-            let reduced = monty.add(&monty.convert_in(&high), &low);
-            monty.convert_out(&monty.pow_ct(&monty.convert_in(&reduced), exponent))
-        };
-        let sp = half(&self.monty_p, &self.dp);
-        let sq = half(&self.monty_q, &self.dq);
-        // Garner: m = sq + q * ((sp - sq) * q^-1 mod p).
-        let sq_mod_p = self.monty_p.reduce_once(&sq);
-        let difference = self.monty_p.sub(&sp, &sq_mod_p);
-        let h = self.monty_p.mul(&difference, &self.q_inv_monty);
-        let (m, _) = bignum::mul_wide(&self.q, &h).adc(&bignum::widen(&sq));
-        m
+        self.crt_apply(x, &self.dp, &self.dq)
     }
 
     /// `r^-1 mod n` for `r` coprime to n, via Fermat modulo each prime and CRT (constant time).
     fn invert(&self, r: &U2048) -> U2048 {
         let (p2, _) = self.p.sbb(&U1024::from_u64(2));
         let (q2, _) = self.q.sbb(&U1024::from_u64(2));
-        let (low, high) = bignum::split(r);
-        let inverse_mod = |monty: &Monty<16>, exponent: &U1024| {
+        self.crt_apply(r, &p2.be_bytes_vec(), &q2.be_bytes_vec())
+    }
+
+    /// The number below n that is `x^ep mod p` and `x^eq mod q` (exponents big-endian, secret),
+    /// recombined with Garner's formula: `m = mq + q * ((mp - mq) * q^-1 mod p)`.
+    fn crt_apply(&self, x: &U2048, ep: &[u8], eq: &[u8]) -> U2048 {
+        let (low, high) = bignum::split(x);
+        let half = |monty: &Monty<16>, exponent: &[u8]| {
+            // x mod prime = high * 2^1024 + low; a 1024-bit half is below twice the prime,
+            // and convert_in(high) = high * R = high * 2^1024 mod prime, in plain form.
             let reduced = monty.add(
                 &monty.convert_in(&monty.reduce_once(&high)),
                 &monty.reduce_once(&low),
             );
-            monty.convert_out(&monty.pow_ct(&monty.convert_in(&reduced), &exponent.be_bytes_vec()))
+            monty.convert_out(&monty.pow_ct(&monty.convert_in(&reduced), exponent))
         };
-        let ip = inverse_mod(&self.monty_p, &p2);
-        let iq = inverse_mod(&self.monty_q, &q2);
-        let iq_mod_p = self.monty_p.reduce_once(&iq);
+        let mp = half(&self.monty_p, ep);
+        let mq = half(&self.monty_q, eq);
+        let mq_mod_p = self.monty_p.reduce_once(&mq);
         let h = self
             .monty_p
-            .mul(&self.monty_p.sub(&ip, &iq_mod_p), &self.q_inv_monty);
-        bignum::mul_wide(&self.q, &h).adc(&bignum::widen(&iq)).0
+            .mul(&self.monty_p.sub(&mp, &mq_mod_p), &self.q_inv_monty);
+        bignum::mul_wide(&self.q, &h).adc(&bignum::widen(&mq)).0
     }
 
     /// The next blinding pair: fresh every [`BLINDING_REFRESH`] uses, squared in between.
@@ -490,11 +467,10 @@ impl RsaPrivateKey {
         let monty = &self.public.monty;
         match guard.as_mut() {
             Some(blinding) if blinding.uses < BLINDING_REFRESH => {
-                // (r^2)^e = (r^e)^2 and (r^2)^-1 = (r^-1)^2: a new pair for two multiplications.
-                let a = monty.convert_in(&blinding.a);
-                let a_inv = monty.convert_in(&blinding.a_inv);
-                blinding.a = monty.convert_out(&monty.mul(&a, &a));
-                blinding.a_inv = monty.convert_out(&monty.mul(&a_inv, &a_inv));
+                // (r^2)^e = (r^e)^2 and (r^2)^-1 = (r^-1)^2. A Montgomery product of x in
+                // Montgomery form and x in plain form is x^2 in plain form.
+                blinding.a = monty.mul(&monty.convert_in(&blinding.a), &blinding.a);
+                blinding.a_inv = monty.mul(&monty.convert_in(&blinding.a_inv), &blinding.a_inv);
                 blinding.uses += 1;
                 (blinding.a, blinding.a_inv)
             }
@@ -506,8 +482,7 @@ impl RsaPrivateKey {
                     }
                     let a_inv = self.invert(&r);
                     // r shares a factor with n only with negligible probability; check anyway.
-                    let check = monty
-                        .convert_out(&monty.mul(&monty.convert_in(&r), &monty.convert_in(&a_inv)));
+                    let check = monty.mul(&monty.convert_in(&r), &a_inv);
                     if check == U2048::from_u64(1) {
                         break (self.public.power_e(&r), a_inv);
                     }

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::danger::{InnerDataForm, RsaEncoding};
 use super::{
-    HandshakeError, KeyKind, Now, PlainMsgIds, be_bytes_minimal, be_to_u64, decrypt_with_hash,
+    HandshakeError, KeyKind, Now, be_bytes_minimal, be_to_u64, decrypt_with_hash,
     encrypt_with_hash, plain_message,
 };
 use crate::crypto::{
@@ -17,6 +17,7 @@ use crate::crypto::{
     first_server_salt, handshake_key_iv, new_nonce_hash, rsa_legacy_encrypt, rsa_pad_encrypt,
 };
 use crate::message::read_plain;
+use crate::time::{MsgIdGenerator, MsgIdKind};
 use crate::tl::mtproto::{enums, functions, types};
 use crate::tl::{Deserializable, Serializable};
 
@@ -113,7 +114,7 @@ pub struct ClientHandshake {
     nonce: [u8; 16],
     state: State,
     started: Instant,
-    msg_ids: PlainMsgIds,
+    msg_ids: MsgIdGenerator,
 }
 
 impl core::fmt::Debug for ClientHandshake {
@@ -138,7 +139,7 @@ impl ClientHandshake {
             nonce,
             state: State::SentReqPq,
             started: now.monotonic,
-            msg_ids: PlainMsgIds::default(),
+            msg_ids: MsgIdGenerator::new(),
         };
         let body = functions::ReqPqMulti { nonce }.to_bytes();
         let message = machine.wrap(&body, &now, 0);
@@ -146,7 +147,8 @@ impl ClientHandshake {
     }
 
     fn wrap(&mut self, body: &[u8], now: &Now, offset: i64) -> Vec<u8> {
-        let msg_id = self.msg_ids.next(now, offset, 0);
+        self.msg_ids.set_time_offset(offset);
+        let msg_id = self.msg_ids.next(*now, MsgIdKind::Client);
         plain_message(msg_id, body)
     }
 
@@ -352,6 +354,7 @@ impl ClientHandshake {
         group.check_public(&inner.g_a)?;
         let server_time = i64::from(inner.server_time);
         let time_offset = server_time - now.unix_secs();
+        let (g_b, auth_key) = client_dh(&group, &inner.g_a, rng)?;
         let after = AfterDhParams {
             server_nonce: after.server_nonce,
             new_nonce: after.new_nonce,
@@ -360,23 +363,21 @@ impl ClientHandshake {
             g_a: inner.g_a.clone(),
             time_offset,
             server_time,
-            auth_key: AuthKey::from_bytes([0; DH_LEN]),
+            auth_key,
             retries: 0,
         };
-        self.send_client_dh_params(after, 0, now, rng)
+        self.send_client_dh_params(after, &g_b, 0, now, rng)
     }
 
-    /// Picks b, computes the key, and sends `set_client_DH_params`.
+    /// Sends `set_client_DH_params` with `g_b`, for the key already in `after`.
     fn send_client_dh_params<R: RngCore + CryptoRng + ?Sized>(
         &mut self,
-        mut after: AfterDhParams,
+        after: AfterDhParams,
+        g_b: &[u8],
         retry_id: i64,
         now: Now,
         rng: &mut R,
     ) -> Result<ClientEvent, HandshakeError> {
-        let (b, g_b) = after.group.keypair(rng);
-        let shared = after.group.shared_secret(&after.g_a, &b)?;
-        after.auth_key = AuthKey::from_bytes(*shared);
         let inner = Zeroizing::new(
             types::ClientDHInnerData {
                 nonce: self.nonce,
@@ -401,7 +402,7 @@ impl ClientHandshake {
     fn on_dh_gen<R: RngCore + CryptoRng + ?Sized>(
         &mut self,
         answer: enums::SetClientDHParamsAnswer,
-        mut after: Box<AfterDhParams>,
+        after: Box<AfterDhParams>,
         now: Now,
         rng: &mut R,
     ) -> Result<ClientEvent, HandshakeError> {
@@ -426,6 +427,7 @@ impl ClientHandshake {
         if !ct_eq(&new_nonce_hash(&after.new_nonce, number, &aux_hash), &hash) {
             return Err(HandshakeError::NewNonceHashMismatch);
         }
+        let mut after = *after;
         match number {
             1 => {
                 let expires_at = match self.config.kind {
@@ -436,10 +438,7 @@ impl ClientHandshake {
                 };
                 let key = ClientKey {
                     server_salt: first_server_salt(&after.new_nonce, &after.server_nonce),
-                    auth_key: core::mem::replace(
-                        &mut after.auth_key,
-                        AuthKey::from_bytes([0; DH_LEN]),
-                    ),
+                    auth_key: after.auth_key,
                     time_offset: after.time_offset,
                     kind: self.config.kind,
                     expires_at,
@@ -452,9 +451,22 @@ impl ClientHandshake {
                 if after.retries > self.config.max_retries {
                     return Err(HandshakeError::TooManyRetries);
                 }
-                self.send_client_dh_params(*after, i64::from_le_bytes(aux_hash), now, rng)
+                let (g_b, auth_key) = client_dh(&after.group, &after.g_a, rng)?;
+                after.auth_key = auth_key;
+                self.send_client_dh_params(after, &g_b, i64::from_le_bytes(aux_hash), now, rng)
             }
             _ => Err(HandshakeError::DhGenFail),
         }
     }
+}
+
+/// Picks a fresh secret b: returns g_b and the key g_a^b.
+fn client_dh<R: RngCore + CryptoRng + ?Sized>(
+    group: &DhGroup,
+    g_a: &[u8],
+    rng: &mut R,
+) -> Result<([u8; DH_LEN], AuthKey), HandshakeError> {
+    let (b, g_b) = group.keypair(rng);
+    let shared = group.shared_secret(g_a, &b)?;
+    Ok((g_b, AuthKey::from_bytes(*shared)))
 }

@@ -90,34 +90,6 @@ pub mod danger {
     }
 }
 
-/// Produces strictly increasing msg_ids for unencrypted messages from one side.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PlainMsgIds {
-    last: i64,
-}
-
-impl PlainMsgIds {
-    /// The next id for `now` (shifted by `offset` seconds), with its two low bits set to
-    /// `low_bits`.
-    pub(crate) fn next(&mut self, now: &Now, offset_secs: i64, low_bits: i64) -> i64 {
-        let shifted = if offset_secs >= 0 {
-            now.unix
-                .saturating_add(std::time::Duration::from_secs(offset_secs.unsigned_abs()))
-        } else {
-            now.unix
-                .saturating_sub(std::time::Duration::from_secs(offset_secs.unsigned_abs()))
-        };
-        let candidate = crate::time::msg_id_at(shifted) | low_bits;
-        let id = if candidate > self.last {
-            candidate
-        } else {
-            (self.last & !3) + 4 + low_bits
-        };
-        self.last = id;
-        id
-    }
-}
-
 /// Wraps a TL body in an unencrypted message.
 pub(crate) fn plain_message(msg_id: i64, body: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::with_capacity(crate::message::PLAIN_HEADER_LEN + body.len());
@@ -175,9 +147,7 @@ pub(crate) fn decrypt_with_hash<T: Deserializable>(
 
 /// Big-endian bytes of a number, without leading zeros (how p, q and pq travel).
 pub(crate) fn be_bytes_minimal(value: u64) -> Vec<u8> {
-    let bytes = value.to_be_bytes();
-    let skip = bytes.iter().take_while(|&&b| b == 0).count().min(7);
-    bytes.get(skip..).unwrap_or_default().to_vec()
+    crate::crypto::minimal_be(&value.to_be_bytes()).to_vec()
 }
 
 /// A big-endian number of at most 8 bytes.

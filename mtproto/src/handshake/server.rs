@@ -7,7 +7,7 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{
-    HandshakeError, KeyKind, Now, PlainMsgIds, be_bytes_minimal, be_to_u64, decrypt_with_hash,
+    HandshakeError, KeyKind, Now, be_bytes_minimal, be_to_u64, decrypt_with_hash,
     encrypt_with_hash, plain_message,
 };
 use crate::crypto::{
@@ -15,6 +15,7 @@ use crate::crypto::{
     new_nonce_hash, random_pq, rsa_decrypt_handshake_data,
 };
 use crate::message::read_plain;
+use crate::time::{MsgIdGenerator, MsgIdKind};
 use crate::tl::mtproto::{enums, functions, types};
 use crate::tl::{Deserializable, Identifiable, Serializable};
 
@@ -151,7 +152,7 @@ pub struct ServerHandshake {
     state: State,
     started: Option<Instant>,
     attempts: u32,
-    msg_ids: PlainMsgIds,
+    msg_ids: MsgIdGenerator,
     /// The last request that got an answer and that answer's body: an identical request
     /// (a client re-sending after a lost reply) gets the identical answer.
     last_exchange: Option<(Vec<u8>, Vec<u8>)>,
@@ -174,7 +175,7 @@ impl ServerHandshake {
             state: State::Idle,
             started: None,
             attempts: 0,
-            msg_ids: PlainMsgIds::default(),
+            msg_ids: MsgIdGenerator::new(),
             last_exchange: None,
         }
     }
@@ -252,7 +253,7 @@ impl ServerHandshake {
     }
 
     fn wrap(&mut self, body: &[u8], now: &Now) -> Vec<u8> {
-        let msg_id = self.msg_ids.next(now, 0, 1);
+        let msg_id = self.msg_ids.next(*now, MsgIdKind::ServerReply);
         plain_message(msg_id, body)
     }
 

@@ -1027,7 +1027,7 @@ fn official_sample_transcript() {
     assert_eq!(answer.dh_prime, TELEGRAM_DH_PRIME.to_vec());
     assert_eq!(answer.g_a, sample("g_a"));
     assert_eq!(answer.server_time, 1_707_425_105);
-    let group = DhCache::group_for(&answer.dh_prime, answer.g);
+    let group = group_for(&answer.dh_prime, answer.g);
     group.check_public(&answer.g_a).unwrap();
 
     // Step 7: g_b from b, and the client's DH data encrypts to the printed bytes.
@@ -1067,12 +1067,8 @@ fn official_sample_transcript() {
 }
 
 /// The group for a transcript's prime, through the same cache clients use.
-struct DhCache;
-
-impl DhCache {
-    fn group_for(prime: &[u8], g: i32) -> DhGroup {
-        crate::crypto::DhPrimeCache::new()
-            .group(prime, g as u32, &mut ChaCha20Rng::seed_from_u64(0))
-            .unwrap()
-    }
+fn group_for(prime: &[u8], g: i32) -> DhGroup {
+    crate::crypto::DhPrimeCache::new()
+        .group(prime, g as u32, &mut ChaCha20Rng::seed_from_u64(0))
+        .unwrap()
 }
