@@ -71,6 +71,16 @@ impl MsgIdGenerator {
         self.offset_nanos = seconds.saturating_mul(1_000_000_000);
     }
 
+    /// Sets a new correction after the peer said the clock was wrong (bad_msg_notification 16
+    /// or 17), and lets ids follow the corrected clock even below the ids already produced:
+    /// a client whose clock ran ahead would otherwise keep producing ids from the future.
+    /// The server refused those (that is what the notification says), so going back does not
+    /// repeat an id it accepted.
+    pub fn resynchronise(&mut self, seconds: i64) {
+        self.set_time_offset(seconds);
+        self.last = 0;
+    }
+
     /// The correction, in seconds.
     pub fn time_offset(&self) -> i64 {
         self.offset_nanos / 1_000_000_000
@@ -112,6 +122,21 @@ mod tests {
     }
 
     const T: Duration = Duration::from_secs(1_700_000_000);
+
+    #[test]
+    fn resynchronising_lets_ids_follow_a_clock_set_back() {
+        let mut ids = MsgIdGenerator::new();
+        let now = at(Duration::from_secs(1_700_000_600));
+        let ahead = ids.next(now, MsgIdKind::Client);
+        // set_time_offset alone keeps ids increasing (still from the future)...
+        ids.set_time_offset(-600);
+        assert!(ids.next(now, MsgIdKind::Client) > ahead);
+        // ...resynchronise lets them follow the corrected clock.
+        ids.resynchronise(-600);
+        let corrected = ids.next(now, MsgIdKind::Client);
+        assert_eq!(corrected >> 32, 1_700_000_000);
+        assert!(ids.next(now, MsgIdKind::Client) > corrected);
+    }
 
     #[test]
     fn generated_ids_carry_time_parity_and_increase() {

@@ -58,6 +58,11 @@ impl AckQueue {
         self.pending.push(msg_id);
     }
 
+    /// Whether `msg_id` waits to be acknowledged.
+    pub fn contains(&self, msg_id: i64) -> bool {
+        self.pending.contains(&msg_id)
+    }
+
     /// How many ids are pending.
     pub fn len(&self) -> usize {
         self.pending.len()

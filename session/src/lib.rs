@@ -1,25 +1,51 @@
 //! The MTProto session layer of Columba, for both roles.
 //!
-//! This crate will hold one sans-IO state machine per session (msg_id generation and checking,
-//! seq_no, salts, acks, containers, `gzip_packed`, `rpc_result` correlation and every service
-//! message), an `Endpoint` that routes frames by auth_key_id and session_id, the plug-in traits
-//! that applications implement (`Listener`/`Connector`, `PushProvider`, `CodeSender`,
-//! `UpdateBus`), and, behind a `tokio` feature, the runtime that drives them.
+//! One sans-IO state machine per session and role: [`ServerSession`] and [`ClientSession`].
+//! The caller opens and seals the encrypted envelopes (`columba_mtproto::message`) and passes
+//! time in; the sessions do the rest of the protocol: msg_id generation and checking, seq_no,
+//! salts, acks, containers, `gzip_packed`, `rpc_result` correlation, every service message,
+//! re-sends under new msg_ids, and time-offset correction. Every refusal maps to what the
+//! spec says the peer gets (a bad_msg_notification code, a transport error, or a silent
+//! drop) and is counted in [`SessionStats`].
 //!
 //! It is not a codec (framing and TL live in `columba-mtproto`) and not storage (the
 //! persistence traits live in `columba-store`).
 //!
-//! What is here so far:
-//! - [`msg_id`]: generating msg_ids and seq_no, and checking a peer's (parity, time window, the window of
-//!   recent ids, seq_no parity and order, each refusal with its bad_msg_notification code).
+//! Modules:
+//! - [`server`] and [`client`]: the two roles.
+//! - [`msg_id`]: generating msg_ids and seq_no, and checking a peer's (parity, time window,
+//!   the window of recent ids, seq_no parity and order, each refusal with its
+//!   bad_msg_notification code).
 //! - [`ack`]: acknowledgements batched by count and delay, at most 8192 ids a batch.
 //! - [`container`]: received containers checked (inner ids below the container's, distinct);
 //!   outgoing messages packed by count and size.
 //! - [`salt`]: server salts derived from a secret per 30-minute slot, with their grace period
 //!   and `get_future_salts`.
+//! - [`config`]: every limit, with its default and what crossing it costs the peer.
+//! - [`rpc`]: `rpc_result`/`rpc_error` and gzip on results.
+//! - `testing` (feature `testing`): a deterministic in-memory harness of a client and a
+//!   server with a simulated clock and faults.
 #![forbid(unsafe_code)]
 
 pub mod ack;
+pub mod client;
+pub mod config;
 pub mod container;
+mod incoming;
 pub mod msg_id;
+mod outbox;
+pub mod rpc;
 pub mod salt;
+pub mod server;
+pub mod stats;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use client::{ClientEvent, ClientSession, InvokeError, RequestFailure, RequestId};
+pub use config::SessionConfig;
+pub use rpc::{RpcError, RpcOutcome};
+pub use server::{ServerEvent, ServerSession};
+pub use stats::SessionStats;
+
+#[cfg(test)]
+mod tests;

@@ -105,6 +105,32 @@ impl MsgIdRejection {
     }
 }
 
+/// Which seq_no parity a received message must have.
+///
+/// API queries and their answers are content-related (odd seq_no); `msgs_ack`, containers and
+/// `gzip_packed` wrappers are not (even). The spec leaves the service messages in between
+/// (pings, salts, state requests, notifications) to the sender, and clients differ, so those
+/// are checked for order only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Relevance {
+    /// Must carry an odd seq_no (bad_msg_notification 35 otherwise).
+    ContentRelated,
+    /// Must carry an even seq_no (bad_msg_notification 34 otherwise).
+    NotContentRelated,
+    /// Either parity; the seq_no's own parity says which it is.
+    Either,
+}
+
+impl From<bool> for Relevance {
+    fn from(content_related: bool) -> Self {
+        if content_related {
+            Self::ContentRelated
+        } else {
+            Self::NotContentRelated
+        }
+    }
+}
+
 /// Checks the ids one peer sends, and remembers the last ones.
 #[derive(Debug, Clone)]
 pub struct MsgIdChecker {
@@ -155,13 +181,40 @@ impl MsgIdChecker {
         self.seen.contains_key(&msg_id)
     }
 
+    /// Whether the time window applies.
+    pub fn is_synchronised(&self) -> bool {
+        self.check_time
+    }
+
+    /// The smallest id remembered, once the window is full (ids at or below it are refused).
+    pub fn window_floor(&self) -> Option<i64> {
+        (self.seen.len() >= self.policy.window)
+            .then(|| self.seen.first_key_value().map(|(&id, _)| id))
+            .flatten()
+    }
+
+    /// The seq_no remembered for `msg_id`, if it was accepted and is still in the window.
+    pub fn seq_no_of(&self, msg_id: i64) -> Option<i32> {
+        self.seen.get(&msg_id).copied()
+    }
+
     /// Checks a message's `msg_id` and `seq_no` without remembering them.
     pub fn check(
         &self,
         msg_id: i64,
         seq_no: i32,
-        content_related: bool,
+        relevance: impl Into<Relevance>,
         now: Now,
+    ) -> Result<(), MsgIdRejection> {
+        self.check_at(msg_id, seq_no, relevance.into(), Some(now))
+    }
+
+    fn check_at(
+        &self,
+        msg_id: i64,
+        seq_no: i32,
+        relevance: Relevance,
+        now: Option<Now>,
     ) -> Result<(), MsgIdRejection> {
         let parity_ok = if self.from_server {
             msg_id & 1 == 1
@@ -171,7 +224,7 @@ impl MsgIdChecker {
         if !parity_ok {
             return Err(MsgIdRejection::BadParity);
         }
-        if self.check_time {
+        if let Some(now) = now.filter(|_| self.check_time) {
             let local = i128::try_from(now.unix.as_nanos()).unwrap_or(i128::MAX)
                 + i128::from(self.offset_secs) * 1_000_000_000;
             // The id's time in nanoseconds: seconds, and the 32-bit fraction scaled.
@@ -196,11 +249,12 @@ impl MsgIdChecker {
             return Err(MsgIdRejection::BelowWindow);
         }
         let odd = seq_no & 1 == 1;
-        if content_related && !odd {
-            return Err(MsgIdRejection::OddSeqNoExpected);
-        }
-        if !content_related && odd {
-            return Err(MsgIdRejection::EvenSeqNoExpected);
+        match relevance {
+            Relevance::ContentRelated if !odd => return Err(MsgIdRejection::OddSeqNoExpected),
+            Relevance::NotContentRelated if odd => {
+                return Err(MsgIdRejection::EvenSeqNoExpected);
+            }
+            _ => {}
         }
         // The neighbours in msg_id order must be in seq_no order too; the stored ids already
         // are, so the nearest one on each side decides.
@@ -223,15 +277,35 @@ impl MsgIdChecker {
         &mut self,
         msg_id: i64,
         seq_no: i32,
-        content_related: bool,
+        relevance: impl Into<Relevance>,
         now: Now,
     ) -> Result<(), MsgIdRejection> {
-        self.check(msg_id, seq_no, content_related, now)?;
+        self.check_at(msg_id, seq_no, relevance.into(), Some(now))?;
+        self.remember(msg_id, seq_no);
+        Ok(())
+    }
+
+    /// Like [`Self::accept`] but without the time window: for the notifications that correct
+    /// the receiver's clock or salt (`bad_msg_notification`, `bad_server_salt`), which must
+    /// get through precisely when the clocks disagree. Parity, duplicates, the window and
+    /// seq_no still apply, and the caller acts on such a message only if it refers to a
+    /// message it really sent.
+    pub fn accept_untimed(
+        &mut self,
+        msg_id: i64,
+        seq_no: i32,
+        relevance: impl Into<Relevance>,
+    ) -> Result<(), MsgIdRejection> {
+        self.check_at(msg_id, seq_no, relevance.into(), None)?;
+        self.remember(msg_id, seq_no);
+        Ok(())
+    }
+
+    fn remember(&mut self, msg_id: i64, seq_no: i32) {
         self.seen.insert(msg_id, seq_no);
         while self.seen.len() > self.policy.window.max(1) {
             self.seen.pop_first();
         }
-        Ok(())
     }
 }
 

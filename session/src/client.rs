@@ -1,0 +1,755 @@
+//! The client's side of one session.
+//!
+//! Sans-IO like [`crate::server`]: opened messages in through [`ClientSession::handle_message`],
+//! messages to seal out of [`ClientSession::poll_transmit`], answers and updates out of
+//! [`ClientSession::poll_event`], timers through [`ClientSession::poll_timeout`] and
+//! [`ClientSession::handle_timeout`].
+//!
+//! What the client checks and does (core.telegram.org/mtproto/description,
+//! /service_messages_about_messages, /security_guidelines):
+//! - a message of another session is dropped;
+//! - server msg_ids must be odd, not seen before and not below the window; once the clock is
+//!   synchronised, within 300 s past / 30 s future of the corrected clock. The notifications
+//!   that correct the clock or the salt (`bad_msg_notification`, `bad_server_salt`) skip the
+//!   time window, so that they get through exactly when the clock is wrong, and are acted on
+//!   only when they name a message this client really sent;
+//! - codes 16 and 17 set the time offset from the notification's own msg_id (the server's
+//!   clock), code 48 takes the new salt, and codes 20, 32, 33, 64 re-send; every re-send gets
+//!   a new msg_id. Codes 18, 19, 34 and 35 mean a bug on this side: the request fails;
+//! - `rpc_result`, `pong`, `future_salts`, `msgs_state_info` are matched to the request they
+//!   answer (under any msg_id it was sent with); anything unmatched is counted and dropped;
+//! - `new_session_created` takes its salt, re-sends the requests the server cannot have seen,
+//!   and is reported, since updates may have been missed;
+//! - salts: future salts are fetched and the next one is used before the current expires.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use columba_mtproto::message::EncryptedHeader;
+use columba_mtproto::time::Now;
+use columba_mtproto::tl::Serializable;
+use columba_mtproto::tl::mtproto::{functions, types};
+use columba_mtproto::tl::service::MsgContainer;
+
+use crate::config::SessionConfig;
+use crate::container::check_container;
+use crate::incoming::{Incoming, IncomingError};
+use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
+use crate::outbox::{Outbox, Tag};
+use crate::rpc::{RpcOutcome, maybe_gzip, read_result};
+use crate::stats::SessionStats;
+
+/// A request's handle: stable across the re-sends that give it new msg_ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Why a request failed without an answer from the application on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RequestFailure {
+    /// The server refused the message with a bad_msg_notification code that re-sending
+    /// cannot fix (18, 19, 34, 35): a bug on this side.
+    #[error("the server refused the message with bad_msg_notification {0}")]
+    Refused(i32),
+    /// The result could not be read (corrupt `gzip_packed`, or larger than the cap).
+    #[error("the result could not be read")]
+    BadResult,
+}
+
+/// A request could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// `max_pending_requests` requests already wait for answers.
+    #[error("too many requests are waiting for answers")]
+    TooManyPending,
+}
+
+/// Something the application must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The answer to a request: the result's bytes, or an `rpc_error`. For service requests
+    /// (`ping`, `get_future_salts`, `msgs_state_req`, `destroy_session`) the bytes are the
+    /// service answer (`pong`, `future_salts`, ...).
+    Response {
+        /// The request.
+        id: RequestId,
+        /// Its outcome.
+        outcome: RpcOutcome,
+    },
+    /// A request that will get no answer.
+    Failed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        reason: RequestFailure,
+    },
+    /// A message the server sent on its own (an update).
+    Update {
+        /// The TL object.
+        body: Bytes,
+    },
+    /// The server created the session anew: updates sent before may have been missed.
+    SessionCreated {
+        /// The first msg_id of this client the new session saw.
+        first_msg_id: i64,
+        /// The server's random id of this creation.
+        unique_id: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    body: Bytes,
+    msg_ids: Vec<i64>,
+    /// Internal requests (salt fetching) answer the session, not the application.
+    internal: bool,
+}
+
+/// Msg_ids remembered per request across re-sends.
+const MAX_ALIASES: usize = 16;
+/// A salt is used only from this long after its start, in case the clocks differ a little
+/// (TDLib and grammers wait 60 s).
+const SALT_START_DELAY: i64 = 60;
+
+/// A salt and the time it is valid in, in server seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KnownSalt {
+    valid_since: i64,
+    valid_until: i64,
+    salt: i64,
+}
+
+/// The client's state of one session.
+#[derive(Debug)]
+pub struct ClientSession {
+    session_id: i64,
+    config: Arc<SessionConfig>,
+    salt: i64,
+    salts: Vec<KnownSalt>,
+    salt_request: Option<RequestId>,
+    received: MsgIdChecker,
+    out: Outbox,
+    next_request: u64,
+    requests: HashMap<RequestId, Pending>,
+    by_msg_id: HashMap<i64, RequestId>,
+    destroy_requests: HashMap<i64, RequestId>,
+    /// Internal `msgs_state_req` requests and the msg_ids they ask about.
+    state_checks: HashMap<RequestId, Vec<i64>>,
+    events: VecDeque<ClientEvent>,
+    stats: SessionStats,
+}
+
+impl ClientSession {
+    /// A new session with a random `session_id`, starting with `salt` (the handshake's, or a
+    /// stored one). `time_offset` is server time minus local time in seconds when known (a
+    /// fresh handshake gives it): with it, the time window on server msg_ids applies at once;
+    /// without it, from the first correction on.
+    pub fn new(
+        session_id: i64,
+        salt: i64,
+        time_offset: Option<i64>,
+        config: Arc<SessionConfig>,
+    ) -> Self {
+        let mut received = MsgIdChecker::for_server_ids(config.msg_ids);
+        let mut out = Outbox::new(&config, MsgIdKind::Client);
+        if let Some(offset) = time_offset {
+            received.synchronise(offset);
+            out.ids.set_time_offset(offset);
+        }
+        Self {
+            session_id,
+            salt,
+            salts: Vec::new(),
+            salt_request: None,
+            received,
+            out,
+            config,
+            next_request: 0,
+            requests: HashMap::new(),
+            by_msg_id: HashMap::new(),
+            destroy_requests: HashMap::new(),
+            state_checks: HashMap::new(),
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// The session's id.
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// The salt outgoing messages carry.
+    pub fn salt(&self) -> i64 {
+        self.salt
+    }
+
+    /// Server time minus local time, in seconds, as corrected so far.
+    pub fn time_offset(&self) -> i64 {
+        self.out.ids.time_offset()
+    }
+
+    /// Counters of refused and dropped messages.
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    /// Requests waiting for an answer.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Queues an API query (or a service function such as `ping`); its answer comes as
+    /// [`ClientEvent::Response`] with the returned id.
+    pub fn invoke(&mut self, body: Bytes) -> Result<RequestId, InvokeError> {
+        self.invoke_inner(body, false)
+    }
+
+    fn invoke_inner(&mut self, body: Bytes, internal: bool) -> Result<RequestId, InvokeError> {
+        if self.requests.len() >= self.config.max_pending_requests {
+            return Err(InvokeError::TooManyPending);
+        }
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let body = maybe_gzip(&body, self.config.gzip_threshold);
+        if let Ok(destroy) =
+            <functions::DestroySession as columba_mtproto::tl::Deserializable>::from_bytes(&body)
+        {
+            self.destroy_requests.insert(destroy.session_id, id);
+        }
+        self.requests.insert(
+            id,
+            Pending {
+                body: body.clone(),
+                msg_ids: Vec::new(),
+                internal,
+            },
+        );
+        self.out
+            .push(body, true, MsgIdKind::Client, Tag::Request(id.0));
+        Ok(id)
+    }
+
+    /// A new connection carries this session: whatever the server has not acknowledged is
+    /// sent again under new msg_ids. Requests are checked first: a `msgs_state_req` asks the
+    /// server which of them it has (the acks may be what was lost), and only those it does
+    /// not have are re-sent, so that a request is not run twice
+    /// (core.telegram.org/mtproto/service_messages_about_messages: "wrap it in a container
+    /// or first check it with msgs_state_req").
+    pub fn handle_new_connection(&mut self) {
+        let unacked: Vec<i64> = self.out.unacked.keys().copied().collect();
+        self.recheck(unacked);
+    }
+
+    /// Re-sends the unacknowledged messages among `ids`, asking about requests first.
+    fn recheck(&mut self, ids: Vec<i64>) {
+        let mut ask = Vec::new();
+        for id in ids {
+            let Some(record) = self.out.unacked.get(&id) else {
+                continue;
+            };
+            let is_request = match record.tag {
+                Tag::Request(raw) => self
+                    .requests
+                    .get(&RequestId(raw))
+                    .is_some_and(|pending| !pending.internal),
+                _ => false,
+            };
+            if is_request {
+                ask.push(id);
+            } else {
+                self.out.resend(id, &mut self.stats);
+            }
+        }
+        for chunk in ask.chunks(crate::config::MAX_IDS_PER_VECTOR) {
+            let request = types::MsgsStateReq {
+                msg_ids: chunk.to_vec(),
+            };
+            match self.invoke_inner(Bytes::from(request.to_bytes()), true) {
+                Ok(id) => {
+                    self.state_checks.insert(id, chunk.to_vec());
+                }
+                Err(_) => {
+                    // No room to ask: re-send, accepting the risk of a repeat.
+                    for &id in chunk {
+                        self.out.resend(id, &mut self.stats);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The server's answer about messages this side asked after.
+    fn take_state_info(&mut self, asked: &[i64], info: &[u8]) {
+        for (&id, &state) in asked.iter().zip(info) {
+            if state & 7 == 4 {
+                // The server has it; its answer will come (re-sent if it was lost).
+                self.out.acknowledge(id);
+            } else {
+                self.out.resend(id, &mut self.stats);
+            }
+        }
+    }
+
+    /// The next thing the application must act on.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Writes the next message to send into `buf` (room for the encrypted header, then the
+    /// body) and returns its header, or `None` when nothing is due.
+    pub fn poll_transmit(&mut self, now: Now, buf: &mut BytesMut) -> Option<EncryptedHeader> {
+        self.rotate_salt(now);
+        let written = self.out.poll_transmit(now, buf, &mut self.stats)?;
+        for (msg_id, tag) in std::mem::take(&mut self.out.assigned) {
+            if let Tag::Request(raw) = tag {
+                let id = RequestId(raw);
+                if let Some(pending) = self.requests.get_mut(&id) {
+                    if pending.msg_ids.len() >= MAX_ALIASES {
+                        let old = pending.msg_ids.remove(0);
+                        self.by_msg_id.remove(&old);
+                    }
+                    pending.msg_ids.push(msg_id);
+                    self.by_msg_id.insert(msg_id, id);
+                }
+            }
+        }
+        Some(EncryptedHeader {
+            salt: self.salt,
+            session_id: self.session_id,
+            msg_id: written.msg_id,
+            seq_no: written.seq_no,
+        })
+    }
+
+    /// When [`Self::handle_timeout`] has work next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let resend = self
+            .config
+            .resend_after
+            .and_then(|after| self.out.oldest_unacked().map(|at| at + after));
+        [self.out.acks.poll_timeout(), resend]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs the timers due at `now`: re-sends of unacknowledged messages (when configured).
+    /// Acks due are sent by the next [`Self::poll_transmit`].
+    pub fn handle_timeout(&mut self, now: Now) {
+        if let Some(after) = self.config.resend_after {
+            if let Some(before) = now.monotonic.checked_sub(after) {
+                let old: Vec<i64> = self
+                    .out
+                    .unacked
+                    .iter()
+                    .filter(|(_, record)| record.sent_at < before)
+                    .map(|(&id, _)| id)
+                    .collect();
+                self.recheck(old);
+            }
+        }
+    }
+
+    /// Handles one opened message.
+    pub fn handle_message(&mut self, header: &EncryptedHeader, body: &[u8], now: Now) {
+        if header.session_id != self.session_id {
+            self.stats.unrelated += 1;
+            return;
+        }
+        let incoming = match Incoming::parse(body) {
+            Ok(incoming) => incoming,
+            Err(error) => return self.refuse_body(error),
+        };
+        let accepted = self.accept(header.msg_id, header.seq_no, &incoming, now);
+        if accepted {
+            self.dispatch(header.msg_id, header.seq_no, incoming, now, true);
+        }
+    }
+
+    fn accept(&mut self, msg_id: i64, seq_no: i32, incoming: &Incoming<'_>, now: Now) -> bool {
+        let relevance = incoming.relevance();
+        let result = if incoming.is_correction() {
+            self.received.accept_untimed(msg_id, seq_no, relevance)
+        } else {
+            self.received.accept(msg_id, seq_no, relevance, now)
+        };
+        match result {
+            Ok(()) => true,
+            Err(MsgIdRejection::Duplicate) => {
+                self.stats.duplicates += 1;
+                false
+            }
+            Err(MsgIdRejection::BelowWindow) => {
+                self.stats.below_window += 1;
+                false
+            }
+            Err(other) => {
+                // A client does not answer the server with bad_msg_notification; it drops
+                // the message and counts it.
+                self.stats
+                    .count_bad_msg(other.bad_msg_code().unwrap_or_default());
+                false
+            }
+        }
+    }
+
+    fn refuse_body(&mut self, error: IncomingError) {
+        match error {
+            IncomingError::Malformed => self.stats.malformed += 1,
+            IncomingError::TooManyIds => self.stats.oversized_vectors += 1,
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        msg_id: i64,
+        seq_no: i32,
+        incoming: Incoming<'_>,
+        now: Now,
+        outer: bool,
+    ) {
+        self.stats.accepted += 1;
+        if seq_no & 1 == 1 {
+            self.out.acks.push(msg_id, now.monotonic);
+        }
+        match incoming {
+            Incoming::Container(container) if outer => {
+                self.handle_container(msg_id, &container, now)
+            }
+            Incoming::Gzip(packed) => match packed.unpack(self.config.max_unpacked_len) {
+                Ok(inner) => match Incoming::parse(&inner) {
+                    Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
+                        self.stats.malformed += 1;
+                    }
+                    Ok(parsed) => self.act(msg_id, parsed, now),
+                },
+                Err(_) => self.stats.gzip_refused += 1,
+            },
+            other => self.act(msg_id, other, now),
+        }
+    }
+
+    fn handle_container(&mut self, container_id: i64, container: &MsgContainer, now: Now) {
+        if check_container(container_id, container).is_err() {
+            self.stats.count_bad_msg(64);
+            return;
+        }
+        for message in &container.messages {
+            let incoming = match Incoming::parse(&message.body) {
+                Ok(Incoming::Container(_)) => {
+                    self.stats.malformed += 1;
+                    continue;
+                }
+                Ok(incoming) => incoming,
+                Err(error) => {
+                    self.refuse_body(error);
+                    continue;
+                }
+            };
+            if self.accept(message.msg_id, message.seqno, &incoming, now) {
+                self.dispatch(message.msg_id, message.seqno, incoming, now, false);
+            }
+        }
+    }
+
+    fn act(&mut self, msg_id: i64, incoming: Incoming<'_>, now: Now) {
+        match incoming {
+            Incoming::Ack(ack) => {
+                for id in ack.msg_ids {
+                    self.out.acknowledge(id);
+                }
+            }
+            Incoming::RpcResult(result) => {
+                let outcome = read_result(&result.result.0, self.config.max_unpacked_len);
+                match outcome {
+                    Ok(outcome) => self.complete(result.req_msg_id, outcome),
+                    Err(_) => {
+                        if let Some(id) = self.finish(result.req_msg_id) {
+                            self.events.push_back(ClientEvent::Failed {
+                                id,
+                                reason: RequestFailure::BadResult,
+                            });
+                        }
+                    }
+                }
+            }
+            Incoming::Pong(pong) => {
+                self.complete(pong.msg_id, Ok(Bytes::from(pong.to_bytes())));
+            }
+            Incoming::FutureSalts(salts) => {
+                let own = self
+                    .by_msg_id
+                    .get(&salts.req_msg_id)
+                    .is_some_and(|id| Some(*id) == self.salt_request);
+                let answered = self.by_msg_id.contains_key(&salts.req_msg_id);
+                if answered {
+                    // Only salts that answer a request of ours are taken (the spec asks the
+                    // client to check req_msg_id).
+                    self.take_salts(&salts, now);
+                }
+                if own {
+                    self.salt_request = None;
+                    self.finish(salts.req_msg_id);
+                } else {
+                    self.complete(salts.req_msg_id, Ok(Bytes::from(salts.to_bytes())));
+                }
+            }
+            Incoming::StateInfo(info) => {
+                let check = self
+                    .by_msg_id
+                    .get(&info.req_msg_id)
+                    .and_then(|id| self.state_checks.remove(id));
+                match check {
+                    Some(asked) => {
+                        self.take_state_info(&asked, &info.info);
+                        self.finish(info.req_msg_id);
+                    }
+                    None => self.complete(info.req_msg_id, Ok(Bytes::from(info.to_bytes()))),
+                }
+            }
+            Incoming::DestroySessionOk(answer) => {
+                if let Some(id) = self.destroy_requests.remove(&answer.session_id) {
+                    self.complete_id(id, Ok(Bytes::from(answer.to_bytes())));
+                } else {
+                    self.stats.unrelated += 1;
+                }
+            }
+            Incoming::DestroySessionNone(answer) => {
+                if let Some(id) = self.destroy_requests.remove(&answer.session_id) {
+                    self.complete_id(id, Ok(Bytes::from(answer.to_bytes())));
+                } else {
+                    self.stats.unrelated += 1;
+                }
+            }
+            Incoming::BadMsg(notice) => {
+                self.handle_bad_msg(msg_id, notice.bad_msg_id, notice.error_code, None, now);
+            }
+            Incoming::BadSalt(notice) => self.handle_bad_msg(
+                msg_id,
+                notice.bad_msg_id,
+                notice.error_code,
+                Some(notice.new_server_salt),
+                now,
+            ),
+            Incoming::NewSession(created) => {
+                self.salt = created.server_salt;
+                self.salts.clear();
+                // Requests sent only before the session's first message were never seen.
+                let lost: Vec<i64> = self
+                    .out
+                    .unacked
+                    .keys()
+                    .copied()
+                    .filter(|&id| id < created.first_msg_id)
+                    .collect();
+                for id in lost {
+                    self.out.resend(id, &mut self.stats);
+                }
+                self.events.push_back(ClientEvent::SessionCreated {
+                    first_msg_id: created.first_msg_id,
+                    unique_id: created.unique_id,
+                });
+            }
+            Incoming::StateReq(request) => {
+                let info = request
+                    .msg_ids
+                    .iter()
+                    .map(|&id| if self.received.contains(id) { 4 } else { 2 })
+                    .collect();
+                let answer = types::MsgsStateInfo {
+                    req_msg_id: msg_id,
+                    info,
+                };
+                self.out.push(
+                    Bytes::from(answer.to_bytes()),
+                    false,
+                    MsgIdKind::Client,
+                    Tag::Other,
+                );
+            }
+            Incoming::ResendReq(request) => {
+                for id in request.msg_ids {
+                    if !self.out.resend(id, &mut self.stats) {
+                        self.stats.unrelated += 1;
+                    }
+                }
+            }
+            Incoming::DetailedInfo(types::MsgDetailedInfo { answer_msg_id, .. })
+            | Incoming::NewDetailedInfo(types::MsgNewDetailedInfo { answer_msg_id, .. }) => {
+                if self.received.contains(answer_msg_id) {
+                    self.out.acks.push(answer_msg_id, now.monotonic);
+                } else {
+                    let request = types::MsgResendReq {
+                        msg_ids: vec![answer_msg_id],
+                    };
+                    self.out.push(
+                        Bytes::from(request.to_bytes()),
+                        false,
+                        MsgIdKind::Client,
+                        Tag::Other,
+                    );
+                }
+            }
+            Incoming::Other(body) => self.events.push_back(ClientEvent::Update {
+                body: Bytes::copy_from_slice(body),
+            }),
+            Incoming::Copy | Incoming::HttpWait | Incoming::AllInfo => {
+                self.stats.unsupported += 1;
+            }
+            Incoming::Container(_)
+            | Incoming::Gzip(_)
+            | Incoming::ResendAnsReq(_)
+            | Incoming::Ping(_)
+            | Incoming::PingDelayDisconnect(_)
+            | Incoming::GetFutureSalts(_)
+            | Incoming::RpcDropAnswer(_)
+            | Incoming::DestroySession(_)
+            | Incoming::DestroyAuthKey
+            | Incoming::InvokeAfter { .. } => self.stats.unrelated += 1,
+        }
+    }
+
+    /// Completes the request sent as `req_msg_id` with `outcome`.
+    fn complete(&mut self, req_msg_id: i64, outcome: RpcOutcome) {
+        match self.finish(req_msg_id) {
+            Some(id) => self.events.push_back(ClientEvent::Response { id, outcome }),
+            None => self.stats.unrelated += 1,
+        }
+    }
+
+    fn complete_id(&mut self, id: RequestId, outcome: RpcOutcome) {
+        if let Some(msg_id) = self
+            .requests
+            .get(&id)
+            .and_then(|p| p.msg_ids.last().copied())
+        {
+            self.complete(msg_id, outcome);
+        }
+    }
+
+    /// Forgets the request sent as `req_msg_id`; returns it unless it was internal.
+    fn finish(&mut self, req_msg_id: i64) -> Option<RequestId> {
+        let id = self.by_msg_id.get(&req_msg_id).copied()?;
+        let pending = self.requests.remove(&id)?;
+        for msg_id in &pending.msg_ids {
+            self.by_msg_id.remove(msg_id);
+        }
+        // An answer acknowledges the request.
+        self.out.forget(|tag| tag == Tag::Request(id.0));
+        (!pending.internal).then_some(id)
+    }
+
+    fn handle_bad_msg(
+        &mut self,
+        notice_msg_id: i64,
+        bad_msg_id: i64,
+        code: i32,
+        new_salt: Option<i64>,
+        now: Now,
+    ) {
+        let targets: Vec<i64> = if let Some(inner) = self.out.container_contents(bad_msg_id) {
+            inner.to_vec()
+        } else if self.out.unacked.contains_key(&bad_msg_id)
+            || self.by_msg_id.contains_key(&bad_msg_id)
+        {
+            vec![bad_msg_id]
+        } else {
+            // Not a message of ours: nothing in it may be used (no clock or salt change).
+            self.stats.unrelated += 1;
+            return;
+        };
+        match code {
+            16 | 17 => {
+                let server_secs = notice_msg_id >> 32;
+                let offset = server_secs - now.unix_secs();
+                self.out.ids.resynchronise(offset);
+                self.received.synchronise(offset);
+            }
+            48 => {
+                if let Some(salt) = new_salt {
+                    self.salt = salt;
+                    self.salts.clear();
+                }
+            }
+            20 | 32 | 33 | 64 => {}
+            _ => {
+                for target in targets {
+                    if let Some(id) = self.finish(target) {
+                        self.events.push_back(ClientEvent::Failed {
+                            id,
+                            reason: RequestFailure::Refused(code),
+                        });
+                    }
+                }
+                return;
+            }
+        }
+        for target in targets {
+            if !self.out.resend(target, &mut self.stats) {
+                // Forgotten from the re-send record (or never recorded): re-queue the
+                // request from its body.
+                if let Some(id) = self.by_msg_id.get(&target).copied() {
+                    if let Some(pending) = self.requests.get(&id) {
+                        let still_queued = pending.msg_ids.last() != Some(&target);
+                        if !still_queued {
+                            self.stats.resent += 1;
+                            self.out.push(
+                                pending.body.clone(),
+                                true,
+                                MsgIdKind::Client,
+                                Tag::Request(id.0),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_salts(&mut self, salts: &types::FutureSalts, now: Now) {
+        // `now` in the answer is the server's clock; the salts' times are on it.
+        let _ = now;
+        self.salts = salts
+            .salts
+            .iter()
+            .map(|salt| KnownSalt {
+                valid_since: i64::from(salt.valid_since),
+                valid_until: i64::from(salt.valid_until),
+                salt: salt.salt,
+            })
+            .collect();
+        self.salts.sort_by_key(|salt| salt.valid_since);
+    }
+
+    /// Uses the next salt before the current one expires, and asks for more when the last
+    /// known one is close to expiry.
+    fn rotate_salt(&mut self, now: Now) {
+        let server_now = now.unix_secs() + self.time_offset();
+        let margin = i64::try_from(self.config.salt_margin.as_secs()).unwrap_or(i64::MAX);
+        self.salts
+            .retain(|salt| salt.valid_until - margin > server_now);
+        // The newest salt already in force lasts longest.
+        if let Some(usable) = self
+            .salts
+            .iter()
+            .rev()
+            .find(|salt| salt.valid_since + SALT_START_DELAY <= server_now)
+        {
+            self.salt = usable.salt;
+        }
+        let running_out = self
+            .salts
+            .last()
+            .is_none_or(|last| last.valid_until - server_now < 2 * margin);
+        if running_out && self.salt_request.is_none() && self.config.future_salts > 0 {
+            let request = functions::GetFutureSalts {
+                num: self.config.future_salts.clamp(1, 64),
+            };
+            if let Ok(id) = self.invoke_inner(Bytes::from(request.to_bytes()), true) {
+                self.salt_request = Some(id);
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! What one side of a session sends: numbering, acks riding along, packing into containers,
+//! and the record of content-related messages the peer has not acknowledged yet, kept so that
+//! they can be re-sent, always under a new msg_id (security guidelines; R7 in
+//! `reference/security.md`: never encrypt twice under the same msg_id).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use columba_mtproto::message::ENCRYPTED_HEADROOM;
+use columba_mtproto::time::Now;
+use columba_mtproto::tl::Identifiable;
+use columba_mtproto::tl::Serializable;
+use columba_mtproto::tl::mtproto::types::MsgsAck;
+use columba_mtproto::tl::service::MsgContainer;
+
+use crate::ack::AckQueue;
+use crate::config::SessionConfig;
+use crate::msg_id::{MsgIdGenerator, MsgIdKind, SeqNoGenerator};
+use crate::stats::SessionStats;
+
+/// Bytes a message adds inside a container besides its body: msg_id, seqno, length.
+const INNER_HEADER: usize = 16;
+/// Bytes of the container's own header: constructor and count.
+const CONTAINER_HEADER: usize = 8;
+/// Containers remembered for mapping a notification about a container to its contents.
+const REMEMBERED_CONTAINERS: usize = 256;
+
+/// What an outgoing message is, so that the role can follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Tag {
+    /// Client: the request with this handle.
+    Request(u64),
+    /// Server: the answer to the request with this msg_id.
+    Answer(i64),
+    /// Anything else.
+    Other,
+}
+
+/// A message waiting to go out.
+#[derive(Debug, Clone)]
+struct Queued {
+    body: Bytes,
+    content_related: bool,
+    kind: MsgIdKind,
+    tag: Tag,
+}
+
+/// A content-related message sent and not acknowledged.
+#[derive(Debug, Clone)]
+pub(crate) struct Unacked {
+    pub(crate) body: Bytes,
+    pub(crate) seq_no: i32,
+    pub(crate) kind: MsgIdKind,
+    pub(crate) tag: Tag,
+    pub(crate) sent_at: Instant,
+}
+
+/// The header of a message [`Outbox::poll_transmit`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) msg_id: i64,
+    pub(crate) seq_no: i32,
+}
+
+/// The sending half of a session.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    pub(crate) ids: MsgIdGenerator,
+    seq: SeqNoGenerator,
+    pub(crate) acks: AckQueue,
+    /// The msg_id kind of acks and containers.
+    plain_kind: MsgIdKind,
+    queue: VecDeque<Queued>,
+    pub(crate) unacked: BTreeMap<i64, Unacked>,
+    unacked_bytes: usize,
+    containers: VecDeque<(i64, Vec<i64>)>,
+    /// (msg_id, tag) of every message numbered by the last [`Self::poll_transmit`].
+    pub(crate) assigned: Vec<(i64, Tag)>,
+    max_container_messages: usize,
+    max_container_bytes: usize,
+    max_unacked_messages: usize,
+    max_unacked_bytes: usize,
+}
+
+impl Outbox {
+    pub(crate) fn new(config: &SessionConfig, plain_kind: MsgIdKind) -> Self {
+        Self {
+            ids: MsgIdGenerator::new(),
+            seq: SeqNoGenerator::new(),
+            acks: AckQueue::new(config.acks),
+            plain_kind,
+            queue: VecDeque::new(),
+            unacked: BTreeMap::new(),
+            unacked_bytes: 0,
+            containers: VecDeque::new(),
+            assigned: Vec::new(),
+            max_container_messages: config.max_container_messages.clamp(1, 1024),
+            max_container_bytes: config.max_container_bytes.max(1),
+            max_unacked_messages: config.max_unacked_messages.max(1),
+            max_unacked_bytes: config.max_unacked_bytes.max(1),
+        }
+    }
+
+    /// Queues a message.
+    pub(crate) fn push(&mut self, body: Bytes, content_related: bool, kind: MsgIdKind, tag: Tag) {
+        self.queue.push_back(Queued {
+            body,
+            content_related,
+            kind,
+            tag,
+        });
+    }
+
+    /// Queues a message ahead of everything else (notifications that must precede answers).
+    pub(crate) fn push_front(
+        &mut self,
+        body: Bytes,
+        content_related: bool,
+        kind: MsgIdKind,
+        tag: Tag,
+    ) {
+        self.queue.push_front(Queued {
+            body,
+            content_related,
+            kind,
+            tag,
+        });
+    }
+
+    /// The peer acknowledged `msg_id`; returns its record if it was waiting for one.
+    pub(crate) fn acknowledge(&mut self, msg_id: i64) -> Option<Unacked> {
+        let record = self.unacked.remove(&msg_id)?;
+        self.unacked_bytes = self.unacked_bytes.saturating_sub(record.body.len());
+        Some(record)
+    }
+
+    /// The msg_ids inside a container sent recently.
+    pub(crate) fn container_contents(&self, msg_id: i64) -> Option<&[i64]> {
+        self.containers
+            .iter()
+            .find(|(id, _)| *id == msg_id)
+            .map(|(_, inner)| inner.as_slice())
+    }
+
+    /// Takes `msg_id` out of the unacknowledged record and queues it again, to go out under a
+    /// new msg_id. Returns whether there was such a message.
+    pub(crate) fn resend(&mut self, msg_id: i64, stats: &mut SessionStats) -> bool {
+        let Some(record) = self.acknowledge(msg_id) else {
+            return false;
+        };
+        stats.resent += 1;
+        self.queue.push_back(Queued {
+            body: record.body,
+            content_related: true,
+            kind: record.kind,
+            tag: record.tag,
+        });
+        true
+    }
+
+    /// Re-sends everything unacknowledged (a new connection), oldest first.
+    pub(crate) fn resend_all(&mut self, stats: &mut SessionStats) {
+        let ids: Vec<i64> = self.unacked.keys().copied().collect();
+        for id in ids {
+            self.resend(id, stats);
+        }
+    }
+
+    /// When the oldest unacknowledged message was sent.
+    pub(crate) fn oldest_unacked(&self) -> Option<Instant> {
+        self.unacked.values().map(|record| record.sent_at).min()
+    }
+
+    /// Forgets queued and unacknowledged messages for which `drop` says so; returns how many.
+    pub(crate) fn forget(&mut self, mut drop: impl FnMut(Tag) -> bool) -> usize {
+        let before = self.queue.len() + self.unacked.len();
+        self.queue.retain(|queued| !drop(queued.tag));
+        let mut freed = 0;
+        self.unacked.retain(|_, record| {
+            let keep = !drop(record.tag);
+            if !keep {
+                freed += record.body.len();
+            }
+            keep
+        });
+        self.unacked_bytes = self.unacked_bytes.saturating_sub(freed);
+        before - self.queue.len() - self.unacked.len()
+    }
+
+    /// Writes the next message to send into `buf` after [`ENCRYPTED_HEADROOM`] bytes (the room
+    /// `seal` needs): pending acks and queued messages, in a container when there are several.
+    /// `None` when there is nothing to send.
+    pub(crate) fn poll_transmit(
+        &mut self,
+        now: Now,
+        buf: &mut BytesMut,
+        stats: &mut SessionStats,
+    ) -> Option<Written> {
+        self.assigned.clear();
+        let acks = if self.queue.is_empty() {
+            self.acks.poll_ack(now.monotonic)
+        } else {
+            self.acks.take(now.monotonic)
+        };
+        if acks.is_none() && self.queue.is_empty() {
+            return None;
+        }
+
+        // Number each message and gather them, within the container's limits.
+        let mut batch: Vec<(i64, i32, Bytes, MsgIdKind)> = Vec::new();
+        let mut bytes = CONTAINER_HEADER;
+        if let Some(ids) = acks {
+            let body = Bytes::from(MsgsAck { msg_ids: ids }.to_bytes());
+            let msg_id = self.ids.next(now, self.plain_kind);
+            let seq_no = self.seq.next(false);
+            bytes += INNER_HEADER + body.len();
+            batch.push((msg_id, seq_no, body, self.plain_kind));
+        }
+        while let Some(next) = self.queue.front() {
+            let size = INNER_HEADER + next.body.len();
+            let fits = batch.len() < self.max_container_messages
+                && bytes + size <= self.max_container_bytes;
+            if !fits && !batch.is_empty() {
+                break;
+            }
+            let Some(queued) = self.queue.pop_front() else {
+                break;
+            };
+            bytes += size;
+            let msg_id = self.ids.next(now, queued.kind);
+            let seq_no = self.seq.next(queued.content_related);
+            self.assigned.push((msg_id, queued.tag));
+            if queued.content_related {
+                self.record_unacked(msg_id, seq_no, &queued, now.monotonic, stats);
+            }
+            batch.push((msg_id, seq_no, queued.body, queued.kind));
+        }
+
+        buf.clear();
+        buf.resize(ENCRYPTED_HEADROOM, 0);
+        if let [(msg_id, seq_no, body, _)] = batch.as_slice() {
+            buf.extend_from_slice(body);
+            return Some(Written {
+                msg_id: *msg_id,
+                seq_no: *seq_no,
+            });
+        }
+        // A container takes the reply kind only when everything inside is a reply.
+        let kind = if batch
+            .iter()
+            .all(|(_, _, _, kind)| *kind == MsgIdKind::ServerReply)
+        {
+            MsgIdKind::ServerReply
+        } else {
+            self.plain_kind
+        };
+        let msg_id = self.ids.next(now, kind);
+        let seq_no = self.seq.next(false);
+        buf.reserve(bytes);
+        buf.put_u32_le(MsgContainer::CONSTRUCTOR_ID);
+        buf.put_i32_le(i32::try_from(batch.len()).unwrap_or(i32::MAX));
+        let mut inner = Vec::with_capacity(batch.len());
+        for (id, seq, body, _) in &batch {
+            buf.put_i64_le(*id);
+            buf.put_i32_le(*seq);
+            buf.put_i32_le(i32::try_from(body.len()).unwrap_or(i32::MAX));
+            buf.extend_from_slice(body);
+            inner.push(*id);
+        }
+        if self.containers.len() >= REMEMBERED_CONTAINERS {
+            self.containers.pop_front();
+        }
+        self.containers.push_back((msg_id, inner));
+        Some(Written { msg_id, seq_no })
+    }
+
+    fn record_unacked(
+        &mut self,
+        msg_id: i64,
+        seq_no: i32,
+        queued: &Queued,
+        now: Instant,
+        stats: &mut SessionStats,
+    ) {
+        self.unacked_bytes += queued.body.len();
+        self.unacked.insert(
+            msg_id,
+            Unacked {
+                body: queued.body.clone(),
+                seq_no,
+                kind: queued.kind,
+                tag: queued.tag,
+                sent_at: now,
+            },
+        );
+        while self.unacked.len() > self.max_unacked_messages
+            || (self.unacked_bytes > self.max_unacked_bytes && self.unacked.len() > 1)
+        {
+            let Some((_, oldest)) = self.unacked.pop_first() else {
+                break;
+            };
+            self.unacked_bytes = self.unacked_bytes.saturating_sub(oldest.body.len());
+            stats.forgotten_unacked += 1;
+        }
+    }
+}
