@@ -31,6 +31,7 @@ pub mod ack;
 pub mod client;
 pub mod config;
 pub mod container;
+pub mod endpoint;
 mod incoming;
 pub mod msg_id;
 mod outbox;
@@ -43,6 +44,10 @@ pub mod testing;
 
 pub use client::{ClientEvent, ClientSession, InvokeError, RequestFailure, RequestId};
 pub use config::SessionConfig;
+pub use endpoint::{
+    ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyLookupError, RequestContext,
+    SessionKey,
+};
 pub use rpc::{RpcError, RpcOutcome};
 pub use server::{ServerEvent, ServerSession};
 pub use stats::SessionStats;

@@ -1,0 +1,576 @@
+//! The server's router: messages in by auth_key_id and session_id, messages out by
+//! connection.
+//!
+//! Sans-IO, like the sessions it holds. The driver (the tokio runtime, the harness, or an
+//! application's own loop) reads the auth_key_id of a frame, gets the key from
+//! [`Endpoint::auth_key`] (a miss is transport error -404), opens the frame, and passes the
+//! header and body to [`Endpoint::handle_message`] with the connection it came on. It then
+//! seals what [`Endpoint::poll_transmit`] gives for that connection.
+//!
+//! Sessions and connections: one auth key may have several sessions, and a session may use
+//! several connections; answers go to the connection the session last heard from. A session
+//! outlives its connections: when a connection closes, its sessions keep what the client has
+//! not acknowledged, and send it again on the next connection that carries them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use columba_mtproto::crypto::AuthKey;
+use columba_mtproto::message::EncryptedHeader;
+use columba_mtproto::time::Now;
+use columba_mtproto::transport::{ERROR_AUTH_KEY_NOT_FOUND, ERROR_FLOOD};
+use columba_store::auth_key::{AuthKeyError, AuthKeyStore, KeyLifetime};
+use rand_core::RngCore;
+
+use crate::config::SessionConfig;
+use crate::rpc::RpcOutcome;
+use crate::salt::SaltSource;
+use crate::server::{ServerEvent, ServerSession};
+
+/// A connection, as the driver numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+/// A session: the auth key it uses and its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The key messages of this session are encrypted with.
+    pub auth_key_id: i64,
+    /// The session id the client chose.
+    pub session_id: i64,
+}
+
+/// Who a request comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestContext {
+    /// The session (and the key it is encrypted with, possibly temporary).
+    pub session: SessionKey,
+    /// The permanent key behind it: the key itself, the permanent key a temporary key is
+    /// bound to, or `None` for a temporary key not bound yet (which may only bind itself).
+    pub perm_auth_key_id: Option<i64>,
+    /// The user signed in on the permanent key.
+    pub user_id: Option<i64>,
+    /// The connection the request came on.
+    pub connection: ConnectionId,
+}
+
+/// What the application or the driver must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// An API query. Answer with [`Endpoint::answer`].
+    Request {
+        /// Who asks.
+        context: RequestContext,
+        /// The msg_id the answer refers to.
+        msg_id: i64,
+        /// The query.
+        body: Bytes,
+    },
+    /// The client dropped a running request (`rpc_drop_answer`).
+    Cancelled {
+        /// The session.
+        session: SessionKey,
+        /// The request.
+        msg_id: i64,
+    },
+    /// Close the connection, after sending the transport error if there is one (-429 for a
+    /// flood of service messages; none for `ping_delay_disconnect`).
+    Close {
+        /// The connection.
+        connection: ConnectionId,
+        /// The transport error to send first.
+        error: Option<i32>,
+    },
+    /// A key was destroyed by its owner (`destroy_auth_key`); the application may drop what
+    /// it keeps about it.
+    KeyDestroyed {
+        /// The key.
+        auth_key_id: i64,
+    },
+}
+
+/// Why a frame's key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyLookupError {
+    /// No such key, or an expired temporary key: the client gets transport error -404.
+    #[error("auth key not found")]
+    NotFound,
+    /// The key store failed.
+    #[error(transparent)]
+    Store(#[from] AuthKeyError),
+}
+
+impl KeyLookupError {
+    /// The transport error the client gets, if any.
+    pub fn transport_error(&self) -> Option<i32> {
+        match self {
+            Self::NotFound => Some(ERROR_AUTH_KEY_NOT_FOUND),
+            Self::Store(_) => None,
+        }
+    }
+}
+
+/// Limits of an [`Endpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// The configuration of every session.
+    pub session: Arc<SessionConfig>,
+    /// Sessions one auth key may have; a new one beyond it evicts the key's least recently
+    /// active session (the client then gets `new_session_created` if it comes back).
+    pub max_sessions_per_key: usize,
+    /// Sessions in all; beyond it the least recently active session is evicted.
+    pub max_sessions: usize,
+    /// A session with no connection and no activity for this long is forgotten.
+    pub session_idle_timeout: Duration,
+    /// Keys kept decoded in memory.
+    pub max_cached_keys: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            session: Arc::new(SessionConfig::default()),
+            max_sessions_per_key: 32,
+            max_sessions: 100_000,
+            session_idle_timeout: Duration::from_secs(3600),
+            max_cached_keys: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CachedKey {
+    key: Arc<AuthKey>,
+    perm_auth_key_id: Option<i64>,
+    user_id: Option<i64>,
+    expires_at: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    session: ServerSession,
+    connection: Option<ConnectionId>,
+    last_active: Instant,
+}
+
+/// The server's sessions, by key and session id.
+pub struct Endpoint {
+    store: Arc<dyn AuthKeyStore>,
+    salts: Arc<SaltSource>,
+    config: EndpointConfig,
+    keys: HashMap<i64, CachedKey>,
+    sessions: HashMap<SessionKey, Slot>,
+    /// Keys destroyed, whose last answer has yet to go out.
+    doomed: Vec<i64>,
+    events: std::collections::VecDeque<EndpointEvent>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("keys", &self.keys.len())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint over `store`, with salts from `salts`.
+    pub fn new(
+        store: Arc<dyn AuthKeyStore>,
+        salts: Arc<SaltSource>,
+        config: EndpointConfig,
+    ) -> Self {
+        Self {
+            store,
+            salts,
+            config,
+            keys: HashMap::new(),
+            sessions: HashMap::new(),
+            doomed: Vec::new(),
+            events: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The salts the endpoint issues (the handshake's first salt must come from them too).
+    pub fn salts(&self) -> &Arc<SaltSource> {
+        &self.salts
+    }
+
+    /// Sessions held.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The session `key`, to inspect it.
+    pub fn session(&self, key: SessionKey) -> Option<&ServerSession> {
+        self.sessions.get(&key).map(|slot| &slot.session)
+    }
+
+    /// The key to open a frame with. An unknown key, or a temporary key past its expiry, is
+    /// [`KeyLookupError::NotFound`] (-404).
+    pub fn auth_key(&mut self, auth_key_id: i64, now: Now) -> Result<Arc<AuthKey>, KeyLookupError> {
+        let now_secs = now.unix_secs();
+        if let Some(cached) = self.keys.get(&auth_key_id) {
+            if cached.expires_at.is_none_or(|at| now_secs < at) {
+                return Ok(cached.key.clone());
+            }
+            self.keys.remove(&auth_key_id);
+            return Err(KeyLookupError::NotFound);
+        }
+        let record = self
+            .store
+            .get(auth_key_id)?
+            .ok_or(KeyLookupError::NotFound)?;
+        let expires_at = match record.lifetime {
+            KeyLifetime::Permanent => None,
+            KeyLifetime::Temporary { expires_at } => Some(expires_at),
+        };
+        if expires_at.is_some_and(|at| now_secs >= at) {
+            return Err(KeyLookupError::NotFound);
+        }
+        let (perm_auth_key_id, user_id) = match self.store.resolve(auth_key_id, now_secs) {
+            Ok(resolved) => (Some(resolved.perm_auth_key_id), resolved.user_id),
+            Err(AuthKeyError::Unbound(_)) => (None, None),
+            Err(AuthKeyError::Expired(_) | AuthKeyError::NotFound(_)) => {
+                return Err(KeyLookupError::NotFound);
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let key = Arc::new(AuthKey::from_bytes(record.key));
+        if self.keys.len() >= self.config.max_cached_keys {
+            self.evict_a_key();
+        }
+        self.keys.insert(
+            auth_key_id,
+            CachedKey {
+                key: key.clone(),
+                perm_auth_key_id,
+                user_id,
+                expires_at,
+            },
+        );
+        Ok(key)
+    }
+
+    /// Forgets what is cached about a key, so that the next message reloads it from the
+    /// store (after `auth.bindTempAuthKey`, a sign-in, or a sign-out changed it).
+    pub fn refresh_key(&mut self, auth_key_id: i64) {
+        self.keys.remove(&auth_key_id);
+        // Temporary keys bound to it carry its user too.
+        self.keys
+            .retain(|_, cached| cached.perm_auth_key_id != Some(auth_key_id));
+    }
+
+    /// Handles an opened message that came on `connection`, encrypted with `auth_key_id`
+    /// (which [`Self::auth_key`] returned a key for).
+    pub fn handle_message<R: RngCore + ?Sized>(
+        &mut self,
+        connection: ConnectionId,
+        auth_key_id: i64,
+        header: &EncryptedHeader,
+        body: &[u8],
+        now: Now,
+        rng: &mut R,
+    ) {
+        let key = SessionKey {
+            auth_key_id,
+            session_id: header.session_id,
+        };
+        if !self.sessions.contains_key(&key) {
+            self.make_room(auth_key_id);
+            let unique_id = i64::from_le_bytes(rng.next_u64().to_le_bytes());
+            let session = ServerSession::new(
+                auth_key_id,
+                header.session_id,
+                unique_id,
+                self.config.session.clone(),
+                self.salts.clone(),
+            );
+            self.sessions.insert(
+                key,
+                Slot {
+                    session,
+                    connection: None,
+                    last_active: now.monotonic,
+                },
+            );
+        }
+        let Some(slot) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        match slot.connection {
+            // Back after its connection closed: re-send what is owed.
+            None => {
+                slot.session.handle_new_connection();
+                slot.connection = Some(connection);
+            }
+            Some(current) if current != connection => slot.connection = Some(connection),
+            Some(_) => {}
+        }
+        slot.last_active = now.monotonic;
+        slot.session.handle_message(header, body, now);
+        self.collect(key);
+    }
+
+    /// Answers a request from [`EndpointEvent::Request`]; `false` if the session or the
+    /// request is gone (evicted, dropped by the client, or answered already).
+    pub fn answer(
+        &mut self,
+        session: SessionKey,
+        msg_id: i64,
+        outcome: RpcOutcome,
+        now: Now,
+    ) -> bool {
+        let Some(slot) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        let answered = slot.session.answer(msg_id, outcome, now);
+        self.collect(session);
+        answered
+    }
+
+    /// Sends `body` as an update to every session of `user_id` that has a live connection.
+    /// Returns how many sessions got it: zero means the user has no live session (the
+    /// runtime then turns to the push provider).
+    pub fn push_update(&mut self, user_id: i64, body: &Bytes) -> usize {
+        let keys: Vec<i64> = self
+            .keys
+            .iter()
+            .filter(|(_, cached)| cached.user_id == Some(user_id))
+            .map(|(&id, _)| id)
+            .collect();
+        let mut delivered = 0;
+        for slot in self.sessions.values_mut() {
+            if slot.connection.is_some() && keys.contains(&slot.session.auth_key_id()) {
+                slot.session.push_update(body.clone());
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Connections that have something to send for some session.
+    pub fn connections(&self) -> Vec<ConnectionId> {
+        let mut connections: Vec<ConnectionId> = self
+            .sessions
+            .values()
+            .filter_map(|slot| slot.connection)
+            .collect();
+        connections.sort_unstable();
+        connections.dedup();
+        connections
+    }
+
+    /// Writes the next message for `connection` into `buf` (headroom, then body) and returns
+    /// the key to seal it with and its header.
+    pub fn poll_transmit(
+        &mut self,
+        connection: ConnectionId,
+        now: Now,
+        buf: &mut BytesMut,
+    ) -> Option<(Arc<AuthKey>, EncryptedHeader)> {
+        let mut found = None;
+        for (key, slot) in &mut self.sessions {
+            if slot.connection != Some(connection) {
+                continue;
+            }
+            if let Some(header) = slot.session.poll_transmit(now, buf) {
+                found = Some((*key, header));
+                break;
+            }
+        }
+        let Some((session, header)) = found else {
+            self.finish_doomed(connection);
+            return None;
+        };
+        let auth_key = self.keys.get(&session.auth_key_id)?.key.clone();
+        Some((auth_key, header))
+    }
+
+    /// The connection is gone: its sessions wait for the next one.
+    pub fn connection_closed(&mut self, connection: ConnectionId) {
+        for slot in self.sessions.values_mut() {
+            if slot.connection == Some(connection) {
+                slot.connection = None;
+            }
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] has work next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter_map(|slot| {
+                let idle = slot.last_active + self.config.session_idle_timeout;
+                let own = slot.session.poll_timeout();
+                [Some(idle), own].into_iter().flatten().min()
+            })
+            .min()
+    }
+
+    /// Runs the timers due: the sessions' own, and forgetting idle sessions.
+    pub fn handle_timeout(&mut self, now: Now) {
+        let idle = self.config.session_idle_timeout;
+        self.sessions
+            .retain(|_, slot| slot.connection.is_some() || now.monotonic < slot.last_active + idle);
+        let due: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, slot)| {
+                slot.session
+                    .poll_timeout()
+                    .is_some_and(|at| at <= now.monotonic)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in due {
+            if let Some(slot) = self.sessions.get_mut(&key) {
+                slot.session.handle_timeout(now);
+            }
+            self.collect(key);
+        }
+    }
+
+    /// Turns a session's events into the endpoint's.
+    fn collect(&mut self, key: SessionKey) {
+        loop {
+            let Some(slot) = self.sessions.get_mut(&key) else {
+                return;
+            };
+            let Some(event) = slot.session.poll_event() else {
+                return;
+            };
+            let connection = slot.connection;
+            match event {
+                ServerEvent::Request { msg_id, body } => {
+                    let cached = self.keys.get(&key.auth_key_id);
+                    let context = RequestContext {
+                        session: key,
+                        perm_auth_key_id: cached.and_then(|c| c.perm_auth_key_id),
+                        user_id: cached.and_then(|c| c.user_id),
+                        connection: connection.unwrap_or(ConnectionId(u64::MAX)),
+                    };
+                    self.events.push_back(EndpointEvent::Request {
+                        context,
+                        msg_id,
+                        body,
+                    });
+                }
+                ServerEvent::Cancelled { msg_id } => {
+                    self.events.push_back(EndpointEvent::Cancelled {
+                        session: key,
+                        msg_id,
+                    });
+                }
+                ServerEvent::DestroySession { session_id, .. } => {
+                    let target = SessionKey {
+                        auth_key_id: key.auth_key_id,
+                        session_id,
+                    };
+                    let existed = target != key && self.sessions.remove(&target).is_some();
+                    if let Some(slot) = self.sessions.get_mut(&key) {
+                        slot.session.answer_destroy_session(session_id, existed);
+                    }
+                }
+                ServerEvent::DestroyAuthKey => {
+                    let destroyed = self.store.remove(key.auth_key_id).unwrap_or(false);
+                    if let Some(slot) = self.sessions.get_mut(&key) {
+                        slot.session.answer_destroy_auth_key(destroyed);
+                    }
+                    if destroyed {
+                        self.doomed.push(key.auth_key_id);
+                        self.events.push_back(EndpointEvent::KeyDestroyed {
+                            auth_key_id: key.auth_key_id,
+                        });
+                    }
+                }
+                ServerEvent::Disconnect => {
+                    if let Some(connection) = connection {
+                        self.events.push_back(EndpointEvent::Close {
+                            connection,
+                            error: None,
+                        });
+                    }
+                }
+                ServerEvent::Flood => {
+                    if let Some(connection) = connection {
+                        self.events.push_back(EndpointEvent::Close {
+                            connection,
+                            error: Some(ERROR_FLOOD),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// After the last answer on `connection` went out, forget the keys destroyed there.
+    fn finish_doomed(&mut self, connection: ConnectionId) {
+        if self.doomed.is_empty() {
+            return;
+        }
+        let doomed = std::mem::take(&mut self.doomed);
+        for auth_key_id in doomed {
+            let pending = self.sessions.iter().any(|(key, slot)| {
+                key.auth_key_id == auth_key_id
+                    && slot.connection != Some(connection)
+                    && slot.session.unacknowledged() > 0
+            });
+            if pending {
+                self.doomed.push(auth_key_id);
+                continue;
+            }
+            self.sessions
+                .retain(|key, _| key.auth_key_id != auth_key_id);
+            self.keys.remove(&auth_key_id);
+        }
+    }
+
+    /// Makes room for one more session of `auth_key_id`.
+    fn make_room(&mut self, auth_key_id: i64) {
+        let of_key = self
+            .sessions
+            .keys()
+            .filter(|key| key.auth_key_id == auth_key_id)
+            .count();
+        if of_key >= self.config.max_sessions_per_key.max(1) {
+            self.evict(|key| key.auth_key_id == auth_key_id);
+        }
+        if self.sessions.len() >= self.config.max_sessions.max(1) {
+            self.evict(|_| true);
+        }
+    }
+
+    /// Evicts the least recently active session among those `filter` picks.
+    fn evict(&mut self, filter: impl Fn(&SessionKey) -> bool) {
+        let oldest = self
+            .sessions
+            .iter()
+            .filter(|(key, _)| filter(key))
+            .min_by_key(|(_, slot)| slot.last_active)
+            .map(|(key, _)| *key);
+        if let Some(key) = oldest {
+            self.sessions.remove(&key);
+        }
+    }
+
+    /// Drops one cached key that no session uses.
+    fn evict_a_key(&mut self) {
+        let unused = self
+            .keys
+            .keys()
+            .copied()
+            .find(|id| !self.sessions.keys().any(|key| key.auth_key_id == *id));
+        if let Some(id) = unused {
+            self.keys.remove(&id);
+        }
+    }
+}

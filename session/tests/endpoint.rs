@@ -1,0 +1,312 @@
+//! The endpoint against a real key store, driven the way a runtime drives it: frames sealed
+//! and opened with the key, several sessions per key, sessions moving between connections.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use columba_mtproto::crypto::{AuthKey, Direction};
+use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::time::Now;
+use columba_mtproto::tl::Serializable;
+use columba_mtproto::tl::mtproto::functions;
+use columba_session::salt::SaltSource;
+use columba_session::{
+    ClientEvent, ClientSession, ConnectionId, Endpoint, EndpointConfig, EndpointEvent,
+    KeyLookupError, SessionConfig, SessionKey,
+};
+use columba_store::{AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+struct World {
+    endpoint: Endpoint,
+    store: Arc<MemoryAuthKeyStore>,
+    key: AuthKey,
+    rng: ChaCha20Rng,
+    now: Now,
+}
+
+fn world() -> World {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let mut bytes = [0u8; 256];
+    rng.fill_bytes(&mut bytes);
+    let key = AuthKey::from_bytes(bytes);
+    let store = Arc::new(MemoryAuthKeyStore::new());
+    store
+        .insert(AuthKeyRecord {
+            auth_key_id: key.id(),
+            key: bytes,
+            lifetime: KeyLifetime::Permanent,
+            created_at: 0,
+            dc: Some(1),
+            user_id: None,
+        })
+        .unwrap();
+    store.set_user(key.id(), Some(777)).unwrap();
+    let salts = Arc::new(SaltSource::generate(&mut rng));
+    let endpoint = Endpoint::new(store.clone(), salts, EndpointConfig::default());
+    World {
+        endpoint,
+        store,
+        key,
+        rng,
+        now: Now {
+            monotonic: Instant::now(),
+            unix: Duration::from_secs(1_800_000_000),
+        },
+    }
+}
+
+impl World {
+    fn client(&mut self) -> ClientSession {
+        let salt = self
+            .endpoint
+            .salts()
+            .current(self.key.id(), self.now.unix_secs())
+            .salt;
+        let config = SessionConfig {
+            future_salts: 0,
+            ..SessionConfig::default()
+        };
+        ClientSession::new(self.rng.next_u64() as i64, salt, Some(0), Arc::new(config))
+    }
+
+    /// Client to server over `connection`; returns the endpoint's events (requests are
+    /// answered by echoing them).
+    fn up(&mut self, client: &mut ClientSession, connection: ConnectionId) -> Vec<EndpointEvent> {
+        let mut buf = BytesMut::new();
+        while let Some(header) = client.poll_transmit(self.now, &mut buf) {
+            seal(
+                &mut buf,
+                &self.key,
+                Direction::ClientToServer,
+                &header,
+                Padding::Minimal,
+                &mut self.rng,
+            )
+            .unwrap();
+            let mut frame = buf.to_vec();
+            let key_id = i64::from_le_bytes(frame[..8].try_into().unwrap());
+            let key = self.endpoint.auth_key(key_id, self.now).unwrap();
+            let opened = open(&mut frame, &key, Direction::ClientToServer).unwrap();
+            self.endpoint.handle_message(
+                connection,
+                key_id,
+                &opened.header,
+                opened.body,
+                self.now,
+                &mut self.rng,
+            );
+        }
+        let mut events = Vec::new();
+        while let Some(event) = self.endpoint.poll_event() {
+            if let EndpointEvent::Request {
+                context,
+                msg_id,
+                body,
+            } = &event
+            {
+                self.endpoint
+                    .answer(context.session, *msg_id, Ok(body.clone()), self.now);
+            }
+            events.push(event);
+        }
+        events
+    }
+
+    /// Server to client: what the endpoint has for `connection`, delivered to `client`
+    /// (`None` loses it). Returns the number of frames.
+    fn down(&mut self, client: Option<&mut ClientSession>, connection: ConnectionId) -> usize {
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        while let Some((key, header)) = self.endpoint.poll_transmit(connection, self.now, &mut buf)
+        {
+            seal(
+                &mut buf,
+                &key,
+                Direction::ServerToClient,
+                &header,
+                Padding::Minimal,
+                &mut self.rng,
+            )
+            .unwrap();
+            frames.push(buf.to_vec());
+        }
+        let count = frames.len();
+        if let Some(client) = client {
+            for mut frame in frames {
+                let opened = open(&mut frame, &self.key, Direction::ServerToClient).unwrap();
+                client.handle_message(&opened.header, opened.body, self.now);
+            }
+        }
+        count
+    }
+}
+
+fn responses(client: &mut ClientSession) -> Vec<Bytes> {
+    std::iter::from_fn(|| client.poll_event())
+        .filter_map(|event| match event {
+            ClientEvent::Response { outcome, .. } => outcome.ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn query(n: u8) -> Bytes {
+    Bytes::from(vec![0x78, 0x56, 0x34, 0x12, n, 0, 0, 0])
+}
+
+#[test]
+fn unknown_and_expired_keys_are_404() {
+    let mut w = world();
+    let error = w.endpoint.auth_key(12345, w.now).unwrap_err();
+    assert_eq!(error, KeyLookupError::NotFound);
+    assert_eq!(error.transport_error(), Some(-404));
+    let mut temp = AuthKeyRecord {
+        auth_key_id: 999,
+        key: [1; 256],
+        lifetime: KeyLifetime::Temporary {
+            expires_at: w.now.unix_secs() + 10,
+        },
+        created_at: 0,
+        dc: None,
+        user_id: None,
+    };
+    temp.auth_key_id = AuthKey::from_bytes(temp.key).id();
+    w.store.insert(temp.clone()).unwrap();
+    assert!(
+        w.endpoint.auth_key(temp.auth_key_id, w.now).is_ok(),
+        "unbound but valid"
+    );
+    w.now.unix += Duration::from_secs(11);
+    assert_eq!(
+        w.endpoint.auth_key(temp.auth_key_id, w.now).unwrap_err(),
+        KeyLookupError::NotFound
+    );
+}
+
+#[test]
+fn two_sessions_of_one_key_are_kept_apart() {
+    let mut w = world();
+    let mut a = w.client();
+    let mut b = w.client();
+    a.invoke(query(1)).unwrap();
+    b.invoke(query(2)).unwrap();
+    let events_a = w.up(&mut a, ConnectionId(1));
+    let events_b = w.up(&mut b, ConnectionId(1));
+    let context = |events: &[EndpointEvent]| match &events[0] {
+        EndpointEvent::Request { context, .. } => *context,
+        other => panic!("{other:?}"),
+    };
+    let (ca, cb) = (context(&events_a), context(&events_b));
+    assert_ne!(ca.session, cb.session);
+    assert_eq!(ca.user_id, Some(777));
+    assert_eq!(ca.perm_auth_key_id, Some(w.key.id()));
+    assert_eq!(w.endpoint.session_count(), 2);
+    // Both sessions answer over the one connection; each client takes only its own.
+    w.down(Some(&mut a), ConnectionId(1));
+    assert_eq!(responses(&mut a), vec![query(1)]);
+    assert_eq!(a.stats().unrelated, 1, "b's answer is not a's");
+}
+
+#[test]
+fn a_session_outlives_its_connection() {
+    let mut w = world();
+    let mut client = w.client();
+    client.invoke(query(1)).unwrap();
+    w.up(&mut client, ConnectionId(1));
+    // The answer is lost with the connection.
+    assert!(w.down(None, ConnectionId(1)) > 0);
+    w.endpoint.connection_closed(ConnectionId(1));
+    // The client comes back on a new connection, in the same session.
+    client.handle_new_connection();
+    w.up(&mut client, ConnectionId(2));
+    w.down(Some(&mut client), ConnectionId(2));
+    w.up(&mut client, ConnectionId(2));
+    w.down(Some(&mut client), ConnectionId(2));
+    assert_eq!(responses(&mut client), vec![query(1)]);
+    assert_eq!(w.endpoint.session_count(), 1);
+}
+
+#[test]
+fn destroy_session_forgets_another_session() {
+    let mut w = world();
+    let mut a = w.client();
+    let mut b = w.client();
+    b.invoke(query(1)).unwrap();
+    w.up(&mut b, ConnectionId(2));
+    assert_eq!(w.endpoint.session_count(), 1);
+    let request = functions::DestroySession {
+        session_id: b.session_id(),
+    };
+    a.invoke(Bytes::from(request.to_bytes())).unwrap();
+    w.up(&mut a, ConnectionId(1));
+    w.down(Some(&mut a), ConnectionId(1));
+    let answers: Vec<ClientEvent> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(
+        answers.iter().any(
+            |event| matches!(event, ClientEvent::Response { outcome: Ok(bytes), .. }
+        if bytes[..4] == 0xe220_45fcu32.to_le_bytes())
+        ),
+        "destroy_session_ok: {answers:?}"
+    );
+    assert!(
+        w.endpoint
+            .session(SessionKey {
+                auth_key_id: w.key.id(),
+                session_id: b.session_id()
+            })
+            .is_none()
+    );
+}
+
+#[test]
+fn updates_reach_live_sessions_of_the_user_only() {
+    let mut w = world();
+    let mut a = w.client();
+    a.invoke(query(1)).unwrap();
+    w.up(&mut a, ConnectionId(1));
+    w.down(Some(&mut a), ConnectionId(1));
+    let update = query(9);
+    assert_eq!(w.endpoint.push_update(777, &update), 1);
+    assert_eq!(w.endpoint.push_update(778, &update), 0, "another user");
+    w.down(Some(&mut a), ConnectionId(1));
+    let got: Vec<ClientEvent> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(got.contains(&ClientEvent::Update {
+        body: update.clone()
+    }));
+    w.endpoint.connection_closed(ConnectionId(1));
+    assert_eq!(
+        w.endpoint.push_update(777, &update),
+        0,
+        "no live connection"
+    );
+}
+
+#[test]
+fn destroy_auth_key_answers_then_forgets_the_key() {
+    let mut w = world();
+    let mut a = w.client();
+    a.invoke(Bytes::from(functions::DestroyAuthKey {}.to_bytes()))
+        .unwrap();
+    let events = w.up(&mut a, ConnectionId(1));
+    assert!(events.contains(&EndpointEvent::KeyDestroyed {
+        auth_key_id: w.key.id()
+    }));
+    assert!(
+        w.down(Some(&mut a), ConnectionId(1)) > 0,
+        "the answer still goes out"
+    );
+    assert!(w.store.get(w.key.id()).unwrap().is_none());
+    assert_eq!(
+        w.endpoint.auth_key(w.key.id(), w.now).unwrap_err(),
+        KeyLookupError::NotFound
+    );
+}
