@@ -687,23 +687,26 @@ impl ClientSession {
             }
         }
         for target in targets {
-            if !self.out.resend(target, &mut self.stats) {
-                // Forgotten from the re-send record (or never recorded): re-queue the
-                // request from its body.
-                if let Some(id) = self.by_msg_id.get(&target).copied() {
-                    if let Some(pending) = self.requests.get(&id) {
-                        let still_queued = pending.msg_ids.last() != Some(&target);
-                        if !still_queued {
-                            self.stats.resent += 1;
-                            self.out.push(
-                                pending.body.clone(),
-                                true,
-                                MsgIdKind::Client,
-                                Tag::Request(id.0),
-                            );
-                        }
-                    }
-                }
+            if self.out.resend(target, &mut self.stats) {
+                continue;
+            }
+            // Not in the re-send record: forgotten for lack of room, or already re-sent for
+            // another reason (new_session_created, an earlier notification). Re-queue the
+            // request from its body only in the first case, so that it never goes twice.
+            let Some(id) = self.by_msg_id.get(&target).copied() else {
+                continue;
+            };
+            if self.out.holds(Tag::Request(id.0)) {
+                continue;
+            }
+            if let Some(pending) = self.requests.get(&id) {
+                self.stats.resent += 1;
+                self.out.push(
+                    pending.body.clone(),
+                    true,
+                    MsgIdKind::Client,
+                    Tag::Request(id.0),
+                );
             }
         }
     }

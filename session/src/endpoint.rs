@@ -352,7 +352,12 @@ impl Endpoint {
         delivered
     }
 
-    /// Connections that have something to send for some session.
+    /// The connection `session` answers on, if it has one.
+    pub fn connection_of(&self, session: SessionKey) -> Option<ConnectionId> {
+        self.sessions.get(&session).and_then(|slot| slot.connection)
+    }
+
+    /// Connections that carry some session.
     pub fn connections(&self) -> Vec<ConnectionId> {
         let mut connections: Vec<ConnectionId> = self
             .sessions

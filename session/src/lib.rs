@@ -35,7 +35,10 @@ pub mod endpoint;
 mod incoming;
 pub mod msg_id;
 mod outbox;
+pub mod plugins;
 pub mod rpc;
+#[cfg(feature = "tokio")]
+pub mod runtime;
 pub mod salt;
 pub mod server;
 pub mod stats;

@@ -135,6 +135,12 @@ impl Outbox {
         Some(record)
     }
 
+    /// Whether a message with `tag` waits to be sent or to be acknowledged.
+    pub(crate) fn holds(&self, tag: Tag) -> bool {
+        self.queue.iter().any(|queued| queued.tag == tag)
+            || self.unacked.values().any(|record| record.tag == tag)
+    }
+
     /// The msg_ids inside a container sent recently.
     pub(crate) fn container_contents(&self, msg_id: i64) -> Option<&[i64]> {
         self.containers

@@ -209,8 +209,19 @@ impl ServerSession {
         }
         if !self.created {
             self.created = true;
+            // The first message of the session: inside a container, its first inner one, so
+            // that the client knows every message from this id on was seen.
+            let first_msg_id = match &incoming {
+                Incoming::Container(container) => container
+                    .messages
+                    .iter()
+                    .map(|message| message.msg_id)
+                    .min()
+                    .unwrap_or(header.msg_id),
+                _ => header.msg_id,
+            };
             let created = types::NewSessionCreated {
-                first_msg_id: header.msg_id,
+                first_msg_id,
                 unique_id: self.unique_id,
                 server_salt: self.salts.current(self.auth_key_id, now_secs).salt,
             };

@@ -703,6 +703,25 @@ fn stale_salt_is_replaced_from_bad_server_salt() {
 }
 
 #[test]
+fn stale_salt_on_several_messages_in_flight_runs_each_request_once() {
+    let mut pair = Pair::new(12);
+    pair.advance(Duration::from_secs(3 * 3600));
+    // Two batches leave with the stale salt before the first notification comes back.
+    pair.invoke(&query(1)).unwrap();
+    pair.flush();
+    pair.invoke(&query(2)).unwrap();
+    pair.flush();
+    pair.run(20);
+    assert_eq!(pair.responses().len(), 2);
+    let executed = pair
+        .server_events
+        .iter()
+        .filter(|event| matches!(event, ServerEvent::Request { .. }))
+        .count();
+    assert_eq!(executed, 2);
+}
+
+#[test]
 fn client_rotates_salts_before_expiry() {
     let mut pair = Pair::new(4);
     pair.invoke(&query(0)).unwrap();
@@ -879,7 +898,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     /// Loss, duplication and reordering, with reconnects to recover: every request gets
-    /// exactly one answer, the right one, and the server runs each request once.
+    /// exactly one answer, the right one, and the server runs each request once (re-sends
+    /// after a reconnect are checked with msgs_state_req first).
     #[test]
     fn faults_never_lose_or_duplicate_answers(
         seed in any::<u64>(),
@@ -908,6 +928,12 @@ proptest! {
         pair.run(20);
         let responses = pair.responses();
         prop_assert_eq!(responses.len(), ids.len());
+        let executed = pair
+            .server_events
+            .iter()
+            .filter(|event| matches!(event, ServerEvent::Request { .. }))
+            .count();
+        prop_assert_eq!(executed, ids.len(), "each request runs once");
         for (n, id) in ids.iter().enumerate() {
             let matching: Vec<_> = responses.iter().filter(|(rid, _)| rid == id).collect();
             prop_assert_eq!(matching.len(), 1);

@@ -1,0 +1,455 @@
+//! The client runtime: one task drives a [`ClientSession`] over a stream from a
+//! [`Connector`], creating the auth key first when there is none, and reconnecting (same
+//! session, unacknowledged messages re-sent) when the stream breaks.
+//!
+//! ```text
+//! Client::connect(connector, options, saved key?) -> Client
+//! client.invoke(request bytes).await -> Ok(result bytes) | Err(rpc_error) | Err(ClientError)
+//! client.updates() -> a receiver of updates (TL bytes)
+//! client.saved_key() -> what to keep to reuse the key next time
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use columba_mtproto::crypto::{AuthKey, Direction};
+use columba_mtproto::handshake::{self, ClientHandshake};
+use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::time::Now;
+use columba_mtproto::transport::{self, Frame, Outgoing, Transport};
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::io::{ByteStream, Connector};
+use crate::client::{ClientEvent, ClientSession, RequestId};
+use crate::config::SessionConfig;
+use crate::rpc::RpcOutcome;
+
+/// How a client connects and behaves.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The framing, and whether to obfuscate.
+    pub transport: transport::ClientConfig,
+    /// The key exchange: the server's RSA keys, the DC, the kind of key.
+    pub handshake: handshake::ClientConfig,
+    /// The session's limits.
+    pub session: SessionConfig,
+    /// Reconnection attempts after a broken stream before requests fail.
+    pub reconnect_attempts: u32,
+    /// The pause before the first reconnection attempt; doubled after each failure.
+    pub reconnect_delay: Duration,
+    /// How long connecting and the key exchange may take.
+    pub connect_timeout: Duration,
+    /// Updates buffered for the application; beyond it the oldest are dropped (clients catch
+    /// up with `updates.getDifference`).
+    pub updates_capacity: usize,
+}
+
+impl ClientOptions {
+    /// Defaults for `transport` and `handshake`.
+    pub fn new(transport: transport::ClientConfig, handshake: handshake::ClientConfig) -> Self {
+        Self {
+            transport,
+            handshake,
+            session: SessionConfig::default(),
+            reconnect_attempts: 5,
+            reconnect_delay: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(30),
+            updates_capacity: 1024,
+        }
+    }
+}
+
+/// An auth key to keep between runs, with the state that goes with it.
+#[derive(Debug, Clone)]
+pub struct SavedKey {
+    /// The key.
+    pub auth_key: AuthKey,
+    /// The last server salt used.
+    pub salt: i64,
+    /// Server time minus local time, in seconds.
+    pub time_offset: i64,
+}
+
+/// Why a request or the connection failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// Could not connect (or reconnect) to the server.
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
+    /// The key exchange failed.
+    #[error("key exchange failed: {0}")]
+    Handshake(String),
+    /// The server does not know the key (transport error -404): make a new one.
+    #[error("the server does not know this auth key")]
+    KeyRejected,
+    /// The server sent a transport error.
+    #[error("transport error {0}")]
+    TransportError(i32),
+    /// The request will get no answer (refused by the server, or an unreadable result).
+    #[error("request failed: {0}")]
+    RequestFailed(String),
+    /// Too many requests are waiting for answers.
+    #[error("too many requests are waiting")]
+    TooManyPending,
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+fn now() -> Now {
+    Now {
+        monotonic: Instant::now(),
+        unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}
+
+enum Command {
+    Invoke {
+        body: Bytes,
+        reply: oneshot::Sender<Result<RpcOutcome, ClientError>>,
+    },
+    Close,
+}
+
+/// A connected client.
+#[derive(Debug)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    updates: std::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
+    saved: Arc<std::sync::Mutex<SavedKey>>,
+}
+
+impl Client {
+    /// Connects, creates an auth key unless `key` is given, and starts the session.
+    pub async fn connect(
+        connector: Arc<dyn Connector>,
+        options: ClientOptions,
+        key: Option<SavedKey>,
+    ) -> Result<Self, ClientError> {
+        let connect = async {
+            let stream = connector
+                .connect()
+                .await
+                .map_err(|error| ClientError::Unreachable(error.to_string()))?;
+            let mut link = Link::new(stream, &options);
+            let key = match key {
+                Some(key) => key,
+                None => link.handshake(&options).await?,
+            };
+            Ok::<_, ClientError>((link, key))
+        };
+        let (link, key) = tokio::time::timeout(options.connect_timeout, connect)
+            .await
+            .map_err(|_| ClientError::Unreachable("timed out".to_owned()))??;
+        let session_id = i64::from_le_bytes(rand::rng().next_u64().to_le_bytes());
+        let session = ClientSession::new(
+            session_id,
+            key.salt,
+            Some(key.time_offset),
+            Arc::new(options.session.clone()),
+        );
+        let (commands, receiver) = mpsc::channel(256);
+        let (updates_tx, updates_rx) = mpsc::channel(options.updates_capacity.max(1));
+        let saved = Arc::new(std::sync::Mutex::new(key.clone()));
+        let driver = Driver {
+            connector,
+            options,
+            key: key.auth_key,
+            session,
+            link,
+            commands: receiver,
+            updates: updates_tx,
+            waiting: HashMap::new(),
+            saved: saved.clone(),
+        };
+        tokio::spawn(driver.run());
+        Ok(Self {
+            commands,
+            updates: std::sync::Mutex::new(Some(updates_rx)),
+            saved,
+        })
+    }
+
+    /// Sends a request and waits for its answer: `Ok(Ok(bytes))` for a result,
+    /// `Ok(Err(rpc_error))` for an error from the server's application.
+    pub async fn invoke(&self, body: Bytes) -> Result<RpcOutcome, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Invoke { body, reply })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// The stream of updates (only the first call gets it).
+    pub fn updates(&self) -> Option<mpsc::Receiver<Bytes>> {
+        self.updates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The key and its state, to save and pass to [`Self::connect`] next time.
+    pub fn saved_key(&self) -> SavedKey {
+        self.saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes the connection; waiting requests fail with [`ClientError::Closed`].
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Close).await;
+    }
+}
+
+/// One stream with its framing.
+struct Link {
+    stream: Box<dyn ByteStream>,
+    transport: Transport,
+    input: BytesMut,
+    output: BytesMut,
+}
+
+impl Link {
+    fn new(stream: Box<dyn ByteStream>, options: &ClientOptions) -> Self {
+        Self {
+            stream,
+            transport: Transport::client(options.transport.clone(), &mut rand::rng()),
+            input: BytesMut::with_capacity(16 * 1024),
+            output: BytesMut::with_capacity(16 * 1024),
+        }
+    }
+
+    async fn send(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        self.queue(payload)?;
+        self.write().await
+    }
+
+    fn queue(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        self.transport
+            .encode(
+                Outgoing::Payload {
+                    data: payload,
+                    quick_ack: false,
+                },
+                &mut self.output,
+            )
+            .map_err(|error| ClientError::Unreachable(error.to_string()))
+    }
+
+    async fn write(&mut self) -> Result<(), ClientError> {
+        if !self.output.is_empty() {
+            self.stream
+                .write_all(&self.output)
+                .await
+                .map_err(|error| ClientError::Unreachable(error.to_string()))?;
+            self.output.clear();
+        }
+        Ok(())
+    }
+
+    /// The next frame, reading as needed.
+    async fn frame(&mut self) -> io::Result<Frame> {
+        loop {
+            match self.transport.decode(&mut self.input) {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+            }
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Runs a key exchange on this stream.
+    async fn handshake(&mut self, options: &ClientOptions) -> Result<SavedKey, ClientError> {
+        let (mut machine, first) =
+            ClientHandshake::start(options.handshake.clone(), now(), &mut rand::rng());
+        self.send(&first).await?;
+        loop {
+            let frame = self
+                .frame()
+                .await
+                .map_err(|error| ClientError::Unreachable(error.to_string()))?;
+            let data = match frame {
+                Frame::Payload { data, .. } => data,
+                Frame::TransportError(code) => return Err(ClientError::TransportError(code)),
+                Frame::QuickAck(_) => continue,
+            };
+            match machine.handle(&data, now(), &mut rand::rng()) {
+                Ok(handshake::ClientEvent::Send(message)) => self.send(&message).await?,
+                Ok(handshake::ClientEvent::Done(key)) => {
+                    return Ok(SavedKey {
+                        auth_key: key.auth_key,
+                        salt: key.server_salt,
+                        time_offset: key.time_offset,
+                    });
+                }
+                Err(error) => return Err(ClientError::Handshake(error.to_string())),
+            }
+        }
+    }
+}
+
+/// The task behind a [`Client`].
+struct Driver {
+    connector: Arc<dyn Connector>,
+    options: ClientOptions,
+    key: AuthKey,
+    session: ClientSession,
+    link: Link,
+    commands: mpsc::Receiver<Command>,
+    updates: mpsc::Sender<Bytes>,
+    waiting: HashMap<RequestId, oneshot::Sender<Result<RpcOutcome, ClientError>>>,
+    saved: Arc<std::sync::Mutex<SavedKey>>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let error = loop {
+            match self.serve().await {
+                Ok(()) => break ClientError::Closed,
+                Err(ClientError::Unreachable(_)) => {
+                    if let Err(error) = self.reconnect().await {
+                        break error;
+                    }
+                }
+                Err(error) => break error,
+            }
+        };
+        for (_, reply) in self.waiting.drain() {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+
+    /// Serves one stream until it breaks (`Unreachable`), the client closes (`Ok`), or a
+    /// fatal error.
+    async fn serve(&mut self) -> Result<(), ClientError> {
+        let mut scratch = BytesMut::with_capacity(4096);
+        loop {
+            self.flush(&mut scratch).await?;
+            let timeout = self.session.poll_timeout();
+            let sleep_until = timeout.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Invoke { body, reply }) => match self.session.invoke(body) {
+                        Ok(id) => {
+                            self.waiting.insert(id, reply);
+                        }
+                        Err(_) => {
+                            let _ = reply.send(Err(ClientError::TooManyPending));
+                        }
+                    },
+                    Some(Command::Close) | None => return Ok(()),
+                },
+                frame = self.link.frame() => {
+                    let frame = frame.map_err(|error| ClientError::Unreachable(error.to_string()))?;
+                    self.handle_frame(frame)?;
+                }
+                () = tokio::time::sleep_until(sleep_until.into()) => {
+                    self.session.handle_timeout(now());
+                }
+            }
+            self.take_events();
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
+        match frame {
+            Frame::Payload { mut data, .. } => {
+                // A frame that does not authenticate is dropped and nothing in it is used;
+                // the guidelines suggest reconnecting, which the next failure will do.
+                let Ok(opened) = open(&mut data, &self.key, Direction::ServerToClient) else {
+                    return Err(ClientError::Unreachable("message rejected".to_owned()));
+                };
+                self.session
+                    .handle_message(&opened.header, opened.body, now());
+                Ok(())
+            }
+            Frame::QuickAck(_) => Ok(()),
+            Frame::TransportError(code) if code == transport::ERROR_AUTH_KEY_NOT_FOUND => {
+                Err(ClientError::KeyRejected)
+            }
+            Frame::TransportError(code) => Err(ClientError::TransportError(code)),
+        }
+    }
+
+    fn take_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                ClientEvent::Response { id, outcome } => {
+                    if let Some(reply) = self.waiting.remove(&id) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                ClientEvent::Failed { id, reason } => {
+                    if let Some(reply) = self.waiting.remove(&id) {
+                        let _ = reply.send(Err(ClientError::RequestFailed(reason.to_string())));
+                    }
+                }
+                ClientEvent::Update { body } => {
+                    if self.updates.try_send(body).is_err() {
+                        tracing::warn!("update dropped: the application is not reading them");
+                    }
+                }
+                ClientEvent::SessionCreated { .. } => {
+                    tracing::debug!("the server created the session anew");
+                }
+            }
+        }
+        let mut saved = self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        saved.salt = self.session.salt();
+        saved.time_offset = self.session.time_offset();
+    }
+
+    async fn flush(&mut self, scratch: &mut BytesMut) -> Result<(), ClientError> {
+        while let Some(header) = self.session.poll_transmit(now(), scratch) {
+            if seal(
+                scratch,
+                &self.key,
+                Direction::ClientToServer,
+                &header,
+                Padding::Minimal,
+                &mut rand::rng(),
+            )
+            .is_err()
+            {
+                continue;
+            }
+            self.link.queue(scratch)?;
+        }
+        self.link.write().await
+    }
+
+    async fn reconnect(&mut self) -> Result<(), ClientError> {
+        let mut delay = self.options.reconnect_delay;
+        let mut last = String::new();
+        for _ in 0..self.options.reconnect_attempts {
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+            match tokio::time::timeout(self.options.connect_timeout, self.connector.connect()).await
+            {
+                Ok(Ok(stream)) => {
+                    self.link = Link::new(stream, &self.options);
+                    self.session.handle_new_connection();
+                    return Ok(());
+                }
+                Ok(Err(error)) => last = error.to_string(),
+                Err(_) => last = "timed out".to_owned(),
+            }
+        }
+        Err(ClientError::Unreachable(last))
+    }
+}

@@ -1,0 +1,761 @@
+//! The server runtime: an accept loop over any [`Listener`], one task per connection, the
+//! [`Endpoint`] shared behind a mutex, requests handed to the application's [`Service`].
+//!
+//! Per connection: the MTProto framing is detected from the first bytes; unencrypted
+//! messages go to a handshake (the new key is stored in the [`AuthKeyStore`]); encrypted ones
+//! are opened with their key and routed by the endpoint. Limits: connections in all and per
+//! address (-429 beyond), a deadline for the first key or encrypted message, an idle
+//! timeout, the largest frame (`transport::Config::max_frame_len`). Shutdown stops accepting,
+//! waits for running requests (up to a grace period), sends their answers and closes.
+//!
+//! Locking: the endpoint's mutex is held only for routing and bookkeeping, never across an
+//! await, a cryptographic operation on a frame, or the application's code.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use columba_mtproto::crypto::Direction;
+use columba_mtproto::handshake::{self, ServerHandshake};
+use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::time::Now;
+use columba_mtproto::transport::{self, ERROR_FLOOD, Frame, Outgoing, Transport};
+use columba_store::auth_key::{AuthKeyRecord, AuthKeyStore, KeyLifetime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::io::{Accepted, ByteStream, Listener};
+use crate::endpoint::{ConnectionId, Endpoint, EndpointConfig, EndpointEvent};
+use crate::plugins::{Notification, PushProvider, Service, UpdateBus};
+use crate::salt::SaltSource;
+
+/// The server's limits and options.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Sessions and their limits.
+    pub endpoint: EndpointConfig,
+    /// The key exchange (RSA keys, DH group, its own limits).
+    pub handshake: Arc<handshake::ServerConfig>,
+    /// Framing limits (largest frame, obfuscation policy).
+    pub transport: transport::Config,
+    /// Connections open at once; one more gets -429 and is closed.
+    pub max_connections: usize,
+    /// Connections open at once from one address; one more gets -429 and is closed.
+    pub max_connections_per_ip: usize,
+    /// A connection must complete a key exchange or send a valid encrypted message within
+    /// this time, or it is closed.
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for running requests.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerOptions {
+    /// Default limits with the given handshake configuration.
+    pub fn new(handshake: Arc<handshake::ServerConfig>) -> Self {
+        Self {
+            endpoint: EndpointConfig::default(),
+            handshake,
+            transport: transport::Config::default(),
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
+            handshake_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters of the runtime.
+#[derive(Debug, Default)]
+struct Counters {
+    connections: AtomicUsize,
+    refused: AtomicU64,
+    rejected_frames: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// A snapshot of the runtime's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections open now.
+    pub connections: usize,
+    /// Connections refused with -429 (over a limit).
+    pub refused: u64,
+    /// Encrypted frames that did not authenticate, and unknown keys (-404).
+    pub rejected_frames: u64,
+    /// Requests handed to the service.
+    pub requests: u64,
+    /// Requests running now.
+    pub running: usize,
+}
+
+struct Connection {
+    wake: Arc<Notify>,
+    close: Option<Option<i32>>,
+}
+
+struct Shared {
+    endpoint: Mutex<Endpoint>,
+    store: Arc<dyn AuthKeyStore>,
+    service: Arc<dyn Service>,
+    push: Arc<dyn PushProvider>,
+    bus: Option<Arc<dyn UpdateBus>>,
+    options: ServerOptions,
+    connections: Mutex<HashMap<ConnectionId, Connection>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    next_connection: AtomicU64,
+    running: AtomicUsize,
+    idle: Notify,
+    counters: Counters,
+    /// Set once shutdown starts: connections stop taking new frames.
+    stopping: watch::Sender<bool>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The state behind these mutexes is updated in single steps; a panic elsewhere cannot
+    // leave it half-changed, so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now() -> Now {
+    Now {
+        monotonic: Instant::now(),
+        unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}
+
+/// The server runtime.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server over `store` answering with `service`, notifying through `push`.
+    pub fn new(
+        options: ServerOptions,
+        store: Arc<dyn AuthKeyStore>,
+        service: Arc<dyn Service>,
+        push: Arc<dyn PushProvider>,
+    ) -> Self {
+        let salts = Arc::new(SaltSource::generate(&mut rand::rng()));
+        Self::with_salts(options, store, service, push, salts, None)
+    }
+
+    /// Like [`Self::new`], with the salt secret given (several nodes must share it, and a
+    /// restart should keep it) and an [`UpdateBus`] joining this node to others.
+    pub fn with_salts(
+        options: ServerOptions,
+        store: Arc<dyn AuthKeyStore>,
+        service: Arc<dyn Service>,
+        push: Arc<dyn PushProvider>,
+        salts: Arc<SaltSource>,
+        bus: Option<Arc<dyn UpdateBus>>,
+    ) -> Self {
+        let endpoint = Endpoint::new(store.clone(), salts, options.endpoint.clone());
+        let (stopping, _) = watch::channel(false);
+        Self {
+            shared: Arc::new(Shared {
+                endpoint: Mutex::new(endpoint),
+                store,
+                service,
+                push,
+                bus,
+                options,
+                connections: Mutex::new(HashMap::new()),
+                per_ip: Mutex::new(HashMap::new()),
+                next_connection: AtomicU64::new(1),
+                running: AtomicUsize::new(0),
+                idle: Notify::new(),
+                counters: Counters::default(),
+                stopping,
+            }),
+        }
+    }
+
+    /// The runtime's counters.
+    pub fn stats(&self) -> ServerStats {
+        let counters = &self.shared.counters;
+        ServerStats {
+            connections: counters.connections.load(Ordering::Relaxed),
+            refused: counters.refused.load(Ordering::Relaxed),
+            rejected_frames: counters.rejected_frames.load(Ordering::Relaxed),
+            requests: counters.requests.load(Ordering::Relaxed),
+            running: self.shared.running.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends an update to every live session of `user_id` (through the update bus when there
+    /// is one, so that sessions on other nodes get it too); with no live session anywhere on
+    /// this node, the push provider is asked to notify the user.
+    pub fn send_update(&self, user_id: i64, update: Bytes) {
+        match &self.shared.bus {
+            Some(bus) => {
+                if let Err(error) = bus.publish(user_id, update) {
+                    tracing::warn!(%error, "update bus refused an update");
+                }
+            }
+            None => self.shared.deliver_update(user_id, update),
+        }
+    }
+
+    /// Tells the endpoint that a key changed in the store (bound, signed in or out).
+    pub fn refresh_key(&self, auth_key_id: i64) {
+        lock(&self.shared.endpoint).refresh_key(auth_key_id);
+    }
+
+    /// Accepts connections from `listener` until `shutdown` completes, then shuts down
+    /// gracefully: no new connections or requests, running requests get up to
+    /// [`ServerOptions::shutdown_grace`] to finish, their answers are sent, and every
+    /// connection closes.
+    pub async fn serve<L: Listener>(
+        &self,
+        listener: L,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(timer_loop(shared.clone()));
+        if let Some(bus) = &shared.bus {
+            let mut subscription = bus.subscribe();
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                while let Some((user_id, update)) = subscription.next().await {
+                    shared.deliver_update(user_id, update);
+                }
+            });
+        }
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => {
+                        let shared = shared.clone();
+                        connections.spawn(accept_connection(shared, accepted));
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::NotConnected => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                // Reap finished connection tasks as we go.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+
+        // Graceful shutdown.
+        let _ = shared.stopping.send(true);
+        let grace = tokio::time::sleep(shared.options.shutdown_grace);
+        tokio::pin!(grace);
+        while shared.running.load(Ordering::Acquire) > 0 {
+            tokio::select! {
+                () = shared.idle.notified() => {}
+                () = &mut grace => break,
+            }
+        }
+        // Flush the answers and close.
+        let wakes: Vec<Arc<Notify>> = {
+            let mut connections = lock(&shared.connections);
+            connections
+                .values_mut()
+                .map(|connection| {
+                    connection.close = Some(None);
+                    connection.wake.clone()
+                })
+                .collect()
+        };
+        for wake in wakes {
+            wake.notify_one();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        connections.abort_all();
+        tasks.abort_all();
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn deliver_update(self: &Arc<Self>, user_id: i64, update: Bytes) {
+        let delivered = lock(&self.endpoint).push_update(user_id, &update);
+        if delivered > 0 {
+            self.wake_all();
+        } else {
+            let shared = self.clone();
+            tokio::spawn(async move {
+                let notification = Notification { user_id, update };
+                if let Err(error) = shared.push.push(notification).await {
+                    tracing::warn!(%error, user_id, "push notification failed");
+                }
+            });
+        }
+    }
+
+    fn wake(&self, connection: ConnectionId) {
+        if let Some(entry) = lock(&self.connections).get(&connection) {
+            entry.wake.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        for entry in lock(&self.connections).values() {
+            entry.wake.notify_one();
+        }
+    }
+
+    /// Acts on the endpoint's events: requests go to the service, closes to connections.
+    fn dispatch(self: &Arc<Self>, events: Vec<EndpointEvent>) {
+        for event in events {
+            match event {
+                EndpointEvent::Request {
+                    context,
+                    msg_id,
+                    body,
+                } => {
+                    self.counters.requests.fetch_add(1, Ordering::Relaxed);
+                    self.running.fetch_add(1, Ordering::AcqRel);
+                    let shared = self.clone();
+                    tokio::spawn(async move {
+                        let outcome = shared.service.call(context, body).await;
+                        let connection = {
+                            let mut endpoint = lock(&shared.endpoint);
+                            endpoint.answer(context.session, msg_id, outcome, now());
+                            endpoint.connection_of(context.session)
+                        };
+                        if let Some(connection) = connection {
+                            shared.wake(connection);
+                        }
+                        if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            shared.idle.notify_waiters();
+                        }
+                    });
+                }
+                EndpointEvent::Close { connection, error } => {
+                    if let Some(entry) = lock(&self.connections).get_mut(&connection) {
+                        entry.close = Some(error);
+                        entry.wake.notify_one();
+                    }
+                }
+                EndpointEvent::Cancelled { session, msg_id } => {
+                    tracing::debug!(session_id = session.session_id, msg_id, "request cancelled");
+                }
+                EndpointEvent::KeyDestroyed { auth_key_id } => {
+                    tracing::info!(auth_key_id, "auth key destroyed by its owner");
+                }
+            }
+        }
+    }
+}
+
+/// Runs the endpoint's timers.
+async fn timer_loop(shared: Arc<Shared>) {
+    loop {
+        let next = lock(&shared.endpoint).poll_timeout();
+        let cap = Instant::now() + Duration::from_secs(1);
+        let at = next.map_or(cap, |at| at.min(cap));
+        tokio::time::sleep_until(at.into()).await;
+        let events = {
+            let mut endpoint = lock(&shared.endpoint);
+            endpoint.handle_timeout(now());
+            std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>()
+        };
+        shared.dispatch(events);
+        shared.wake_all();
+    }
+}
+
+/// Admits a connection under the limits, or refuses it with -429.
+async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
+    let ip = accepted.peer.map(|peer| peer.ip());
+    let over_total = shared.counters.connections.fetch_add(1, Ordering::AcqRel)
+        >= shared.options.max_connections;
+    let over_ip = ip.is_some_and(|ip| {
+        let mut per_ip = lock(&shared.per_ip);
+        let count = per_ip.entry(ip).or_insert(0);
+        *count += 1;
+        *count > shared.options.max_connections_per_ip
+    });
+    if over_total || over_ip {
+        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+        refuse(&shared, accepted.stream).await;
+    } else {
+        let connection = ConnectionId(shared.next_connection.fetch_add(1, Ordering::Relaxed));
+        let wake = Arc::new(Notify::new());
+        lock(&shared.connections).insert(
+            connection,
+            Connection {
+                wake: wake.clone(),
+                close: None,
+            },
+        );
+        let mut driver = Driver::new(shared.clone(), connection, accepted.stream, wake);
+        if let Err(error) = driver.run().await {
+            tracing::debug!(%error, connection = connection.0, "connection ended");
+        }
+        driver.linger().await;
+        lock(&shared.connections).remove(&connection);
+        lock(&shared.endpoint).connection_closed(connection);
+    }
+    shared.counters.connections.fetch_sub(1, Ordering::AcqRel);
+    if let Some(ip) = ip {
+        let mut per_ip = lock(&shared.per_ip);
+        if let Some(count) = per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Sends -429 in the client's framing (which needs its first bytes) and closes.
+async fn refuse(shared: &Shared, mut stream: Box<dyn ByteStream>) {
+    let mut transport = Transport::server(shared.options.transport.clone(), &mut rand::rng());
+    let mut input = BytesMut::with_capacity(128);
+    let detected = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if stream.read_buf(&mut input).await.ok()? == 0 {
+                return None;
+            }
+            if transport.decode(&mut input).is_err() {
+                return None;
+            }
+            if transport.framing().is_some() {
+                return Some(());
+            }
+        }
+    })
+    .await;
+    if let Ok(Some(())) = detected {
+        let mut out = BytesMut::new();
+        if transport
+            .encode(Outgoing::TransportError(ERROR_FLOOD), &mut out)
+            .is_ok()
+        {
+            let _ = stream.write_all(&out).await;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionEnd {
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("framing: {0}")]
+    Transport(#[from] transport::TransportError),
+    #[error("{0}")]
+    Closed(&'static str),
+}
+
+/// One connection's task.
+struct Driver {
+    shared: Arc<Shared>,
+    connection: ConnectionId,
+    stream: Box<dyn ByteStream>,
+    wake: Arc<Notify>,
+    transport: Transport,
+    handshake: Option<ServerHandshake>,
+    input: BytesMut,
+    output: BytesMut,
+    scratch: BytesMut,
+    established: bool,
+}
+
+impl Driver {
+    fn new(
+        shared: Arc<Shared>,
+        connection: ConnectionId,
+        stream: Box<dyn ByteStream>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let transport = Transport::server(shared.options.transport.clone(), &mut rand::rng());
+        Self {
+            shared,
+            connection,
+            stream,
+            wake,
+            transport,
+            handshake: None,
+            input: BytesMut::with_capacity(16 * 1024),
+            output: BytesMut::with_capacity(16 * 1024),
+            scratch: BytesMut::with_capacity(4096),
+            established: false,
+        }
+    }
+
+    async fn run(&mut self) -> Result<(), ConnectionEnd> {
+        let started = Instant::now();
+        let mut last_input = started;
+        let mut stopping = self.shared.stopping.subscribe();
+        let mut reading = !*stopping.borrow();
+        loop {
+            let deadline = if self.established {
+                last_input + self.shared.options.idle_timeout
+            } else {
+                (started + self.shared.options.handshake_timeout)
+                    .min(last_input + self.shared.options.idle_timeout)
+            };
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.input), if reading => {
+                    if read? == 0 {
+                        return Err(ConnectionEnd::Closed("peer closed"));
+                    }
+                    last_input = Instant::now();
+                    self.take_frames().await?;
+                }
+                () = self.wake.notified() => {}
+                _ = stopping.changed(), if reading => reading = false,
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(ConnectionEnd::Closed(if self.established {
+                        "idle"
+                    } else {
+                        "no key in time"
+                    }));
+                }
+            }
+            self.flush().await?;
+            let close = lock(&self.shared.connections)
+                .get(&self.connection)
+                .and_then(|entry| entry.close);
+            if let Some(error) = close {
+                if let Some(code) = error {
+                    self.send_transport_error(code).await?;
+                }
+                return Err(ConnectionEnd::Closed("closed by the endpoint"));
+            }
+        }
+    }
+
+    /// Closes the stream so that what was written last (a transport error, a final answer)
+    /// reaches the client: half-close, then read and discard what the client still sends for
+    /// a moment, since closing with unread input would reset the connection and could
+    /// destroy the data in flight.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            let mut sink = [0u8; 4096];
+            let mut drained = 0usize;
+            while drained < 256 * 1024 {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => drained += read,
+                }
+            }
+        })
+        .await;
+    }
+
+    async fn take_frames(&mut self) -> Result<(), ConnectionEnd> {
+        while let Some(frame) = self.transport.decode(&mut self.input)? {
+            let Frame::Payload {
+                mut data,
+                quick_ack,
+            } = frame
+            else {
+                continue;
+            };
+            let key_id = data
+                .first_chunk::<8>()
+                .map(|bytes| i64::from_le_bytes(*bytes))
+                .ok_or(ConnectionEnd::Closed("frame too short"))?;
+            if key_id == 0 {
+                self.handle_plain(&data).await?;
+            } else {
+                self.handle_encrypted(key_id, &mut data, quick_ack).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_plain(&mut self, data: &[u8]) -> Result<(), ConnectionEnd> {
+        let handshake = self
+            .handshake
+            .get_or_insert_with(|| ServerHandshake::new(self.shared.options.handshake.clone()));
+        let mut event = handshake.handle(data, now(), &mut rand::rng());
+        loop {
+            match event {
+                Ok(handshake::ServerEvent::Reply(reply)) => return self.send_payload(&reply).await,
+                Ok(handshake::ServerEvent::Failed(reply)) => {
+                    self.send_payload(&reply).await?;
+                    return Err(ConnectionEnd::Closed("key exchange failed"));
+                }
+                Ok(handshake::ServerEvent::CheckAuthKeyId(id)) => {
+                    let in_use = self.shared.store.contains(id).unwrap_or(true);
+                    event = handshake.confirm_auth_key_id(in_use, now());
+                }
+                Ok(handshake::ServerEvent::Done { reply, key }) => {
+                    let record = AuthKeyRecord {
+                        auth_key_id: key.auth_key.id(),
+                        key: *key.auth_key.as_bytes(),
+                        lifetime: match key.expires_at {
+                            Some(expires_at) => KeyLifetime::Temporary { expires_at },
+                            None => KeyLifetime::Permanent,
+                        },
+                        created_at: key.created_at,
+                        dc: key.dc,
+                        user_id: None,
+                    };
+                    if let Err(error) = self.shared.store.insert(record) {
+                        tracing::warn!(%error, "new auth key not stored");
+                        return Err(ConnectionEnd::Closed("key not stored"));
+                    }
+                    self.established = true;
+                    return self.send_payload(&reply).await;
+                }
+                Err(error) => {
+                    self.send_transport_error(error.transport_error()).await?;
+                    return Err(ConnectionEnd::Closed("bad key exchange message"));
+                }
+            }
+        }
+    }
+
+    async fn handle_encrypted(
+        &mut self,
+        key_id: i64,
+        data: &mut [u8],
+        quick_ack: bool,
+    ) -> Result<(), ConnectionEnd> {
+        let key = lock(&self.shared.endpoint).auth_key(key_id, now());
+        let key = match key {
+            Ok(key) => key,
+            Err(error) => {
+                self.shared
+                    .counters
+                    .rejected_frames
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(code) = error.transport_error() {
+                    self.send_transport_error(code).await?;
+                }
+                return Err(ConnectionEnd::Closed("unknown auth key"));
+            }
+        };
+        // Any failure before or at the msg_key check is one outcome: the connection closes
+        // (security guidelines; R2 and R4 in reference/security.md).
+        let Ok(opened) = open(data, &key, Direction::ClientToServer) else {
+            self.shared
+                .counters
+                .rejected_frames
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(ConnectionEnd::Closed("message rejected"));
+        };
+        self.established = true;
+        if quick_ack {
+            self.transport
+                .encode(Outgoing::QuickAck(opened.quick_ack_token), &mut self.output)
+                .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
+        }
+        let events = {
+            let mut endpoint = lock(&self.shared.endpoint);
+            endpoint.handle_message(
+                self.connection,
+                key_id,
+                &opened.header,
+                opened.body,
+                now(),
+                &mut rand::rng(),
+            );
+            std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>()
+        };
+        self.shared.dispatch(events);
+        Ok(())
+    }
+
+    async fn send_payload(&mut self, payload: &[u8]) -> Result<(), ConnectionEnd> {
+        self.transport
+            .encode(
+                Outgoing::Payload {
+                    data: payload,
+                    quick_ack: false,
+                },
+                &mut self.output,
+            )
+            .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
+        self.write_output().await
+    }
+
+    async fn send_transport_error(&mut self, code: i32) -> Result<(), ConnectionEnd> {
+        if self
+            .transport
+            .encode(Outgoing::TransportError(code), &mut self.output)
+            .is_ok()
+        {
+            self.write_output().await?;
+        }
+        Ok(())
+    }
+
+    /// Seals and writes everything the endpoint has for this connection.
+    async fn flush(&mut self) -> Result<(), ConnectionEnd> {
+        loop {
+            let next = lock(&self.shared.endpoint).poll_transmit(
+                self.connection,
+                now(),
+                &mut self.scratch,
+            );
+            let Some((key, header)) = next else {
+                break;
+            };
+            if seal(
+                &mut self.scratch,
+                &key,
+                Direction::ServerToClient,
+                &header,
+                Padding::Minimal,
+                &mut rand::rng(),
+            )
+            .is_err()
+            {
+                continue;
+            }
+            self.transport
+                .encode(
+                    Outgoing::Payload {
+                        data: &self.scratch,
+                        quick_ack: false,
+                    },
+                    &mut self.output,
+                )
+                .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
+            if self.output.len() >= 64 * 1024 {
+                self.write_output().await?;
+            }
+        }
+        self.write_output().await
+    }
+
+    async fn write_output(&mut self) -> Result<(), ConnectionEnd> {
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output).await?;
+            self.output.clear();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! The tokio runtime over real loopback TCP (and the in-memory transport): key exchange,
+//! thousands of RPCs over every MTProto framing with and without obfuscation, key reuse,
+//! reconnection, limits, updates and graceful shutdown.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use columba_mtproto::crypto::RsaPrivateKey;
+use columba_mtproto::handshake;
+use columba_mtproto::transport::{ClientConfig as FramingConfig, Framing};
+use columba_session::RequestContext;
+use columba_session::plugins::{BoxFuture, RecordingPushProvider, Service};
+use columba_session::runtime::{
+    Client, ClientError, ClientOptions, Server, ServerOptions, TcpAcceptor, TcpConnector,
+    memory_transport,
+};
+use columba_session::{RpcError, RpcOutcome};
+use columba_store::{AuthKeyStore, MemoryAuthKeyStore};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use tokio::sync::oneshot;
+
+fn rsa_key() -> Arc<RsaPrivateKey> {
+    static KEY: OnceLock<Arc<RsaPrivateKey>> = OnceLock::new();
+    KEY.get_or_init(|| Arc::new(RsaPrivateKey::generate(&mut ChaCha20Rng::seed_from_u64(5))))
+        .clone()
+}
+
+/// Echoes the request; a request starting with 0xdead fails; 0x51ee sleeps 300 ms first.
+struct Echo;
+
+impl Service for Echo {
+    fn call(&self, _context: RequestContext, request: Bytes) -> BoxFuture<'_, RpcOutcome> {
+        Box::pin(async move {
+            match request.get(..2) {
+                Some([0xad, 0xde]) => Err(RpcError::new(400, "REQUEST_INVALID")),
+                Some([0xee, 0x51]) => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(request)
+                }
+                _ => Ok(request),
+            }
+        })
+    }
+}
+
+struct Running {
+    server: Server,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+    store: Arc<MemoryAuthKeyStore>,
+}
+
+async fn start(options: impl FnOnce(&mut ServerOptions)) -> Running {
+    let mut config = ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![rsa_key()])));
+    options(&mut config);
+    let store = Arc::new(MemoryAuthKeyStore::new());
+    let server = Server::new(
+        config,
+        store.clone(),
+        Arc::new(Echo),
+        Arc::new(RecordingPushProvider::new()),
+    );
+    let listener = TcpAcceptor::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = server.clone();
+    let done = tokio::spawn(async move {
+        serving
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running {
+        server,
+        addr,
+        stop: Some(stop),
+        done,
+        store,
+    }
+}
+
+fn client_options(framing: Framing, obfuscated: bool) -> ClientOptions {
+    let key = rsa_key();
+    let public = key.public_key();
+    ClientOptions::new(
+        FramingConfig::new(framing, obfuscated),
+        handshake::ClientConfig::new(vec![public.clone()], 2),
+    )
+}
+
+fn request(n: u32) -> Bytes {
+    let mut body = vec![0x78, 0x56, 0x34, 0x12];
+    body.extend_from_slice(&n.to_le_bytes());
+    Bytes::from(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_rpcs_over_every_framing() {
+    let running = start(|_| {}).await;
+    let framings = [
+        Framing::Abridged,
+        Framing::Intermediate,
+        Framing::PaddedIntermediate,
+        Framing::Full,
+    ];
+    for framing in framings {
+        for obfuscated in [false, true] {
+            if framing == Framing::Full && obfuscated {
+                continue; // the full framing has no obfuscated form
+            }
+            let client = Arc::new(
+                Client::connect(
+                    Arc::new(TcpConnector::new(running.addr)),
+                    client_options(framing, obfuscated),
+                    None,
+                )
+                .await
+                .unwrap(),
+            );
+            let mut tasks = Vec::new();
+            for worker in 0..16u32 {
+                let client = client.clone();
+                tasks.push(tokio::spawn(async move {
+                    for n in 0..125u32 {
+                        let body = request(worker * 1000 + n);
+                        let answer = client.invoke(body.clone()).await.unwrap();
+                        assert_eq!(answer.unwrap(), body);
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let failed = client
+                .invoke(Bytes::from_static(&[0xad, 0xde, 0, 0]))
+                .await
+                .unwrap();
+            assert_eq!(
+                failed,
+                Err(RpcError::new(400, "REQUEST_INVALID")),
+                "{framing:?}"
+            );
+            client.close().await;
+        }
+    }
+    assert_eq!(running.server.stats().requests, 7 * 2001);
+    assert_eq!(running.store.as_ref().remove_expired(i64::MAX).unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_key_is_reused_and_an_unknown_key_is_rejected() {
+    let running = start(|_| {}).await;
+    let connector = Arc::new(TcpConnector::new(running.addr));
+    let options = client_options(Framing::Intermediate, false);
+    let first = Client::connect(connector.clone(), options.clone(), None)
+        .await
+        .unwrap();
+    first.invoke(request(1)).await.unwrap().unwrap();
+    let saved = first.saved_key();
+    first.close().await;
+    let second = Client::connect(connector.clone(), options.clone(), Some(saved.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.invoke(request(2)).await.unwrap().unwrap(),
+        request(2)
+    );
+    // The server forgets the key: the client hears -404.
+    running.store.remove(saved.auth_key.id()).unwrap();
+    running.server.refresh_key(saved.auth_key.id());
+    let third = Client::connect(connector, options, Some(saved))
+        .await
+        .unwrap();
+    assert_eq!(
+        third.invoke(request(3)).await,
+        Err(ClientError::KeyRejected)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reconnects_and_keeps_its_session() {
+    let running = start(|options| options.idle_timeout = Duration::from_millis(300)).await;
+    let client = Client::connect(
+        Arc::new(TcpConnector::new(running.addr)),
+        client_options(Framing::Abridged, true),
+        None,
+    )
+    .await
+    .unwrap();
+    client.invoke(request(1)).await.unwrap().unwrap();
+    // The server closes the idle connection; the next request goes over a new one.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        client.invoke(request(2)).await.unwrap().unwrap(),
+        request(2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_address_limit_get_429() {
+    let running = start(|options| options.max_connections_per_ip = 1).await;
+    let connector = Arc::new(TcpConnector::new(running.addr));
+    let options = client_options(Framing::Intermediate, false);
+    let first = Client::connect(connector.clone(), options.clone(), None)
+        .await
+        .unwrap();
+    first.invoke(request(1)).await.unwrap().unwrap();
+    let second = Client::connect(connector, options, None).await;
+    assert_eq!(second.err(), Some(ClientError::TransportError(-429)));
+    assert_eq!(running.server.stats().refused, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_running_requests() {
+    let mut running = start(|_| {}).await;
+    let client = Arc::new(
+        Client::connect(
+            Arc::new(TcpConnector::new(running.addr)),
+            client_options(Framing::PaddedIntermediate, false),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let slow = Bytes::from_static(&[0xee, 0x51, 0, 0]);
+    let pending = {
+        let client = client.clone();
+        let slow = slow.clone();
+        tokio::spawn(async move { client.invoke(slow).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(running.server.stats().running, 1);
+    running.stop.take().unwrap().send(()).unwrap();
+    let answer = pending.await.unwrap();
+    assert_eq!(
+        answer.unwrap().unwrap(),
+        slow,
+        "answered before the connection closed"
+    );
+    tokio::time::timeout(Duration::from_secs(10), &mut running.done)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_reach_live_clients_and_push_otherwise() {
+    let store = Arc::new(MemoryAuthKeyStore::new());
+    let push = RecordingPushProvider::new();
+    let options = ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![rsa_key()])));
+    let server = Server::new(
+        options,
+        store.clone(),
+        Arc::new(Echo),
+        Arc::new(push.clone()),
+    );
+    let (listener, connector) = memory_transport(64 * 1024);
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
+    let client = Client::connect(
+        Arc::new(connector),
+        client_options(Framing::Intermediate, false),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut updates = client.updates().unwrap();
+    client.invoke(request(1)).await.unwrap().unwrap();
+    // Sign the key in as user 5.
+    let key_id = client.saved_key().auth_key.id();
+    store.set_user(key_id, Some(5)).unwrap();
+    server.refresh_key(key_id);
+    client.invoke(request(2)).await.unwrap().unwrap();
+    server.send_update(5, request(77));
+    let update = tokio::time::timeout(Duration::from_secs(5), updates.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(update, request(77));
+    server.send_update(6, request(78));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = push.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].user_id, sent[0].update.clone()), (6, request(78)));
+}
