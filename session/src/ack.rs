@@ -5,8 +5,10 @@
 //! longer than 60-120 s) and allows at most 8192 ids in one `msgs_ack`
 //! (core.telegram.org/mtproto/service_messages_about_messages). [`AckQueue`] sends a batch when
 //! more than [`AckPolicy::threshold`] ids are pending or the oldest has waited
-//! [`AckPolicy::delay`], and hands everything pending to a caller that is sending a message
-//! anyway (acks ride along in the same container). Sans-IO: the caller asks
+//! [`AckPolicy::delay`]. A caller that is sending a message anyway gets the pending ids to
+//! ride along in the same container once half the threshold or half the delay is reached
+//! ([`AckQueue::poll_piggyback`]): acknowledging every message at once would make every
+//! outgoing message a container for nothing. Sans-IO: the caller asks
 //! [`AckQueue::poll_timeout`] when to come back.
 
 use std::time::{Duration, Instant};
@@ -63,6 +65,16 @@ impl AckQueue {
         self.pending.contains(&msg_id)
     }
 
+    /// Drops `msg_id` from the pending ids (an answer to it acknowledges it already).
+    pub fn remove(&mut self, msg_id: i64) {
+        if let Some(at) = self.pending.iter().rposition(|id| *id == msg_id) {
+            self.pending.swap_remove(at);
+            if self.pending.is_empty() {
+                self.oldest = None;
+            }
+        }
+    }
+
     /// How many ids are pending.
     pub fn len(&self) -> usize {
         self.pending.len()
@@ -89,7 +101,20 @@ impl AckQueue {
         }
     }
 
-    /// Everything pending (up to [`MAX_ACK_IDS`]), to send along with an outgoing message.
+    /// A batch to send along with a message going out anyway: when [`Self::poll_ack`] would
+    /// send one, or once half the threshold or half the delay is reached.
+    pub fn poll_piggyback(&mut self, now: Instant) -> Option<Vec<i64>> {
+        let half_due = self
+            .oldest
+            .is_some_and(|oldest| now >= oldest + self.policy.delay / 2);
+        if self.pending.len() > self.policy.threshold / 2 || half_due {
+            self.take(now)
+        } else {
+            None
+        }
+    }
+
+    /// Everything pending (up to [`MAX_ACK_IDS`]).
     pub fn take(&mut self, now: Instant) -> Option<Vec<i64>> {
         if self.pending.is_empty() {
             return None;
@@ -107,6 +132,26 @@ impl AckQueue {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn piggybacks_from_half_the_threshold_or_half_the_delay() {
+        let start = Instant::now();
+        let mut queue = AckQueue::new(AckPolicy {
+            threshold: 4,
+            delay: Duration::from_secs(60),
+        });
+        queue.push(4, start);
+        queue.push(8, start);
+        assert_eq!(queue.poll_piggyback(start), None);
+        assert_eq!(
+            queue.poll_piggyback(start + Duration::from_secs(30)),
+            Some(vec![4, 8])
+        );
+        queue.push(12, start);
+        queue.push(16, start);
+        queue.push(20, start);
+        assert_eq!(queue.poll_piggyback(start), Some(vec![12, 16, 20]));
+    }
 
     #[test]
     fn sends_when_more_than_the_threshold_is_pending() {

@@ -21,7 +21,7 @@
 //! [`SeqNoGenerator`] produces seq_no: twice the number of content-related messages sent
 //! before, plus one for a content-related message.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use columba_mtproto::time::Now;
@@ -141,8 +141,10 @@ pub struct MsgIdChecker {
     check_time: bool,
     /// Added to the local clock before comparing (the client's correction).
     offset_secs: i64,
-    /// Recent msg_ids and their seq_no.
-    seen: BTreeMap<i64, i32>,
+    /// Recent msg_ids and their seq_no, sorted by msg_id. Ids almost always arrive in
+    /// order, so the common insertion is a push at the back and an eviction at the front;
+    /// lookups are binary searches.
+    seen: VecDeque<(i64, i32)>,
 }
 
 impl MsgIdChecker {
@@ -154,7 +156,7 @@ impl MsgIdChecker {
             from_server: false,
             check_time: true,
             offset_secs: 0,
-            seen: BTreeMap::new(),
+            seen: VecDeque::new(),
         }
     }
 
@@ -166,7 +168,7 @@ impl MsgIdChecker {
             from_server: true,
             check_time: false,
             offset_secs: 0,
-            seen: BTreeMap::new(),
+            seen: VecDeque::new(),
         }
     }
 
@@ -178,7 +180,7 @@ impl MsgIdChecker {
 
     /// Whether `msg_id` was accepted before and is still in the window.
     pub fn contains(&self, msg_id: i64) -> bool {
-        self.seen.contains_key(&msg_id)
+        self.position(msg_id).is_ok()
     }
 
     /// Whether the time window applies.
@@ -189,13 +191,14 @@ impl MsgIdChecker {
     /// The smallest id remembered, once the window is full (ids at or below it are refused).
     pub fn window_floor(&self) -> Option<i64> {
         (self.seen.len() >= self.policy.window)
-            .then(|| self.seen.first_key_value().map(|(&id, _)| id))
+            .then(|| self.seen.front().map(|&(id, _)| id))
             .flatten()
     }
 
     /// The seq_no remembered for `msg_id`, if it was accepted and is still in the window.
     pub fn seq_no_of(&self, msg_id: i64) -> Option<i32> {
-        self.seen.get(&msg_id).copied()
+        let at = self.position(msg_id).ok()?;
+        self.seen.get(at).map(|&(_, seq_no)| seq_no)
     }
 
     /// Checks a message's `msg_id` and `seq_no` without remembering them.
@@ -237,14 +240,12 @@ impl MsgIdChecker {
                 return Err(MsgIdRejection::TooHigh);
             }
         }
-        if self.seen.contains_key(&msg_id) {
+        let position = self.position(msg_id);
+        if position.is_ok() {
             return Err(MsgIdRejection::Duplicate);
         }
         if self.seen.len() >= self.policy.window
-            && self
-                .seen
-                .first_key_value()
-                .is_some_and(|(&min, _)| msg_id <= min)
+            && self.seen.front().is_some_and(|&(min, _)| msg_id <= min)
         {
             return Err(MsgIdRejection::BelowWindow);
         }
@@ -258,12 +259,18 @@ impl MsgIdChecker {
         }
         // The neighbours in msg_id order must be in seq_no order too; the stored ids already
         // are, so the nearest one on each side decides.
-        if let Some((_, &before)) = self.seen.range(..msg_id).next_back() {
+        let at = position.unwrap_or_else(|insert_at| insert_at);
+        let before = at
+            .checked_sub(1)
+            .and_then(|i| self.seen.get(i))
+            .map(|&(_, seq)| seq);
+        let after = self.seen.get(at).map(|&(_, seq)| seq);
+        if let Some(before) = before {
             if before > seq_no || (before == seq_no && odd) {
                 return Err(MsgIdRejection::SeqNoTooLow);
             }
         }
-        if let Some((_, &after)) = self.seen.range(msg_id..).next() {
+        if let Some(after) = after {
             if after < seq_no || (after == seq_no && odd) {
                 return Err(MsgIdRejection::SeqNoTooHigh);
             }
@@ -301,10 +308,34 @@ impl MsgIdChecker {
         Ok(())
     }
 
+    /// Where `msg_id` is in `seen`, or where it would go. Checks the back first: the next id
+    /// is nearly always the highest.
+    fn position(&self, msg_id: i64) -> Result<usize, usize> {
+        match self.seen.back() {
+            None => Err(0),
+            Some(&(last, _)) if msg_id > last => Err(self.seen.len()),
+            Some(_) => self.seen.binary_search_by_key(&msg_id, |&(id, _)| id),
+        }
+    }
+
+    /// Remembers a message [`Self::check`] accepted just before (nothing may have been
+    /// remembered in between), without checking it again.
+    pub(crate) fn record_checked(&mut self, msg_id: i64, seq_no: i32) {
+        self.remember(msg_id, seq_no);
+    }
+
     fn remember(&mut self, msg_id: i64, seq_no: i32) {
-        self.seen.insert(msg_id, seq_no);
+        match self.position(msg_id) {
+            Ok(at) => {
+                if let Some(slot) = self.seen.get_mut(at) {
+                    slot.1 = seq_no;
+                }
+            }
+            Err(at) if at == self.seen.len() => self.seen.push_back((msg_id, seq_no)),
+            Err(at) => self.seen.insert(at, (msg_id, seq_no)),
+        }
         while self.seen.len() > self.policy.window.max(1) {
-            self.seen.pop_first();
+            self.seen.pop_front();
         }
     }
 }

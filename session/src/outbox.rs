@@ -207,7 +207,7 @@ impl Outbox {
         let acks = if self.queue.is_empty() {
             self.acks.poll_ack(now.monotonic)
         } else {
-            self.acks.take(now.monotonic)
+            self.acks.poll_piggyback(now.monotonic)
         };
         if acks.is_none() && self.queue.is_empty() {
             return None;

@@ -105,6 +105,8 @@ pub struct ServerSession {
     received: MsgIdChecker,
     out: Outbox,
     requests: BTreeMap<i64, RequestState>,
+    /// How many of `requests` are running (kept so that admission is O(1)).
+    running: usize,
     waiting: Vec<Waiting>,
     events: VecDeque<ServerEvent>,
     created: bool,
@@ -131,6 +133,7 @@ impl ServerSession {
             config,
             salts,
             requests: BTreeMap::new(),
+            running: 0,
             waiting: Vec::new(),
             events: VecDeque::new(),
             created: false,
@@ -156,10 +159,7 @@ impl ServerSession {
 
     /// Requests handed out (or waiting) and not answered yet.
     pub fn pending_requests(&self) -> usize {
-        self.requests
-            .values()
-            .filter(|state| **state == RequestState::Running)
-            .count()
+        self.running
     }
 
     /// Content-related messages sent and not acknowledged yet.
@@ -201,12 +201,7 @@ impl ServerSession {
             self.send_service(notice.to_bytes(), MsgIdKind::ServerReply);
             return;
         }
-        if let Err(rejection) = self
-            .received
-            .accept(header.msg_id, header.seq_no, relevance, now)
-        {
-            return self.refuse(header.msg_id, header.seq_no, rejection, now);
-        }
+        self.received.record_checked(header.msg_id, header.seq_no);
         if !self.created {
             self.created = true;
             // The first message of the session: inside a container, its first inner one, so
@@ -241,7 +236,7 @@ impl ServerSession {
         match self.requests.get(&msg_id) {
             Some(RequestState::Running) => {}
             Some(RequestState::Dropped) => {
-                self.requests.insert(
+                self.set_request(
                     msg_id,
                     RequestState::Answered {
                         failed: outcome.is_err(),
@@ -252,13 +247,16 @@ impl ServerSession {
             }
             _ => return false,
         }
-        self.requests.insert(
+        self.set_request(
             msg_id,
             RequestState::Answered {
                 failed: outcome.is_err(),
             },
         );
         let body = rpc_result_body(msg_id, &outcome, self.config.gzip_threshold);
+        // The answer acknowledges the request (core.telegram.org/mtproto/service_messages):
+        // no separate msgs_ack for it.
+        self.out.acks.remove(msg_id);
         self.out
             .push(body, true, MsgIdKind::ServerReply, Tag::Answer(msg_id));
         self.release_waiting(now);
@@ -588,7 +586,7 @@ impl ServerSession {
     fn drop_answer(&mut self, msg_id: i64, req_msg_id: i64) {
         let answer: enums::RpcDropAnswer = match self.requests.get(&req_msg_id) {
             Some(RequestState::Running) => {
-                self.requests.insert(req_msg_id, RequestState::Dropped);
+                self.set_request(req_msg_id, RequestState::Dropped);
                 self.waiting.retain(|waiting| waiting.msg_id != req_msg_id);
                 self.events
                     .push_back(ServerEvent::Cancelled { msg_id: req_msg_id });
@@ -627,12 +625,12 @@ impl ServerSession {
     fn admit(&mut self, msg_id: i64, query: Bytes, after: Vec<i64>, now: Now) {
         if self.pending_requests() >= self.config.max_pending_requests {
             self.stats.flood_refused += 1;
-            self.requests.insert(msg_id, RequestState::Running);
+            self.set_request(msg_id, RequestState::Running);
             self.answer(msg_id, Err(RpcError::new(420, "FLOOD_WAIT_1")), now);
             self.prune_requests();
             return;
         }
-        self.requests.insert(msg_id, RequestState::Running);
+        self.set_request(msg_id, RequestState::Running);
         self.prune_requests();
         if after.is_empty() {
             self.events.push_back(ServerEvent::Request {
@@ -709,33 +707,34 @@ impl ServerSession {
         }
     }
 
-    /// Forgets answered requests that have left the window of received ids, and caps the
-    /// rest (the running ones are bounded by `max_pending_requests`).
+    /// Records a request's state, keeping the count of running ones.
+    fn set_request(&mut self, msg_id: i64, state: RequestState) {
+        let old = self.requests.insert(msg_id, state);
+        if old == Some(RequestState::Running) {
+            self.running = self.running.saturating_sub(1);
+        }
+        if state == RequestState::Running {
+            self.running += 1;
+        }
+    }
+
+    /// Caps what is remembered of finished requests at the window of received ids plus the
+    /// running ones, forgetting the oldest finished first. Old entries sit at the front of
+    /// the map (it is ordered by msg_id), so this costs a step or two per request.
     fn prune_requests(&mut self) {
         let cap = self.config.msg_ids.window + self.config.max_pending_requests;
-        if self.requests.len() <= cap {
-            return;
-        }
-        let floor = self.received.window_floor();
-        let mut excess = self.requests.len() - cap;
-        self.requests.retain(|&id, state| {
-            let old = floor.is_some_and(|floor| id <= floor);
-            if excess > 0 && *state != RequestState::Running && old {
-                excess -= 1;
-                return false;
-            }
-            true
-        });
-        // Still too many: drop the oldest finished ones regardless of the window.
-        if self.requests.len() > cap {
-            let mut excess = self.requests.len() - cap;
-            self.requests.retain(|_, state| {
-                if excess > 0 && *state != RequestState::Running {
-                    excess -= 1;
-                    return false;
+        while self.requests.len() > cap {
+            let oldest_finished = self
+                .requests
+                .iter()
+                .find(|(_, state)| **state != RequestState::Running)
+                .map(|(&id, _)| id);
+            match oldest_finished {
+                Some(id) => {
+                    self.requests.remove(&id);
                 }
-                true
-            });
+                None => break,
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 mod crypto;
 mod handshake;
+mod session;
 
 /// How long one measurement runs.
 const MEASURE: Duration = Duration::from_millis(300);
@@ -94,7 +95,11 @@ fn compare(bench: &str, unit: &str, peer: &str, mut ours: Side<'_>, mut theirs: 
     }
 }
 
-const SUITES: &[(&str, fn())] = &[("crypto", crypto::run), ("handshake", handshake::run)];
+const SUITES: &[(&str, fn())] = &[
+    ("crypto", crypto::run),
+    ("handshake", handshake::run),
+    ("session", session::run),
+];
 
 fn main() -> ExitCode {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
