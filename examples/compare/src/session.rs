@@ -56,8 +56,8 @@ impl Loop {
         let session_id = 0x5e55_1011;
         let client = ClientSession::new(session_id, salt, Some(0), config.clone());
         let server = ServerSession::new(key.id(), session_id, 7, config, salts);
-        let mut query = vec![0x5au8; 128];
-        query[..4].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        let mut query = 0x1234_5678u32.to_le_bytes().to_vec();
+        query.resize(128, 0x5a);
         Self {
             client,
             server,
