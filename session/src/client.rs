@@ -35,6 +35,7 @@ use columba_mtproto::tl::service::MsgContainer;
 
 use crate::config::SessionConfig;
 use crate::container::check_container;
+use crate::id_map::IdMap;
 use crate::incoming::{Incoming, IncomingError};
 use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
 use crate::outbox::{Outbox, Tag};
@@ -106,11 +107,38 @@ struct Pending {
     internal: bool,
 }
 
+/// Pending requests by id (ids are handed out in increasing order, so an [`IdMap`]).
+#[derive(Debug, Default)]
+struct RequestMap(IdMap<Pending>);
+
+impl RequestMap {
+    fn key(id: &RequestId) -> i64 {
+        i64::try_from(id.0).unwrap_or(i64::MAX)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, id: &RequestId) -> Option<&Pending> {
+        self.0.get(&Self::key(id))
+    }
+    fn get_mut(&mut self, id: &RequestId) -> Option<&mut Pending> {
+        self.0.get_mut(&Self::key(id))
+    }
+    fn insert(&mut self, id: RequestId, pending: Pending) {
+        self.0.insert(Self::key(&id), pending);
+    }
+    fn remove(&mut self, id: &RequestId) -> Option<Pending> {
+        self.0.remove(&Self::key(id))
+    }
+}
+
 /// Msg_ids remembered per request across re-sends.
 const MAX_ALIASES: usize = 16;
 /// A salt is used only from this long after its start, in case the clocks differ a little
 /// (TDLib and grammers wait 60 s).
 const SALT_START_DELAY: i64 = 60;
+/// How often (server seconds) the salt list is looked at when nothing changed it.
+const SALT_CHECK_INTERVAL: i64 = 5;
 
 /// A salt and the time it is valid in, in server seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,11 +156,14 @@ pub struct ClientSession {
     salt: i64,
     salts: Vec<KnownSalt>,
     salt_request: Option<RequestId>,
+    /// When the salts were last looked at (server seconds): they change on a scale of
+    /// minutes, so once every few seconds is enough.
+    salt_checked_at: Option<i64>,
     received: MsgIdChecker,
     out: Outbox,
     next_request: u64,
-    requests: HashMap<RequestId, Pending>,
-    by_msg_id: HashMap<i64, RequestId>,
+    requests: RequestMap,
+    by_msg_id: IdMap<RequestId>,
     destroy_requests: HashMap<i64, RequestId>,
     /// Internal `msgs_state_req` requests and the msg_ids they ask about.
     state_checks: HashMap<RequestId, Vec<i64>>,
@@ -162,12 +193,13 @@ impl ClientSession {
             salt,
             salts: Vec::new(),
             salt_request: None,
+            salt_checked_at: None,
             received,
             out,
             config,
             next_request: 0,
-            requests: HashMap::new(),
-            by_msg_id: HashMap::new(),
+            requests: RequestMap::default(),
+            by_msg_id: IdMap::new(),
             destroy_requests: HashMap::new(),
             state_checks: HashMap::new(),
             events: VecDeque::new(),
@@ -461,12 +493,12 @@ impl ClientSession {
                     self.out.acknowledge(id);
                 }
             }
-            Incoming::RpcResult(result) => {
-                let outcome = read_result(&result.result.0, self.config.max_unpacked_len);
+            Incoming::RpcResult { req_msg_id, result } => {
+                let outcome = read_result(result, self.config.max_unpacked_len);
                 match outcome {
-                    Ok(outcome) => self.complete(result.req_msg_id, outcome),
+                    Ok(outcome) => self.complete(req_msg_id, outcome),
                     Err(_) => {
-                        if let Some(id) = self.finish(result.req_msg_id) {
+                        if let Some(id) = self.finish(req_msg_id) {
                             self.events.push_back(ClientEvent::Failed {
                                 id,
                                 reason: RequestFailure::BadResult,
@@ -491,6 +523,7 @@ impl ClientSession {
                 }
                 if own {
                     self.salt_request = None;
+                    self.salt_checked_at = None;
                     self.finish(salts.req_msg_id);
                 } else {
                     self.complete(salts.req_msg_id, Ok(Bytes::from(salts.to_bytes())));
@@ -536,6 +569,7 @@ impl ClientSession {
             Incoming::NewSession(created) => {
                 self.salt = created.server_salt;
                 self.salts.clear();
+                self.salt_checked_at = None;
                 // Requests sent only before the session's first message were never seen.
                 let lost: Vec<i64> = self
                     .out
@@ -671,6 +705,7 @@ impl ClientSession {
                 if let Some(salt) = new_salt {
                     self.salt = salt;
                     self.salts.clear();
+                    self.salt_checked_at = None;
                 }
             }
             20 | 32 | 33 | 64 => {}
@@ -724,12 +759,20 @@ impl ClientSession {
             })
             .collect();
         self.salts.sort_by_key(|salt| salt.valid_since);
+        self.salt_checked_at = None;
     }
 
     /// Uses the next salt before the current one expires, and asks for more when the last
     /// known one is close to expiry.
     fn rotate_salt(&mut self, now: Now) {
         let server_now = now.unix_secs() + self.time_offset();
+        if self
+            .salt_checked_at
+            .is_some_and(|at| (at..at + SALT_CHECK_INTERVAL).contains(&server_now))
+        {
+            return;
+        }
+        self.salt_checked_at = Some(server_now);
         let margin = i64::try_from(self.config.salt_margin.as_secs()).unwrap_or(i64::MAX);
         self.salts
             .retain(|salt| salt.valid_until - margin > server_now);

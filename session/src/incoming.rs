@@ -31,7 +31,11 @@ pub(crate) enum Incoming<'a> {
     NewDetailedInfo(types::MsgNewDetailedInfo),
     ResendReq(types::MsgResendReq),
     ResendAnsReq(types::MsgResendAnsReq),
-    RpcResult(RpcResult),
+    /// `rpc_result`: the request's msg_id and the result's bytes (borrowed, not copied).
+    RpcResult {
+        req_msg_id: i64,
+        result: &'a [u8],
+    },
     Pong(types::Pong),
     FutureSalts(types::FutureSalts),
     NewSession(types::NewSessionCreated),
@@ -122,7 +126,15 @@ impl<'a> Incoming<'a> {
                 ids(&req.msg_ids)?;
                 Self::ResendAnsReq(req)
             }
-            RpcResult::CONSTRUCTOR_ID => Self::RpcResult(decode(body)?),
+            RpcResult::CONSTRUCTOR_ID => {
+                let mut r = Reader::new(body);
+                r.read_u32()?;
+                let req_msg_id = r.read_i64()?;
+                Self::RpcResult {
+                    req_msg_id,
+                    result: nonempty(r.read_rest())?,
+                }
+            }
             types::Pong::CONSTRUCTOR_ID => Self::Pong(decode(body)?),
             types::FutureSalts::CONSTRUCTOR_ID => Self::FutureSalts(decode(body)?),
             types::NewSessionCreated::CONSTRUCTOR_ID => Self::NewSession(decode(body)?),
@@ -167,7 +179,7 @@ impl<'a> Incoming<'a> {
     pub(crate) fn relevance(&self) -> Relevance {
         match self {
             Self::Container(_) | Self::Ack(_) => Relevance::NotContentRelated,
-            Self::RpcResult(_) | Self::InvokeAfter { .. } | Self::Other(_) => {
+            Self::RpcResult { .. } | Self::InvokeAfter { .. } | Self::Other(_) => {
                 Relevance::ContentRelated
             }
             _ => Relevance::Either,

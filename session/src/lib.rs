@@ -32,6 +32,7 @@ pub mod client;
 pub mod config;
 pub mod container;
 pub mod endpoint;
+mod id_map;
 mod incoming;
 pub mod msg_id;
 mod outbox;

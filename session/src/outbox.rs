@@ -3,7 +3,7 @@
 //! they can be re-sent, always under a new msg_id (security guidelines; R7 in
 //! `reference/security.md`: never encrypt twice under the same msg_id).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -16,6 +16,7 @@ use columba_mtproto::tl::service::MsgContainer;
 
 use crate::ack::AckQueue;
 use crate::config::SessionConfig;
+use crate::id_map::IdMap;
 use crate::msg_id::{MsgIdGenerator, MsgIdKind, SeqNoGenerator};
 use crate::stats::SessionStats;
 
@@ -72,7 +73,7 @@ pub(crate) struct Outbox {
     /// The msg_id kind of acks and containers.
     plain_kind: MsgIdKind,
     queue: VecDeque<Queued>,
-    pub(crate) unacked: BTreeMap<i64, Unacked>,
+    pub(crate) unacked: IdMap<Unacked>,
     unacked_bytes: usize,
     containers: VecDeque<(i64, Vec<i64>)>,
     /// (msg_id, tag) of every message numbered by the last [`Self::poll_transmit`].
@@ -91,7 +92,7 @@ impl Outbox {
             acks: AckQueue::new(config.acks),
             plain_kind,
             queue: VecDeque::new(),
-            unacked: BTreeMap::new(),
+            unacked: IdMap::new(),
             unacked_bytes: 0,
             containers: VecDeque::new(),
             assigned: Vec::new(),

@@ -19,7 +19,7 @@
 //! 5. Id vectors of `msgs_ack`, `msgs_state_req`, `msg_resend_req` at most 8192 long, else
 //!    [`ServerEvent::Flood`] (transport error -429).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +32,7 @@ use columba_mtproto::tl::service::MsgContainer;
 
 use crate::config::SessionConfig;
 use crate::container::check_container;
+use crate::id_map::IdMap;
 use crate::incoming::{Incoming, IncomingError};
 use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
 use crate::outbox::{Outbox, Tag};
@@ -104,12 +105,14 @@ pub struct ServerSession {
     salts: Arc<SaltSource>,
     received: MsgIdChecker,
     out: Outbox,
-    requests: BTreeMap<i64, RequestState>,
+    requests: IdMap<RequestState>,
     /// How many of `requests` are running (kept so that admission is O(1)).
     running: usize,
     waiting: Vec<Waiting>,
     events: VecDeque<ServerEvent>,
     created: bool,
+    /// The salt of the current slot, derived once per slot rather than once per message.
+    current_salt: Option<crate::salt::FutureSalt>,
     disconnect_at: Option<Instant>,
     stats: SessionStats,
 }
@@ -132,11 +135,12 @@ impl ServerSession {
             out: Outbox::new(&config, MsgIdKind::ServerInitiated),
             config,
             salts,
-            requests: BTreeMap::new(),
+            requests: IdMap::new(),
             running: 0,
             waiting: Vec::new(),
             events: VecDeque::new(),
             created: false,
+            current_salt: None,
             disconnect_at: None,
             stats: SessionStats::default(),
         }
@@ -189,9 +193,12 @@ impl ServerSession {
             return self.refuse(header.msg_id, header.seq_no, rejection, now);
         }
         let now_secs = now.unix_secs();
-        if !self.salts.is_valid(self.auth_key_id, header.salt, now_secs) {
+        let current = self.current_salt(now_secs);
+        let valid =
+            header.salt == current || self.salts.is_valid(self.auth_key_id, header.salt, now_secs);
+        if !valid {
             self.stats.count_bad_msg(48);
-            let salt = self.salts.current(self.auth_key_id, now_secs).salt;
+            let salt = current;
             let notice = types::BadServerSalt {
                 bad_msg_id: header.msg_id,
                 bad_msg_seqno: header.seq_no,
@@ -218,7 +225,7 @@ impl ServerSession {
             let created = types::NewSessionCreated {
                 first_msg_id,
                 unique_id: self.unique_id,
-                server_salt: self.salts.current(self.auth_key_id, now_secs).salt,
+                server_salt: current,
             };
             self.out.push_front(
                 Bytes::from(created.to_bytes()),
@@ -301,7 +308,7 @@ impl ServerSession {
     pub fn poll_transmit(&mut self, now: Now, buf: &mut BytesMut) -> Option<EncryptedHeader> {
         let written = self.out.poll_transmit(now, buf, &mut self.stats)?;
         Some(EncryptedHeader {
-            salt: self.salts.current(self.auth_key_id, now.unix_secs()).salt,
+            salt: self.current_salt(now.unix_secs()),
             session_id: self.session_id,
             msg_id: written.msg_id,
             seq_no: written.seq_no,
@@ -332,6 +339,18 @@ impl ServerSession {
         for msg_id in expired {
             self.waiting.retain(|waiting| waiting.msg_id != msg_id);
             self.answer(msg_id, Err(RpcError::new(400, "MSG_WAIT_TIMEOUT")), now);
+        }
+    }
+
+    /// The current slot's salt, from the cache while the slot lasts.
+    fn current_salt(&mut self, now_secs: i64) -> i64 {
+        match self.current_salt {
+            Some(salt) if salt.valid_since <= now_secs && now_secs < salt.valid_until => salt.salt,
+            _ => {
+                let salt = self.salts.current(self.auth_key_id, now_secs);
+                self.current_salt = Some(salt);
+                salt.salt
+            }
         }
     }
 
@@ -538,7 +557,7 @@ impl ServerSession {
             | Incoming::AllInfo
             | Incoming::DetailedInfo(_)
             | Incoming::NewDetailedInfo(_)
-            | Incoming::RpcResult(_)
+            | Incoming::RpcResult { .. }
             | Incoming::Pong(_)
             | Incoming::FutureSalts(_)
             | Incoming::NewSession(_)
