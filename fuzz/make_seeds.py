@@ -137,3 +137,25 @@ write("rsa_pad_decode", "round_trip_inner_data", b"\x01" + bytes.fromhex(
     "955FF5A908256595EDB7766797000000045A300D4B000000046A26DB65000000406709F612FADFBEC3F0289D0AA67EEF"
     "E11DBC3BC97D91A26154F932AF019943A8BBC849512DAC6C67B6EFD9157D6CA7377A1776307D84265C6BE9BDCF802AC102000000"))
 write("rsa_pad_decode", "round_trip_max", b"\x03" + b"\x5a" * 144)
+
+# session_server: a script of operations. op 0/1 = message: u16 id delta, seq_no, flags (bit 0
+# raw id, bit 1 wrong salt), u16 length in words, body; 2 = time (1 byte, x4 s); 3 = answer a
+# request (pick byte); 4 = new connection; 5 = update (length byte in words, body).
+def smsg(body, seq, delta=1, flags=0):
+    assert len(body) % 4 == 0
+    return b"\x00" + struct.pack("<H", delta) + bytes([seq, flags]) + struct.pack("<H", len(body) // 4) + body
+
+
+API_QUERY = u32(0x12345678) + u32(7)
+PING = u32(0x7ABE77EC) + i64(42)
+container = u32(0x73F1F8DC) + u32(2) + i64(0x6B49D20000000004) + u32(1) + u32(len(API_QUERY)) + API_QUERY \
+    + i64(0x6B49D20000000008) + u32(3) + u32(len(PING)) + PING
+write("session_server", "query_answer", smsg(API_QUERY, 1) + b"\x03\x00" + smsg(u32(0x62D6B459) + u32(0x1CB5C415) + u32(0), 2))
+write("session_server", "ping_and_wrong_salt", smsg(PING, 1) + smsg(PING, 3, flags=2))
+write("session_server", "container", smsg(container, 4))
+write("session_server", "invoke_after", smsg(API_QUERY, 1) + smsg(u32(0xCB9F372D) + i64(0) + API_QUERY, 3) + b"\x02\xff")
+write("session_server", "state_req", smsg(API_QUERY, 1) + smsg(u32(0xDA69FB52) + u32(0x1CB5C415) + u32(2) + i64(1) + i64(2), 3))
+gz = zlib.compressobj(wbits=31)
+packed = gz.compress(API_QUERY * 64) + gz.flush()
+write("session_server", "gzip", smsg(u32(0x3072CFA1) + tl_bytes(packed), 1))
+write("session_server", "resend_after_reconnect", smsg(API_QUERY, 1) + b"\x03\x00\x04" + b"\x05\x02" + API_QUERY)

@@ -74,11 +74,11 @@ impl MsgIdGenerator {
     /// Sets a new correction after the peer said the clock was wrong (bad_msg_notification 16
     /// or 17), and lets ids follow the corrected clock even below the ids already produced:
     /// a client whose clock ran ahead would otherwise keep producing ids from the future.
-    /// The server refused those (that is what the notification says), so going back does not
-    /// repeat an id it accepted.
-    pub fn resynchronise(&mut self, seconds: i64) {
+    /// Ids stay above `floor`, the highest id the peer is known to have accepted, so that no
+    /// accepted id is repeated and the peer's seq_no order still holds.
+    pub fn resynchronise(&mut self, seconds: i64, floor: i64) {
         self.set_time_offset(seconds);
-        self.last = 0;
+        self.last = floor;
     }
 
     /// The correction, in seconds.
@@ -132,7 +132,7 @@ mod tests {
         ids.set_time_offset(-600);
         assert!(ids.next(now, MsgIdKind::Client) > ahead);
         // ...resynchronise lets them follow the corrected clock.
-        ids.resynchronise(-600);
+        ids.resynchronise(-600, 0);
         let corrected = ids.next(now, MsgIdKind::Client);
         assert_eq!(corrected >> 32, 1_700_000_000);
         assert!(ids.next(now, MsgIdKind::Client) > corrected);

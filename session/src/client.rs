@@ -56,6 +56,13 @@ pub enum RequestFailure {
     /// The result could not be read (corrupt `gzip_packed`, or larger than the cap).
     #[error("the result could not be read")]
     BadResult,
+    /// The server could not say whether it received the request (it is too old): it may
+    /// or may not have run. Not re-sent, since that could run it twice.
+    #[error("the server does not know whether it received the request")]
+    Unknown,
+    /// Cancelled on this side ([`ClientSession::cancel`]).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A request could not be queued.
@@ -167,6 +174,11 @@ pub struct ClientSession {
     destroy_requests: HashMap<i64, RequestId>,
     /// Internal `msgs_state_req` requests and the msg_ids they ask about.
     state_checks: HashMap<RequestId, Vec<i64>>,
+    /// The highest msg_id of ours the server has acknowledged or answered: after a clock
+    /// correction, new ids stay above it so that the server's seq_no order still holds.
+    confirmed: i64,
+    /// The `unique_id` of the server's last `new_session_created`.
+    unique_id: Option<i64>,
     events: VecDeque<ClientEvent>,
     stats: SessionStats,
 }
@@ -202,6 +214,8 @@ impl ClientSession {
             by_msg_id: IdMap::new(),
             destroy_requests: HashMap::new(),
             state_checks: HashMap::new(),
+            confirmed: 0,
+            unique_id: None,
             events: VecDeque::new(),
             stats: SessionStats::default(),
         }
@@ -263,6 +277,30 @@ impl ClientSession {
         Ok(id)
     }
 
+    /// Gives up on a request: it is forgotten here, and if it was sent, the server is asked
+    /// to drop its answer (`rpc_drop_answer`). Returns whether it was pending.
+    pub fn cancel(&mut self, id: RequestId) -> bool {
+        let Some(last) = self
+            .requests
+            .get(&id)
+            .map(|pending| pending.msg_ids.last().copied())
+        else {
+            return false;
+        };
+        match last {
+            Some(msg_id) => {
+                self.finish(msg_id);
+                let drop = functions::RpcDropAnswer { req_msg_id: msg_id };
+                let _ = self.invoke_inner(Bytes::from(drop.to_bytes()), true);
+            }
+            None => {
+                self.requests.remove(&id);
+                self.out.forget(|tag| tag == Tag::Request(id.0));
+            }
+        }
+        true
+    }
+
     /// A new connection carries this session: whatever the server has not acknowledged is
     /// sent again under new msg_ids. Requests are checked first: a `msgs_state_req` asks the
     /// server which of them it has (the acks may be what was lost), and only those it does
@@ -270,6 +308,31 @@ impl ClientSession {
     /// (core.telegram.org/mtproto/service_messages_about_messages: "wrap it in a container
     /// or first check it with msgs_state_req").
     pub fn handle_new_connection(&mut self) {
+        // Answers to the service questions in flight (msgs_state_info, future_salts) are not
+        // re-sent by the server, so questions that were not answered on the old connection
+        // are asked again.
+        let questions: Vec<RequestId> = self
+            .state_checks
+            .keys()
+            .copied()
+            .chain(self.salt_request)
+            .collect();
+        for id in questions {
+            if let Some(last) = self
+                .requests
+                .get(&id)
+                .and_then(|p| p.msg_ids.last().copied())
+            {
+                self.finish(last);
+            } else {
+                self.requests.remove(&id);
+                self.out.forget(|tag| tag == Tag::Request(id.0));
+                self.state_checks.remove(&id);
+                if self.salt_request == Some(id) {
+                    self.salt_request = None;
+                }
+            }
+        }
         let unacked: Vec<i64> = self.out.unacked.keys().copied().collect();
         self.recheck(unacked);
     }
@@ -289,7 +352,12 @@ impl ClientSession {
                 _ => false,
             };
             if is_request {
-                ask.push(id);
+                // Already asked about and the answer not in yet: the question itself is
+                // re-sent, not asked anew.
+                let asked = self.state_checks.values().any(|ids| ids.contains(&id));
+                if !asked {
+                    ask.push(id);
+                }
             } else {
                 self.out.resend(id, &mut self.stats);
             }
@@ -315,11 +383,27 @@ impl ClientSession {
     /// The server's answer about messages this side asked after.
     fn take_state_info(&mut self, asked: &[i64], info: &[u8]) {
         for (&id, &state) in asked.iter().zip(info) {
-            if state & 7 == 4 {
+            match state & 7 {
                 // The server has it; its answer will come (re-sent if it was lost).
-                self.out.acknowledge(id);
-            } else {
-                self.out.resend(id, &mut self.stats);
+                4 => {
+                    self.out.acknowledge(id);
+                }
+                // Not received: send it again.
+                2 | 3 => {
+                    self.out.resend(id, &mut self.stats);
+                }
+                // Nothing known (too old for the server to tell): re-sending could run it
+                // twice, so the application decides.
+                _ => {
+                    if self.out.acknowledge(id).is_some() {
+                        if let Some(request) = self.finish(id) {
+                            self.events.push_back(ClientEvent::Failed {
+                                id: request,
+                                reason: RequestFailure::Unknown,
+                            });
+                        }
+                    }
+                }
             }
         }
     }
@@ -379,6 +463,8 @@ impl ClientSession {
                     .filter(|(_, record)| record.sent_at < before)
                     .map(|(&id, _)| id)
                     .collect();
+                // Asked about now: not again until another interval has passed.
+                self.out.touch(&old, now.monotonic);
                 self.recheck(old);
             }
         }
@@ -394,15 +480,48 @@ impl ClientSession {
             Ok(incoming) => incoming,
             Err(error) => return self.refuse_body(error),
         };
+        self.notice_new_session(header.msg_id, &incoming);
         let accepted = self.accept(header.msg_id, header.seq_no, &incoming, now);
         if accepted {
             self.dispatch(header.msg_id, header.seq_no, incoming, now, true);
         }
     }
 
+    /// A `new_session_created` newer than anything received, with a new `unique_id`, means
+    /// the server made the session anew and counts seq_no from zero again: the received-id
+    /// state restarts (keeping every old id refused). An old one replayed changes nothing.
+    fn notice_new_session(&mut self, msg_id: i64, incoming: &Incoming<'_>) {
+        let created = |body: &[u8]| match Incoming::parse(body) {
+            Ok(Incoming::NewSession(created)) => Some(created),
+            _ => None,
+        };
+        let newer = |id: i64| self.received.highest().is_none_or(|highest| id > highest);
+        let found = match incoming {
+            Incoming::NewSession(created) if newer(msg_id) => Some(created.clone()),
+            Incoming::Container(container) => container
+                .messages
+                .iter()
+                .find_map(|message| created(&message.body).filter(|_| newer(message.msg_id))),
+            _ => None,
+        };
+        if let Some(created) = found {
+            if self
+                .unique_id
+                .is_some_and(|unique| unique != created.unique_id)
+            {
+                self.received.restart_seq_no();
+            }
+            self.unique_id = Some(created.unique_id);
+        }
+    }
+
     fn accept(&mut self, msg_id: i64, seq_no: i32, incoming: &Incoming<'_>, now: Now) -> bool {
         let relevance = incoming.relevance();
-        let result = if incoming.is_correction() {
+        // A container's own id is checked without the time window: it may carry the very
+        // notification that corrects the clock; its messages are checked one by one, with
+        // the window unless they are such notifications.
+        let untimed = incoming.is_correction() || matches!(incoming, Incoming::Container(_));
+        let result = if untimed {
             self.received.accept_untimed(msg_id, seq_no, relevance)
         } else {
             self.received.accept(msg_id, seq_no, relevance, now)
@@ -490,7 +609,9 @@ impl ClientSession {
         match incoming {
             Incoming::Ack(ack) => {
                 for id in ack.msg_ids {
-                    self.out.acknowledge(id);
+                    if self.out.acknowledge(id).is_some() {
+                        self.confirmed = self.confirmed.max(id);
+                    }
                 }
             }
             Incoming::RpcResult { req_msg_id, result } => {
@@ -570,16 +691,43 @@ impl ClientSession {
                 self.salt = created.server_salt;
                 self.salts.clear();
                 self.salt_checked_at = None;
-                // Requests sent only before the session's first message were never seen.
-                let lost: Vec<i64> = self
-                    .out
-                    .unacked
-                    .keys()
-                    .copied()
-                    .filter(|&id| id < created.first_msg_id)
+                // The server has a new session: requests sent only before its first
+                // message were never seen by it (or were seen by a session it forgot, whose
+                // answers are lost). Send them again, acknowledged or not.
+                let before: Vec<(RequestId, bool)> = self
+                    .requests
+                    .0
+                    .iter()
+                    .filter(|(_, pending)| {
+                        pending
+                            .msg_ids
+                            .iter()
+                            .max()
+                            .is_some_and(|&last| last < created.first_msg_id)
+                    })
+                    .map(|(&key, pending)| (RequestId(key.unsigned_abs()), pending.internal))
                     .collect();
-                for id in lost {
-                    self.out.resend(id, &mut self.stats);
+                for (id, _) in before {
+                    let Some(last) = self
+                        .requests
+                        .get(&id)
+                        .and_then(|p| p.msg_ids.last().copied())
+                    else {
+                        continue;
+                    };
+                    if self.out.resend(last, &mut self.stats) || self.out.holds(Tag::Request(id.0))
+                    {
+                        continue;
+                    }
+                    if let Some(pending) = self.requests.get(&id) {
+                        self.stats.resent += 1;
+                        self.out.push(
+                            pending.body.clone(),
+                            true,
+                            MsgIdKind::Client,
+                            Tag::Request(id.0),
+                        );
+                    }
                 }
                 self.events.push_back(ClientEvent::SessionCreated {
                     first_msg_id: created.first_msg_id,
@@ -672,6 +820,13 @@ impl ClientSession {
         }
         // An answer acknowledges the request.
         self.out.forget(|tag| tag == Tag::Request(id.0));
+        self.state_checks.remove(&id);
+        if self.salt_request == Some(id) {
+            self.salt_request = None;
+        }
+        if let Some(&highest) = pending.msg_ids.iter().max() {
+            self.confirmed = self.confirmed.max(highest);
+        }
         (!pending.internal).then_some(id)
     }
 
@@ -698,7 +853,7 @@ impl ClientSession {
             16 | 17 => {
                 let server_secs = notice_msg_id >> 32;
                 let offset = server_secs - now.unix_secs();
-                self.out.ids.resynchronise(offset);
+                self.out.ids.resynchronise(offset, self.confirmed);
                 self.received.synchronise(offset);
             }
             48 => {

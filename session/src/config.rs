@@ -27,8 +27,20 @@ pub struct SessionConfig {
     /// `gzip_packed` when that makes them smaller. `None` never compresses.
     pub gzip_threshold: Option<usize>,
     /// A received `gzip_packed` may expand to at most this many bytes; a larger one is dropped
-    /// and counted (gotd uses 10 MiB; 16 MiB matches the largest frame).
+    /// and counted. 1 MiB holds the largest request a client sends (a 512 KiB file part with
+    /// room to spare); gotd allows 10 MiB.
     pub max_unpacked_len: usize,
+    /// All the `gzip_packed` objects of one received message (a container may hold up to
+    /// 1024) may expand to at most this many bytes together, so that one message cannot
+    /// make the server inflate gigabytes.
+    pub max_unpacked_per_message: usize,
+    /// Server: an `invokeAfterMsgs` may wait for at most this many messages; more get
+    /// `rpc_error` 400 `MSG_WAIT_TOO_MANY` (Columba's name; the spec sets no limit).
+    pub max_invoke_after_ids: usize,
+    /// Bytes of messages queued and not yet sent; beyond it, updates are dropped (and
+    /// counted) rather than queued, so a client that stops reading cannot grow the server's
+    /// memory. Answers are still queued: `max_pending_requests` bounds them.
+    pub max_queued_bytes: usize,
     /// Sent content-related messages kept for re-sending until the peer acknowledges them, by
     /// count. Beyond it the oldest are forgotten (and counted): the peer can still learn their
     /// fate with `msgs_state_req`.
@@ -63,7 +75,10 @@ impl Default for SessionConfig {
             max_container_messages: columba_mtproto::tl::service::MAX_CONTAINER_MESSAGES,
             max_container_bytes: DEFAULT_MAX_CONTAINER_BYTES,
             gzip_threshold: Some(512),
-            max_unpacked_len: 16 * 1024 * 1024,
+            max_unpacked_len: 1024 * 1024,
+            max_unpacked_per_message: 4 * 1024 * 1024,
+            max_invoke_after_ids: 64,
+            max_queued_bytes: 16 * 1024 * 1024,
             max_unacked_messages: 4096,
             max_unacked_bytes: 64 * 1024 * 1024,
             max_pending_requests: 1024,

@@ -143,6 +143,8 @@ impl Default for EndpointConfig {
 #[derive(Debug, Clone)]
 struct CachedKey {
     key: Arc<AuthKey>,
+    /// Destroyed by its owner: kept only to seal the last answers, refused for anything new.
+    destroyed: bool,
     perm_auth_key_id: Option<i64>,
     user_id: Option<i64>,
     expires_at: Option<i64>,
@@ -162,6 +164,11 @@ pub struct Endpoint {
     config: EndpointConfig,
     keys: HashMap<i64, CachedKey>,
     sessions: HashMap<SessionKey, Slot>,
+    /// The sessions each connection carries (entries whose session moved away or went are
+    /// dropped lazily), so that a connection's work does not scan every session.
+    by_connection: HashMap<ConnectionId, Vec<SessionKey>>,
+    /// The session ids of each key.
+    of_key: HashMap<i64, Vec<i64>>,
     /// Keys destroyed, whose last answer has yet to go out.
     doomed: Vec<i64>,
     events: std::collections::VecDeque<EndpointEvent>,
@@ -189,6 +196,8 @@ impl Endpoint {
             config,
             keys: HashMap::new(),
             sessions: HashMap::new(),
+            by_connection: HashMap::new(),
+            of_key: HashMap::new(),
             doomed: Vec::new(),
             events: std::collections::VecDeque::new(),
         }
@@ -214,6 +223,9 @@ impl Endpoint {
     pub fn auth_key(&mut self, auth_key_id: i64, now: Now) -> Result<Arc<AuthKey>, KeyLookupError> {
         let now_secs = now.unix_secs();
         if let Some(cached) = self.keys.get(&auth_key_id) {
+            if cached.destroyed {
+                return Err(KeyLookupError::NotFound);
+            }
             if cached.expires_at.is_none_or(|at| now_secs < at) {
                 return Ok(cached.key.clone());
             }
@@ -247,6 +259,7 @@ impl Endpoint {
             auth_key_id,
             CachedKey {
                 key: key.clone(),
+                destroyed: false,
                 perm_auth_key_id,
                 user_id,
                 expires_at,
@@ -289,6 +302,10 @@ impl Endpoint {
                 self.config.session.clone(),
                 self.salts.clone(),
             );
+            self.of_key
+                .entry(auth_key_id)
+                .or_default()
+                .push(header.session_id);
             self.sessions.insert(
                 key,
                 Slot {
@@ -301,15 +318,24 @@ impl Endpoint {
         let Some(slot) = self.sessions.get_mut(&key) else {
             return;
         };
-        match slot.connection {
+        let moved = match slot.connection {
             // Back after its connection closed: re-send what is owed.
             None => {
                 slot.session.handle_new_connection();
-                slot.connection = Some(connection);
+                true
             }
-            Some(current) if current != connection => slot.connection = Some(connection),
-            Some(_) => {}
+            Some(current) => current != connection,
+        };
+        if moved {
+            slot.connection = Some(connection);
+            let carried = self.by_connection.entry(connection).or_default();
+            if !carried.contains(&key) {
+                carried.push(key);
+            }
         }
+        let Some(slot) = self.sessions.get_mut(&key) else {
+            return;
+        };
         slot.last_active = now.monotonic;
         slot.session.handle_message(header, body, now);
         self.collect(key);
@@ -344,8 +370,10 @@ impl Endpoint {
             .collect();
         let mut delivered = 0;
         for slot in self.sessions.values_mut() {
-            if slot.connection.is_some() && keys.contains(&slot.session.auth_key_id()) {
-                slot.session.push_update(body.clone());
+            if slot.connection.is_some()
+                && keys.contains(&slot.session.auth_key_id())
+                && slot.session.push_update(body.clone())
+            {
                 delivered += 1;
             }
         }
@@ -377,29 +405,63 @@ impl Endpoint {
         now: Now,
         buf: &mut BytesMut,
     ) -> Option<(Arc<AuthKey>, EncryptedHeader)> {
-        let mut found = None;
-        for (key, slot) in &mut self.sessions {
+        let carried = self
+            .by_connection
+            .get(&connection)
+            .cloned()
+            .unwrap_or_default();
+        let mut stale = false;
+        for key in carried {
+            let Some(slot) = self.sessions.get(&key) else {
+                stale = true;
+                continue;
+            };
             if slot.connection != Some(connection) {
+                stale = true;
                 continue;
             }
+            // The key first, so that a message is never numbered and then left unsent (a
+            // refreshed cache entry is loaded again).
+            if !self.keys.contains_key(&key.auth_key_id)
+                && self.auth_key(key.auth_key_id, now).is_err()
+            {
+                continue;
+            }
+            let Some(auth_key) = self
+                .keys
+                .get(&key.auth_key_id)
+                .map(|cached| cached.key.clone())
+            else {
+                continue;
+            };
+            let Some(slot) = self.sessions.get_mut(&key) else {
+                continue;
+            };
             if let Some(header) = slot.session.poll_transmit(now, buf) {
-                found = Some((*key, header));
-                break;
+                return Some((auth_key, header));
             }
         }
-        let Some((session, header)) = found else {
-            self.finish_doomed(connection);
-            return None;
-        };
-        let auth_key = self.keys.get(&session.auth_key_id)?.key.clone();
-        Some((auth_key, header))
+        if stale {
+            let sessions = &self.sessions;
+            if let Some(carried) = self.by_connection.get_mut(&connection) {
+                carried.retain(|key| {
+                    sessions
+                        .get(key)
+                        .is_some_and(|slot| slot.connection == Some(connection))
+                });
+            }
+        }
+        self.finish_doomed(connection);
+        None
     }
 
     /// The connection is gone: its sessions wait for the next one.
     pub fn connection_closed(&mut self, connection: ConnectionId) {
-        for slot in self.sessions.values_mut() {
-            if slot.connection == Some(connection) {
-                slot.connection = None;
+        for key in self.by_connection.remove(&connection).unwrap_or_default() {
+            if let Some(slot) = self.sessions.get_mut(&key) {
+                if slot.connection == Some(connection) {
+                    slot.connection = None;
+                }
             }
         }
     }
@@ -413,35 +475,56 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sessions
             .values()
-            .filter_map(|slot| {
-                let idle = slot.last_active + self.config.session_idle_timeout;
-                let own = slot.session.poll_timeout();
-                [Some(idle), own].into_iter().flatten().min()
+            .filter_map(|slot| match slot.connection {
+                // Acks are due only where they can be sent.
+                Some(_) => slot.session.poll_timeout(),
+                None => {
+                    let idle = slot.last_active + self.config.session_idle_timeout;
+                    let own = slot.session.poll_timeout_detached();
+                    [Some(idle), own].into_iter().flatten().min()
+                }
             })
             .min()
     }
 
-    /// Runs the timers due: the sessions' own, and forgetting idle sessions.
-    pub fn handle_timeout(&mut self, now: Now) {
+    /// Runs the timers due: the sessions' own, and forgetting idle sessions. Returns the
+    /// connections that may now have something to send.
+    pub fn handle_timeout(&mut self, now: Now) -> Vec<ConnectionId> {
         let idle = self.config.session_idle_timeout;
-        self.sessions
-            .retain(|_, slot| slot.connection.is_some() || now.monotonic < slot.last_active + idle);
+        let expired: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, slot)| {
+                slot.connection.is_none() && now.monotonic >= slot.last_active + idle
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in expired {
+            self.remove_session(key);
+        }
         let due: Vec<SessionKey> = self
             .sessions
             .iter()
             .filter(|(_, slot)| {
-                slot.session
-                    .poll_timeout()
-                    .is_some_and(|at| at <= now.monotonic)
+                let at = match slot.connection {
+                    Some(_) => slot.session.poll_timeout(),
+                    None => slot.session.poll_timeout_detached(),
+                };
+                at.is_some_and(|at| at <= now.monotonic)
             })
             .map(|(key, _)| *key)
             .collect();
+        let mut wake = Vec::new();
         for key in due {
             if let Some(slot) = self.sessions.get_mut(&key) {
                 slot.session.handle_timeout(now);
+                wake.extend(slot.connection);
             }
             self.collect(key);
         }
+        wake.sort_unstable();
+        wake.dedup();
+        wake
     }
 
     /// Turns a session's events into the endpoint's.
@@ -480,7 +563,7 @@ impl Endpoint {
                         auth_key_id: key.auth_key_id,
                         session_id,
                     };
-                    let existed = target != key && self.sessions.remove(&target).is_some();
+                    let existed = target != key && self.remove_session(target);
                     if let Some(slot) = self.sessions.get_mut(&key) {
                         slot.session.answer_destroy_session(session_id, existed);
                     }
@@ -491,6 +574,9 @@ impl Endpoint {
                         slot.session.answer_destroy_auth_key(destroyed);
                     }
                     if destroyed {
+                        if let Some(cached) = self.keys.get_mut(&key.auth_key_id) {
+                            cached.destroyed = true;
+                        }
                         self.doomed.push(key.auth_key_id);
                         self.events.push_back(EndpointEvent::KeyDestroyed {
                             auth_key_id: key.auth_key_id,
@@ -533,47 +619,68 @@ impl Endpoint {
                 self.doomed.push(auth_key_id);
                 continue;
             }
-            self.sessions
-                .retain(|key, _| key.auth_key_id != auth_key_id);
+            for session_id in self.of_key.get(&auth_key_id).cloned().unwrap_or_default() {
+                self.remove_session(SessionKey {
+                    auth_key_id,
+                    session_id,
+                });
+            }
             self.keys.remove(&auth_key_id);
         }
     }
 
-    /// Makes room for one more session of `auth_key_id`.
+    /// Forgets a session; whether it existed.
+    fn remove_session(&mut self, key: SessionKey) -> bool {
+        if let Some(ids) = self.of_key.get_mut(&key.auth_key_id) {
+            ids.retain(|id| *id != key.session_id);
+            if ids.is_empty() {
+                self.of_key.remove(&key.auth_key_id);
+            }
+        }
+        self.sessions.remove(&key).is_some()
+    }
+
+    /// Makes room for one more session of `auth_key_id`: the key's least recently active
+    /// session goes when the key has its maximum (a short scan of its own sessions); the
+    /// least recently active of all when the endpoint has its maximum (a scan of every
+    /// session, which only a server at its session limit pays).
     fn make_room(&mut self, auth_key_id: i64) {
-        let of_key = self
-            .sessions
-            .keys()
-            .filter(|key| key.auth_key_id == auth_key_id)
-            .count();
-        if of_key >= self.config.max_sessions_per_key.max(1) {
-            self.evict(|key| key.auth_key_id == auth_key_id);
+        let own = self.of_key.get(&auth_key_id).cloned().unwrap_or_default();
+        if own.len() >= self.config.max_sessions_per_key.max(1) {
+            let oldest = own
+                .iter()
+                .map(|&session_id| SessionKey {
+                    auth_key_id,
+                    session_id,
+                })
+                .filter_map(|key| self.sessions.get(&key).map(|slot| (key, slot.last_active)))
+                .min_by_key(|(_, at)| *at)
+                .map(|(key, _)| key);
+            if let Some(key) = oldest {
+                self.remove_session(key);
+            }
         }
         if self.sessions.len() >= self.config.max_sessions.max(1) {
-            self.evict(|_| true);
+            let oldest = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, slot)| slot.last_active)
+                .map(|(key, _)| *key);
+            if let Some(key) = oldest {
+                self.remove_session(key);
+            }
         }
     }
 
-    /// Evicts the least recently active session among those `filter` picks.
-    fn evict(&mut self, filter: impl Fn(&SessionKey) -> bool) {
-        let oldest = self
-            .sessions
-            .iter()
-            .filter(|(key, _)| filter(key))
-            .min_by_key(|(_, slot)| slot.last_active)
-            .map(|(key, _)| *key);
-        if let Some(key) = oldest {
-            self.sessions.remove(&key);
-        }
-    }
-
-    /// Drops one cached key that no session uses.
+    /// Drops one cached key that no session uses. When every cached key has sessions the
+    /// cache may exceed its size by as many keys as there are sessions, which
+    /// `max_sessions` bounds.
     fn evict_a_key(&mut self) {
         let unused = self
             .keys
             .keys()
             .copied()
-            .find(|id| !self.sessions.keys().any(|key| key.auth_key_id == *id));
+            .find(|id| !self.of_key.contains_key(id));
         if let Some(id) = unused {
             self.keys.remove(&id);
         }

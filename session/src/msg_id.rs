@@ -141,6 +141,8 @@ pub struct MsgIdChecker {
     check_time: bool,
     /// Added to the local clock before comparing (the client's correction).
     offset_secs: i64,
+    /// Ids at or below this are refused (set when the peer restarts its seq_no).
+    floor: i64,
     /// Recent msg_ids and their seq_no, sorted by msg_id. Ids almost always arrive in
     /// order, so the common insertion is a push at the back and an eviction at the front;
     /// lookups are binary searches.
@@ -156,6 +158,7 @@ impl MsgIdChecker {
             from_server: false,
             check_time: true,
             offset_secs: 0,
+            floor: i64::MIN,
             seen: VecDeque::new(),
         }
     }
@@ -168,6 +171,7 @@ impl MsgIdChecker {
             from_server: true,
             check_time: false,
             offset_secs: 0,
+            floor: i64::MIN,
             seen: VecDeque::new(),
         }
     }
@@ -181,6 +185,21 @@ impl MsgIdChecker {
     /// Whether `msg_id` was accepted before and is still in the window.
     pub fn contains(&self, msg_id: i64) -> bool {
         self.position(msg_id).is_ok()
+    }
+
+    /// The peer started counting seq_no again (a server that forgot a session and made it
+    /// anew): the ids seen so far are forgotten, except that nothing at or below the
+    /// highest of them is accepted any more, so replays stay impossible.
+    pub fn restart_seq_no(&mut self) {
+        if let Some(&(last, _)) = self.seen.back() {
+            self.floor = self.floor.max(last);
+        }
+        self.seen.clear();
+    }
+
+    /// The highest id accepted so far.
+    pub fn highest(&self) -> Option<i64> {
+        self.seen.back().map(|&(id, _)| id)
     }
 
     /// Whether the time window applies.
@@ -239,6 +258,9 @@ impl MsgIdChecker {
             if id_nanos > local + self.policy.max_future.as_nanos() as i128 {
                 return Err(MsgIdRejection::TooHigh);
             }
+        }
+        if msg_id <= self.floor {
+            return Err(MsgIdRejection::BelowWindow);
         }
         let position = self.position(msg_id);
         if position.is_ok() {

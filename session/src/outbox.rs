@@ -73,6 +73,7 @@ pub(crate) struct Outbox {
     /// The msg_id kind of acks and containers.
     plain_kind: MsgIdKind,
     queue: VecDeque<Queued>,
+    queued_bytes: usize,
     pub(crate) unacked: IdMap<Unacked>,
     unacked_bytes: usize,
     containers: VecDeque<(i64, Vec<i64>)>,
@@ -92,6 +93,7 @@ impl Outbox {
             acks: AckQueue::new(config.acks),
             plain_kind,
             queue: VecDeque::new(),
+            queued_bytes: 0,
             unacked: IdMap::new(),
             unacked_bytes: 0,
             containers: VecDeque::new(),
@@ -105,6 +107,7 @@ impl Outbox {
 
     /// Queues a message.
     pub(crate) fn push(&mut self, body: Bytes, content_related: bool, kind: MsgIdKind, tag: Tag) {
+        self.queued_bytes += body.len();
         self.queue.push_back(Queued {
             body,
             content_related,
@@ -121,6 +124,7 @@ impl Outbox {
         kind: MsgIdKind,
         tag: Tag,
     ) {
+        self.queued_bytes += body.len();
         self.queue.push_front(Queued {
             body,
             content_related,
@@ -134,6 +138,11 @@ impl Outbox {
         let record = self.unacked.remove(&msg_id)?;
         self.unacked_bytes = self.unacked_bytes.saturating_sub(record.body.len());
         Some(record)
+    }
+
+    /// Bytes waiting to be sent.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// Whether a message with `tag` waits to be sent or to be acknowledged.
@@ -157,6 +166,7 @@ impl Outbox {
             return false;
         };
         stats.resent += 1;
+        self.queued_bytes += record.body.len();
         self.queue.push_back(Queued {
             body: record.body,
             content_related: true,
@@ -174,6 +184,15 @@ impl Outbox {
         }
     }
 
+    /// Marks `ids` as sent at `now` (their re-send timer starts again).
+    pub(crate) fn touch(&mut self, ids: &[i64], now: Instant) {
+        for id in ids {
+            if let Some(record) = self.unacked.get_mut(id) {
+                record.sent_at = now;
+            }
+        }
+    }
+
     /// When the oldest unacknowledged message was sent.
     pub(crate) fn oldest_unacked(&self) -> Option<Instant> {
         self.unacked.values().map(|record| record.sent_at).min()
@@ -183,6 +202,7 @@ impl Outbox {
     pub(crate) fn forget(&mut self, mut drop: impl FnMut(Tag) -> bool) -> usize {
         let before = self.queue.len() + self.unacked.len();
         self.queue.retain(|queued| !drop(queued.tag));
+        self.queued_bytes = self.queue.iter().map(|queued| queued.body.len()).sum();
         let mut freed = 0;
         self.unacked.retain(|_, record| {
             let keep = !drop(record.tag);
@@ -234,6 +254,7 @@ impl Outbox {
             let Some(queued) = self.queue.pop_front() else {
                 break;
             };
+            self.queued_bytes = self.queued_bytes.saturating_sub(queued.body.len());
             bytes += size;
             let msg_id = self.ids.next(now, queued.kind);
             let seq_no = self.seq.next(queued.content_related);

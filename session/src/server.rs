@@ -40,6 +40,9 @@ use crate::rpc::{RpcError, RpcOutcome, rpc_result_body};
 use crate::salt::SaltSource;
 use crate::stats::SessionStats;
 
+/// Answers re-sent for one `msg_resend_ans_req`, at most.
+const MAX_RESEND_ANSWERS: usize = 64;
+
 /// Something the application (or the endpoint) must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
@@ -82,7 +85,9 @@ enum RequestState {
     Running,
     /// Answered; `failed` when the answer was an `rpc_error`.
     Answered { failed: bool },
-    /// Dropped by the client while running.
+    /// Dropped by the client while running. It still counts against
+    /// `max_pending_requests` until the application gives its (discarded) answer, so that
+    /// dropping cannot be used to run more requests at once than the limit.
     Dropped,
 }
 
@@ -113,6 +118,8 @@ pub struct ServerSession {
     created: bool,
     /// The salt of the current slot, derived once per slot rather than once per message.
     current_salt: Option<crate::salt::FutureSalt>,
+    /// What the `gzip_packed` objects of the message being handled may still expand to.
+    inflate_budget: usize,
     disconnect_at: Option<Instant>,
     stats: SessionStats,
 }
@@ -141,6 +148,7 @@ impl ServerSession {
             events: VecDeque::new(),
             created: false,
             current_salt: None,
+            inflate_budget: 0,
             disconnect_at: None,
             stats: SessionStats::default(),
         }
@@ -181,6 +189,7 @@ impl ServerSession {
 
     /// Handles one opened message of this session.
     pub fn handle_message(&mut self, header: &EncryptedHeader, body: &[u8], now: Now) {
+        self.inflate_budget = self.config.max_unpacked_per_message;
         let incoming = match Incoming::parse(body) {
             Ok(incoming) => incoming,
             Err(error) => return self.refuse_body(error),
@@ -271,10 +280,16 @@ impl ServerSession {
     }
 
     /// Sends an update (any TL object the client did not ask for), as a server-initiated
-    /// content-related message.
-    pub fn push_update(&mut self, body: Bytes) {
+    /// content-related message. Returns `false`, and drops the update, when the send queue
+    /// is over [`SessionConfig::max_queued_bytes`] (a client that does not read).
+    pub fn push_update(&mut self, body: Bytes) -> bool {
+        if self.out.queued_bytes() + body.len() > self.config.max_queued_bytes {
+            self.stats.dropped_updates += 1;
+            return false;
+        }
         self.out
             .push(body, true, MsgIdKind::ServerInitiated, Tag::Other);
+        true
     }
 
     /// Answers a `destroy_session` request passed on as [`ServerEvent::DestroySession`].
@@ -324,6 +339,13 @@ impl ServerSession {
             .min()
     }
 
+    /// Like [`Self::poll_timeout`], leaving out the acknowledgement deadline: for a session
+    /// with no connection, whose acks cannot go out until one comes.
+    pub fn poll_timeout_detached(&self) -> Option<Instant> {
+        let waits = self.waiting.iter().map(|waiting| waiting.deadline).min();
+        [self.disconnect_at, waits].into_iter().flatten().min()
+    }
+
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Now) {
         if self.disconnect_at.is_some_and(|at| now.monotonic >= at) {
@@ -339,6 +361,25 @@ impl ServerSession {
         for msg_id in expired {
             self.waiting.retain(|waiting| waiting.msg_id != msg_id);
             self.answer(msg_id, Err(RpcError::new(400, "MSG_WAIT_TIMEOUT")), now);
+        }
+    }
+
+    /// Expands a `gzip_packed` within the per-object cap and what is left of the message's
+    /// budget (a failed attempt spends its whole allowance).
+    fn unpack(&mut self, packed: &columba_mtproto::tl::service::GzipPacked) -> Result<Vec<u8>, ()> {
+        let limit = self.config.max_unpacked_len.min(self.inflate_budget);
+        if limit == 0 {
+            return Err(());
+        }
+        match packed.unpack(limit) {
+            Ok(inner) => {
+                self.inflate_budget -= inner.len().min(self.inflate_budget);
+                Ok(inner)
+            }
+            Err(_) => {
+                self.inflate_budget -= limit;
+                Err(())
+            }
         }
     }
 
@@ -406,7 +447,7 @@ impl ServerSession {
             Incoming::Container(container) if outer => {
                 self.handle_container(msg_id, &container, now);
             }
-            Incoming::Gzip(packed) => match packed.unpack(self.config.max_unpacked_len) {
+            Incoming::Gzip(packed) => match self.unpack(&packed) {
                 Ok(inner) => match Incoming::parse(&inner) {
                     Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
                         self.stats.malformed += 1;
@@ -519,7 +560,11 @@ impl ServerSession {
                 }
             }
             Incoming::ResendAnsReq(request) => {
-                for req in request.msg_ids {
+                // Each id costs a scan of the re-send record: a few per message suffice.
+                if request.msg_ids.len() > MAX_RESEND_ANSWERS {
+                    self.stats.oversized_vectors += 1;
+                }
+                for req in request.msg_ids.into_iter().take(MAX_RESEND_ANSWERS) {
                     let answer = self
                         .out
                         .unacked
@@ -543,7 +588,12 @@ impl ServerSession {
             }
             Incoming::DestroyAuthKey => self.events.push_back(ServerEvent::DestroyAuthKey),
             Incoming::InvokeAfter { after, query } => {
-                self.admit(msg_id, Bytes::copy_from_slice(query), after, now);
+                if after.len() > self.config.max_invoke_after_ids {
+                    self.set_request(msg_id, RequestState::Running);
+                    self.answer(msg_id, Err(RpcError::new(400, "MSG_WAIT_TOO_MANY")), now);
+                } else {
+                    self.admit(msg_id, Bytes::copy_from_slice(query), after, now);
+                }
             }
             Incoming::Other(body) => {
                 self.admit(msg_id, Bytes::copy_from_slice(body), Vec::new(), now);
@@ -576,14 +626,17 @@ impl ServerSession {
     /// The `msgs_state_info` byte for a client msg_id
     /// (core.telegram.org/mtproto/service_messages_about_messages).
     fn state_of(&self, msg_id: i64, now: Now) -> u8 {
-        if let Some(seq_no) = self.received.seq_no_of(msg_id) {
+        let request = self.requests.get(&msg_id).copied();
+        let seq_no = self.received.seq_no_of(msg_id);
+        // A request is remembered longer than the window of ids: it was received.
+        if seq_no.is_some() || request.is_some() {
             let mut state = 4;
-            if seq_no & 1 == 0 {
+            if seq_no.is_some_and(|seq_no| seq_no & 1 == 0) {
                 state |= 16;
             } else if !self.out.acks.contains(msg_id) {
                 state |= 8;
             }
-            match self.requests.get(&msg_id) {
+            match request {
                 Some(RequestState::Running) => state |= 32,
                 Some(RequestState::Answered { .. } | RequestState::Dropped) => state |= 32 | 64,
                 None => {}
@@ -728,11 +781,13 @@ impl ServerSession {
 
     /// Records a request's state, keeping the count of running ones.
     fn set_request(&mut self, msg_id: i64, state: RequestState) {
+        let occupies =
+            |state: RequestState| matches!(state, RequestState::Running | RequestState::Dropped);
         let old = self.requests.insert(msg_id, state);
-        if old == Some(RequestState::Running) {
+        if old.is_some_and(occupies) {
             self.running = self.running.saturating_sub(1);
         }
-        if state == RequestState::Running {
+        if occupies(state) {
             self.running += 1;
         }
     }
@@ -746,7 +801,7 @@ impl ServerSession {
             let oldest_finished = self
                 .requests
                 .iter()
-                .find(|(_, state)| **state != RequestState::Running)
+                .find(|(_, state)| matches!(state, RequestState::Answered { .. }))
                 .map(|(&id, _)| id);
             match oldest_finished {
                 Some(id) => {

@@ -27,6 +27,8 @@ pub struct SessionStats {
     pub flood_refused: u64,
     /// Messages re-sent with a new msg_id.
     pub resent: u64,
+    /// Updates dropped because the client was not reading (the send queue was full).
+    pub dropped_updates: u64,
     /// Messages the session does not handle (`msg_copy`, `http_wait`) and ignored.
     pub unsupported: u64,
 }

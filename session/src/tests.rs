@@ -946,3 +946,303 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Limits and corner cases found in review.
+
+#[test]
+fn dropping_answers_does_not_lift_the_pending_limit() {
+    let config = SessionConfig {
+        max_pending_requests: 2,
+        ..SessionConfig::default()
+    };
+    let mut f = Fixture::with_config(config);
+    let first = f.send(&query(1), true);
+    f.send(
+        &functions::RpcDropAnswer { req_msg_id: first }.to_bytes(),
+        true,
+    );
+    f.send(&query(2), true);
+    let third = f.send(&query(3), true);
+    let handed: Vec<i64> = requests(&f.events())
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        handed.len(),
+        2,
+        "the dropped request still runs in the application"
+    );
+    assert!(!handed.contains(&third));
+    assert_eq!(f.server.pending_requests(), 2);
+    // Once the application answers the dropped one, its place is free again.
+    f.server.answer(first, Ok(Bytes::from(query(0))), f.now);
+    assert_eq!(f.server.pending_requests(), 1);
+}
+
+#[test]
+fn one_message_cannot_inflate_more_than_its_budget() {
+    let config = SessionConfig {
+        max_unpacked_len: 64 * 1024,
+        max_unpacked_per_message: 128 * 1024,
+        ..SessionConfig::default()
+    };
+    let mut f = Fixture::with_config(config);
+    let mut big = query(1);
+    big.resize(60 * 1024, 0);
+    let packed = GzipPacked::pack(&big).to_bytes();
+    let container_id = f.next_id + 4 * 9;
+    let messages = (1..=8)
+        .map(|i| Message {
+            msg_id: f.next_id + 4 * i,
+            seqno: 2 * i as i32 - 1,
+            body: packed.clone(),
+        })
+        .collect();
+    f.next_id = container_id;
+    f.send_raw(container_id, 16, &MsgContainer { messages }.to_bytes());
+    assert_eq!(
+        requests(&f.events()).len(),
+        2,
+        "128 KiB of budget: two 60 KiB objects"
+    );
+    assert_eq!(f.server.stats().gzip_refused, 6);
+}
+
+#[test]
+fn invoke_after_too_many_ids_is_refused() {
+    let mut f = Fixture::new();
+    let mut body = crate::incoming::INVOKE_AFTER_MSGS_ID.to_le_bytes().to_vec();
+    (0..65i64).collect::<Vec<_>>().serialize(&mut body);
+    body.extend_from_slice(&query(1));
+    let id = f.send(&body, true);
+    assert!(requests(&f.events()).is_empty());
+    let refused = f
+        .sent()
+        .iter()
+        .filter_map(|(_, _, body)| RpcResult::from_bytes(body).ok())
+        .any(|r| {
+            r.req_msg_id == id
+                && types::RpcError::from_bytes(&r.result.0)
+                    .is_ok_and(|e| e.error_message == "MSG_WAIT_TOO_MANY")
+        });
+    assert!(refused);
+}
+
+#[test]
+fn updates_stop_queueing_when_the_client_does_not_read() {
+    let config = SessionConfig {
+        max_queued_bytes: 1024,
+        ..SessionConfig::default()
+    };
+    let mut f = Fixture::with_config(config);
+    let update = Bytes::from(vec![0u8; 400]);
+    assert!(f.server.push_update(update.clone()));
+    assert!(f.server.push_update(update.clone()));
+    assert!(!f.server.push_update(update.clone()));
+    assert_eq!(f.server.stats().dropped_updates, 1);
+    f.sent();
+    assert!(f.server.push_update(update), "room again once sent");
+}
+
+#[test]
+fn requests_are_reported_received_after_leaving_the_id_window() {
+    let mut config = SessionConfig::default();
+    config.msg_ids.window = 4;
+    let mut f = Fixture::with_config(config);
+    let request = f.send(&query(1), true);
+    for _ in 0..6 {
+        f.send(&types::MsgsAck { msg_ids: vec![] }.to_bytes(), false);
+    }
+    let req = f.send(
+        &types::MsgsStateReq {
+            msg_ids: vec![request],
+        }
+        .to_bytes(),
+        true,
+    );
+    let info = f
+        .sent()
+        .iter()
+        .find_map(|(_, _, body)| types::MsgsStateInfo::from_bytes(body).ok())
+        .unwrap();
+    assert_eq!(info.req_msg_id, req);
+    assert_eq!(info.info[0] & 7, 4, "received, not 'unknown'");
+    assert_eq!(info.info[0] & 32, 32, "a running query");
+}
+
+#[test]
+fn a_clock_correction_inside_a_container_gets_through() {
+    let mut pair = Pair::new(13);
+    let id = pair.invoke(&query(1)).unwrap();
+    pair.flush();
+    let frames = pair.take_upstream();
+    let mut frame = frames[0].clone();
+    let opened = columba_mtproto::message::open(
+        &mut frame,
+        &pair.key,
+        columba_mtproto::crypto::Direction::ClientToServer,
+    )
+    .unwrap();
+    let sent_id = match MsgContainer::from_bytes(opened.body) {
+        Ok(c) => {
+            c.messages
+                .iter()
+                .find(|m| m.body == query(1))
+                .unwrap()
+                .msg_id
+        }
+        Err(_) => opened.header.msg_id,
+    };
+    // The server's clock is ten minutes ahead of what the client believes: its notification
+    // comes in a container with another message, all from the client's "future".
+    let server_time = pair.client_now().unix + Duration::from_secs(600);
+    let base = msg_id_at(server_time);
+    let notice = types::BadMsgNotification {
+        bad_msg_id: sent_id,
+        bad_msg_seqno: 1,
+        error_code: 16,
+    };
+    let container = MsgContainer {
+        messages: vec![
+            Message {
+                msg_id: base | 1,
+                seqno: 0,
+                body: notice.to_bytes(),
+            },
+            Message {
+                msg_id: (base + 4) | 1,
+                seqno: 0,
+                body: types::MsgsAck { msg_ids: vec![] }.to_bytes(),
+            },
+        ],
+    };
+    let header = EncryptedHeader {
+        salt: 0,
+        session_id: pair.client.session_id(),
+        msg_id: (base + 8) | 1,
+        seq_no: 0,
+    };
+    let now = pair.client_now();
+    pair.client
+        .handle_message(&header, &container.to_bytes(), now);
+    assert!(
+        (pair.client.time_offset() - 600).abs() <= 1,
+        "offset {}",
+        pair.client.time_offset()
+    );
+    assert_eq!(
+        pair.client.pending_requests(),
+        2,
+        "the request (and the salt fetch) wait"
+    );
+    let _ = id;
+}
+
+#[test]
+fn a_forgotten_session_gets_acknowledged_requests_again() {
+    let mut pair = Pair::new(14);
+    pair.echo = false;
+    let id = pair.invoke(&query(1)).unwrap();
+    pair.run(5);
+    // The server acknowledges the request...
+    pair.advance(Duration::from_secs(61));
+    pair.run(5);
+    assert!(pair.responses().is_empty());
+    // ...and then forgets the session before answering.
+    pair.server = ServerSession::new(
+        pair.key.id(),
+        pair.client.session_id(),
+        99,
+        Arc::new(SessionConfig::default()),
+        pair.salts.clone(),
+    );
+    // (A restarted server's clock has moved on: its msg_ids are new.)
+    pair.advance(Duration::from_secs(1));
+    pair.echo = true;
+    pair.invoke(&query(2)).unwrap();
+    pair.run(10);
+    let answered: Vec<_> = pair.responses().into_iter().map(|(rid, _)| rid).collect();
+    assert!(
+        answered.contains(&id),
+        "the request the old session took is sent again"
+    );
+    assert_eq!(answered.len(), 2);
+}
+
+#[test]
+fn timed_re_sends_do_not_pile_up_state_requests() {
+    let config = SessionConfig {
+        resend_after: Some(Duration::from_secs(30)),
+        ..SessionConfig::default()
+    };
+    let mut pair = Pair::with_configs(15, config, SessionConfig::default());
+    pair.upstream.loss = 1.0;
+    pair.invoke(&query(1)).unwrap();
+    for _ in 0..50 {
+        pair.run(2);
+        pair.advance(Duration::from_secs(31));
+    }
+    assert!(
+        pair.client.pending_requests() <= 4,
+        "{}",
+        pair.client.pending_requests()
+    );
+    pair.upstream.loss = 0.0;
+    for _ in 0..3 {
+        pair.run(5);
+        pair.advance(Duration::from_secs(31));
+    }
+    pair.run(5);
+    assert_eq!(pair.responses().len(), 1);
+}
+
+#[test]
+fn cancelled_requests_are_dropped_on_the_server() {
+    let mut pair = Pair::new(16);
+    pair.echo = false;
+    let id = pair.invoke(&query(1)).unwrap();
+    pair.run(5);
+    assert!(pair.client.cancel(id));
+    pair.run(5);
+    assert!(
+        pair.server_events
+            .iter()
+            .any(|event| matches!(event, ServerEvent::Cancelled { .. }))
+    );
+    assert_eq!(pair.client.pending_requests(), 0);
+}
+
+#[test]
+fn a_replayed_new_session_created_does_not_reopen_the_window() {
+    let mut pair = Pair::new(17);
+    pair.invoke(&query(1)).unwrap();
+    pair.run(10);
+    // Capture what the server sends next, deliver it, then replay it with a forged
+    // unique_id... which cannot be forged (it is inside the authenticated frame), so replay
+    // the genuine old message: it must be refused, and later old ids with it.
+    let old = types::NewSessionCreated {
+        first_msg_id: 4,
+        unique_id: 12345,
+        server_salt: 0,
+    };
+    let header = EncryptedHeader {
+        salt: 0,
+        session_id: pair.client.session_id(),
+        msg_id: msg_id_at(pair.server_now().unix - Duration::from_secs(100)) | 3,
+        seq_no: 1,
+    };
+    let now = pair.client_now();
+    pair.client.handle_message(&header, &old.to_bytes(), now);
+    assert!(!pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientEvent::SessionCreated {
+            unique_id: 12345,
+            ..
+        }
+    )));
+    assert!(
+        pair.client.poll_event().is_none(),
+        "an old id is not a new session"
+    );
+}

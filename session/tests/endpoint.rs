@@ -310,3 +310,53 @@ fn destroy_auth_key_answers_then_forgets_the_key() {
         KeyLookupError::NotFound
     );
 }
+
+#[test]
+fn a_session_without_connection_does_not_keep_a_timer_in_the_past() {
+    let mut w = world();
+    let mut client = w.client();
+    client
+        .invoke(Bytes::from(functions::Ping { ping_id: 1 }.to_bytes()))
+        .unwrap();
+    w.up(&mut client, ConnectionId(1));
+    // The ping's ack is pending; the connection goes before it is sent.
+    w.endpoint.connection_closed(ConnectionId(1));
+    w.now.monotonic += Duration::from_secs(120);
+    w.endpoint.handle_timeout(w.now);
+    let next = w.endpoint.poll_timeout().unwrap();
+    assert!(next > w.now.monotonic, "the next timer is in the future");
+}
+
+#[test]
+fn a_destroyed_key_is_refused_at_once() {
+    let mut w = world();
+    let mut a = w.client();
+    let mut b = w.client();
+    // b has an answer the client never acknowledges.
+    b.invoke(query(1)).unwrap();
+    w.up(&mut b, ConnectionId(2));
+    w.down(None, ConnectionId(2));
+    a.invoke(Bytes::from(functions::DestroyAuthKey {}.to_bytes()))
+        .unwrap();
+    w.up(&mut a, ConnectionId(1));
+    assert_eq!(
+        w.endpoint.auth_key(w.key.id(), w.now).unwrap_err(),
+        KeyLookupError::NotFound
+    );
+    assert!(
+        w.down(Some(&mut a), ConnectionId(1)) > 0,
+        "the last answer is still sealed"
+    );
+}
+
+#[test]
+fn answers_go_out_after_the_key_cache_is_refreshed() {
+    let mut w = world();
+    let mut client = w.client();
+    client.invoke(query(1)).unwrap();
+    w.up(&mut client, ConnectionId(1));
+    // A sign-in refreshed the key between the answer and the flush.
+    w.endpoint.refresh_key(w.key.id());
+    assert!(w.down(Some(&mut client), ConnectionId(1)) > 0);
+    assert_eq!(responses(&mut client), vec![query(1)]);
+}

@@ -297,3 +297,22 @@ async fn updates_reach_live_clients_and_push_otherwise() {
     assert_eq!(sent.len(), 1);
     assert_eq!((sent[0].user_id, sent[0].update.clone()), (6, request(78)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out_and_are_dropped_on_the_server() {
+    let running = start(|_| {}).await;
+    let mut options = client_options(Framing::Intermediate, false);
+    options.request_timeout = Duration::from_millis(100);
+    let client = Client::connect(Arc::new(TcpConnector::new(running.addr)), options, None)
+        .await
+        .unwrap();
+    let slow = Bytes::from_static(&[0xee, 0x51, 0, 0]);
+    assert_eq!(client.invoke(slow).await, Err(ClientError::Timeout));
+    // The server was asked to drop the answer: the call is aborted and its place freed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(running.server.stats().running, 0);
+    assert_eq!(
+        client.invoke(request(1)).await.unwrap().unwrap(),
+        request(1)
+    );
+}

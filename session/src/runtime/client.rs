@@ -44,6 +44,9 @@ pub struct ClientOptions {
     pub reconnect_delay: Duration,
     /// How long connecting and the key exchange may take.
     pub connect_timeout: Duration,
+    /// A request with no answer after this long fails with [`ClientError::Timeout`], and
+    /// the server is asked to drop its answer.
+    pub request_timeout: Duration,
     /// Updates buffered for the application; beyond it the oldest are dropped (clients catch
     /// up with `updates.getDifference`).
     pub updates_capacity: usize,
@@ -55,10 +58,16 @@ impl ClientOptions {
         Self {
             transport,
             handshake,
-            session: SessionConfig::default(),
+            // Results (not requests) may be large: the client's cap is the largest frame.
+            session: SessionConfig {
+                max_unpacked_len: transport::DEFAULT_MAX_FRAME_LEN,
+                max_unpacked_per_message: transport::DEFAULT_MAX_FRAME_LEN,
+                ..SessionConfig::default()
+            },
             reconnect_attempts: 5,
             reconnect_delay: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
             updates_capacity: 1024,
         }
     }
@@ -96,6 +105,9 @@ pub enum ClientError {
     /// Too many requests are waiting for answers.
     #[error("too many requests are waiting")]
     TooManyPending,
+    /// No answer within [`ClientOptions::request_timeout`].
+    #[error("no answer in time")]
+    Timeout,
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
@@ -122,6 +134,8 @@ enum Command {
 #[derive(Debug)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
+    /// Why the driver stopped, once it has.
+    ended: Arc<std::sync::Mutex<Option<ClientError>>>,
     updates: std::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
     saved: Arc<std::sync::Mutex<SavedKey>>,
 }
@@ -158,7 +172,9 @@ impl Client {
         let (commands, receiver) = mpsc::channel(256);
         let (updates_tx, updates_rx) = mpsc::channel(options.updates_capacity.max(1));
         let saved = Arc::new(std::sync::Mutex::new(key.clone()));
+        let ended = Arc::new(std::sync::Mutex::new(None));
         let driver = Driver {
+            ended: ended.clone(),
             connector,
             options,
             key: key.auth_key,
@@ -172,6 +188,7 @@ impl Client {
         tokio::spawn(driver.run());
         Ok(Self {
             commands,
+            ended,
             updates: std::sync::Mutex::new(Some(updates_rx)),
             saved,
         })
@@ -181,11 +198,24 @@ impl Client {
     /// `Ok(Err(rpc_error))` for an error from the server's application.
     pub async fn invoke(&self, body: Bytes) -> Result<RpcOutcome, ClientError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
+        if self
+            .commands
             .send(Command::Invoke { body, reply })
             .await
-            .map_err(|_| ClientError::Closed)?;
-        answer.await.map_err(|_| ClientError::Closed)?
+            .is_err()
+        {
+            return Err(self.end_reason());
+        }
+        answer.await.map_err(|_| self.end_reason())?
+    }
+
+    /// Why the client stopped working ([`ClientError::Closed`] if it was closed).
+    fn end_reason(&self) -> ClientError {
+        self.ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or(ClientError::Closed)
     }
 
     /// The stream of updates (only the first call gets it).
@@ -300,8 +330,15 @@ impl Link {
     }
 }
 
+/// A request waiting for its answer.
+struct Waiting {
+    reply: oneshot::Sender<Result<RpcOutcome, ClientError>>,
+    deadline: Instant,
+}
+
 /// The task behind a [`Client`].
 struct Driver {
+    ended: Arc<std::sync::Mutex<Option<ClientError>>>,
     connector: Arc<dyn Connector>,
     options: ClientOptions,
     key: AuthKey,
@@ -309,7 +346,7 @@ struct Driver {
     link: Link,
     commands: mpsc::Receiver<Command>,
     updates: mpsc::Sender<Bytes>,
-    waiting: HashMap<RequestId, oneshot::Sender<Result<RpcOutcome, ClientError>>>,
+    waiting: HashMap<RequestId, Waiting>,
     saved: Arc<std::sync::Mutex<SavedKey>>,
 }
 
@@ -326,8 +363,12 @@ impl Driver {
                 Err(error) => break error,
             }
         };
-        for (_, reply) in self.waiting.drain() {
-            let _ = reply.send(Err(error.clone()));
+        *self
+            .ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.clone());
+        for (_, waiting) in self.waiting.drain() {
+            let _ = waiting.reply.send(Err(error.clone()));
         }
     }
 
@@ -337,13 +378,18 @@ impl Driver {
         let mut scratch = BytesMut::with_capacity(4096);
         loop {
             self.flush(&mut scratch).await?;
-            let timeout = self.session.poll_timeout();
+            let deadline = self.waiting.values().map(|waiting| waiting.deadline).min();
+            let timeout = [self.session.poll_timeout(), deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep_until = timeout.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Invoke { body, reply }) => match self.session.invoke(body) {
                         Ok(id) => {
-                            self.waiting.insert(id, reply);
+                            let deadline = Instant::now() + self.options.request_timeout;
+                            self.waiting.insert(id, Waiting { reply, deadline });
                         }
                         Err(_) => {
                             let _ = reply.send(Err(ClientError::TooManyPending));
@@ -357,6 +403,7 @@ impl Driver {
                 }
                 () = tokio::time::sleep_until(sleep_until.into()) => {
                     self.session.handle_timeout(now());
+                    self.expire_requests();
                 }
             }
             self.take_events();
@@ -387,13 +434,15 @@ impl Driver {
         while let Some(event) = self.session.poll_event() {
             match event {
                 ClientEvent::Response { id, outcome } => {
-                    if let Some(reply) = self.waiting.remove(&id) {
-                        let _ = reply.send(Ok(outcome));
+                    if let Some(waiting) = self.waiting.remove(&id) {
+                        let _ = waiting.reply.send(Ok(outcome));
                     }
                 }
                 ClientEvent::Failed { id, reason } => {
-                    if let Some(reply) = self.waiting.remove(&id) {
-                        let _ = reply.send(Err(ClientError::RequestFailed(reason.to_string())));
+                    if let Some(waiting) = self.waiting.remove(&id) {
+                        let _ = waiting
+                            .reply
+                            .send(Err(ClientError::RequestFailed(reason.to_string())));
                     }
                 }
                 ClientEvent::Update { body } => {
@@ -412,6 +461,23 @@ impl Driver {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         saved.salt = self.session.salt();
         saved.time_offset = self.session.time_offset();
+    }
+
+    /// Fails the requests past their deadline, and tells the server to drop their answers.
+    fn expire_requests(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<RequestId> = self
+            .waiting
+            .iter()
+            .filter(|(_, waiting)| waiting.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            self.session.cancel(id);
+            if let Some(waiting) = self.waiting.remove(&id) {
+                let _ = waiting.reply.send(Err(ClientError::Timeout));
+            }
+        }
     }
 
     async fn flush(&mut self, scratch: &mut BytesMut) -> Result<(), ClientError> {

@@ -31,8 +31,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::io::{Accepted, ByteStream, Listener};
-use crate::endpoint::{ConnectionId, Endpoint, EndpointConfig, EndpointEvent};
+use crate::endpoint::{ConnectionId, Endpoint, EndpointConfig, EndpointEvent, SessionKey};
 use crate::plugins::{Notification, PushProvider, Service, UpdateBus};
+use crate::rpc::RpcError;
 use crate::salt::SaltSource;
 
 /// The server's limits and options.
@@ -55,6 +56,9 @@ pub struct ServerOptions {
     pub idle_timeout: Duration,
     /// How long shutdown waits for running requests.
     pub shutdown_grace: Duration,
+    /// A write to a connection that takes longer than this closes it (a client that stops
+    /// reading must not hold its connection, or the server's memory, for ever).
+    pub write_timeout: Duration,
 }
 
 impl ServerOptions {
@@ -63,12 +67,18 @@ impl ServerOptions {
         Self {
             endpoint: EndpointConfig::default(),
             handshake,
-            transport: transport::Config::default(),
+            // The largest request is a 512 KiB file part and the largest answer a 1 MiB file
+            // window; 2 MiB leaves room and keeps one frame's cost small.
+            transport: transport::Config {
+                max_frame_len: 2 * 1024 * 1024,
+                ..transport::Config::default()
+            },
             max_connections: 10_000,
             max_connections_per_ip: 64,
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -113,6 +123,8 @@ struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     next_connection: AtomicU64,
     running: AtomicUsize,
+    /// The service calls in progress, to abort one the client dropped.
+    calls: Mutex<HashMap<(SessionKey, i64), tokio::task::AbortHandle>>,
     idle: Notify,
     counters: Counters,
     /// Set once shutdown starts: connections stop taking new frames.
@@ -186,6 +198,7 @@ impl Server {
                 per_ip: Mutex::new(HashMap::new()),
                 next_connection: AtomicU64::new(1),
                 running: AtomicUsize::new(0),
+                calls: Mutex::new(HashMap::new()),
                 idle: Notify::new(),
                 counters: Counters::default(),
                 stopping,
@@ -296,6 +309,9 @@ impl Server {
         .await;
         connections.abort_all();
         tasks.abort_all();
+        for (_, call) in lock(&shared.calls).drain() {
+            call.abort();
+        }
         Ok(())
     }
 }
@@ -313,6 +329,21 @@ impl Shared {
                     tracing::warn!(%error, user_id, "push notification failed");
                 }
             });
+        }
+    }
+
+    /// Hands a finished (or cancelled) call's answer to its session.
+    fn finish_call(&self, session: SessionKey, msg_id: i64, outcome: crate::rpc::RpcOutcome) {
+        let connection = {
+            let mut endpoint = lock(&self.endpoint);
+            endpoint.answer(session, msg_id, outcome, now());
+            endpoint.connection_of(session)
+        };
+        if let Some(connection) = connection {
+            self.wake(connection);
+        }
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
         }
     }
 
@@ -340,20 +371,15 @@ impl Shared {
                     self.counters.requests.fetch_add(1, Ordering::Relaxed);
                     self.running.fetch_add(1, Ordering::AcqRel);
                     let shared = self.clone();
-                    tokio::spawn(async move {
+                    // Registered before it can finish, under the same lock it takes to
+                    // unregister itself.
+                    let mut calls = lock(&self.calls);
+                    let task = tokio::spawn(async move {
                         let outcome = shared.service.call(context, body).await;
-                        let connection = {
-                            let mut endpoint = lock(&shared.endpoint);
-                            endpoint.answer(context.session, msg_id, outcome, now());
-                            endpoint.connection_of(context.session)
-                        };
-                        if let Some(connection) = connection {
-                            shared.wake(connection);
-                        }
-                        if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            shared.idle.notify_waiters();
-                        }
+                        lock(&shared.calls).remove(&(context.session, msg_id));
+                        shared.finish_call(context.session, msg_id, outcome);
                     });
+                    calls.insert((context.session, msg_id), task.abort_handle());
                 }
                 EndpointEvent::Close { connection, error } => {
                     if let Some(entry) = lock(&self.connections).get_mut(&connection) {
@@ -362,7 +388,13 @@ impl Shared {
                     }
                 }
                 EndpointEvent::Cancelled { session, msg_id } => {
-                    tracing::debug!(session_id = session.session_id, msg_id, "request cancelled");
+                    // The client dropped the answer: stop the work, and release the
+                    // request's place (its answer is discarded by the session).
+                    let call = lock(&self.calls).remove(&(session, msg_id));
+                    if let Some(call) = call {
+                        call.abort();
+                        self.finish_call(session, msg_id, Err(RpcError::new(400, "CANCELLED")));
+                    }
                 }
                 EndpointEvent::KeyDestroyed { auth_key_id } => {
                     tracing::info!(auth_key_id, "auth key destroyed by its owner");
@@ -379,13 +411,16 @@ async fn timer_loop(shared: Arc<Shared>) {
         let cap = Instant::now() + Duration::from_secs(1);
         let at = next.map_or(cap, |at| at.min(cap));
         tokio::time::sleep_until(at.into()).await;
-        let events = {
+        let (events, wake) = {
             let mut endpoint = lock(&shared.endpoint);
-            endpoint.handle_timeout(now());
-            std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>()
+            let wake = endpoint.handle_timeout(now());
+            let events = std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>();
+            (events, wake)
         };
         shared.dispatch(events);
-        shared.wake_all();
+        for connection in wake {
+            shared.wake(connection);
+        }
     }
 }
 
@@ -753,7 +788,12 @@ impl Driver {
 
     async fn write_output(&mut self) -> Result<(), ConnectionEnd> {
         if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
+            tokio::time::timeout(
+                self.shared.options.write_timeout,
+                self.stream.write_all(&self.output),
+            )
+            .await
+            .map_err(|_| ConnectionEnd::Closed("write timed out"))??;
             self.output.clear();
         }
         Ok(())
