@@ -109,7 +109,7 @@ pub enum ClientEvent {
 #[derive(Debug, Clone)]
 struct Pending {
     body: Bytes,
-    msg_ids: Vec<i64>,
+    msg_ids: Aliases,
     /// Internal requests (salt fetching) answer the session, not the application.
     internal: bool,
 }
@@ -141,6 +141,44 @@ impl RequestMap {
 
 /// Msg_ids remembered per request across re-sends.
 const MAX_ALIASES: usize = 16;
+
+/// The msg_ids a request was sent under, newest last, kept inline (no allocation per
+/// request); beyond [`MAX_ALIASES`] the oldest is forgotten.
+#[derive(Debug, Clone, Copy, Default)]
+struct Aliases {
+    ids: [i64; MAX_ALIASES],
+    len: usize,
+}
+
+impl Aliases {
+    /// Adds an id; returns the one forgotten to make room.
+    fn push(&mut self, id: i64) -> Option<i64> {
+        if self.len < MAX_ALIASES {
+            if let Some(slot) = self.ids.get_mut(self.len) {
+                *slot = id;
+            }
+            self.len += 1;
+            return None;
+        }
+        let oldest = self.ids.first().copied();
+        self.ids.rotate_left(1);
+        if let Some(slot) = self.ids.last_mut() {
+            *slot = id;
+        }
+        oldest
+    }
+
+    fn last(&self) -> Option<i64> {
+        self.len
+            .checked_sub(1)
+            .and_then(|at| self.ids.get(at))
+            .copied()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &i64> {
+        self.ids.iter().take(self.len)
+    }
+}
 /// A salt is used only from this long after its start, in case the clocks differ a little
 /// (TDLib and grammers wait 60 s).
 const SALT_START_DELAY: i64 = 60;
@@ -268,7 +306,7 @@ impl ClientSession {
             id,
             Pending {
                 body: body.clone(),
-                msg_ids: Vec::new(),
+                msg_ids: Aliases::default(),
                 internal,
             },
         );
@@ -280,11 +318,7 @@ impl ClientSession {
     /// Gives up on a request: it is forgotten here, and if it was sent, the server is asked
     /// to drop its answer (`rpc_drop_answer`). Returns whether it was pending.
     pub fn cancel(&mut self, id: RequestId) -> bool {
-        let Some(last) = self
-            .requests
-            .get(&id)
-            .map(|pending| pending.msg_ids.last().copied())
-        else {
+        let Some(last) = self.requests.get(&id).map(|pending| pending.msg_ids.last()) else {
             return false;
         };
         match last {
@@ -318,11 +352,7 @@ impl ClientSession {
             .chain(self.salt_request)
             .collect();
         for id in questions {
-            if let Some(last) = self
-                .requests
-                .get(&id)
-                .and_then(|p| p.msg_ids.last().copied())
-            {
+            if let Some(last) = self.requests.get(&id).and_then(|p| p.msg_ids.last()) {
                 self.finish(last);
             } else {
                 self.requests.remove(&id);
@@ -418,19 +448,21 @@ impl ClientSession {
     pub fn poll_transmit(&mut self, now: Now, buf: &mut BytesMut) -> Option<EncryptedHeader> {
         self.rotate_salt(now);
         let written = self.out.poll_transmit(now, buf, &mut self.stats)?;
-        for (msg_id, tag) in std::mem::take(&mut self.out.assigned) {
+        // Taken and put back, so that the vector keeps its capacity.
+        let mut assigned = std::mem::take(&mut self.out.assigned);
+        for &(msg_id, tag) in &assigned {
             if let Tag::Request(raw) = tag {
                 let id = RequestId(raw);
                 if let Some(pending) = self.requests.get_mut(&id) {
-                    if pending.msg_ids.len() >= MAX_ALIASES {
-                        let old = pending.msg_ids.remove(0);
+                    if let Some(old) = pending.msg_ids.push(msg_id) {
                         self.by_msg_id.remove(&old);
                     }
-                    pending.msg_ids.push(msg_id);
                     self.by_msg_id.insert(msg_id, id);
                 }
             }
         }
+        assigned.clear();
+        self.out.assigned = assigned;
         Some(EncryptedHeader {
             salt: self.salt,
             session_id: self.session_id,
@@ -708,11 +740,7 @@ impl ClientSession {
                     .map(|(&key, pending)| (RequestId(key.unsigned_abs()), pending.internal))
                     .collect();
                 for (id, _) in before {
-                    let Some(last) = self
-                        .requests
-                        .get(&id)
-                        .and_then(|p| p.msg_ids.last().copied())
-                    else {
+                    let Some(last) = self.requests.get(&id).and_then(|p| p.msg_ids.last()) else {
                         continue;
                     };
                     if self.out.resend(last, &mut self.stats) || self.out.holds(Tag::Request(id.0))
@@ -802,11 +830,7 @@ impl ClientSession {
     }
 
     fn complete_id(&mut self, id: RequestId, outcome: RpcOutcome) {
-        if let Some(msg_id) = self
-            .requests
-            .get(&id)
-            .and_then(|p| p.msg_ids.last().copied())
-        {
+        if let Some(msg_id) = self.requests.get(&id).and_then(|p| p.msg_ids.last()) {
             self.complete(msg_id, outcome);
         }
     }
@@ -815,7 +839,7 @@ impl ClientSession {
     fn finish(&mut self, req_msg_id: i64) -> Option<RequestId> {
         let id = self.by_msg_id.get(&req_msg_id).copied()?;
         let pending = self.requests.remove(&id)?;
-        for msg_id in &pending.msg_ids {
+        for msg_id in pending.msg_ids.iter() {
             self.by_msg_id.remove(msg_id);
         }
         // An answer acknowledges the request.
