@@ -38,7 +38,7 @@ use crate::container::check_container;
 use crate::id_map::IdMap;
 use crate::incoming::{Incoming, IncomingError};
 use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
-use crate::outbox::{Outbox, Tag};
+use crate::outbox::{BodyBuilder, Outbox, Tag};
 use crate::rpc::{RpcOutcome, maybe_gzip, read_result};
 use crate::stats::SessionStats;
 
@@ -106,12 +106,22 @@ pub enum ClientEvent {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Pending {
     body: Bytes,
+    build: Option<BodyBuilder>,
     msg_ids: Aliases,
     /// Internal requests (salt fetching) answer the session, not the application.
     internal: bool,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("len", &self.body.len())
+            .field("internal", &self.internal)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Pending requests by id (ids are handed out in increasing order, so an [`IdMap`]).
@@ -306,12 +316,37 @@ impl ClientSession {
             id,
             Pending {
                 body: body.clone(),
+                build: None,
                 msg_ids: Aliases::default(),
                 internal,
             },
         );
         self.out
             .push(body, true, MsgIdKind::Client, Tag::Request(id.0));
+        Ok(id)
+    }
+
+    /// Queues a request whose body depends on the msg_id it goes out with
+    /// (`auth.bindTempAuthKey` encrypts its own msg_id): `build` is called with each msg_id
+    /// the request is sent under, re-sends included. Never gzip-packed.
+    pub fn invoke_built(&mut self, build: BodyBuilder) -> Result<RequestId, InvokeError> {
+        if self.requests.len() >= self.config.max_pending_requests {
+            return Err(InvokeError::TooManyPending);
+        }
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let body = build(0);
+        self.requests.insert(
+            id,
+            Pending {
+                body: body.clone(),
+                build: Some(build.clone()),
+                msg_ids: Aliases::default(),
+                internal: false,
+            },
+        );
+        self.out
+            .push_built(body, build, MsgIdKind::Client, Tag::Request(id.0));
         Ok(id)
     }
 
@@ -747,15 +782,7 @@ impl ClientSession {
                     {
                         continue;
                     }
-                    if let Some(pending) = self.requests.get(&id) {
-                        self.stats.resent += 1;
-                        self.out.push(
-                            pending.body.clone(),
-                            true,
-                            MsgIdKind::Client,
-                            Tag::Request(id.0),
-                        );
-                    }
+                    self.requeue(id);
                 }
                 self.events.push_back(ClientEvent::SessionCreated {
                     first_msg_id: created.first_msg_id,
@@ -913,15 +940,31 @@ impl ClientSession {
             if self.out.holds(Tag::Request(id.0)) {
                 continue;
             }
-            if let Some(pending) = self.requests.get(&id) {
-                self.stats.resent += 1;
-                self.out.push(
+            self.requeue(id);
+        }
+    }
+
+    /// Queues a pending request again from its body (or its builder).
+    fn requeue(&mut self, id: RequestId) {
+        let Some(pending) = self.requests.get(&id) else {
+            return;
+        };
+        self.stats.resent += 1;
+        match &pending.build {
+            Some(build) => {
+                self.out.push_built(
                     pending.body.clone(),
-                    true,
+                    build.clone(),
                     MsgIdKind::Client,
                     Tag::Request(id.0),
                 );
             }
+            None => self.out.push(
+                pending.body.clone(),
+                true,
+                MsgIdKind::Client,
+                Tag::Request(id.0),
+            ),
         }
     }
 

@@ -52,6 +52,7 @@ pub use endpoint::{
     ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyLookupError, RequestContext,
     SessionKey,
 };
+pub use outbox::BodyBuilder;
 pub use rpc::{RpcError, RpcOutcome};
 pub use server::{ServerEvent, ServerSession};
 pub use stats::SessionStats;

@@ -38,23 +38,49 @@ pub(crate) enum Tag {
     Other,
 }
 
+/// Builds a message's body from the msg_id it is sent with, for the few messages whose body
+/// names their own msg_id (`auth.bindTempAuthKey`). Called again for every re-send.
+pub type BodyBuilder = std::sync::Arc<dyn Fn(i64) -> Bytes + Send + Sync>;
+
 /// A message waiting to go out.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Queued {
     body: Bytes,
+    build: Option<BodyBuilder>,
     content_related: bool,
     kind: MsgIdKind,
     tag: Tag,
 }
 
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("len", &self.body.len())
+            .field("built", &self.build.is_some())
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A content-related message sent and not acknowledged.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Unacked {
     pub(crate) body: Bytes,
+    pub(crate) build: Option<BodyBuilder>,
     pub(crate) seq_no: i32,
     pub(crate) kind: MsgIdKind,
     pub(crate) tag: Tag,
     pub(crate) sent_at: Instant,
+}
+
+impl std::fmt::Debug for Unacked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unacked")
+            .field("len", &self.body.len())
+            .field("seq_no", &self.seq_no)
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The header of a message [`Outbox::poll_transmit`] wrote.
@@ -110,7 +136,27 @@ impl Outbox {
         self.queued_bytes += body.len();
         self.queue.push_back(Queued {
             body,
+            build: None,
             content_related,
+            kind,
+            tag,
+        });
+    }
+
+    /// Queues a content-related message whose body is built from its msg_id when it is sent
+    /// (and again when it is re-sent). `body` is a first build, used for sizes.
+    pub(crate) fn push_built(
+        &mut self,
+        body: Bytes,
+        build: BodyBuilder,
+        kind: MsgIdKind,
+        tag: Tag,
+    ) {
+        self.queued_bytes += body.len();
+        self.queue.push_back(Queued {
+            body,
+            build: Some(build),
+            content_related: true,
             kind,
             tag,
         });
@@ -127,6 +173,7 @@ impl Outbox {
         self.queued_bytes += body.len();
         self.queue.push_front(Queued {
             body,
+            build: None,
             content_related,
             kind,
             tag,
@@ -169,6 +216,7 @@ impl Outbox {
         self.queued_bytes += record.body.len();
         self.queue.push_back(Queued {
             body: record.body,
+            build: record.build,
             content_related: true,
             kind: record.kind,
             tag: record.tag,
@@ -259,6 +307,10 @@ impl Outbox {
             let msg_id = self.ids.next(now, queued.kind);
             let seq_no = self.seq.next(queued.content_related);
             self.assigned.push((msg_id, queued.tag));
+            let mut queued = queued;
+            if let Some(build) = &queued.build {
+                queued.body = build(msg_id);
+            }
             if queued.content_related {
                 self.record_unacked(msg_id, seq_no, &queued, now.monotonic, stats);
             }
@@ -316,6 +368,7 @@ impl Outbox {
             msg_id,
             Unacked {
                 body: queued.body.clone(),
+                build: queued.build.clone(),
                 seq_no,
                 kind: queued.kind,
                 tag: queued.tag,

@@ -34,13 +34,18 @@ fn rsa_key() -> Arc<RsaPrivateKey> {
         .clone()
 }
 
-/// Echoes the request; a request starting with 0xdead fails; 0x51ee sleeps 300 ms first.
+/// Echoes the request; a request starting with 0xdead fails; 0x51ee sleeps 300 ms first;
+/// 0xc01d answers the permanent key id behind the session.
 struct Echo;
 
 impl Service for Echo {
-    fn call(&self, _context: RequestContext, request: Bytes) -> BoxFuture<'_, RpcOutcome> {
+    fn call(&self, context: RequestContext, request: Bytes) -> BoxFuture<'_, RpcOutcome> {
         Box::pin(async move {
             match request.get(..2) {
+                // Who am I: the permanent key behind the session.
+                Some([0x1d, 0xc0]) => Ok(Bytes::copy_from_slice(
+                    &context.perm_auth_key_id.unwrap_or(0).to_le_bytes(),
+                )),
                 Some([0xad, 0xde]) => Err(RpcError::new(400, "REQUEST_INVALID")),
                 Some([0xee, 0x51]) => {
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -315,4 +320,40 @@ async fn slow_requests_time_out_and_are_dropped_on_the_server() {
         client.invoke(request(1)).await.unwrap().unwrap(),
         request(1)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_keys_are_bound_to_the_permanent_key() {
+    let running = start(|_| {}).await;
+    let mut options = client_options(Framing::Intermediate, true);
+    options.temporary_key = Some(Duration::from_secs(3600));
+    let connector = Arc::new(TcpConnector::new(running.addr));
+    let client = Client::connect(connector.clone(), options.clone(), None)
+        .await
+        .unwrap();
+    let perm = client.saved_key().auth_key.id();
+    let who = client
+        .invoke(Bytes::from_static(&[0x1d, 0xc0, 0, 0]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        who.as_ref(),
+        perm.to_le_bytes(),
+        "the session stands for the permanent key"
+    );
+    assert_eq!(
+        client.invoke(request(5)).await.unwrap().unwrap(),
+        request(5)
+    );
+    // A second connection with the saved permanent key binds a new temporary key.
+    let again = Client::connect(connector, options, Some(client.saved_key()))
+        .await
+        .unwrap();
+    let who = again
+        .invoke(Bytes::from_static(&[0x1d, 0xc0, 0, 0]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(who.as_ref(), perm.to_le_bytes());
 }

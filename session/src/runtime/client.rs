@@ -26,6 +26,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::io::{ByteStream, Connector};
 use crate::client::{ClientEvent, ClientSession, RequestId};
+use columba_mtproto::handshake::bind::bind_temp_auth_key;
+
+/// `auth.bindTempAuthKey#cdd42a05` (API schema).
+const BIND_TEMP_AUTH_KEY_ID: u32 = 0xcdd4_2a05;
 use crate::config::SessionConfig;
 use crate::rpc::RpcOutcome;
 
@@ -50,6 +54,10 @@ pub struct ClientOptions {
     /// Updates buffered for the application; beyond it the oldest are dropped (clients catch
     /// up with `updates.getDifference`).
     pub updates_capacity: usize,
+    /// Perfect forward secrecy: on each [`Client::connect`], create a temporary key valid
+    /// this long, bind it to the permanent key (`auth.bindTempAuthKey`) and encrypt the
+    /// session with it. The permanent key then only signs the binding.
+    pub temporary_key: Option<Duration>,
 }
 
 impl ClientOptions {
@@ -69,6 +77,7 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             updates_capacity: 1024,
+            temporary_key: None,
         }
     }
 }
@@ -111,6 +120,9 @@ pub enum ClientError {
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+    /// The server refused to bind the temporary key.
+    #[error("binding the temporary key failed: {0}")]
+    Bind(String),
 }
 
 fn now() -> Now {
@@ -155,43 +167,114 @@ impl Client {
             let mut link = Link::new(stream, &options);
             let key = match key {
                 Some(key) => key,
-                None => link.handshake(&options).await?,
+                None => {
+                    let mut config = options.handshake.clone();
+                    config.kind = handshake::KeyKind::Permanent;
+                    link.handshake(config).await?.0
+                }
             };
-            Ok::<_, ClientError>((link, key))
+            let temporary = match options.temporary_key {
+                None => None,
+                Some(lifetime) => {
+                    let mut config = options.handshake.clone();
+                    config.kind = handshake::KeyKind::Temporary {
+                        expires_in: i32::try_from(lifetime.as_secs()).unwrap_or(i32::MAX),
+                    };
+                    Some(link.handshake(config).await?)
+                }
+            };
+            Ok::<_, ClientError>((link, key, temporary))
         };
-        let (link, key) = tokio::time::timeout(options.connect_timeout, connect)
+        let (link, key, temporary) = tokio::time::timeout(options.connect_timeout, connect)
             .await
             .map_err(|_| ClientError::Unreachable("timed out".to_owned()))??;
         let session_id = i64::from_le_bytes(rand::rng().next_u64().to_le_bytes());
-        let session = ClientSession::new(
+        // The session runs on the temporary key when there is one.
+        let (session_key, salt, offset) = match &temporary {
+            Some((temp, _)) => (temp.auth_key.clone(), temp.salt, temp.time_offset),
+            None => (key.auth_key.clone(), key.salt, key.time_offset),
+        };
+        let mut session = ClientSession::new(
             session_id,
-            key.salt,
-            Some(key.time_offset),
+            salt,
+            Some(offset),
             Arc::new(options.session.clone()),
         );
+        let bind = match &temporary {
+            Some((temp, expires_at)) => {
+                let perm = key.auth_key.clone();
+                let temp = temp.auth_key.clone();
+                let expires_at = i32::try_from(expires_at.unwrap_or(0)).unwrap_or(i32::MAX);
+                let build: crate::outbox::BodyBuilder = Arc::new(move |msg_id| {
+                    let request = bind_temp_auth_key(
+                        &perm,
+                        &temp,
+                        session_id,
+                        msg_id,
+                        expires_at,
+                        &mut rand::rng(),
+                    );
+                    let mut body = Vec::with_capacity(140);
+                    body.extend_from_slice(&BIND_TEMP_AUTH_KEY_ID.to_le_bytes());
+                    body.extend_from_slice(&request.perm_auth_key_id.to_le_bytes());
+                    body.extend_from_slice(&request.nonce.to_le_bytes());
+                    body.extend_from_slice(&request.expires_at.to_le_bytes());
+                    columba_mtproto::tl::write_bytes(&mut body, &request.encrypted_message);
+                    Bytes::from(body)
+                });
+                Some(
+                    session
+                        .invoke_built(build)
+                        .map_err(|_| ClientError::TooManyPending)?,
+                )
+            }
+            None => None,
+        };
         let (commands, receiver) = mpsc::channel(256);
         let (updates_tx, updates_rx) = mpsc::channel(options.updates_capacity.max(1));
         let saved = Arc::new(std::sync::Mutex::new(key.clone()));
         let ended = Arc::new(std::sync::Mutex::new(None));
+        let (bind_reply, bind_answer) = oneshot::channel();
+        let mut waiting = HashMap::new();
+        if let Some(id) = bind {
+            let deadline = Instant::now() + options.request_timeout;
+            waiting.insert(
+                id,
+                Waiting {
+                    reply: bind_reply,
+                    deadline,
+                },
+            );
+        }
         let driver = Driver {
             ended: ended.clone(),
             connector,
             options,
-            key: key.auth_key,
+            key: session_key,
             session,
             link,
             commands: receiver,
             updates: updates_tx,
-            waiting: HashMap::new(),
+            waiting,
             saved: saved.clone(),
         };
         tokio::spawn(driver.run());
-        Ok(Self {
+        let client = Self {
             commands,
             ended,
             updates: std::sync::Mutex::new(Some(updates_rx)),
             saved,
-        })
+        };
+        if bind.is_some() {
+            let answer = bind_answer.await.map_err(|_| client.end_reason())??;
+            match answer {
+                Ok(result)
+                    if result.as_ref() == columba_mtproto::tl::BOOL_TRUE_ID.to_le_bytes() => {}
+                Ok(_) => return Err(ClientError::Bind("unexpected answer".to_owned())),
+                Err(error) => return Err(ClientError::Bind(error.to_string())),
+            }
+        }
+        Ok(client)
     }
 
     /// Sends a request and waits for its answer: `Ok(Ok(bytes))` for a result,
@@ -300,10 +383,13 @@ impl Link {
         }
     }
 
-    /// Runs a key exchange on this stream.
-    async fn handshake(&mut self, options: &ClientOptions) -> Result<SavedKey, ClientError> {
-        let (mut machine, first) =
-            ClientHandshake::start(options.handshake.clone(), now(), &mut rand::rng());
+    /// Runs a key exchange on this stream; returns the key and, for a temporary key, its
+    /// expiry (server time).
+    async fn handshake(
+        &mut self,
+        config: handshake::ClientConfig,
+    ) -> Result<(SavedKey, Option<i64>), ClientError> {
+        let (mut machine, first) = ClientHandshake::start(config, now(), &mut rand::rng());
         self.send(&first).await?;
         loop {
             let frame = self
@@ -318,11 +404,14 @@ impl Link {
             match machine.handle(&data, now(), &mut rand::rng()) {
                 Ok(handshake::ClientEvent::Send(message)) => self.send(&message).await?,
                 Ok(handshake::ClientEvent::Done(key)) => {
-                    return Ok(SavedKey {
-                        auth_key: key.auth_key,
-                        salt: key.server_salt,
-                        time_offset: key.time_offset,
-                    });
+                    return Ok((
+                        SavedKey {
+                            auth_key: key.auth_key,
+                            salt: key.server_salt,
+                            time_offset: key.time_offset,
+                        },
+                        key.expires_at,
+                    ));
                 }
                 Err(error) => return Err(ClientError::Handshake(error.to_string())),
             }
@@ -459,7 +548,10 @@ impl Driver {
             .saved
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        saved.salt = self.session.salt();
+        // Salts are per key: only the permanent key's own session updates the saved one.
+        if saved.auth_key.id() == self.key.id() {
+            saved.salt = self.session.salt();
+        }
         saved.time_offset = self.session.time_offset();
     }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::Direction;
+use columba_mtproto::handshake::bind::{BindRequest, verify_binding};
 use columba_mtproto::handshake::{self, ServerHandshake};
 use columba_mtproto::message::{Padding, open, seal};
 use columba_mtproto::time::Now;
@@ -35,6 +36,11 @@ use crate::endpoint::{ConnectionId, Endpoint, EndpointConfig, EndpointEvent, Ses
 use crate::plugins::{Notification, PushProvider, Service, UpdateBus};
 use crate::rpc::RpcError;
 use crate::salt::SaltSource;
+
+/// `auth.bindTempAuthKey#cdd42a05` (API schema).
+const BIND_TEMP_AUTH_KEY_ID: u32 = 0xcdd4_2a05;
+/// `boolTrue#997275b5`, little-endian.
+const BOOL_TRUE: [u8; 4] = columba_mtproto::tl::BOOL_TRUE_ID.to_le_bytes();
 
 /// The server's limits and options.
 #[derive(Debug, Clone)]
@@ -332,6 +338,79 @@ impl Shared {
         }
     }
 
+    /// `auth.bindTempAuthKey perm_auth_key_id:long nonce:long expires_at:int
+    /// encrypted_message:bytes = Bool`, sent over the temporary key: verified
+    /// (`handshake::bind::verify_binding`) against the permanent key, the temporary key's
+    /// own expiry, and the session and msg_id it came with, then stored.
+    fn bind_temp_auth_key(
+        &self,
+        context: &crate::endpoint::RequestContext,
+        msg_id: i64,
+        body: &[u8],
+    ) -> crate::rpc::RpcOutcome {
+        let invalid = || RpcError::new(400, "ENCRYPTED_MESSAGE_INVALID");
+        let mut reader = columba_mtproto::tl::Reader::new(body);
+        let parsed = (|| {
+            reader.read_u32()?;
+            let perm_auth_key_id = reader.read_i64()?;
+            let nonce = reader.read_i64()?;
+            let expires_at = reader.read_i32()?;
+            let encrypted_message = reader.read_bytes()?.to_vec();
+            Ok::<_, columba_mtproto::tl::DecodeError>(BindRequest {
+                perm_auth_key_id,
+                nonce,
+                expires_at,
+                encrypted_message,
+            })
+        })();
+        let request = parsed.map_err(|_| RpcError::new(400, "INPUT_REQUEST_INVALID"))?;
+        let temp_id = context.session.auth_key_id;
+        let store_error = |_| RpcError::new(500, "INTERNAL");
+        let temp = self
+            .store
+            .get(temp_id)
+            .map_err(store_error)?
+            .ok_or_else(invalid)?;
+        let KeyLifetime::Temporary { expires_at } = temp.lifetime else {
+            return Err(RpcError::new(400, "TEMP_AUTH_KEY_EMPTY"));
+        };
+        let perm = self
+            .store
+            .get(request.perm_auth_key_id)
+            .map_err(store_error)?
+            .filter(|record| record.lifetime == KeyLifetime::Permanent)
+            .ok_or_else(invalid)?;
+        let now_secs = now().unix_secs();
+        let binding = verify_binding(
+            &columba_mtproto::crypto::AuthKey::from_bytes(perm.key),
+            &request,
+            temp_id,
+            context.session.session_id,
+            msg_id,
+            Some(expires_at),
+            now_secs,
+        )
+        .map_err(|error| {
+            let (code, message) = error.rpc_error();
+            RpcError::new(code, message)
+        })?;
+        self.store
+            .bind_temp(
+                temp_id,
+                binding.perm_auth_key_id,
+                binding.expires_at,
+                now_secs,
+            )
+            .map_err(|error| match error {
+                columba_store::AuthKeyError::AlreadyBound(_) => {
+                    RpcError::new(400, "TEMP_AUTH_KEY_ALREADY_BOUND")
+                }
+                _ => RpcError::new(500, "INTERNAL"),
+            })?;
+        lock(&self.endpoint).refresh_key(temp_id);
+        Ok(Bytes::from_static(&BOOL_TRUE))
+    }
+
     /// Hands a finished (or cancelled) call's answer to its session.
     fn finish_call(&self, session: SessionKey, msg_id: i64, outcome: crate::rpc::RpcOutcome) {
         let connection = {
@@ -363,6 +442,22 @@ impl Shared {
     fn dispatch(self: &Arc<Self>, events: Vec<EndpointEvent>) {
         for event in events {
             match event {
+                EndpointEvent::Request {
+                    context,
+                    msg_id,
+                    body,
+                } if body.get(..4) == Some(&BIND_TEMP_AUTH_KEY_ID.to_le_bytes()[..]) => {
+                    // Perfect forward secrecy is the runtime's business: it has the store.
+                    let outcome = self.bind_temp_auth_key(&context, msg_id, &body);
+                    let connection = {
+                        let mut endpoint = lock(&self.endpoint);
+                        endpoint.answer(context.session, msg_id, outcome, now());
+                        endpoint.connection_of(context.session)
+                    };
+                    if let Some(connection) = connection {
+                        self.wake(connection);
+                    }
+                }
                 EndpointEvent::Request {
                     context,
                     msg_id,
