@@ -171,3 +171,53 @@ impl CodeSender for RecordingCodeSender {
         Box::pin(async { Ok(()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<T>(future: BoxFuture<'_, T>) -> T {
+        // The shipped implementations finish at once: one poll is enough.
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let mut future = future;
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(value) => value,
+            std::task::Poll::Pending => unreachable!("the recorders never wait"),
+        }
+    }
+
+    #[test]
+    fn recorders_keep_what_they_are_given() {
+        let codes = RecordingCodeSender::new();
+        let sender: Arc<dyn CodeSender> = Arc::new(codes.clone());
+        assert_eq!(block_on(sender.send_code("15550001", "12345")), Ok(()));
+        assert_eq!(block_on(sender.send_code("15550001", "67890")), Ok(()));
+        assert_eq!(codes.last_code("15550001").as_deref(), Some("67890"));
+        assert_eq!(codes.last_code("15550002"), None);
+        assert_eq!(codes.sent().len(), 2);
+
+        let pushes = RecordingPushProvider::new();
+        let provider: Arc<dyn PushProvider> = Arc::new(pushes.clone());
+        let notification = Notification {
+            user_id: 7,
+            update: Bytes::from_static(b"\x01\x02\x03\x04"),
+        };
+        assert_eq!(block_on(provider.push(notification.clone())), Ok(()));
+        assert_eq!(pushes.sent(), vec![notification]);
+    }
+
+    #[test]
+    fn logging_implementations_accept_everything() {
+        let provider: Arc<dyn PushProvider> = Arc::new(LoggingPushProvider);
+        let sender: Arc<dyn CodeSender> = Arc::new(LoggingCodeSender);
+        assert!(
+            block_on(provider.push(Notification {
+                user_id: 1,
+                update: Bytes::new()
+            }))
+            .is_ok()
+        );
+        assert!(block_on(sender.send_code("1", "2")).is_ok());
+    }
+}

@@ -357,3 +357,57 @@ async fn temporary_keys_are_bound_to_the_permanent_key() {
         .unwrap();
     assert_eq!(who.as_ref(), perm.to_le_bytes());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_travel_through_the_update_bus() {
+    use columba_session::runtime::InProcessUpdateBus;
+    use columba_session::salt::SaltSource;
+    let store = Arc::new(MemoryAuthKeyStore::new());
+    let bus = Arc::new(InProcessUpdateBus::new(64));
+    let options = ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![rsa_key()])));
+    let salts = Arc::new(SaltSource::new([3; 32]));
+    let push = RecordingPushProvider::new();
+    // Two nodes on one bus: the update is published on the first and delivered by the
+    // second, which holds the client's session.
+    let first = Server::with_salts(
+        options.clone(),
+        store.clone(),
+        Arc::new(Echo),
+        Arc::new(push.clone()),
+        salts.clone(),
+        Some(bus.clone()),
+    );
+    let second = Server::with_salts(
+        options,
+        store.clone(),
+        Arc::new(Echo),
+        Arc::new(push.clone()),
+        salts,
+        Some(bus.clone()),
+    );
+    let (listener, connector) = memory_transport(64 * 1024);
+    let serving = second.clone();
+    tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
+    let (idle_listener, _unused) = memory_transport(1024);
+    let serving = first.clone();
+    tokio::spawn(async move { serving.serve(idle_listener, std::future::pending()).await });
+    let client = Client::connect(
+        Arc::new(connector),
+        client_options(Framing::Abridged, false),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut updates = client.updates().unwrap();
+    let key_id = client.saved_key().auth_key.id();
+    store.set_user(key_id, Some(9)).unwrap();
+    second.refresh_key(key_id);
+    client.invoke(request(1)).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    first.send_update(9, request(99));
+    let update = tokio::time::timeout(Duration::from_secs(5), updates.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(update, request(99));
+}

@@ -60,3 +60,33 @@ impl UpdateSubscription for Subscription {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_subscriber_sees_what_is_published_after_it_subscribed() {
+        let bus = InProcessUpdateBus::new(8);
+        assert!(
+            bus.publish(1, Bytes::from_static(b"lost")).is_ok(),
+            "nobody listening is fine"
+        );
+        let mut first = bus.subscribe();
+        let mut second = bus.subscribe();
+        bus.publish(5, Bytes::from_static(b"hello")).unwrap();
+        assert_eq!(first.next().await, Some((5, Bytes::from_static(b"hello"))));
+        assert_eq!(second.next().await, Some((5, Bytes::from_static(b"hello"))));
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_skips_the_oldest() {
+        let bus = InProcessUpdateBus::new(2);
+        let mut slow = bus.subscribe();
+        for n in 0..5u8 {
+            bus.publish(i64::from(n), Bytes::from(vec![n; 4])).unwrap();
+        }
+        assert_eq!(slow.next().await.map(|(user, _)| user), Some(3));
+        assert_eq!(slow.next().await.map(|(user, _)| user), Some(4));
+    }
+}

@@ -225,8 +225,10 @@ impl Server {
     }
 
     /// Sends an update to every live session of `user_id` (through the update bus when there
-    /// is one, so that sessions on other nodes get it too); with no live session anywhere on
-    /// this node, the push provider is asked to notify the user.
+    /// is one, so that sessions on other nodes get it too); with no live session on this
+    /// node, the push provider is asked to notify the user. With several nodes each node
+    /// decides for itself, so a user live on one node may also be pushed by another: a
+    /// deployment that minds gives its push provider a presence check.
     pub fn send_update(&self, user_id: i64, update: Bytes) {
         match &self.shared.bus {
             Some(bus) => {
