@@ -36,7 +36,7 @@ use columba_mtproto::tl::service::MsgContainer;
 use crate::config::SessionConfig;
 use crate::container::check_container;
 use crate::id_map::IdMap;
-use crate::incoming::{Incoming, IncomingError};
+use crate::incoming::{Incoming, IncomingError, Inflater};
 use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
 use crate::outbox::{BodyBuilder, Outbox, Tag};
 use crate::rpc::{RpcOutcome, maybe_gzip, read_result};
@@ -227,6 +227,8 @@ pub struct ClientSession {
     confirmed: i64,
     /// The `unique_id` of the server's last `new_session_created`.
     unique_id: Option<i64>,
+    /// Expands the `gzip_packed` objects of the message being handled.
+    inflater: Inflater,
     events: VecDeque<ClientEvent>,
     stats: SessionStats,
 }
@@ -264,6 +266,7 @@ impl ClientSession {
             state_checks: HashMap::new(),
             confirmed: 0,
             unique_id: None,
+            inflater: Inflater::default(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
         }
@@ -548,6 +551,7 @@ impl ClientSession {
             Err(error) => return self.refuse_body(error),
         };
         self.notice_new_session(header.msg_id, &incoming);
+        self.inflater.reset(self.config.max_unpacked_per_message);
         let accepted = self.accept(header.msg_id, header.seq_no, &incoming, now);
         if accepted {
             self.dispatch(header.msg_id, header.seq_no, incoming, now, true);
@@ -636,15 +640,17 @@ impl ClientSession {
             Incoming::Container(container) if outer => {
                 self.handle_container(msg_id, &container, now)
             }
-            Incoming::Gzip(packed) => match packed.unpack(self.config.max_unpacked_len) {
-                Ok(inner) => match Incoming::parse(&inner) {
-                    Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
-                        self.stats.malformed += 1;
-                    }
-                    Ok(parsed) => self.act(msg_id, parsed, now),
-                },
-                Err(_) => self.stats.gzip_refused += 1,
-            },
+            Incoming::Gzip(packed) => {
+                match self.inflater.unpack(&packed, self.config.max_unpacked_len) {
+                    Ok(inner) => match Incoming::parse(&inner) {
+                        Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
+                            self.stats.malformed += 1;
+                        }
+                        Ok(parsed) => self.act(msg_id, parsed, now),
+                    },
+                    Err(_) => self.stats.gzip_refused += 1,
+                }
+            }
             other => self.act(msg_id, other, now),
         }
     }

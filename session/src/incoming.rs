@@ -199,3 +199,36 @@ fn nonempty(query: &[u8]) -> Result<&[u8], IncomingError> {
     }
     Ok(query)
 }
+
+/// Expands the `gzip_packed` objects of one received message within a cap per object and a
+/// budget for the whole message (a container may hold up to 1024 of them).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Inflater {
+    budget: usize,
+}
+
+impl Inflater {
+    /// Starts a new message with `budget` bytes to expand.
+    pub(crate) fn reset(&mut self, budget: usize) {
+        self.budget = budget;
+    }
+
+    /// Expands `packed` to at most `max_len` bytes and what is left of the budget; a failed
+    /// attempt spends its whole allowance.
+    pub(crate) fn unpack(&mut self, packed: &GzipPacked, max_len: usize) -> Result<Vec<u8>, ()> {
+        let limit = max_len.min(self.budget);
+        if limit == 0 {
+            return Err(());
+        }
+        match packed.unpack(limit) {
+            Ok(inner) => {
+                self.budget -= inner.len().min(self.budget);
+                Ok(inner)
+            }
+            Err(_) => {
+                self.budget -= limit;
+                Err(())
+            }
+        }
+    }
+}

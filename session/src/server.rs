@@ -33,7 +33,7 @@ use columba_mtproto::tl::service::MsgContainer;
 use crate::config::SessionConfig;
 use crate::container::check_container;
 use crate::id_map::IdMap;
-use crate::incoming::{Incoming, IncomingError};
+use crate::incoming::{Incoming, IncomingError, Inflater};
 use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
 use crate::outbox::{Outbox, Tag};
 use crate::rpc::{RpcError, RpcOutcome, rpc_result_body};
@@ -119,7 +119,7 @@ pub struct ServerSession {
     /// The salt of the current slot, derived once per slot rather than once per message.
     current_salt: Option<crate::salt::FutureSalt>,
     /// What the `gzip_packed` objects of the message being handled may still expand to.
-    inflate_budget: usize,
+    inflater: Inflater,
     disconnect_at: Option<Instant>,
     stats: SessionStats,
 }
@@ -148,7 +148,7 @@ impl ServerSession {
             events: VecDeque::new(),
             created: false,
             current_salt: None,
-            inflate_budget: 0,
+            inflater: Inflater::default(),
             disconnect_at: None,
             stats: SessionStats::default(),
         }
@@ -189,7 +189,7 @@ impl ServerSession {
 
     /// Handles one opened message of this session.
     pub fn handle_message(&mut self, header: &EncryptedHeader, body: &[u8], now: Now) {
-        self.inflate_budget = self.config.max_unpacked_per_message;
+        self.inflater.reset(self.config.max_unpacked_per_message);
         let incoming = match Incoming::parse(body) {
             Ok(incoming) => incoming,
             Err(error) => return self.refuse_body(error),
@@ -364,25 +364,6 @@ impl ServerSession {
         }
     }
 
-    /// Expands a `gzip_packed` within the per-object cap and what is left of the message's
-    /// budget (a failed attempt spends its whole allowance).
-    fn unpack(&mut self, packed: &columba_mtproto::tl::service::GzipPacked) -> Result<Vec<u8>, ()> {
-        let limit = self.config.max_unpacked_len.min(self.inflate_budget);
-        if limit == 0 {
-            return Err(());
-        }
-        match packed.unpack(limit) {
-            Ok(inner) => {
-                self.inflate_budget -= inner.len().min(self.inflate_budget);
-                Ok(inner)
-            }
-            Err(_) => {
-                self.inflate_budget -= limit;
-                Err(())
-            }
-        }
-    }
-
     /// The current slot's salt, from the cache while the slot lasts.
     fn current_salt(&mut self, now_secs: i64) -> i64 {
         match self.current_salt {
@@ -447,23 +428,25 @@ impl ServerSession {
             Incoming::Container(container) if outer => {
                 self.handle_container(msg_id, &container, now);
             }
-            Incoming::Gzip(packed) => match self.unpack(&packed) {
-                Ok(inner) => match Incoming::parse(&inner) {
-                    Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
-                        self.stats.malformed += 1;
-                    }
-                    Ok(parsed) => {
-                        self.stats.accepted = self.stats.accepted.saturating_sub(1);
-                        // The ack, if due, was queued above; do not queue it twice.
-                        if seq_no & 1 == 1 {
-                            self.dispatch_unacked(msg_id, parsed, now);
-                        } else {
-                            self.dispatch(msg_id, seq_no, parsed, now, false);
+            Incoming::Gzip(packed) => {
+                match self.inflater.unpack(&packed, self.config.max_unpacked_len) {
+                    Ok(inner) => match Incoming::parse(&inner) {
+                        Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
+                            self.stats.malformed += 1;
                         }
-                    }
-                },
-                Err(_) => self.stats.gzip_refused += 1,
-            },
+                        Ok(parsed) => {
+                            self.stats.accepted = self.stats.accepted.saturating_sub(1);
+                            // The ack, if due, was queued above; do not queue it twice.
+                            if seq_no & 1 == 1 {
+                                self.dispatch_unacked(msg_id, parsed, now);
+                            } else {
+                                self.dispatch(msg_id, seq_no, parsed, now, false);
+                            }
+                        }
+                    },
+                    Err(_) => self.stats.gzip_refused += 1,
+                }
+            }
             other => self.dispatch_unacked(msg_id, other, now),
         }
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction};
-use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::message::{EncryptedHeader, Padding, open, seal};
 use columba_mtproto::time::Now;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -153,36 +153,34 @@ impl Pair {
     pub fn flush(&mut self) {
         let now = self.client_now();
         while let Some(header) = self.client.poll_transmit(now, &mut self.buf) {
-            let Ok(_) = seal(
-                &mut self.buf,
-                &self.key,
-                Direction::ClientToServer,
-                &header,
-                Padding::Minimal,
-                &mut self.rng,
-            ) else {
-                continue;
-            };
-            let frame = self.buf.to_vec();
             let faults = self.upstream;
-            Self::transmit(&mut self.rng, &mut self.to_server, frame, faults);
+            self.send(&header, Direction::ClientToServer, faults);
         }
         let now = self.server_now();
         while let Some(header) = self.server.poll_transmit(now, &mut self.buf) {
-            let Ok(_) = seal(
-                &mut self.buf,
-                &self.key,
-                Direction::ServerToClient,
-                &header,
-                Padding::Minimal,
-                &mut self.rng,
-            ) else {
-                continue;
-            };
-            let frame = self.buf.to_vec();
             let faults = self.downstream;
-            Self::transmit(&mut self.rng, &mut self.to_client, frame, faults);
+            self.send(&header, Direction::ServerToClient, faults);
         }
+    }
+
+    /// Seals the message in `buf` and puts it on the link of `direction`.
+    fn send(&mut self, header: &EncryptedHeader, direction: Direction, faults: Faults) {
+        let sealed = seal(
+            &mut self.buf,
+            &self.key,
+            direction,
+            header,
+            Padding::Minimal,
+            &mut self.rng,
+        );
+        if sealed.is_err() {
+            return;
+        }
+        let link = match direction {
+            Direction::ClientToServer => &mut self.to_server,
+            Direction::ServerToClient => &mut self.to_client,
+        };
+        Self::transmit(&mut self.rng, link, self.buf.to_vec(), faults);
     }
 
     fn transmit(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::handshake::{self, ClientHandshake};
-use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::message::open;
 use columba_mtproto::time::Now;
 use columba_mtproto::transport::{self, Frame, Outgoing, Transport};
 use rand::RngCore;
@@ -574,16 +574,7 @@ impl Driver {
 
     async fn flush(&mut self, scratch: &mut BytesMut) -> Result<(), ClientError> {
         while let Some(header) = self.session.poll_transmit(now(), scratch) {
-            if seal(
-                scratch,
-                &self.key,
-                Direction::ClientToServer,
-                &header,
-                Padding::Minimal,
-                &mut rand::rng(),
-            )
-            .is_err()
-            {
+            if !super::seal_message(scratch, &self.key, Direction::ClientToServer, &header) {
                 continue;
             }
             self.link.queue(scratch)?;

@@ -13,3 +13,23 @@ pub use io::{
     TcpConnector, memory_transport,
 };
 pub use server::{Server, ServerOptions, ServerStats};
+
+/// Seals the message [`crate::ServerSession::poll_transmit`] or
+/// [`crate::ClientSession::poll_transmit`] wrote into `buf`, with minimal padding and a fresh
+/// random generator; `false` if it could not be sealed (nothing to send then).
+fn seal_message(
+    buf: &mut bytes::BytesMut,
+    key: &columba_mtproto::crypto::AuthKey,
+    direction: columba_mtproto::crypto::Direction,
+    header: &columba_mtproto::message::EncryptedHeader,
+) -> bool {
+    columba_mtproto::message::seal(
+        buf,
+        key,
+        direction,
+        header,
+        columba_mtproto::message::Padding::Minimal,
+        &mut rand::rng(),
+    )
+    .is_ok()
+}

@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::Direction;
 use columba_mtproto::handshake::bind::{BindRequest, verify_binding};
 use columba_mtproto::handshake::{self, ServerHandshake};
-use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::message::open;
 use columba_mtproto::time::Now;
 use columba_mtproto::transport::{self, ERROR_FLOOD, Frame, Outgoing, Transport};
 use columba_store::auth_key::{AuthKeyRecord, AuthKeyStore, KeyLifetime};
@@ -855,16 +855,7 @@ impl Driver {
             let Some((key, header)) = next else {
                 break;
             };
-            if seal(
-                &mut self.scratch,
-                &key,
-                Direction::ServerToClient,
-                &header,
-                Padding::Minimal,
-                &mut rand::rng(),
-            )
-            .is_err()
-            {
+            if !super::seal_message(&mut self.scratch, &key, Direction::ServerToClient, &header) {
                 continue;
             }
             self.transport
