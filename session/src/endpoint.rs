@@ -169,6 +169,8 @@ pub struct Endpoint {
     by_connection: HashMap<ConnectionId, Vec<SessionKey>>,
     /// The session ids of each key.
     of_key: HashMap<i64, Vec<i64>>,
+    /// The first salt of keys created recently (auth_key_id -> salt, valid until).
+    first_salts: HashMap<i64, (i64, i64)>,
     /// Keys destroyed, whose last answer has yet to go out.
     doomed: Vec<i64>,
     events: std::collections::VecDeque<EndpointEvent>,
@@ -198,6 +200,7 @@ impl Endpoint {
             sessions: HashMap::new(),
             by_connection: HashMap::new(),
             of_key: HashMap::new(),
+            first_salts: HashMap::new(),
             doomed: Vec::new(),
             events: std::collections::VecDeque::new(),
         }
@@ -268,6 +271,20 @@ impl Endpoint {
         Ok(key)
     }
 
+    /// A key exchange just created `auth_key_id` and gave the client `salt`: the key's
+    /// sessions accept it for one salt period ([`crate::salt::SALT_PERIOD`]), as they do
+    /// their own salts, so that the client's first messages go through at once.
+    pub fn note_first_salt(&mut self, auth_key_id: i64, salt: i64, now: Now) {
+        let now_secs = now.unix_secs();
+        let period = i64::try_from(crate::salt::SALT_PERIOD.as_secs()).unwrap_or(1800);
+        // Bounded: expired entries go whenever one is added.
+        self.first_salts.retain(|_, (_, until)| *until > now_secs);
+        if self.first_salts.len() < self.config.max_cached_keys {
+            self.first_salts
+                .insert(auth_key_id, (salt, now_secs.saturating_add(period)));
+        }
+    }
+
     /// Forgets what is cached about a key, so that the next message reloads it from the
     /// store (after `auth.bindTempAuthKey`, a sign-in, or a sign-out changed it).
     pub fn refresh_key(&mut self, auth_key_id: i64) {
@@ -295,13 +312,16 @@ impl Endpoint {
         if !self.sessions.contains_key(&key) {
             self.make_room(auth_key_id);
             let unique_id = i64::from_le_bytes(rng.next_u64().to_le_bytes());
-            let session = ServerSession::new(
+            let mut session = ServerSession::new(
                 auth_key_id,
                 header.session_id,
                 unique_id,
                 self.config.session.clone(),
                 self.salts.clone(),
             );
+            if let Some(&(salt, until)) = self.first_salts.get(&auth_key_id) {
+                session.accept_first_salt(salt, until);
+            }
             self.of_key
                 .entry(auth_key_id)
                 .or_default()

@@ -118,6 +118,9 @@ pub struct ServerSession {
     created: bool,
     /// The salt of the current slot, derived once per slot rather than once per message.
     current_salt: Option<crate::salt::FutureSalt>,
+    /// The salt the key exchange gave the client, and until when (Unix seconds) it is
+    /// accepted, so that a new key's first messages need no `bad_server_salt` round trip.
+    first_salt: Option<(i64, i64)>,
     /// What the `gzip_packed` objects of the message being handled may still expand to.
     inflater: Inflater,
     disconnect_at: Option<Instant>,
@@ -148,10 +151,17 @@ impl ServerSession {
             events: VecDeque::new(),
             created: false,
             current_salt: None,
+            first_salt: None,
             inflater: Inflater::default(),
             disconnect_at: None,
             stats: SessionStats::default(),
         }
+    }
+
+    /// Also accepts `salt` until `valid_until` (Unix seconds): the first salt of a key, from
+    /// its key exchange (`new_nonce[0..8] XOR server_nonce[0..8]`).
+    pub fn accept_first_salt(&mut self, salt: i64, valid_until: i64) {
+        self.first_salt = Some((salt, valid_until));
     }
 
     /// The session's id.
@@ -203,8 +213,12 @@ impl ServerSession {
         }
         let now_secs = now.unix_secs();
         let current = self.current_salt(now_secs);
-        let valid =
-            header.salt == current || self.salts.is_valid(self.auth_key_id, header.salt, now_secs);
+        let first = self
+            .first_salt
+            .is_some_and(|(salt, until)| salt == header.salt && now_secs < until);
+        let valid = header.salt == current
+            || first
+            || self.salts.is_valid(self.auth_key_id, header.salt, now_secs);
         if !valid {
             self.stats.count_bad_msg(48);
             let salt = current;

@@ -360,3 +360,33 @@ fn answers_go_out_after_the_key_cache_is_refreshed() {
     assert!(w.down(Some(&mut client), ConnectionId(1)) > 0);
     assert_eq!(responses(&mut client), vec![query(1)]);
 }
+
+#[test]
+fn a_new_key_s_first_salt_is_accepted_without_a_round_trip() {
+    for noted in [true, false] {
+        let mut w = world();
+        let handshake_salt = 0x0123_4567_89ab_cdef;
+        if noted {
+            w.endpoint
+                .note_first_salt(w.key.id(), handshake_salt, w.now);
+        }
+        let config = SessionConfig {
+            future_salts: 0,
+            ..SessionConfig::default()
+        };
+        let mut client = ClientSession::new(7, handshake_salt, Some(0), Arc::new(config));
+        client.invoke(query(1)).unwrap();
+        w.up(&mut client, ConnectionId(1));
+        let session = SessionKey {
+            auth_key_id: w.key.id(),
+            session_id: 7,
+        };
+        let bad_salts = w
+            .endpoint
+            .session(session)
+            .unwrap()
+            .stats()
+            .bad_msg_count(48);
+        assert_eq!(bad_salts, u64::from(!noted), "noted: {noted}");
+    }
+}

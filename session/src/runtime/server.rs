@@ -758,6 +758,11 @@ impl Driver {
                         tracing::warn!(%error, "new auth key not stored");
                         return Err(ConnectionEnd::Closed("key not stored"));
                     }
+                    lock(&self.shared.endpoint).note_first_salt(
+                        key.auth_key.id(),
+                        key.server_salt,
+                        now(),
+                    );
                     self.established = true;
                     return self.send_payload(&reply).await;
                 }
