@@ -7,14 +7,20 @@
 //! - [`auth_key`]: [`AuthKeyStore`], authorization keys with the temporary-to-permanent
 //!   binding of perfect forward secrecy, and [`MemoryAuthKeyStore`].
 //!
-//! To come with the storage work: `MessageStore` (Telegram's boxes, ids and pts, idempotent
-//! sends keyed by `random_id`, `getHistory` and `getDifference` rules), `FileStore` (chunked
-//! uploads) and the sharded RocksDB backend (feature `rocksdb`). Message bodies are opaque
-//! bytes to this crate.
+//! - [`message`]: [`MessageStore`], Telegram's boxes with per-box ids and pts, idempotent
+//!   sends keyed by `random_id`, the pts update log with `getDifference`, `getHistory`'s
+//!   paging rules, dialogs, edits, deletes and read markers; [`MemoryMessageStore`].
+//!
+//! To come: `FileStore` (chunked uploads) and the sharded RocksDB backend (feature
+//! `rocksdb`). Message bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
 
 pub mod auth_key;
+pub mod message;
 
 pub use auth_key::{
     AuthKeyError, AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore, ResolvedKey,
+};
+pub use message::{
+    BoxId, MemoryMessageStore, MessageError, MessageStore, MessageStoreConfig, Peer, SendRequest,
 };

@@ -1,0 +1,403 @@
+//! The behaviour every [`MessageStore`] backend must show. Backends call [`run_all`] from
+//! their tests with a function that makes a fresh, empty store with the given limits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a panic with a message"
+)]
+
+use super::{
+    Affected, BoxId, Delivery, Difference, HistoryQuery, MessageError, MessageStore,
+    MessageStoreConfig, Peer, SendRequest, UpdateKind,
+};
+
+/// Makes a fresh, empty store with these limits.
+pub type Factory<'a> = &'a dyn Fn(MessageStoreConfig) -> Box<dyn MessageStore>;
+
+/// Runs every check.
+pub fn run_all(factory: Factory<'_>) {
+    private_messages_reach_both_boxes_with_their_own_ids(factory);
+    saved_messages_groups_and_channels(factory);
+    sends_are_idempotent_on_random_id(factory);
+    history_follows_get_history_rules(factory);
+    difference_replays_the_log_and_says_too_long(factory);
+    edits_reach_every_copy(factory);
+    deletes_for_me_and_revoked(factory);
+    read_markers_and_unread_counts(factory);
+    bad_input_gets_typed_errors(factory);
+}
+
+/// A private message from `from` to `to`.
+pub fn private(from: i64, to: i64, random_id: i64, text: &str) -> SendRequest {
+    SendRequest {
+        sender: from,
+        peer: Peer::User(to),
+        random_id,
+        date: 1_700_000_000 + i32::try_from(random_id % 1_000_000).unwrap_or(0),
+        body: text.as_bytes().to_vec(),
+        media: None,
+        flags: 0,
+        members: Vec::new(),
+    }
+}
+
+fn store(factory: Factory<'_>) -> Box<dyn MessageStore> {
+    factory(MessageStoreConfig::default())
+}
+
+/// A private message is stored in the sender's box (outgoing) and the recipient's box
+/// (incoming), each with the next id and pts of that box.
+pub fn private_messages_reach_both_boxes_with_their_own_ids(factory: Factory<'_>) {
+    let store = store(factory);
+    // User 1 already has two messages with user 3: its ids run ahead of user 2's.
+    store.send(&private(1, 3, 100, "a")).unwrap();
+    store.send(&private(1, 3, 101, "b")).unwrap();
+    let sent = store.send(&private(1, 2, 7, "hello")).unwrap();
+    assert!(!sent.repeated);
+    assert_eq!(
+        sent.deliveries,
+        vec![
+            Delivery {
+                box_id: BoxId::User(1),
+                message_id: 3,
+                pts: 3
+            },
+            Delivery {
+                box_id: BoxId::User(2),
+                message_id: 1,
+                pts: 1
+            },
+        ]
+    );
+    let mine = store.get_messages(BoxId::User(1), &[3]).unwrap();
+    assert_eq!(mine.len(), 1);
+    assert!(mine[0].out);
+    assert_eq!(mine[0].peer, Peer::User(2));
+    assert_eq!(mine[0].body, b"hello");
+    let theirs = store.get_messages(BoxId::User(2), &[1]).unwrap();
+    assert!(!theirs[0].out);
+    assert_eq!(
+        theirs[0].peer,
+        Peer::User(1),
+        "the chat is the sender, seen from the recipient"
+    );
+    assert_eq!(theirs[0].from, 1);
+    assert_eq!(store.state(BoxId::User(2)).unwrap().pts, 1);
+    assert_eq!(
+        store.state(BoxId::User(9)).unwrap().pts,
+        0,
+        "an untouched box is empty"
+    );
+}
+
+/// Saved Messages take one copy; a basic group one per member; a channel one.
+pub fn saved_messages_groups_and_channels(factory: Factory<'_>) {
+    let store = store(factory);
+    let saved = store.send(&private(1, 1, 1, "note")).unwrap();
+    assert_eq!(saved.deliveries.len(), 1);
+    let mut group = private(1, 0, 2, "hi all");
+    group.peer = Peer::Chat(50);
+    group.members = vec![1, 2, 3, 2];
+    let sent = store.send(&group).unwrap();
+    let boxes: Vec<BoxId> = sent.deliveries.iter().map(|d| d.box_id).collect();
+    assert_eq!(boxes, vec![BoxId::User(1), BoxId::User(2), BoxId::User(3)]);
+    let mut channel = private(1, 0, 3, "news");
+    channel.peer = Peer::Channel(70);
+    let posted = store.send(&channel).unwrap();
+    assert_eq!(
+        posted.deliveries,
+        vec![Delivery {
+            box_id: BoxId::Channel(70),
+            message_id: 1,
+            pts: 1
+        }]
+    );
+}
+
+/// A repeated (sender, peer, random_id) returns the first outcome and stores nothing new;
+/// the same random_id to another peer is another send.
+pub fn sends_are_idempotent_on_random_id(factory: Factory<'_>) {
+    let store = store(factory);
+    let first = store.send(&private(1, 2, 42, "once")).unwrap();
+    let again = store.send(&private(1, 2, 42, "once, again")).unwrap();
+    assert!(again.repeated);
+    assert_eq!(again.deliveries, first.deliveries);
+    assert_eq!(store.state(BoxId::User(2)).unwrap().pts, 1);
+    let other = store.send(&private(1, 3, 42, "elsewhere")).unwrap();
+    assert!(!other.repeated);
+    let body = store.get_messages(BoxId::User(2), &[1]).unwrap();
+    assert_eq!(body[0].body, b"once", "the repeat changed nothing");
+}
+
+/// `get_history` pages a chat newest first by offset_id, add_offset, limit, max_id, min_id,
+/// counting only that chat's messages.
+pub fn history_follows_get_history_rules(factory: Factory<'_>) {
+    let store = store(factory);
+    for n in 0..30 {
+        store.send(&private(1, 2, n, "to 2")).unwrap();
+        store.send(&private(1, 3, 1000 + n, "to 3")).unwrap();
+    }
+    // In box 1, the chat with 2 has the odd ids 1, 3, ..., 59.
+    let page = store
+        .get_history(
+            BoxId::User(1),
+            Peer::User(2),
+            &HistoryQuery {
+                offset_id: 41,
+                limit: 5,
+                ..HistoryQuery::default()
+            },
+        )
+        .unwrap();
+    let ids: Vec<i32> = page.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![39, 37, 35, 33, 31]);
+    assert_eq!(page.count, 30);
+    assert_eq!(page.offset_id_offset, 10);
+    let newer = store
+        .get_history(
+            BoxId::User(1),
+            Peer::User(2),
+            &HistoryQuery {
+                offset_id: 41,
+                add_offset: -3,
+                limit: 3,
+                ..HistoryQuery::default()
+            },
+        )
+        .unwrap();
+    let ids: Vec<i32> = newer.messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![45, 43, 41]);
+    let empty = store
+        .get_history(BoxId::User(4), Peer::User(2), &HistoryQuery::default())
+        .unwrap();
+    assert!(empty.messages.is_empty());
+    assert_eq!(empty.count, 0);
+}
+
+/// The update log replays changes after a pts, in slices, and says TooLong past its size.
+pub fn difference_replays_the_log_and_says_too_long(factory: Factory<'_>) {
+    let store = factory(MessageStoreConfig {
+        max_log_entries: 5,
+        ..MessageStoreConfig::default()
+    });
+    for n in 0..8 {
+        store.send(&private(1, 2, n, "m")).unwrap();
+    }
+    assert_eq!(
+        store.get_difference(BoxId::User(2), 8, 10).unwrap(),
+        Difference::Empty { pts: 8 }
+    );
+    match store.get_difference(BoxId::User(2), 4, 2).unwrap() {
+        Difference::Changes {
+            entries,
+            messages,
+            complete,
+            pts,
+        } => {
+            assert_eq!(
+                entries.iter().map(|e| e.pts).collect::<Vec<_>>(),
+                vec![5, 6]
+            );
+            assert_eq!(
+                messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+                vec![5, 6]
+            );
+            assert!(!complete);
+            assert_eq!(pts, 8);
+        }
+        other => panic!("{other:?}"),
+    }
+    match store.get_difference(BoxId::User(2), 3, 10).unwrap() {
+        Difference::Changes {
+            entries, complete, ..
+        } => {
+            assert_eq!(entries.len(), 5);
+            assert!(complete);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.get_difference(BoxId::User(2), 2, 10).unwrap(),
+        Difference::TooLong { pts: 8 }
+    );
+}
+
+/// Editing changes every copy, keeps the id, sets edit_date and takes a pts in each box;
+/// only the sender may edit.
+pub fn edits_reach_every_copy(factory: Factory<'_>) {
+    let store = store(factory);
+    store.send(&private(1, 2, 1, "typo")).unwrap();
+    assert_eq!(
+        store.edit(2, BoxId::User(2), 1, b"no".to_vec(), None, 5),
+        Err(MessageError::MessageAuthorRequired)
+    );
+    let affected = store
+        .edit(1, BoxId::User(1), 1, b"fixed".to_vec(), None, 1_700_000_100)
+        .unwrap();
+    assert_eq!(
+        affected,
+        vec![
+            Affected {
+                box_id: BoxId::User(1),
+                pts: 2,
+                pts_count: 1
+            },
+            Affected {
+                box_id: BoxId::User(2),
+                pts: 2,
+                pts_count: 1
+            },
+        ]
+    );
+    let theirs = store.get_messages(BoxId::User(2), &[1]).unwrap();
+    assert_eq!(theirs[0].body, b"fixed");
+    assert_eq!(theirs[0].edit_date, Some(1_700_000_100));
+    match store.get_difference(BoxId::User(2), 1, 10).unwrap() {
+        Difference::Changes { entries, .. } => {
+            assert_eq!(entries[0].kind, UpdateKind::EditMessage { id: 1 });
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.edit(1, BoxId::User(1), 99, Vec::new(), None, 0),
+        Err(MessageError::MessageIdInvalid)
+    );
+}
+
+/// Deleting for oneself leaves the other copy; revoking removes both; pts_count is the
+/// number removed in each box; unknown ids are skipped.
+pub fn deletes_for_me_and_revoked(factory: Factory<'_>) {
+    let store = store(factory);
+    for n in 0..3 {
+        store.send(&private(1, 2, n, "x")).unwrap();
+    }
+    let mine = store.delete(BoxId::User(1), &[1, 77], false).unwrap();
+    assert_eq!(
+        mine,
+        vec![Affected {
+            box_id: BoxId::User(1),
+            pts: 4,
+            pts_count: 1
+        }]
+    );
+    assert_eq!(
+        store.get_messages(BoxId::User(2), &[1]).unwrap().len(),
+        1,
+        "theirs stays"
+    );
+    let both = store.delete(BoxId::User(1), &[2, 3], true).unwrap();
+    assert_eq!(
+        both,
+        vec![
+            Affected {
+                box_id: BoxId::User(1),
+                pts: 6,
+                pts_count: 2
+            },
+            Affected {
+                box_id: BoxId::User(2),
+                pts: 5,
+                pts_count: 2
+            },
+        ]
+    );
+    assert!(
+        store
+            .get_messages(BoxId::User(2), &[2, 3])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.delete(BoxId::User(1), &[2], true).unwrap().is_empty(),
+        "already gone"
+    );
+}
+
+/// Reading moves the inbox watermark (never back), lowers the unread count, and moves the
+/// sender's outbox watermark in a private chat.
+pub fn read_markers_and_unread_counts(factory: Factory<'_>) {
+    let store = store(factory);
+    store.send(&private(3, 1, 1, "other chat")).unwrap();
+    for n in 0..4 {
+        store.send(&private(2, 1, 10 + n, "hi")).unwrap();
+    }
+    let dialogs = store.dialogs(1, 10).unwrap();
+    assert_eq!(dialogs.len(), 2);
+    assert_eq!(dialogs[0].peer, Peer::User(2), "newest top message first");
+    assert_eq!(dialogs[0].unread_count, 4);
+    let affected = store.read_history(1, Peer::User(2), 3).unwrap();
+    assert_eq!(
+        affected.len(),
+        2,
+        "the reader's inbox and the sender's outbox"
+    );
+    let dialogs = store.dialogs(1, 10).unwrap();
+    assert_eq!(dialogs[0].read_inbox_max_id, 3);
+    assert_eq!(dialogs[0].unread_count, 2);
+    let sender = store.dialogs(2, 10).unwrap();
+    assert_eq!(
+        sender[0].read_outbox_max_id, 2,
+        "two of the sender's messages were read"
+    );
+    assert!(
+        store.read_history(1, Peer::User(2), 2).unwrap().is_empty(),
+        "never back"
+    );
+    store.read_history(1, Peer::User(2), 0).unwrap();
+    assert_eq!(
+        store.dialogs(1, 10).unwrap()[0].unread_count,
+        0,
+        "0 reads everything"
+    );
+}
+
+/// Impossible arguments give typed errors, never a panic.
+pub fn bad_input_gets_typed_errors(factory: Factory<'_>) {
+    let store = factory(MessageStoreConfig {
+        max_body_len: 16,
+        ..MessageStoreConfig::default()
+    });
+    assert_eq!(
+        store.send(&private(0, 2, 1, "x")),
+        Err(MessageError::PeerIdInvalid)
+    );
+    assert_eq!(
+        store.send(&private(1, -2, 1, "x")),
+        Err(MessageError::PeerIdInvalid)
+    );
+    assert_eq!(
+        store.send(&private(1, 2, 1, "far too long for this store")),
+        Err(MessageError::MessageTooLong)
+    );
+    let mut group = private(1, 0, 2, "x");
+    group.peer = Peer::Chat(5);
+    group.members = vec![0];
+    assert_eq!(store.send(&group), Err(MessageError::PeerIdInvalid));
+    assert_eq!(store.dialogs(1, 0), Err(MessageError::LimitInvalid));
+    assert_eq!(
+        store.get_difference(BoxId::User(1), 0, 0),
+        Err(MessageError::LimitInvalid)
+    );
+    assert_eq!(
+        store.get_difference(BoxId::User(1), 0, usize::MAX),
+        Err(MessageError::LimitInvalid)
+    );
+    assert_eq!(
+        store.get_history(
+            BoxId::User(1),
+            Peer::User(2),
+            &HistoryQuery {
+                limit: -5,
+                ..HistoryQuery::default()
+            }
+        ),
+        Err(MessageError::LimitInvalid)
+    );
+    assert_eq!(
+        store.read_history(1, Peer::User(2), -1),
+        Err(MessageError::MessageIdInvalid)
+    );
+    assert!(store.get_messages(BoxId::User(1), &vec![1; 5000]).is_err());
+}

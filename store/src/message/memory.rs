@@ -1,0 +1,564 @@
+//! [`MessageStore`] in memory: the reference backend, and the one tests use.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use super::history::{SliceSource, select_history};
+use super::{
+    Affected, BoxId, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, MAX_PAGE,
+    MessageError, MessageStore, MessageStoreConfig, Peer, SendOutcome, SendRequest, StoredMessage,
+    UpdateEntry, UpdateKind,
+};
+
+/// A message and the other copies of it (in other boxes).
+#[derive(Debug, Clone)]
+struct Copy {
+    message: StoredMessage,
+    others: Vec<(BoxId, i32)>,
+}
+
+#[derive(Debug, Default)]
+struct Mailbox {
+    state: BoxState,
+    messages: BTreeMap<i32, Copy>,
+    log: VecDeque<UpdateEntry>,
+    /// (read_inbox_max_id, read_outbox_max_id) per chat.
+    marks: HashMap<Peer, (i32, i32)>,
+}
+
+impl Mailbox {
+    /// Takes `count` pts; returns the new pts.
+    fn take_pts(&mut self, count: i32) -> Result<i32, MessageError> {
+        let pts = self
+            .state
+            .pts
+            .checked_add(count)
+            .ok_or(MessageError::Exhausted)?;
+        self.state.pts = pts;
+        Ok(pts)
+    }
+
+    fn log(&mut self, pts: i32, pts_count: i32, kind: UpdateKind, keep: usize) {
+        self.log.push_back(UpdateEntry {
+            pts,
+            pts_count,
+            kind,
+        });
+        while self.log.len() > keep.max(1) {
+            self.log.pop_front();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    boxes: HashMap<BoxId, Mailbox>,
+    sends: HashMap<(i64, Peer, i64), SendOutcome>,
+}
+
+/// Messages in memory, behind one mutex: every call is atomic.
+#[derive(Debug, Default)]
+pub struct MemoryMessageStore {
+    config: MessageStoreConfig,
+    inner: Mutex<Inner>,
+}
+
+impl MemoryMessageStore {
+    /// An empty store with default limits.
+    pub fn new() -> Self {
+        Self::with_config(MessageStoreConfig::default())
+    }
+
+    /// An empty store with these limits.
+    pub fn with_config(config: MessageStoreConfig) -> Self {
+        Self {
+            config,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every call changes the state in one step under the lock; a panic cannot leave it
+        // half-changed, so a poisoned lock is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The boxes a send reaches, the sender's first, with each copy's peer and direction.
+pub(crate) fn targets(
+    request: &SendRequest,
+    max_members: usize,
+) -> Result<Vec<(BoxId, Peer, bool)>, MessageError> {
+    let sender = request.sender;
+    if sender <= 0 {
+        return Err(MessageError::PeerIdInvalid);
+    }
+    match request.peer {
+        Peer::User(user) if user <= 0 => Err(MessageError::PeerIdInvalid),
+        Peer::User(user) if user == sender => {
+            Ok(vec![(BoxId::User(sender), Peer::User(sender), true)])
+        }
+        Peer::User(user) => Ok(vec![
+            (BoxId::User(sender), Peer::User(user), true),
+            (BoxId::User(user), Peer::User(sender), false),
+        ]),
+        Peer::Chat(chat) => {
+            if chat <= 0 || request.members.len() > max_members {
+                return Err(MessageError::PeerIdInvalid);
+            }
+            let mut boxes = vec![(BoxId::User(sender), Peer::Chat(chat), true)];
+            for &member in &request.members {
+                if member <= 0 {
+                    return Err(MessageError::PeerIdInvalid);
+                }
+                if boxes
+                    .iter()
+                    .all(|(box_id, _, _)| *box_id != BoxId::User(member))
+                {
+                    boxes.push((BoxId::User(member), Peer::Chat(chat), false));
+                }
+            }
+            Ok(boxes)
+        }
+        Peer::Channel(channel) if channel <= 0 => Err(MessageError::PeerIdInvalid),
+        Peer::Channel(channel) => Ok(vec![(
+            BoxId::Channel(channel),
+            Peer::Channel(channel),
+            false,
+        )]),
+    }
+}
+
+fn check_limit(limit: usize) -> Result<(), MessageError> {
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(MessageError::LimitInvalid)
+    }
+}
+
+impl MessageStore for MemoryMessageStore {
+    fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError> {
+        let body_len = request.body.len() + request.media.as_ref().map_or(0, Vec::len);
+        if body_len > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        let targets = targets(request, self.config.max_members)?;
+        let key = (request.sender, request.peer, request.random_id);
+        let mut inner = self.lock();
+        if let Some(first) = inner.sends.get(&key) {
+            let mut outcome = first.clone();
+            outcome.repeated = true;
+            return Ok(outcome);
+        }
+        // Ids and pts first, checked for exhaustion, so that a failure changes nothing.
+        let mut deliveries = Vec::with_capacity(targets.len());
+        for (box_id, _, _) in &targets {
+            let state = inner.boxes.get(box_id).map(|b| b.state).unwrap_or_default();
+            let message_id = state.max_id.checked_add(1).ok_or(MessageError::Exhausted)?;
+            let pts = state.pts.checked_add(1).ok_or(MessageError::Exhausted)?;
+            deliveries.push(Delivery {
+                box_id: *box_id,
+                message_id,
+                pts,
+            });
+        }
+        for ((box_id, peer, out), delivery) in targets.iter().zip(&deliveries) {
+            let others = deliveries
+                .iter()
+                .filter(|other| other.box_id != *box_id)
+                .map(|other| (other.box_id, other.message_id))
+                .collect();
+            let message = StoredMessage {
+                id: delivery.message_id,
+                box_id: *box_id,
+                peer: *peer,
+                from: request.sender,
+                out: *out,
+                date: request.date,
+                edit_date: None,
+                random_id: request.random_id,
+                body: request.body.clone(),
+                media: request.media.clone(),
+                flags: request.flags,
+            };
+            let keep = self.config.max_log_entries;
+            let mailbox = inner.boxes.entry(*box_id).or_default();
+            mailbox.state.max_id = delivery.message_id;
+            mailbox.state.pts = delivery.pts;
+            mailbox
+                .messages
+                .insert(delivery.message_id, Copy { message, others });
+            mailbox.log(
+                delivery.pts,
+                1,
+                UpdateKind::NewMessage {
+                    id: delivery.message_id,
+                },
+                keep,
+            );
+            mailbox.marks.entry(*peer).or_default();
+        }
+        let outcome = SendOutcome {
+            deliveries,
+            repeated: false,
+        };
+        inner.sends.insert(key, outcome.clone());
+        Ok(outcome)
+    }
+
+    fn get_messages(&self, box_id: BoxId, ids: &[i32]) -> Result<Vec<StoredMessage>, MessageError> {
+        if ids.len() > MAX_PAGE {
+            return Err(MessageError::LimitInvalid);
+        }
+        let inner = self.lock();
+        let Some(mailbox) = inner.boxes.get(&box_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| mailbox.messages.get(id))
+            .map(|copy| copy.message.clone())
+            .collect())
+    }
+
+    fn get_history(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, MessageError> {
+        let inner = self.lock();
+        let chat: Vec<StoredMessage> = inner
+            .boxes
+            .get(&box_id)
+            .map(|mailbox| {
+                mailbox
+                    .messages
+                    .values()
+                    .rev()
+                    .filter(|copy| copy.message.peer == peer)
+                    .map(|copy| copy.message.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        select_history(&SliceSource(&chat), query)
+    }
+
+    fn get_difference(
+        &self,
+        box_id: BoxId,
+        pts: i32,
+        limit: usize,
+    ) -> Result<Difference, MessageError> {
+        check_limit(limit)?;
+        let inner = self.lock();
+        let Some(mailbox) = inner.boxes.get(&box_id) else {
+            return Ok(Difference::Empty { pts: 0 });
+        };
+        let current = mailbox.state.pts;
+        if pts >= current {
+            return Ok(Difference::Empty { pts: current });
+        }
+        // The pts before the oldest entry kept: anything older is gone.
+        let floor = mailbox
+            .log
+            .front()
+            .map_or(current, |entry| entry.pts - entry.pts_count);
+        if pts < floor {
+            return Ok(Difference::TooLong { pts: current });
+        }
+        let entries: Vec<UpdateEntry> = mailbox
+            .log
+            .iter()
+            .filter(|entry| entry.pts > pts)
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut messages = Vec::new();
+        for entry in &entries {
+            if let UpdateKind::NewMessage { id } | UpdateKind::EditMessage { id } = entry.kind {
+                if let Some(copy) = mailbox.messages.get(&id) {
+                    if !messages.iter().any(|m: &StoredMessage| m.id == id) {
+                        messages.push(copy.message.clone());
+                    }
+                }
+            }
+        }
+        let complete = entries.last().is_some_and(|entry| entry.pts == current);
+        Ok(Difference::Changes {
+            entries,
+            messages,
+            complete,
+            pts: current,
+        })
+    }
+
+    fn state(&self, box_id: BoxId) -> Result<BoxState, MessageError> {
+        Ok(self
+            .lock()
+            .boxes
+            .get(&box_id)
+            .map(|mailbox| mailbox.state)
+            .unwrap_or_default())
+    }
+
+    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError> {
+        check_limit(limit)?;
+        let inner = self.lock();
+        let Some(mailbox) = inner.boxes.get(&BoxId::User(user_id)) else {
+            return Ok(Vec::new());
+        };
+        let mut dialogs: HashMap<Peer, Dialog> = HashMap::new();
+        for copy in mailbox.messages.values() {
+            let message = &copy.message;
+            let (read_in, read_out) = mailbox
+                .marks
+                .get(&message.peer)
+                .copied()
+                .unwrap_or_default();
+            let dialog = dialogs.entry(message.peer).or_insert(Dialog {
+                peer: message.peer,
+                top_message: 0,
+                top_date: 0,
+                read_inbox_max_id: read_in,
+                read_outbox_max_id: read_out,
+                unread_count: 0,
+            });
+            if message.id > dialog.top_message {
+                dialog.top_message = message.id;
+                dialog.top_date = message.date;
+            }
+            if !message.out && message.id > read_in {
+                dialog.unread_count += 1;
+            }
+        }
+        let mut dialogs: Vec<Dialog> = dialogs.into_values().collect();
+        dialogs.sort_by_key(|dialog| std::cmp::Reverse(dialog.top_message));
+        dialogs.truncate(limit);
+        Ok(dialogs)
+    }
+
+    fn edit(
+        &self,
+        editor: i64,
+        box_id: BoxId,
+        id: i32,
+        body: Vec<u8>,
+        media: Option<Vec<u8>>,
+        edit_date: i32,
+    ) -> Result<Vec<Affected>, MessageError> {
+        if body.len() + media.as_ref().map_or(0, Vec::len) > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        let keep = self.config.max_log_entries;
+        let mut inner = self.lock();
+        let copy = inner
+            .boxes
+            .get(&box_id)
+            .and_then(|mailbox| mailbox.messages.get(&id))
+            .ok_or(MessageError::MessageIdInvalid)?;
+        if copy.message.from != editor {
+            return Err(MessageError::MessageAuthorRequired);
+        }
+        let mut copies = vec![(box_id, id)];
+        copies.extend(copy.others.iter().copied());
+        // Pts first, so that an exhausted box changes nothing.
+        for (target, target_id) in &copies {
+            if let Some(mailbox) = inner.boxes.get(target) {
+                if mailbox.messages.contains_key(target_id) && mailbox.state.pts == i32::MAX {
+                    return Err(MessageError::Exhausted);
+                }
+            }
+        }
+        let mut affected = Vec::new();
+        for (target, target_id) in copies {
+            let Some(mailbox) = inner.boxes.get_mut(&target) else {
+                continue;
+            };
+            let Some(copy) = mailbox.messages.get_mut(&target_id) else {
+                continue;
+            };
+            copy.message.body = body.clone();
+            copy.message.media = media.clone();
+            copy.message.edit_date = Some(edit_date);
+            let pts = mailbox.take_pts(1)?;
+            mailbox.log(pts, 1, UpdateKind::EditMessage { id: target_id }, keep);
+            affected.push(Affected {
+                box_id: target,
+                pts,
+                pts_count: 1,
+            });
+        }
+        Ok(affected)
+    }
+
+    fn delete(
+        &self,
+        box_id: BoxId,
+        ids: &[i32],
+        revoke: bool,
+    ) -> Result<Vec<Affected>, MessageError> {
+        if ids.len() > MAX_PAGE {
+            return Err(MessageError::LimitInvalid);
+        }
+        let keep = self.config.max_log_entries;
+        let mut inner = self.lock();
+        // Which ids go from which box.
+        let mut plan: BTreeMap<BoxId, Vec<i32>> = BTreeMap::new();
+        if let Some(mailbox) = inner.boxes.get(&box_id) {
+            for id in ids {
+                let Some(copy) = mailbox.messages.get(id) else {
+                    continue;
+                };
+                let own = plan.entry(box_id).or_default();
+                if !own.contains(id) {
+                    own.push(*id);
+                }
+                if revoke {
+                    for (other, other_id) in &copy.others {
+                        let exists = inner
+                            .boxes
+                            .get(other)
+                            .is_some_and(|b| b.messages.contains_key(other_id));
+                        let list = plan.entry(*other).or_default();
+                        if exists && !list.contains(other_id) {
+                            list.push(*other_id);
+                        }
+                    }
+                }
+            }
+        }
+        for (target, removed) in &plan {
+            let count = i32::try_from(removed.len()).unwrap_or(i32::MAX);
+            let pts = inner.boxes.get(target).map_or(0, |b| b.state.pts);
+            if pts.checked_add(count).is_none() {
+                return Err(MessageError::Exhausted);
+            }
+        }
+        let mut affected = Vec::new();
+        for (target, removed) in plan {
+            if removed.is_empty() {
+                continue;
+            }
+            let Some(mailbox) = inner.boxes.get_mut(&target) else {
+                continue;
+            };
+            for id in &removed {
+                mailbox.messages.remove(id);
+            }
+            let count = i32::try_from(removed.len()).unwrap_or(i32::MAX);
+            let pts = mailbox.take_pts(count)?;
+            mailbox.log(
+                pts,
+                count,
+                UpdateKind::DeleteMessages { ids: removed },
+                keep,
+            );
+            affected.push(Affected {
+                box_id: target,
+                pts,
+                pts_count: count,
+            });
+        }
+        Ok(affected)
+    }
+
+    fn read_history(
+        &self,
+        user_id: i64,
+        peer: Peer,
+        max_id: i32,
+    ) -> Result<Vec<Affected>, MessageError> {
+        if max_id < 0 {
+            return Err(MessageError::MessageIdInvalid);
+        }
+        let keep = self.config.max_log_entries;
+        let own = BoxId::User(user_id);
+        let mut inner = self.lock();
+        let Some(mailbox) = inner.boxes.get_mut(&own) else {
+            return Ok(Vec::new());
+        };
+        let top = mailbox
+            .messages
+            .values()
+            .rev()
+            .find(|copy| copy.message.peer == peer)
+            .map_or(0, |copy| copy.message.id);
+        // 0 reads everything; a watermark never moves back, nor past the newest message.
+        let wanted = if max_id == 0 { top } else { max_id.min(top) };
+        let marks = mailbox.marks.entry(peer).or_default();
+        if wanted <= marks.0 {
+            return Ok(Vec::new());
+        }
+        marks.0 = wanted;
+        let pts = mailbox.take_pts(1)?;
+        mailbox.log(
+            pts,
+            1,
+            UpdateKind::ReadInbox {
+                peer,
+                max_id: wanted,
+            },
+            keep,
+        );
+        let mut affected = vec![Affected {
+            box_id: own,
+            pts,
+            pts_count: 1,
+        }];
+        // A private chat: the sender sees its messages read.
+        if let Peer::User(other) = peer {
+            if other != user_id {
+                let read_copies: Vec<i32> = mailbox
+                    .messages
+                    .values()
+                    .filter(|copy| {
+                        copy.message.peer == peer && !copy.message.out && copy.message.id <= wanted
+                    })
+                    .flat_map(|copy| copy.others.iter())
+                    .filter(|(box_id, _)| *box_id == BoxId::User(other))
+                    .map(|(_, id)| *id)
+                    .collect();
+                if let Some(&outbox_max) = read_copies.iter().max() {
+                    if let Some(theirs) = inner.boxes.get_mut(&BoxId::User(other)) {
+                        let marks = theirs.marks.entry(Peer::User(user_id)).or_default();
+                        if outbox_max > marks.1 {
+                            marks.1 = outbox_max;
+                            let pts = theirs.take_pts(1)?;
+                            theirs.log(
+                                pts,
+                                1,
+                                UpdateKind::ReadOutbox {
+                                    peer: Peer::User(user_id),
+                                    max_id: outbox_max,
+                                },
+                                keep,
+                            );
+                            affected.push(Affected {
+                                box_id: BoxId::User(other),
+                                pts,
+                                pts_count: 1,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(affected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_passes_the_conformance_suite() {
+        super::super::conformance::run_all(&|config| {
+            Box::new(MemoryMessageStore::with_config(config))
+        });
+    }
+}

@@ -1,0 +1,361 @@
+//! Messages with Telegram's semantics: boxes, per-box message ids and pts, idempotent sends,
+//! the pts update log, history pages and dialogs.
+//!
+//! - A **box** holds messages and has its own id sequence and pts: one common box per user
+//!   (private chats and basic groups), one box per channel. A private message is stored once
+//!   in each participant's box, with a different id in each; a basic-group message once in
+//!   every member's box; a channel message once, in the channel's box
+//!   (core.telegram.org/api/updates, "Message ID sequences").
+//! - Every change to a box (new message, edit, delete, read) takes the next pts of that box
+//!   and is appended to its **update log**, which `get_difference` replays; the log keeps the
+//!   last [`MessageStoreConfig::max_log_entries`] entries, and a client further behind gets
+//!   [`Difference::TooLong`].
+//! - A send is **idempotent** on (sender, peer, random_id): a repeat returns the first result;
+//!   a repeat while the first is still being written gets [`MessageError::RandomIdDuplicate`].
+//! - Message bodies are opaque bytes: the application chooses their encoding.
+//!
+//! [`MessageStore`] is the trait every backend implements; [`MemoryMessageStore`] keeps
+//! everything in memory; the conformance suite (feature `testing`) checks any backend.
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+mod history;
+mod memory;
+
+pub use history::{HistoryQuery, history_hash, select_history};
+pub use memory::MemoryMessageStore;
+
+/// Where a message is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BoxId {
+    /// A user's common box (private chats and basic groups).
+    User(i64),
+    /// A channel's box.
+    Channel(i64),
+}
+
+/// Whom a message is to, as its sender named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    /// A user (a private chat; the sender's own id is Saved Messages).
+    User(i64),
+    /// A basic group.
+    Chat(i64),
+    /// A channel or supergroup.
+    Channel(i64),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    /// The sending user.
+    pub sender: i64,
+    /// Where it goes.
+    pub peer: Peer,
+    /// The sender's random id: a repeat of (sender, peer, random_id) is the same send.
+    pub random_id: i64,
+    /// Unix seconds.
+    pub date: i32,
+    /// The message, encoded as the application likes.
+    pub body: Vec<u8>,
+    /// A reference to a stored file, if the message carries media.
+    pub media: Option<Vec<u8>>,
+    /// Flags for the application (silent, noforwards, ...), stored as given.
+    pub flags: u32,
+    /// For a basic group: its members (each gets a copy in its common box). Ignored for
+    /// users and channels.
+    pub members: Vec<i64>,
+}
+
+/// Where one copy of a sent message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Delivery {
+    /// The box.
+    pub box_id: BoxId,
+    /// The message id in that box.
+    pub message_id: i32,
+    /// The pts the new message took in that box.
+    pub pts: i32,
+}
+
+/// The result of a send: one delivery per box the message reached, the sender's first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The copies.
+    pub deliveries: Vec<Delivery>,
+    /// Whether this was a repeat of an earlier send (nothing new was stored).
+    pub repeated: bool,
+}
+
+/// A message as stored in one box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its id in this box.
+    pub id: i32,
+    /// The box.
+    pub box_id: BoxId,
+    /// The chat it belongs to, from this box's owner's point of view (for a private message
+    /// in the recipient's box, the sender).
+    pub peer: Peer,
+    /// The sending user.
+    pub from: i64,
+    /// Whether the box's owner sent it.
+    pub out: bool,
+    /// Unix seconds.
+    pub date: i32,
+    /// When it was last edited.
+    pub edit_date: Option<i32>,
+    /// The sender's random id.
+    pub random_id: i64,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The media reference.
+    pub media: Option<Vec<u8>>,
+    /// The application's flags.
+    pub flags: u32,
+}
+
+/// What happened in a box, as its update log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// A new message.
+    NewMessage {
+        /// Its id.
+        id: i32,
+    },
+    /// A message was edited.
+    EditMessage {
+        /// Its id.
+        id: i32,
+    },
+    /// Messages were deleted (`pts_count` is their number).
+    DeleteMessages {
+        /// Their ids.
+        ids: Vec<i32>,
+    },
+    /// The box's owner read incoming messages of `peer` up to `max_id`.
+    ReadInbox {
+        /// The chat.
+        peer: Peer,
+        /// Up to this id.
+        max_id: i32,
+    },
+    /// The other side read the owner's messages to `peer` up to `max_id`.
+    ReadOutbox {
+        /// The chat.
+        peer: Peer,
+        /// Up to this id.
+        max_id: i32,
+    },
+}
+
+/// One entry of a box's update log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateEntry {
+    /// The box's pts after this change.
+    pub pts: i32,
+    /// How many pts the change took.
+    pub pts_count: i32,
+    /// What changed.
+    pub kind: UpdateKind,
+}
+
+/// The answer to [`MessageStore::get_difference`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Difference {
+    /// Nothing after the given pts; the box's pts.
+    Empty {
+        /// The box's pts.
+        pts: i32,
+    },
+    /// Changes after the given pts, oldest first; `complete` when they reach the box's pts,
+    /// otherwise ask again from the last entry's pts.
+    Changes {
+        /// The changes.
+        entries: Vec<UpdateEntry>,
+        /// The messages the new-message and edit entries refer to, still present.
+        messages: Vec<StoredMessage>,
+        /// Whether this reaches the box's current pts.
+        complete: bool,
+        /// The box's pts.
+        pts: i32,
+    },
+    /// The given pts is older than the log keeps: refetch state and history.
+    TooLong {
+        /// The box's pts.
+        pts: i32,
+    },
+}
+
+/// A page of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The messages, newest first.
+    pub messages: Vec<StoredMessage>,
+    /// How many messages the chat has in this box.
+    pub count: usize,
+    /// The position of the first message of the page in the whole list (newest first),
+    /// `messages.messagesSlice`'s `offset_id_offset`.
+    pub offset_id_offset: usize,
+}
+
+/// One chat in a user's dialog list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialog {
+    /// The chat.
+    pub peer: Peer,
+    /// Its newest message in the user's box.
+    pub top_message: i32,
+    /// The date of that message.
+    pub top_date: i32,
+    /// Incoming messages up to this id are read.
+    pub read_inbox_max_id: i32,
+    /// The other side read the user's messages up to this id.
+    pub read_outbox_max_id: i32,
+    /// Incoming messages after `read_inbox_max_id`.
+    pub unread_count: i32,
+}
+
+/// The pts consumed in one box by an edit, delete or read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Affected {
+    /// The box.
+    pub box_id: BoxId,
+    /// Its pts after the change.
+    pub pts: i32,
+    /// How many pts the change took.
+    pub pts_count: i32,
+}
+
+/// A box's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BoxState {
+    /// The latest pts.
+    pub pts: i32,
+    /// The highest message id given so far.
+    pub max_id: i32,
+}
+
+/// Why a message operation failed. Names follow Telegram's RPC errors where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// `RANDOM_ID_DUPLICATE`: the same (sender, peer, random_id) is being sent right now.
+    #[error("RANDOM_ID_DUPLICATE")]
+    RandomIdDuplicate,
+    /// `MESSAGE_ID_INVALID`: no such message in the box.
+    #[error("MESSAGE_ID_INVALID")]
+    MessageIdInvalid,
+    /// `MESSAGE_AUTHOR_REQUIRED`: only the sender may edit a message.
+    #[error("MESSAGE_AUTHOR_REQUIRED")]
+    MessageAuthorRequired,
+    /// `PEER_ID_INVALID`: a peer that cannot receive this (a basic group without members, a
+    /// non-positive id).
+    #[error("PEER_ID_INVALID")]
+    PeerIdInvalid,
+    /// `LIMIT_INVALID`: a limit outside what the call allows.
+    #[error("LIMIT_INVALID")]
+    LimitInvalid,
+    /// `MESSAGE_TOO_LONG`: the body is larger than the store's limit.
+    #[error("MESSAGE_TOO_LONG")]
+    MessageTooLong,
+    /// The box has used every message id or pts (2^31 - 1).
+    #[error("the box's id space is exhausted")]
+    Exhausted,
+    /// The storage engine failed, or a previous write failed and the store refuses to go on
+    /// with unknown state.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// Limits of a message store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageStoreConfig {
+    /// Update-log entries kept per box (Telegram keeps about 5,000,000 for common boxes and
+    /// 100,000 for channels); older ones are dropped and a difference from before them is
+    /// [`Difference::TooLong`].
+    pub max_log_entries: usize,
+    /// The largest body (and media reference) accepted.
+    pub max_body_len: usize,
+    /// The most members a basic group send may reach.
+    pub max_members: usize,
+}
+
+impl Default for MessageStoreConfig {
+    fn default() -> Self {
+        Self {
+            max_log_entries: 100_000,
+            max_body_len: 1024 * 1024,
+            max_members: 200,
+        }
+    }
+}
+
+/// The largest `limit` a history or difference call takes.
+pub const MAX_PAGE: usize = 1000;
+
+/// Storage of messages. Object-safe and shared between threads; every call is atomic: it
+/// happens completely or (with an error) not at all, and readers never see part of it.
+pub trait MessageStore: Send + Sync {
+    /// Sends a message: stores a copy in every box it reaches (the sender's first) with the
+    /// next id and pts of each box. A repeat of (sender, peer, random_id) returns the first
+    /// send's outcome with `repeated` set; a repeat while the first is still being written
+    /// gets [`MessageError::RandomIdDuplicate`].
+    fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError>;
+
+    /// The messages with these ids in the box (missing ids are skipped), in the order asked.
+    fn get_messages(&self, box_id: BoxId, ids: &[i32]) -> Result<Vec<StoredMessage>, MessageError>;
+
+    /// A page of the chat `peer` in `box_id`, by `messages.getHistory`'s rules
+    /// ([`HistoryQuery`]).
+    fn get_history(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, MessageError>;
+
+    /// The box's changes after `pts`, at most `limit` (1..=[`MAX_PAGE`]) entries.
+    fn get_difference(
+        &self,
+        box_id: BoxId,
+        pts: i32,
+        limit: usize,
+    ) -> Result<Difference, MessageError>;
+
+    /// The box's pts and highest message id.
+    fn state(&self, box_id: BoxId) -> Result<BoxState, MessageError>;
+
+    /// The user's chats, the one with the newest top message first, at most `limit`.
+    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError>;
+
+    /// Replaces the body (and media) of message `id` in `editor`'s box and in every other
+    /// copy of it; each box takes a pts. Only the sender may edit.
+    fn edit(
+        &self,
+        editor: i64,
+        box_id: BoxId,
+        id: i32,
+        body: Vec<u8>,
+        media: Option<Vec<u8>>,
+        edit_date: i32,
+    ) -> Result<Vec<Affected>, MessageError>;
+
+    /// Deletes messages from `box_id`; with `revoke`, every other copy of them too. Each box
+    /// that lost messages takes `pts_count` = the number it lost. Unknown ids are skipped.
+    fn delete(
+        &self,
+        box_id: BoxId,
+        ids: &[i32],
+        revoke: bool,
+    ) -> Result<Vec<Affected>, MessageError>;
+
+    /// `user_id` read the chat `peer` up to `max_id`: its inbox watermark moves (never back),
+    /// and for a private chat the other side's outbox watermark follows.
+    fn read_history(
+        &self,
+        user_id: i64,
+        peer: Peer,
+        max_id: i32,
+    ) -> Result<Vec<Affected>, MessageError>;
+}
