@@ -401,3 +401,374 @@ pub fn bad_input_gets_typed_errors(factory: Factory<'_>) {
     );
     assert!(store.get_messages(BoxId::User(1), &vec![1; 5000]).is_err());
 }
+
+/// One step of the model-based test.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A private message (random ids from a small range, so that repeats happen).
+    Send {
+        /// Sender, 1..=4.
+        from: i64,
+        /// Recipient, 1..=4 (the sender itself is Saved Messages).
+        to: i64,
+        /// The random id.
+        random_id: i64,
+    },
+    /// Edit the `pick`-th message (modulo) of `user`'s box, as `user`.
+    Edit {
+        /// Whose box.
+        user: i64,
+        /// Which message.
+        pick: usize,
+    },
+    /// Delete the `pick`-th message of `user`'s box.
+    Delete {
+        /// Whose box.
+        user: i64,
+        /// Which message.
+        pick: usize,
+        /// For both sides.
+        revoke: bool,
+    },
+    /// `user` reads the chat with `peer` up to `max_id`.
+    Read {
+        /// The reader.
+        user: i64,
+        /// The chat.
+        peer: i64,
+        /// Up to.
+        max_id: i32,
+    },
+}
+
+/// A deliberately simple reference: every copy in one list, everything found by scanning.
+#[derive(Debug, Default)]
+struct Model {
+    copies: Vec<ModelCopy>,
+    next_id: std::collections::BTreeMap<i64, i32>,
+    pts: std::collections::BTreeMap<i64, i32>,
+    sends: std::collections::BTreeMap<(i64, i64, i64), Vec<(i64, i32)>>,
+    read_in: std::collections::BTreeMap<(i64, i64), i32>,
+    read_out: std::collections::BTreeMap<(i64, i64), i32>,
+    /// (box, pts, kind) in order.
+    log: Vec<(i64, i32, UpdateKind)>,
+}
+
+#[derive(Debug, Clone)]
+struct ModelCopy {
+    user: i64,
+    id: i32,
+    peer: i64,
+    from: i64,
+    body: Vec<u8>,
+    send: (i64, i64, i64),
+}
+
+impl Model {
+    fn bump(&mut self, user: i64, count: i32, kind: UpdateKind) -> i32 {
+        let pts = self.pts.entry(user).or_default();
+        *pts += count;
+        let pts = *pts;
+        self.log.push((user, pts, kind));
+        pts
+    }
+
+    fn mailbox(&self, user: i64) -> Vec<&ModelCopy> {
+        let mut copies: Vec<&ModelCopy> = self.copies.iter().filter(|c| c.user == user).collect();
+        copies.sort_by_key(|c| c.id);
+        copies
+    }
+}
+
+fn text(n: usize) -> Vec<u8> {
+    format!("message {n}").into_bytes()
+}
+
+/// Applies `ops` to a fresh store and to the reference model, and checks after every step
+/// that results, messages, histories, differences and dialogs agree.
+pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
+    let store = store(factory);
+    let mut model = Model::default();
+    for (step, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Send {
+                from,
+                to,
+                random_id,
+            } => {
+                let outcome = store.send(&private(from, to, random_id, "m")).unwrap();
+                let key = (from, to, random_id);
+                let expected: Vec<(i64, i32)> = match model.sends.get(&key) {
+                    Some(first) => {
+                        assert!(outcome.repeated, "step {step}: a repeat");
+                        first.clone()
+                    }
+                    None => {
+                        let users = if from == to {
+                            vec![from]
+                        } else {
+                            vec![from, to]
+                        };
+                        let mut landed = Vec::new();
+                        for user in users {
+                            let id = model.next_id.entry(user).or_default();
+                            *id += 1;
+                            let id = *id;
+                            let peer = if user == from { to } else { from };
+                            model.copies.push(ModelCopy {
+                                user,
+                                id,
+                                peer,
+                                from,
+                                body: b"m".to_vec(),
+                                send: key,
+                            });
+                            model.bump(user, 1, UpdateKind::NewMessage { id });
+                            landed.push((user, id));
+                        }
+                        model.sends.insert(key, landed.clone());
+                        landed
+                    }
+                };
+                let got: Vec<(i64, i32)> = outcome
+                    .deliveries
+                    .iter()
+                    .map(|d| match d.box_id {
+                        BoxId::User(user) => (user, d.message_id),
+                        BoxId::Channel(_) => panic!("private sends reach user boxes"),
+                    })
+                    .collect();
+                assert_eq!(got, expected, "step {step}: deliveries");
+            }
+            Op::Edit { user, pick } => {
+                let mailbox = model.mailbox(user);
+                let Some(target) = mailbox
+                    .get(pick % mailbox.len().max(1))
+                    .map(|c| (*c).clone())
+                else {
+                    continue;
+                };
+                let result = store.edit(user, BoxId::User(user), target.id, text(step), None, 5);
+                if target.from != user {
+                    assert_eq!(
+                        result,
+                        Err(MessageError::MessageAuthorRequired),
+                        "step {step}"
+                    );
+                    continue;
+                }
+                let mut affected = Vec::new();
+                let mut order: Vec<(i64, i32)> = vec![(user, target.id)];
+                order.extend(
+                    model
+                        .copies
+                        .iter()
+                        .filter(|c| c.send == target.send && c.user != user)
+                        .map(|c| (c.user, c.id)),
+                );
+                for (owner, id) in order {
+                    if let Some(copy) = model
+                        .copies
+                        .iter_mut()
+                        .find(|c| c.user == owner && c.id == id)
+                    {
+                        copy.body = text(step);
+                        let pts = model.bump(owner, 1, UpdateKind::EditMessage { id });
+                        affected.push(Affected {
+                            box_id: BoxId::User(owner),
+                            pts,
+                            pts_count: 1,
+                        });
+                    }
+                }
+                assert_eq!(result.unwrap(), affected, "step {step}: edit");
+            }
+            Op::Delete { user, pick, revoke } => {
+                let mailbox = model.mailbox(user);
+                let Some(target) = mailbox
+                    .get(pick % mailbox.len().max(1))
+                    .map(|c| (*c).clone())
+                else {
+                    continue;
+                };
+                let result = store
+                    .delete(BoxId::User(user), &[target.id], revoke)
+                    .unwrap();
+                let mut removed: Vec<(i64, i32)> = vec![(user, target.id)];
+                if revoke {
+                    removed.extend(
+                        model
+                            .copies
+                            .iter()
+                            .filter(|c| c.send == target.send && c.user != user)
+                            .map(|c| (c.user, c.id)),
+                    );
+                }
+                removed.sort_by_key(|(owner, _)| *owner);
+                let mut affected = Vec::new();
+                for (owner, id) in removed {
+                    model.copies.retain(|c| !(c.user == owner && c.id == id));
+                    let pts = model.bump(owner, 1, UpdateKind::DeleteMessages { ids: vec![id] });
+                    affected.push(Affected {
+                        box_id: BoxId::User(owner),
+                        pts,
+                        pts_count: 1,
+                    });
+                }
+                assert_eq!(result, affected, "step {step}: delete");
+            }
+            Op::Read { user, peer, max_id } => {
+                let result = store.read_history(user, Peer::User(peer), max_id).unwrap();
+                let top = model
+                    .mailbox(user)
+                    .iter()
+                    .filter(|c| c.peer == peer)
+                    .map(|c| c.id)
+                    .max()
+                    .unwrap_or(0);
+                let wanted = if max_id == 0 { top } else { max_id.min(top) };
+                let mark = model.read_in.entry((user, peer)).or_default();
+                let mut affected = Vec::new();
+                if wanted > *mark {
+                    *mark = wanted;
+                    let pts = model.bump(
+                        user,
+                        1,
+                        UpdateKind::ReadInbox {
+                            peer: Peer::User(peer),
+                            max_id: wanted,
+                        },
+                    );
+                    affected.push(Affected {
+                        box_id: BoxId::User(user),
+                        pts,
+                        pts_count: 1,
+                    });
+                    if peer != user {
+                        let sends: Vec<(i64, i64, i64)> = model
+                            .copies
+                            .iter()
+                            .filter(|c| {
+                                c.user == user && c.peer == peer && c.from != user && c.id <= wanted
+                            })
+                            .map(|c| c.send)
+                            .collect();
+                        // The sender's copies, deleted ones included: the watermark moves
+                        // past messages the sender deleted for itself.
+                        let outbox = sends
+                            .iter()
+                            .filter_map(|send| model.sends.get(send))
+                            .flat_map(|landed| landed.iter())
+                            .filter(|(owner, _)| *owner == peer)
+                            .map(|(_, id)| *id)
+                            .max();
+                        if let Some(outbox) = outbox {
+                            let mark = model.read_out.entry((peer, user)).or_default();
+                            if outbox > *mark {
+                                *mark = outbox;
+                                let pts = model.bump(
+                                    peer,
+                                    1,
+                                    UpdateKind::ReadOutbox {
+                                        peer: Peer::User(user),
+                                        max_id: outbox,
+                                    },
+                                );
+                                affected.push(Affected {
+                                    box_id: BoxId::User(peer),
+                                    pts,
+                                    pts_count: 1,
+                                });
+                            }
+                        }
+                    }
+                }
+                assert_eq!(result, affected, "step {step}: read");
+            }
+        }
+        check_views(store.as_ref(), &model, step);
+    }
+}
+
+/// Compares what a client can read: every box's messages, histories, differences, dialogs.
+fn check_views(store: &dyn MessageStore, model: &Model, step: usize) {
+    for user in 1..=4i64 {
+        let box_id = BoxId::User(user);
+        let expected_pts = model.pts.get(&user).copied().unwrap_or(0);
+        assert_eq!(
+            store.state(box_id).unwrap().pts,
+            expected_pts,
+            "step {step}: pts of {user}"
+        );
+        for peer in 1..=4i64 {
+            let page = store
+                .get_history(
+                    box_id,
+                    Peer::User(peer),
+                    &HistoryQuery {
+                        limit: 1000,
+                        ..HistoryQuery::default()
+                    },
+                )
+                .unwrap();
+            let got: Vec<(i32, Vec<u8>)> = page
+                .messages
+                .iter()
+                .map(|m| (m.id, m.body.clone()))
+                .collect();
+            let mut expected: Vec<(i32, Vec<u8>)> = model
+                .copies
+                .iter()
+                .filter(|c| c.user == user && c.peer == peer)
+                .map(|c| (c.id, c.body.clone()))
+                .collect();
+            expected.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+            assert_eq!(got, expected, "step {step}: history of {user} with {peer}");
+        }
+        // The whole log from zero (the default log is far larger than these runs).
+        let entries: Vec<(i32, UpdateKind)> = match store.get_difference(box_id, 0, 1000).unwrap() {
+            Difference::Empty { .. } => Vec::new(),
+            Difference::Changes { entries, .. } => {
+                entries.into_iter().map(|e| (e.pts, e.kind)).collect()
+            }
+            Difference::TooLong { .. } => panic!("step {step}: the log was truncated"),
+        };
+        let expected: Vec<(i32, UpdateKind)> = model
+            .log
+            .iter()
+            .filter(|(owner, _, _)| *owner == user)
+            .map(|(_, pts, kind)| (*pts, kind.clone()))
+            .collect();
+        assert_eq!(entries, expected, "step {step}: log of {user}");
+        let dialogs = store.dialogs(user, 100).unwrap();
+        for dialog in dialogs {
+            let Peer::User(peer) = dialog.peer else {
+                panic!("private chats only")
+            };
+            let unread = model
+                .copies
+                .iter()
+                .filter(|c| c.user == user && c.peer == peer && c.from != user)
+                .filter(|c| c.id > model.read_in.get(&(user, peer)).copied().unwrap_or(0))
+                .count();
+            let unread = if peer == user { 0 } else { unread };
+            assert_eq!(
+                usize::try_from(dialog.unread_count).unwrap(),
+                unread,
+                "step {step}: unread of {user} with {peer}"
+            );
+        }
+    }
+}
+
+/// Random operation sequences for [`model_agrees`].
+pub fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
+    use proptest::prelude::*;
+    let op = prop_oneof![
+        4 => (1i64..=4, 1i64..=4, 0i64..12).prop_map(|(from, to, random_id)| Op::Send { from, to, random_id }),
+        1 => (1i64..=4, any::<usize>()).prop_map(|(user, pick)| Op::Edit { user, pick }),
+        1 => (1i64..=4, any::<usize>(), any::<bool>()).prop_map(|(user, pick, revoke)| Op::Delete { user, pick, revoke }),
+        1 => (1i64..=4, 1i64..=4, 0i32..20).prop_map(|(user, peer, max_id)| Op::Read { user, peer, max_id }),
+    ];
+    proptest::collection::vec(op, 0..60)
+}

@@ -555,6 +555,20 @@ impl MessageStore for MemoryMessageStore {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Random sends (with repeated random ids), edits, deletes and reads agree with the
+        /// reference model after every step.
+        #[test]
+        fn memory_store_agrees_with_the_model(ops in super::super::conformance::ops()) {
+            super::super::conformance::model_agrees(
+                &|config| Box::new(MemoryMessageStore::with_config(config)),
+                &ops,
+            );
+        }
+    }
+
     #[test]
     fn memory_store_passes_the_conformance_suite() {
         super::super::conformance::run_all(&|config| {
