@@ -16,7 +16,9 @@
 #![forbid(unsafe_code)]
 
 pub mod auth_key;
+pub mod keys;
 pub mod message;
+pub mod shard;
 
 pub use auth_key::{
     AuthKeyError, AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore, ResolvedKey,

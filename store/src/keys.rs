@@ -1,0 +1,337 @@
+//! Every storage key, built in one place.
+//!
+//! A key is a one-byte prefix naming the kind of record, then its fields, each encoded so
+//! that byte order is numeric order: signed integers big-endian with the sign bit flipped,
+//! boxes and peers as a tag byte and an id. A range scan over a prefix therefore walks
+//! records in numeric order (a chat's messages by id, a box's log by pts). Each encoder has a
+//! decoder, and tests check both the round trip and the order.
+//!
+//! The layouts are documented byte by byte in `docs/storage-format.md`; changing one is a
+//! format change (bump [`crate::shard::FORMAT_VERSION`]).
+
+use crate::message::{BoxId, Peer};
+
+/// The kinds of record, as their key prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Prefix {
+    /// A message: box, id.
+    Message = 0x01,
+    /// A chat's index entry: box, peer, id (the history of one chat in one box).
+    Chat = 0x02,
+    /// An update-log entry: box, pts.
+    Log = 0x03,
+    /// A box's counters: box.
+    BoxMeta = 0x04,
+    /// A chat's read watermarks: box, peer.
+    Marks = 0x05,
+    /// An idempotent send: sender, peer, random_id.
+    Send = 0x06,
+    /// A delivery to another shard not yet confirmed: sender, peer, random_id, target box.
+    Pending = 0x07,
+}
+
+/// The largest key this module builds.
+pub const MAX_KEY_LEN: usize = 1 + 9 + 9 + 8 + 9;
+
+/// Why a key could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {0:?} key")]
+pub struct KeyError(pub Prefix);
+
+fn put_i64(out: &mut Vec<u8>, value: i64) {
+    out.extend_from_slice(&((value as u64) ^ (1 << 63)).to_be_bytes());
+}
+
+fn put_i32(out: &mut Vec<u8>, value: i32) {
+    out.extend_from_slice(&((value as u32) ^ (1 << 31)).to_be_bytes());
+}
+
+fn put_box(out: &mut Vec<u8>, box_id: BoxId) {
+    let (tag, id) = match box_id {
+        BoxId::User(id) => (0u8, id),
+        BoxId::Channel(id) => (1u8, id),
+    };
+    out.push(tag);
+    put_i64(out, id);
+}
+
+fn put_peer(out: &mut Vec<u8>, peer: Peer) {
+    let (tag, id) = match peer {
+        Peer::User(id) => (0u8, id),
+        Peer::Chat(id) => (1u8, id),
+        Peer::Channel(id) => (2u8, id),
+    };
+    out.push(tag);
+    put_i64(out, id);
+}
+
+/// Reads fields off a key, front to back.
+struct Fields<'a> {
+    rest: &'a [u8],
+    prefix: Prefix,
+}
+
+impl<'a> Fields<'a> {
+    fn new(key: &'a [u8], prefix: Prefix) -> Result<Self, KeyError> {
+        match key.split_first() {
+            Some((&first, rest)) if first == prefix as u8 => Ok(Self { rest, prefix }),
+            _ => Err(KeyError(prefix)),
+        }
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], KeyError> {
+        let (head, rest) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(KeyError(self.prefix))?;
+        self.rest = rest;
+        Ok(*head)
+    }
+
+    fn i64(&mut self) -> Result<i64, KeyError> {
+        Ok((u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64)
+    }
+
+    fn i32(&mut self) -> Result<i32, KeyError> {
+        Ok((u32::from_be_bytes(self.take::<4>()?) ^ (1 << 31)) as i32)
+    }
+
+    fn box_id(&mut self) -> Result<BoxId, KeyError> {
+        let [tag] = self.take::<1>()?;
+        let id = self.i64()?;
+        match tag {
+            0 => Ok(BoxId::User(id)),
+            1 => Ok(BoxId::Channel(id)),
+            _ => Err(KeyError(self.prefix)),
+        }
+    }
+
+    fn peer(&mut self) -> Result<Peer, KeyError> {
+        let [tag] = self.take::<1>()?;
+        let id = self.i64()?;
+        match tag {
+            0 => Ok(Peer::User(id)),
+            1 => Ok(Peer::Chat(id)),
+            2 => Ok(Peer::Channel(id)),
+            _ => Err(KeyError(self.prefix)),
+        }
+    }
+
+    fn end(self) -> Result<(), KeyError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(KeyError(self.prefix))
+        }
+    }
+}
+
+fn start(prefix: Prefix) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAX_KEY_LEN);
+    out.push(prefix as u8);
+    out
+}
+
+/// `01 | box | id`: a message.
+pub fn message(box_id: BoxId, id: i32) -> Vec<u8> {
+    let mut out = start(Prefix::Message);
+    put_box(&mut out, box_id);
+    put_i32(&mut out, id);
+    out
+}
+
+/// Reads a [`message`] key.
+pub fn decode_message(key: &[u8]) -> Result<(BoxId, i32), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Message)?;
+    let decoded = (fields.box_id()?, fields.i32()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `02 | box | peer | id`: a chat's index entry.
+pub fn chat(box_id: BoxId, peer: Peer, id: i32) -> Vec<u8> {
+    let mut out = chat_prefix(box_id, peer);
+    put_i32(&mut out, id);
+    out
+}
+
+/// `02 | box | peer`: the prefix of a chat's index entries (for range scans).
+pub fn chat_prefix(box_id: BoxId, peer: Peer) -> Vec<u8> {
+    let mut out = start(Prefix::Chat);
+    put_box(&mut out, box_id);
+    put_peer(&mut out, peer);
+    out
+}
+
+/// Reads a [`chat`] key.
+pub fn decode_chat(key: &[u8]) -> Result<(BoxId, Peer, i32), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Chat)?;
+    let decoded = (fields.box_id()?, fields.peer()?, fields.i32()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `03 | box | pts`: an update-log entry.
+pub fn log(box_id: BoxId, pts: i32) -> Vec<u8> {
+    let mut out = start(Prefix::Log);
+    put_box(&mut out, box_id);
+    put_i32(&mut out, pts);
+    out
+}
+
+/// Reads a [`log`] key.
+pub fn decode_log(key: &[u8]) -> Result<(BoxId, i32), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Log)?;
+    let decoded = (fields.box_id()?, fields.i32()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `04 | box`: a box's counters.
+pub fn box_meta(box_id: BoxId) -> Vec<u8> {
+    let mut out = start(Prefix::BoxMeta);
+    put_box(&mut out, box_id);
+    out
+}
+
+/// Reads a [`box_meta`] key.
+pub fn decode_box_meta(key: &[u8]) -> Result<BoxId, KeyError> {
+    let mut fields = Fields::new(key, Prefix::BoxMeta)?;
+    let decoded = fields.box_id()?;
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `05 | box | peer`: a chat's read watermarks.
+pub fn marks(box_id: BoxId, peer: Peer) -> Vec<u8> {
+    let mut out = start(Prefix::Marks);
+    put_box(&mut out, box_id);
+    put_peer(&mut out, peer);
+    out
+}
+
+/// Reads a [`marks`] key.
+pub fn decode_marks(key: &[u8]) -> Result<(BoxId, Peer), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Marks)?;
+    let decoded = (fields.box_id()?, fields.peer()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `06 | sender | peer | random_id`: an idempotent send.
+pub fn send(sender: i64, peer: Peer, random_id: i64) -> Vec<u8> {
+    let mut out = start(Prefix::Send);
+    put_i64(&mut out, sender);
+    put_peer(&mut out, peer);
+    put_i64(&mut out, random_id);
+    out
+}
+
+/// Reads a [`send`] key.
+pub fn decode_send(key: &[u8]) -> Result<(i64, Peer, i64), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Send)?;
+    let decoded = (fields.i64()?, fields.peer()?, fields.i64()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `07 | sender | peer | random_id | target box`: a delivery to another shard, recorded with
+/// the sender's copy and removed once delivered.
+pub fn pending(sender: i64, peer: Peer, random_id: i64, target: BoxId) -> Vec<u8> {
+    let mut out = start(Prefix::Pending);
+    put_i64(&mut out, sender);
+    put_peer(&mut out, peer);
+    put_i64(&mut out, random_id);
+    put_box(&mut out, target);
+    out
+}
+
+/// Reads a [`pending`] key.
+pub fn decode_pending(key: &[u8]) -> Result<(i64, Peer, i64, BoxId), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Pending)?;
+    let decoded = (
+        fields.i64()?,
+        fields.peer()?,
+        fields.i64()?,
+        fields.box_id()?,
+    );
+    fields.end()?;
+    Ok(decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn box_id() -> impl Strategy<Value = BoxId> {
+        prop_oneof![
+            any::<i64>().prop_map(BoxId::User),
+            any::<i64>().prop_map(BoxId::Channel)
+        ]
+    }
+
+    fn peer() -> impl Strategy<Value = Peer> {
+        prop_oneof![
+            any::<i64>().prop_map(Peer::User),
+            any::<i64>().prop_map(Peer::Chat),
+            any::<i64>().prop_map(Peer::Channel),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_key_decodes_to_what_built_it(
+            b in box_id(), p in peer(), id in any::<i32>(), sender in any::<i64>(), random in any::<i64>(), t in box_id()
+        ) {
+            prop_assert_eq!(decode_message(&message(b, id)), Ok((b, id)));
+            prop_assert_eq!(decode_chat(&chat(b, p, id)), Ok((b, p, id)));
+            prop_assert_eq!(decode_log(&log(b, id)), Ok((b, id)));
+            prop_assert_eq!(decode_box_meta(&box_meta(b)), Ok(b));
+            prop_assert_eq!(decode_marks(&marks(b, p)), Ok((b, p)));
+            prop_assert_eq!(decode_send(&send(sender, p, random)), Ok((sender, p, random)));
+            prop_assert_eq!(decode_pending(&pending(sender, p, random, t)), Ok((sender, p, random, t)));
+            prop_assert!(pending(sender, p, random, t).len() <= MAX_KEY_LEN);
+        }
+
+        #[test]
+        fn byte_order_is_numeric_order(b in box_id(), p in peer(), x in any::<i32>(), y in any::<i32>(), u in any::<i64>(), v in any::<i64>()) {
+            prop_assert_eq!(message(b, x).cmp(&message(b, y)), x.cmp(&y));
+            prop_assert_eq!(chat(b, p, x).cmp(&chat(b, p, y)), x.cmp(&y));
+            prop_assert_eq!(log(b, x).cmp(&log(b, y)), x.cmp(&y));
+            prop_assert_eq!(box_meta(BoxId::User(u)).cmp(&box_meta(BoxId::User(v))), u.cmp(&v));
+            prop_assert_eq!(send(u, p, 0).cmp(&send(v, p, 0)), u.cmp(&v));
+        }
+
+        #[test]
+        fn a_chat_s_entries_share_its_prefix(b in box_id(), p in peer(), x in any::<i32>()) {
+            prop_assert!(chat(b, p, x).starts_with(&chat_prefix(b, p)));
+        }
+
+        #[test]
+        fn garbage_never_panics(key in proptest::collection::vec(any::<u8>(), 0..48)) {
+            let _ = decode_message(&key);
+            let _ = decode_chat(&key);
+            let _ = decode_log(&key);
+            let _ = decode_box_meta(&key);
+            let _ = decode_marks(&key);
+            let _ = decode_send(&key);
+            let _ = decode_pending(&key);
+        }
+    }
+
+    #[test]
+    fn wrong_prefixes_trailing_bytes_and_tags_are_refused() {
+        let mut key = message(BoxId::User(1), 2);
+        assert!(decode_log(&key).is_err(), "another kind's prefix");
+        key.push(0);
+        assert!(decode_message(&key).is_err(), "a trailing byte");
+        let mut bad_tag = box_meta(BoxId::User(1));
+        if let Some(tag) = bad_tag.get_mut(1) {
+            *tag = 9;
+        }
+        assert_eq!(decode_box_meta(&bad_tag), Err(KeyError(Prefix::BoxMeta)));
+        assert!(decode_message(&[]).is_err());
+    }
+}
