@@ -11,11 +11,14 @@
 //!   sends keyed by `random_id`, the pts update log with `getDifference`, `getHistory`'s
 //!   paging rules, dialogs, edits, deletes and read markers; [`MemoryMessageStore`].
 //!
+//! - [`file`]: Telegram's rules for file parts and downloads, with their error names.
+//!
 //! To come: `FileStore` (chunked uploads) and the sharded RocksDB backend (feature
 //! `rocksdb`). Message bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
 
 pub mod auth_key;
+pub mod file;
 pub mod keys;
 pub mod message;
 pub mod shard;
