@@ -6,15 +6,18 @@
 //!
 //! - [`auth_key`]: [`AuthKeyStore`], authorization keys with the temporary-to-permanent
 //!   binding of perfect forward secrecy, and [`MemoryAuthKeyStore`].
-//!
 //! - [`message`]: [`MessageStore`], Telegram's boxes with per-box ids and pts, idempotent
 //!   sends keyed by `random_id`, the pts update log with `getDifference`, `getHistory`'s
 //!   paging rules, dialogs, edits, deletes and read markers; [`MemoryMessageStore`].
+//! - [`file`](mod@file): [`FileStore`], file parts under Telegram's upload and download rules (with
+//!   their error names), SHA-256 per part checked on read, content-addressed finished files
+//!   with reference counts, expiry of unfinished uploads; [`MemoryFileStore`].
 //!
-//! - [`file`]: Telegram's rules for file parts and downloads, with their error names.
+//! - [`keys`] and [`shard`]: the storage keys and the shard map the RocksDB backend will use
+//!   (`docs/storage-format.md`).
 //!
-//! To come: `FileStore` (chunked uploads) and the sharded RocksDB backend (feature
-//! `rocksdb`). Message bodies are opaque bytes to this crate.
+//! To come: the sharded RocksDB backend (feature `rocksdb`) for messages and files. Message
+//! bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
 
 pub mod auth_key;
@@ -26,6 +29,7 @@ pub mod shard;
 pub use auth_key::{
     AuthKeyError, AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore, ResolvedKey,
 };
+pub use file::{FileError, FileStore, MemoryFileStore};
 pub use message::{
     BoxId, MemoryMessageStore, MessageError, MessageStore, MessageStoreConfig, Peer, SendRequest,
 };

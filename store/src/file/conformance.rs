@@ -1,0 +1,252 @@
+//! The behaviour every [`FileStore`] backend must show. Backends call [`run_all`] with a
+//! function that makes a fresh, empty store with the given limits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a panic with a message"
+)]
+
+use md5::{Digest as _, Md5};
+
+use super::rules::FileError;
+use super::{FileStore, FileStoreConfig, FinishRequest};
+
+/// Makes a fresh, empty store with these limits.
+pub type Factory<'a> = &'a dyn Fn(FileStoreConfig) -> Box<dyn FileStore>;
+
+/// Runs every check.
+pub fn run_all(factory: Factory<'_>) {
+    parts_in_any_order_make_the_file(factory);
+    owners_are_kept_apart(factory);
+    finishing_checks_parts_and_md5(factory);
+    big_files_keep_their_total(factory);
+    identical_content_is_stored_once(factory);
+    unfinished_uploads_expire(factory);
+    downloads_follow_get_file_rules(factory);
+}
+
+/// Deterministic bytes of a file.
+pub fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn finish(owner: i64, file_id: i64, parts: i32, md5: Option<String>) -> FinishRequest {
+    FinishRequest {
+        owner,
+        file_id,
+        parts,
+        name: "file.bin".to_owned(),
+        md5_checksum: md5,
+    }
+}
+
+fn store(factory: Factory<'_>) -> Box<dyn FileStore> {
+    factory(FileStoreConfig::default())
+}
+
+/// Parts sent out of order and twice make the file; it reads back byte for byte.
+pub fn parts_in_any_order_make_the_file(factory: Factory<'_>) {
+    let store = store(factory);
+    let data = content(3 * 8192 + 100, 1);
+    let parts: Vec<&[u8]> = data.chunks(8192).collect();
+    for index in [3usize, 0, 2, 1, 2] {
+        store
+            .save_part(1, 77, index as i32, parts[index], 10)
+            .unwrap();
+    }
+    let info = store
+        .finish(&finish(1, 77, 4, Some(md5_hex(&data))), 11)
+        .unwrap();
+    assert_eq!(info.size, data.len() as u64);
+    assert_eq!(store.file(1, 77).unwrap(), Some(info.clone()));
+    let read = store.get_file(info.content, 0, 1024 * 1024, false).unwrap();
+    assert_eq!(read, data);
+    let hashes = store.get_file_hashes(info.content, 0).unwrap();
+    assert_eq!(hashes.len(), 1);
+    assert_eq!(u64::from(hashes[0].limit), data.len() as u64);
+}
+
+/// Another owner neither adds to nor finishes someone's upload.
+pub fn owners_are_kept_apart(factory: Factory<'_>) {
+    let store = store(factory);
+    let data = content(4096, 2);
+    store.save_part(1, 5, 0, &data, 0).unwrap();
+    store.save_part(2, 5, 1, &content(10, 9), 0).unwrap();
+    assert_eq!(
+        store.finish(&finish(2, 5, 1, None), 1),
+        Err(FileError::FilePartMissing(0))
+    );
+    let info = store.finish(&finish(1, 5, 1, None), 1).unwrap();
+    assert_eq!(store.get_file(info.content, 0, 4096, false).unwrap(), data);
+    assert_eq!(store.file(2, 5).unwrap(), None);
+}
+
+/// Missing parts are named; a wrong MD5 is refused; the parts survive a failed finish.
+pub fn finishing_checks_parts_and_md5(factory: Factory<'_>) {
+    let store = store(factory);
+    let data = content(3 * 4096, 3);
+    store.save_part(1, 9, 0, &data[..4096], 0).unwrap();
+    store.save_part(1, 9, 2, &data[8192..], 0).unwrap();
+    assert_eq!(
+        store.finish(&finish(1, 9, 3, None), 1),
+        Err(FileError::FilePartMissing(1))
+    );
+    store.save_part(1, 9, 1, &data[4096..8192], 0).unwrap();
+    assert_eq!(
+        store.finish(&finish(1, 9, 3, Some("00".repeat(16))), 1),
+        Err(FileError::Md5ChecksumInvalid)
+    );
+    assert!(
+        store
+            .finish(&finish(1, 9, 3, Some(md5_hex(&data))), 1)
+            .is_ok()
+    );
+    assert_eq!(
+        store.finish(&finish(1, 9, 0, None), 1),
+        Err(FileError::FilePartsInvalid)
+    );
+    // Part size rules on save.
+    assert_eq!(
+        store.save_part(1, 10, 0, &[], 0),
+        Err(FileError::FilePartEmpty)
+    );
+    assert_eq!(
+        store.save_part(1, 10, 0, &content(512 * 1024 + 1, 0), 0),
+        Err(FileError::FilePartTooBig)
+    );
+    store.save_part(1, 10, 0, &content(3000, 0), 0).unwrap();
+    assert_eq!(
+        store.save_part(1, 10, 1, &content(3000, 0), 0),
+        Err(FileError::FilePartSizeInvalid)
+    );
+    assert_eq!(
+        store.save_part(1, 10, 4000, &content(1024, 0), 0),
+        Err(FileError::FilePartInvalid)
+    );
+}
+
+/// A big file announces its total with every part; it may not change, and the finish must
+/// name it. Over 10 MB through small parts is refused.
+pub fn big_files_keep_their_total(factory: Factory<'_>) {
+    let store = store(factory);
+    let part = content(512 * 1024, 4);
+    store.save_big_part(1, 20, 0, 3, &part, 0).unwrap();
+    assert_eq!(
+        store.save_big_part(1, 20, 1, 4, &part, 0),
+        Err(FileError::FilePartsInvalid)
+    );
+    assert_eq!(
+        store.save_big_part(1, 20, 3, 3, &part, 0),
+        Err(FileError::FilePartInvalid)
+    );
+    store.save_big_part(1, 20, 1, 3, &part, 0).unwrap();
+    store.save_big_part(1, 20, 2, 3, &part[..100], 0).unwrap();
+    assert_eq!(
+        store.finish(&finish(1, 20, 2, None), 1),
+        Err(FileError::FilePartsInvalid)
+    );
+    let info = store.finish(&finish(1, 20, 3, None), 1).unwrap();
+    assert_eq!(info.size, 2 * 512 * 1024 + 100);
+    // 21 parts of 512 KiB through saveFilePart: over 10 MB.
+    for index in 0..21 {
+        store.save_part(1, 21, index, &part, 0).unwrap();
+    }
+    assert_eq!(
+        store.finish(&finish(1, 21, 21, None), 1),
+        Err(FileError::FilePartsInvalid)
+    );
+}
+
+/// The same bytes from two owners are one content; it goes with the last file using it.
+pub fn identical_content_is_stored_once(factory: Factory<'_>) {
+    let store = store(factory);
+    let data = content(5000, 5);
+    store.save_part(1, 1, 0, &data, 0).unwrap();
+    store.save_part(2, 8, 0, &data, 0).unwrap();
+    let first = store.finish(&finish(1, 1, 1, None), 1).unwrap();
+    let second = store.finish(&finish(2, 8, 1, None), 1).unwrap();
+    assert_eq!(first.content, second.content);
+    assert!(store.delete_file(1, 1).unwrap());
+    assert_eq!(store.get_file(first.content, 0, 8192, false).unwrap(), data);
+    assert!(store.delete_file(2, 8).unwrap());
+    assert!(!store.delete_file(2, 8).unwrap());
+    assert_eq!(
+        store.get_file(first.content, 0, 8192, false),
+        Err(FileError::FileIdInvalid)
+    );
+}
+
+/// An upload idle past the TTL cannot be finished, and the sweep reclaims it.
+pub fn unfinished_uploads_expire(factory: Factory<'_>) {
+    let store = factory(FileStoreConfig {
+        upload_ttl: 100,
+        ..FileStoreConfig::default()
+    });
+    store.save_part(1, 3, 0, &content(1024, 6), 1000).unwrap();
+    store.save_part(1, 4, 0, &content(1024, 6), 1050).unwrap();
+    assert_eq!(
+        store.finish(&finish(1, 3, 1, None), 1100),
+        Err(FileError::FilePartMissing(0))
+    );
+    assert_eq!(store.sweep(1100).unwrap(), 1);
+    assert!(
+        store.finish(&finish(1, 4, 1, None), 1100).is_ok(),
+        "still within its TTL"
+    );
+    assert_eq!(store.sweep(10_000).unwrap(), 0);
+}
+
+/// Downloads check offsets and limits; reads past the end are short or empty.
+pub fn downloads_follow_get_file_rules(factory: Factory<'_>) {
+    let store = store(factory);
+    let data = content(300 * 1024, 7);
+    for (index, chunk) in data.chunks(128 * 1024).enumerate() {
+        store.save_part(1, 30, index as i32, chunk, 0).unwrap();
+    }
+    let info = store.finish(&finish(1, 30, 3, None), 1).unwrap();
+    assert_eq!(
+        store.get_file(info.content, 4096, 4096, false).unwrap(),
+        data[4096..8192]
+    );
+    assert_eq!(
+        store.get_file(info.content, 1024, 2048, true).unwrap(),
+        data[1024..3072]
+    );
+    assert_eq!(
+        store
+            .get_file(info.content, 256 * 1024, 256 * 1024, false)
+            .unwrap(),
+        data[256 * 1024..]
+    );
+    assert!(
+        store
+            .get_file(info.content, 1024 * 1024, 4096, false)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.get_file(info.content, 1000, 4096, false),
+        Err(FileError::OffsetInvalid)
+    );
+    assert_eq!(
+        store.get_file(info.content, 0, 3 * 4096, false),
+        Err(FileError::LimitInvalid)
+    );
+    let hashes = store.get_file_hashes(info.content, 130 * 1024).unwrap();
+    assert_eq!(
+        hashes.iter().map(|h| h.offset).collect::<Vec<_>>(),
+        vec![128 * 1024, 256 * 1024]
+    );
+    assert_eq!(hashes[1].limit, 44 * 1024);
+}
