@@ -250,3 +250,243 @@ pub fn downloads_follow_get_file_rules(factory: Factory<'_>) {
     );
     assert_eq!(hashes[1].limit, 44 * 1024);
 }
+
+/// One step of the model-based test.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Save a part: `short` makes it 100 bytes instead of 4 KiB; `total` makes it a big-file
+    /// part.
+    Save {
+        /// 1..=2.
+        owner: i64,
+        /// 1..=3.
+        file_id: i64,
+        /// 0..5.
+        part: i32,
+        /// A 100-byte part.
+        short: bool,
+        /// `saveBigFilePart`'s total.
+        total: Option<i32>,
+        /// A content seed.
+        seed: u8,
+    },
+    /// Finish with `parts` parts; `md5` gives the right checksum, or a wrong one.
+    Finish {
+        /// Owner.
+        owner: i64,
+        /// File id.
+        file_id: i64,
+        /// Parts.
+        parts: i32,
+        /// Some(true): the right MD5; Some(false): a wrong one; None: none.
+        md5: Option<bool>,
+    },
+    /// Read the finished file from the start.
+    Read {
+        /// Owner.
+        owner: i64,
+        /// File id.
+        file_id: i64,
+    },
+    /// Delete a finished file.
+    Delete {
+        /// Owner.
+        owner: i64,
+        /// File id.
+        file_id: i64,
+    },
+    /// Time passes (seconds).
+    Advance {
+        /// Seconds.
+        secs: i64,
+    },
+    /// Expired uploads are swept.
+    Sweep,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ModelUpload {
+    total: Option<u32>,
+    sizes: super::rules::PartSizes,
+    parts: std::collections::BTreeMap<u32, Vec<u8>>,
+    touched: i64,
+}
+
+fn sha(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// Applies `ops` to a fresh store and a reference model, comparing every result.
+pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
+    use std::collections::BTreeMap;
+    let ttl = 600;
+    let store = factory(FileStoreConfig {
+        upload_ttl: ttl,
+        max_parts: 5,
+    });
+    let mut uploads: BTreeMap<(i64, i64), ModelUpload> = BTreeMap::new();
+    let mut files: BTreeMap<(i64, i64), Vec<u8>> = BTreeMap::new();
+    let mut now = 1_000i64;
+    for (step, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Save {
+                owner,
+                file_id,
+                part,
+                short,
+                total,
+                seed,
+            } => {
+                let bytes = content(if short { 100 } else { 4096 }, seed);
+                let got = match total {
+                    Some(total) => store.save_big_part(owner, file_id, part, total, &bytes, now),
+                    None => store.save_part(owner, file_id, part, &bytes, now),
+                };
+                let expected = (|| {
+                    let index = super::rules::check_part_index(part, total, 5)?;
+                    let total = total.and_then(|t| u32::try_from(t).ok());
+                    let upload = uploads.entry((owner, file_id)).or_default();
+                    // An expired upload is as good as gone: parts start over.
+                    if now >= upload.touched + ttl && !upload.parts.is_empty() {
+                        *upload = ModelUpload::default();
+                    }
+                    if !upload.parts.is_empty() && upload.total != total {
+                        return Err(FileError::FilePartsInvalid);
+                    }
+                    upload
+                        .sizes
+                        .check(index, bytes.len(), total.map(|t| t - 1))?;
+                    upload.total = total;
+                    upload.sizes.insert(index, bytes.len());
+                    upload.parts.insert(index, bytes.clone());
+                    upload.touched = now;
+                    Ok(())
+                })();
+                assert_eq!(got, expected, "step {step}: save");
+            }
+            Op::Finish {
+                owner,
+                file_id,
+                parts,
+                md5,
+            } => {
+                let mut request = finish(owner, file_id, parts, None);
+                let upload = uploads.get(&(owner, file_id)).cloned();
+                let whole: Vec<u8> = upload
+                    .as_ref()
+                    .map(|u| {
+                        u.parts
+                            .range(..u32::try_from(parts).unwrap_or(0))
+                            .flat_map(|(_, b)| b.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                request.md5_checksum = md5.map(|right| {
+                    if right {
+                        md5_hex(&whole)
+                    } else {
+                        "ab".repeat(16)
+                    }
+                });
+                let got = store.finish(&request, now);
+                let expected = (|| {
+                    let count = u32::try_from(parts).map_err(|_| FileError::FilePartsInvalid)?;
+                    if count == 0 || count > 5 {
+                        return Err(FileError::FilePartsInvalid);
+                    }
+                    let upload = upload
+                        .filter(|u| now < u.touched + ttl)
+                        .ok_or(FileError::FilePartMissing(0))?;
+                    if upload.total.is_some_and(|t| t != count) {
+                        return Err(FileError::FilePartsInvalid);
+                    }
+                    let size = upload.sizes.finish(count)?;
+                    if md5 == Some(false) {
+                        return Err(FileError::Md5ChecksumInvalid);
+                    }
+                    Ok(size)
+                })();
+                match (got, expected) {
+                    (Ok(info), Ok(size)) => {
+                        assert_eq!(info.size, size, "step {step}: size");
+                        assert_eq!(info.content.0, sha(&whole), "step {step}: content address");
+                        uploads.remove(&(owner, file_id));
+                        files.insert((owner, file_id), whole);
+                    }
+                    (got, expected) => {
+                        assert_eq!(got.map(|i| i.size), expected, "step {step}: finish")
+                    }
+                }
+            }
+            Op::Read { owner, file_id } => {
+                let info = store.file(owner, file_id).unwrap();
+                let expected = files.get(&(owner, file_id));
+                assert_eq!(
+                    info.is_some(),
+                    expected.is_some(),
+                    "step {step}: file exists"
+                );
+                if let (Some(info), Some(bytes)) = (info, expected) {
+                    let read = store.get_file(info.content, 0, 1024 * 1024, false).unwrap();
+                    assert_eq!(&read, bytes, "step {step}: bytes");
+                }
+            }
+            Op::Delete { owner, file_id } => {
+                let got = store.delete_file(owner, file_id).unwrap();
+                assert_eq!(
+                    got,
+                    files.remove(&(owner, file_id)).is_some(),
+                    "step {step}: delete"
+                );
+                // Content shared with another file must still read back.
+                for ((o, f), bytes) in &files {
+                    let info = store.file(*o, *f).unwrap().unwrap();
+                    assert_eq!(
+                        &store.get_file(info.content, 0, 1024 * 1024, false).unwrap(),
+                        bytes,
+                        "step {step}: shared content"
+                    );
+                }
+            }
+            Op::Advance { secs } => now += secs,
+            Op::Sweep => {
+                let swept = store.sweep(now).unwrap();
+                let before = uploads.len();
+                uploads.retain(|_, u| now < u.touched + ttl);
+                assert_eq!(swept, before - uploads.len(), "step {step}: sweep");
+            }
+        }
+    }
+}
+
+/// Random operation sequences for [`model_agrees`].
+pub fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
+    use proptest::prelude::*;
+    let save = (
+        1i64..=2,
+        1i64..=3,
+        0i32..5,
+        any::<bool>(),
+        proptest::option::weighted(0.3, 1i32..=5),
+        0u8..3,
+    )
+        .prop_map(|(owner, file_id, part, short, total, seed)| Op::Save {
+            owner,
+            file_id,
+            part,
+            short,
+            total,
+            seed,
+        });
+    let op = prop_oneof![
+        6 => save,
+        2 => (1i64..=2, 1i64..=3, 0i32..=6, proptest::option::of(any::<bool>()))
+            .prop_map(|(owner, file_id, parts, md5)| Op::Finish { owner, file_id, parts, md5 }),
+        1 => (1i64..=2, 1i64..=3).prop_map(|(owner, file_id)| Op::Read { owner, file_id }),
+        1 => (1i64..=2, 1i64..=3).prop_map(|(owner, file_id)| Op::Delete { owner, file_id }),
+        1 => (0i64..700).prop_map(|secs| Op::Advance { secs }),
+        1 => Just(Op::Sweep),
+    ];
+    proptest::collection::vec(op, 0..50)
+}
