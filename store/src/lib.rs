@@ -13,14 +13,15 @@
 //!   their error names), SHA-256 per part checked on read, content-addressed finished files
 //!   with reference counts, expiry of unfinished uploads; [`MemoryFileStore`].
 //!
-//! - [`keys`] and [`shard`]: the storage keys and the shard map the RocksDB backend will use
-//!   (`docs/storage-format.md`).
+//! - [`keys`], [`codec`] and [`shard`]: the storage keys, value encodings and shard map the
+//!   RocksDB backend will use (`docs/storage-format.md`).
 //!
 //! To come: the sharded RocksDB backend (feature `rocksdb`) for messages and files. Message
 //! bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
 
 pub mod auth_key;
+pub mod codec;
 pub mod file;
 pub mod keys;
 pub mod message;

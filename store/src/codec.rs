@@ -1,0 +1,454 @@
+//! Value encodings: how records are written as bytes, and read back without trusting them.
+//!
+//! Every value starts with a one-byte version (1), then its fields: integers little-endian,
+//! byte strings with a 4-byte length, options with a presence byte, boxes and peers as in
+//! [`crate::keys`] (a tag byte and an id). Reading checks every length against what is left
+//! before allocating, refuses unknown versions and tags and trailing bytes, and never panics:
+//! a corrupted value is an error, not a crash. Layouts are in `docs/storage-format.md`.
+
+use crate::message::{BoxId, BoxState, Delivery, Peer, StoredMessage, UpdateEntry, UpdateKind};
+
+/// The version byte every value starts with.
+pub const VALUE_VERSION: u8 = 1;
+
+/// A value that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {0} value")]
+pub struct ValueError(pub &'static str);
+
+/// Writes fields.
+#[derive(Debug, Default)]
+pub struct Writer(Vec<u8>);
+
+impl Writer {
+    /// A value of the current version.
+    pub fn new() -> Self {
+        Self(vec![VALUE_VERSION])
+    }
+    /// The bytes.
+    pub fn finish(self) -> Vec<u8> {
+        self.0
+    }
+    fn u8(&mut self, value: u8) -> &mut Self {
+        self.0.push(value);
+        self
+    }
+    fn u32(&mut self, value: u32) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+    fn i32(&mut self, value: i32) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+    fn i64(&mut self, value: i64) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+    fn bytes(&mut self, value: &[u8]) -> &mut Self {
+        self.u32(u32::try_from(value.len()).unwrap_or(u32::MAX));
+        self.0.extend_from_slice(value);
+        self
+    }
+    fn box_id(&mut self, value: BoxId) -> &mut Self {
+        match value {
+            BoxId::User(id) => self.u8(0).i64(id),
+            BoxId::Channel(id) => self.u8(1).i64(id),
+        }
+    }
+    fn peer(&mut self, value: Peer) -> &mut Self {
+        match value {
+            Peer::User(id) => self.u8(0).i64(id),
+            Peer::Chat(id) => self.u8(1).i64(id),
+            Peer::Channel(id) => self.u8(2).i64(id),
+        }
+    }
+}
+
+/// Reads fields, checking each against what is left.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    rest: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading a value of kind `what` (for errors); checks the version.
+    pub fn new(value: &'a [u8], what: &'static str) -> Result<Self, ValueError> {
+        match value.split_first() {
+            Some((&VALUE_VERSION, rest)) => Ok(Self { rest, what }),
+            _ => Err(ValueError(what)),
+        }
+    }
+    fn error(&self) -> ValueError {
+        ValueError(self.what)
+    }
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], ValueError> {
+        let (head, rest) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(ValueError(self.what))?;
+        self.rest = rest;
+        Ok(*head)
+    }
+    fn u8(&mut self) -> Result<u8, ValueError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, ValueError> {
+        Ok(u32::from_le_bytes(self.take::<4>()?))
+    }
+    fn i32(&mut self) -> Result<i32, ValueError> {
+        Ok(i32::from_le_bytes(self.take::<4>()?))
+    }
+    fn i64(&mut self) -> Result<i64, ValueError> {
+        Ok(i64::from_le_bytes(self.take::<8>()?))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, ValueError> {
+        let len = usize::try_from(self.u32()?).map_err(|_| self.error())?;
+        if len > self.rest.len() {
+            return Err(self.error());
+        }
+        let (head, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(head.to_vec())
+    }
+    fn count(&mut self, min_item: usize) -> Result<usize, ValueError> {
+        let count = usize::try_from(self.u32()?).map_err(|_| self.error())?;
+        if count.saturating_mul(min_item) > self.rest.len() {
+            return Err(self.error());
+        }
+        Ok(count)
+    }
+    fn box_id(&mut self) -> Result<BoxId, ValueError> {
+        match (self.u8()?, self.i64()?) {
+            (0, id) => Ok(BoxId::User(id)),
+            (1, id) => Ok(BoxId::Channel(id)),
+            _ => Err(self.error()),
+        }
+    }
+    fn peer(&mut self) -> Result<Peer, ValueError> {
+        match (self.u8()?, self.i64()?) {
+            (0, id) => Ok(Peer::User(id)),
+            (1, id) => Ok(Peer::Chat(id)),
+            (2, id) => Ok(Peer::Channel(id)),
+            _ => Err(self.error()),
+        }
+    }
+    /// Checks that nothing is left.
+    pub fn end(self) -> Result<(), ValueError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(ValueError(self.what))
+        }
+    }
+}
+
+/// A stored copy of a message with the other copies of it.
+pub fn encode_message(message: &StoredMessage, others: &[(BoxId, i32)]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i32(message.id)
+        .box_id(message.box_id)
+        .peer(message.peer)
+        .i64(message.from)
+        .u8(u8::from(message.out))
+        .i32(message.date);
+    match message.edit_date {
+        Some(date) => w.u8(1).i32(date),
+        None => w.u8(0),
+    };
+    w.i64(message.random_id).bytes(&message.body);
+    match &message.media {
+        Some(media) => w.u8(1).bytes(media),
+        None => w.u8(0),
+    };
+    w.u32(message.flags)
+        .u32(u32::try_from(others.len()).unwrap_or(u32::MAX));
+    for (box_id, id) in others {
+        w.box_id(*box_id).i32(*id);
+    }
+    w.finish()
+}
+
+/// Reads [`encode_message`].
+pub fn decode_message(value: &[u8]) -> Result<(StoredMessage, Vec<(BoxId, i32)>), ValueError> {
+    let mut r = Reader::new(value, "message")?;
+    let id = r.i32()?;
+    let box_id = r.box_id()?;
+    let peer = r.peer()?;
+    let from = r.i64()?;
+    let out = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(r.error()),
+    };
+    let date = r.i32()?;
+    let edit_date = match r.u8()? {
+        0 => None,
+        1 => Some(r.i32()?),
+        _ => return Err(r.error()),
+    };
+    let random_id = r.i64()?;
+    let body = r.bytes()?;
+    let media = match r.u8()? {
+        0 => None,
+        1 => Some(r.bytes()?),
+        _ => return Err(r.error()),
+    };
+    let flags = r.u32()?;
+    let count = r.count(13)?;
+    let mut others = Vec::with_capacity(count);
+    for _ in 0..count {
+        others.push((r.box_id()?, r.i32()?));
+    }
+    r.end()?;
+    Ok((
+        StoredMessage {
+            id,
+            box_id,
+            peer,
+            from,
+            out,
+            date,
+            edit_date,
+            random_id,
+            body,
+            media,
+            flags,
+        },
+        others,
+    ))
+}
+
+/// A box's counters and the oldest pts its log still holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BoxMeta {
+    /// pts and highest id.
+    pub state: BoxState,
+    /// The pts before the oldest log entry kept (a difference from before it is TooLong).
+    pub log_floor: i32,
+    /// Log entries kept.
+    pub log_len: u32,
+}
+
+/// Writes [`BoxMeta`].
+pub fn encode_box_meta(meta: &BoxMeta) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i32(meta.state.pts)
+        .i32(meta.state.max_id)
+        .i32(meta.log_floor)
+        .u32(meta.log_len);
+    w.finish()
+}
+
+/// Reads [`encode_box_meta`].
+pub fn decode_box_meta(value: &[u8]) -> Result<BoxMeta, ValueError> {
+    let mut r = Reader::new(value, "box meta")?;
+    let meta = BoxMeta {
+        state: BoxState {
+            pts: r.i32()?,
+            max_id: r.i32()?,
+        },
+        log_floor: r.i32()?,
+        log_len: r.u32()?,
+    };
+    r.end()?;
+    Ok(meta)
+}
+
+/// Writes an update-log entry.
+pub fn encode_update(entry: &UpdateEntry) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i32(entry.pts).i32(entry.pts_count);
+    match &entry.kind {
+        UpdateKind::NewMessage { id } => w.u8(0).i32(*id),
+        UpdateKind::EditMessage { id } => w.u8(1).i32(*id),
+        UpdateKind::DeleteMessages { ids } => {
+            w.u8(2).u32(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+            for id in ids {
+                w.i32(*id);
+            }
+            &mut w
+        }
+        UpdateKind::ReadInbox { peer, max_id } => w.u8(3).peer(*peer).i32(*max_id),
+        UpdateKind::ReadOutbox { peer, max_id } => w.u8(4).peer(*peer).i32(*max_id),
+    };
+    w.finish()
+}
+
+/// Reads [`encode_update`].
+pub fn decode_update(value: &[u8]) -> Result<UpdateEntry, ValueError> {
+    let mut r = Reader::new(value, "update")?;
+    let pts = r.i32()?;
+    let pts_count = r.i32()?;
+    let kind = match r.u8()? {
+        0 => UpdateKind::NewMessage { id: r.i32()? },
+        1 => UpdateKind::EditMessage { id: r.i32()? },
+        2 => {
+            let count = r.count(4)?;
+            let mut ids = Vec::with_capacity(count);
+            for _ in 0..count {
+                ids.push(r.i32()?);
+            }
+            UpdateKind::DeleteMessages { ids }
+        }
+        3 => UpdateKind::ReadInbox {
+            peer: r.peer()?,
+            max_id: r.i32()?,
+        },
+        4 => UpdateKind::ReadOutbox {
+            peer: r.peer()?,
+            max_id: r.i32()?,
+        },
+        _ => return Err(r.error()),
+    };
+    r.end()?;
+    Ok(UpdateEntry {
+        pts,
+        pts_count,
+        kind,
+    })
+}
+
+/// Writes the deliveries of a send (the idempotency record).
+pub fn encode_deliveries(deliveries: &[Delivery]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(u32::try_from(deliveries.len()).unwrap_or(u32::MAX));
+    for delivery in deliveries {
+        w.box_id(delivery.box_id)
+            .i32(delivery.message_id)
+            .i32(delivery.pts);
+    }
+    w.finish()
+}
+
+/// Reads [`encode_deliveries`].
+pub fn decode_deliveries(value: &[u8]) -> Result<Vec<Delivery>, ValueError> {
+    let mut r = Reader::new(value, "deliveries")?;
+    let count = r.count(17)?;
+    let mut deliveries = Vec::with_capacity(count);
+    for _ in 0..count {
+        deliveries.push(Delivery {
+            box_id: r.box_id()?,
+            message_id: r.i32()?,
+            pts: r.i32()?,
+        });
+    }
+    r.end()?;
+    Ok(deliveries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn box_id() -> impl Strategy<Value = BoxId> {
+        prop_oneof![
+            any::<i64>().prop_map(BoxId::User),
+            any::<i64>().prop_map(BoxId::Channel)
+        ]
+    }
+
+    fn peer() -> impl Strategy<Value = Peer> {
+        prop_oneof![
+            any::<i64>().prop_map(Peer::User),
+            any::<i64>().prop_map(Peer::Chat),
+            any::<i64>().prop_map(Peer::Channel),
+        ]
+    }
+
+    prop_compose! {
+        fn message()(
+            id in any::<i32>(), box_id in box_id(), peer in peer(), from in any::<i64>(), out in any::<bool>(),
+            date in any::<i32>(), edit_date in proptest::option::of(any::<i32>()), random_id in any::<i64>(),
+            body in proptest::collection::vec(any::<u8>(), 0..64), media in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
+            flags in any::<u32>(),
+        ) -> StoredMessage {
+            StoredMessage { id, box_id, peer, from, out, date, edit_date, random_id, body, media, flags }
+        }
+    }
+
+    fn kind() -> impl Strategy<Value = UpdateKind> {
+        prop_oneof![
+            any::<i32>().prop_map(|id| UpdateKind::NewMessage { id }),
+            any::<i32>().prop_map(|id| UpdateKind::EditMessage { id }),
+            proptest::collection::vec(any::<i32>(), 0..8)
+                .prop_map(|ids| UpdateKind::DeleteMessages { ids }),
+            (peer(), any::<i32>())
+                .prop_map(|(peer, max_id)| UpdateKind::ReadInbox { peer, max_id }),
+            (peer(), any::<i32>())
+                .prop_map(|(peer, max_id)| UpdateKind::ReadOutbox { peer, max_id }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn values_round_trip(
+            m in message(), others in proptest::collection::vec((box_id(), any::<i32>()), 0..4),
+            pts in any::<i32>(), count in any::<i32>(), kind in kind(),
+            deliveries in proptest::collection::vec((box_id(), any::<i32>(), any::<i32>()), 0..4),
+            meta in (any::<i32>(), any::<i32>(), any::<i32>(), any::<u32>()),
+        ) {
+            prop_assert_eq!(decode_message(&encode_message(&m, &others)), Ok((m, others)));
+            let entry = UpdateEntry { pts, pts_count: count, kind };
+            prop_assert_eq!(decode_update(&encode_update(&entry)), Ok(entry));
+            let deliveries: Vec<Delivery> = deliveries.into_iter().map(|(box_id, message_id, pts)| Delivery { box_id, message_id, pts }).collect();
+            prop_assert_eq!(decode_deliveries(&encode_deliveries(&deliveries)), Ok(deliveries));
+            let meta = BoxMeta { state: BoxState { pts: meta.0, max_id: meta.1 }, log_floor: meta.2, log_len: meta.3 };
+            prop_assert_eq!(decode_box_meta(&encode_box_meta(&meta)), Ok(meta));
+        }
+
+        #[test]
+        fn garbage_is_an_error_not_a_crash(value in proptest::collection::vec(any::<u8>(), 0..96)) {
+            let _ = decode_message(&value);
+            let _ = decode_update(&value);
+            let _ = decode_deliveries(&value);
+            let _ = decode_box_meta(&value);
+        }
+
+        #[test]
+        fn every_truncation_is_refused(m in message()) {
+            let value = encode_message(&m, &[]);
+            for len in 0..value.len() {
+                prop_assert!(decode_message(value.get(..len).unwrap_or_default()).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn huge_declared_lengths_allocate_nothing() {
+        // A body claiming 4 GiB in a value of a few bytes.
+        let mut value = encode_message(
+            &StoredMessage {
+                id: 1,
+                box_id: BoxId::User(1),
+                peer: Peer::User(2),
+                from: 1,
+                out: true,
+                date: 0,
+                edit_date: None,
+                random_id: 0,
+                body: Vec::new(),
+                media: None,
+                flags: 0,
+            },
+            &[],
+        );
+        // The body length sits after id(4) box(9) peer(9) from(8) out(1) date(4) edit(1) random(8).
+        let at = 1 + 4 + 9 + 9 + 8 + 1 + 4 + 1 + 8;
+        if let Some(len) = value.get_mut(at..at + 4) {
+            len.copy_from_slice(&u32::MAX.to_le_bytes());
+        }
+        assert_eq!(decode_message(&value), Err(ValueError("message")));
+        assert_eq!(
+            decode_deliveries(&[1, 0xff, 0xff, 0xff, 0xff]),
+            Err(ValueError("deliveries"))
+        );
+        assert_eq!(
+            decode_box_meta(&[2, 0, 0, 0, 0]),
+            Err(ValueError("box meta")),
+            "unknown version"
+        );
+    }
+}
