@@ -41,13 +41,25 @@ fn md5_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// `inputFile`: a small file, with its MD5 (empty when the client gives none).
 fn finish(owner: i64, file_id: i64, parts: i32, md5: Option<String>) -> FinishRequest {
     FinishRequest {
         owner,
         file_id,
         parts,
         name: "file.bin".to_owned(),
-        md5_checksum: md5,
+        md5_checksum: Some(md5.unwrap_or_default()),
+    }
+}
+
+/// `inputFileBig`: a big file, no MD5.
+fn finish_big(owner: i64, file_id: i64, parts: i32) -> FinishRequest {
+    FinishRequest {
+        owner,
+        file_id,
+        parts,
+        name: "big.bin".to_owned(),
+        md5_checksum: None,
     }
 }
 
@@ -112,6 +124,12 @@ pub fn finishing_checks_parts_and_md5(factory: Factory<'_>) {
             .finish(&finish(1, 9, 3, Some(md5_hex(&data))), 1)
             .is_ok()
     );
+    // The id now names a finished file: it cannot be finished again.
+    store.save_part(1, 9, 0, &data[..4096], 2).unwrap();
+    assert_eq!(
+        store.finish(&finish(1, 9, 1, None), 2),
+        Err(FileError::FileIdInvalid)
+    );
     assert_eq!(
         store.finish(&finish(1, 9, 0, None), 1),
         Err(FileError::FilePartsInvalid)
@@ -153,19 +171,35 @@ pub fn big_files_keep_their_total(factory: Factory<'_>) {
     store.save_big_part(1, 20, 1, 3, &part, 0).unwrap();
     store.save_big_part(1, 20, 2, 3, &part[..100], 0).unwrap();
     assert_eq!(
-        store.finish(&finish(1, 20, 2, None), 1),
+        store.finish(&finish_big(1, 20, 2), 1),
         Err(FileError::FilePartsInvalid)
     );
-    let info = store.finish(&finish(1, 20, 3, None), 1).unwrap();
+    assert_eq!(
+        store.finish(&finish(1, 20, 3, None), 1),
+        Err(FileError::FilePartsInvalid),
+        "inputFile for a big upload"
+    );
+    let info = store.finish(&finish_big(1, 20, 3), 1).unwrap();
     assert_eq!(info.size, 2 * 512 * 1024 + 100);
-    // 21 parts of 512 KiB through saveFilePart: over 10 MB.
-    for index in 0..21 {
+    assert_eq!(
+        store.finish(&finish_big(1, 20, 3), 1),
+        Err(FileError::FilePartMissing(0)),
+        "parts released"
+    );
+    // Through saveFilePart, the part that takes the upload over 10 MB is refused.
+    for index in 0..20 {
         store.save_part(1, 21, index, &part, 0).unwrap();
     }
     assert_eq!(
-        store.finish(&finish(1, 21, 21, None), 1),
+        store.save_part(1, 21, 20, &part, 0),
         Err(FileError::FilePartsInvalid)
     );
+    // A failed first part leaves nothing behind for the sweep to count.
+    assert_eq!(
+        store.save_part(1, 22, 0, &[], 0),
+        Err(FileError::FilePartEmpty)
+    );
+    assert_eq!(store.sweep(i64::MAX).unwrap(), 1, "only upload 21");
 }
 
 /// The same bytes from two owners are one content; it goes with the last file using it.
@@ -270,7 +304,8 @@ pub enum Op {
         /// A content seed.
         seed: u8,
     },
-    /// Finish with `parts` parts; `md5` gives the right checksum, or a wrong one.
+    /// Finish with `parts` parts: `md5` None is `inputFileBig`; Some(true) `inputFile` with
+    /// the right checksum, Some(false) with a wrong one.
     Finish {
         /// Owner.
         owner: i64,
@@ -346,17 +381,20 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                 let expected = (|| {
                     let index = super::rules::check_part_index(part, total, 5)?;
                     let total = total.and_then(|t| u32::try_from(t).ok());
-                    let upload = uploads.entry((owner, file_id)).or_default();
-                    // An expired upload is as good as gone: parts start over.
-                    if now >= upload.touched + ttl && !upload.parts.is_empty() {
-                        *upload = ModelUpload::default();
-                    }
-                    if !upload.parts.is_empty() && upload.total != total {
+                    // An expired upload is as good as gone: parts start over (once a
+                    // part is accepted; a refused one changes nothing).
+                    let live = uploads
+                        .get(&(owner, file_id))
+                        .filter(|u| now < u.touched + ttl);
+                    if live.is_some_and(|u| u.total != total) {
                         return Err(FileError::FilePartsInvalid);
                     }
-                    upload
-                        .sizes
-                        .check(index, bytes.len(), total.map(|t| t - 1))?;
+                    let sizes = live.map(|u| u.sizes.clone()).unwrap_or_default();
+                    sizes.check(index, bytes.len(), total.map(|t| t - 1))?;
+                    if live.is_none() {
+                        uploads.insert((owner, file_id), ModelUpload::default());
+                    }
+                    let upload = uploads.entry((owner, file_id)).or_default();
                     upload.total = total;
                     upload.sizes.insert(index, bytes.len());
                     upload.parts.insert(index, bytes.clone());
@@ -371,7 +409,10 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                 parts,
                 md5,
             } => {
-                let mut request = finish(owner, file_id, parts, None);
+                let mut request = match md5 {
+                    None => finish_big(owner, file_id, parts),
+                    Some(_) => finish(owner, file_id, parts, None),
+                };
                 let upload = uploads.get(&(owner, file_id)).cloned();
                 let whole: Vec<u8> = upload
                     .as_ref()
@@ -382,13 +423,13 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                             .collect()
                     })
                     .unwrap_or_default();
-                request.md5_checksum = md5.map(|right| {
-                    if right {
+                if let Some(right) = md5 {
+                    request.md5_checksum = Some(if right {
                         md5_hex(&whole)
                     } else {
                         "ab".repeat(16)
-                    }
-                });
+                    });
+                }
                 let got = store.finish(&request, now);
                 let expected = (|| {
                     let count = u32::try_from(parts).map_err(|_| FileError::FilePartsInvalid)?;
@@ -400,6 +441,12 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                         .ok_or(FileError::FilePartMissing(0))?;
                     if upload.total.is_some_and(|t| t != count) {
                         return Err(FileError::FilePartsInvalid);
+                    }
+                    if md5.is_none() != upload.total.is_some() {
+                        return Err(FileError::FilePartsInvalid);
+                    }
+                    if files.contains_key(&(owner, file_id)) {
+                        return Err(FileError::FileIdInvalid);
                     }
                     let size = upload.sizes.finish(count)?;
                     if md5 == Some(false) {

@@ -89,21 +89,40 @@ impl MemoryFileStore {
         let total = total_parts.and_then(|total| u32::try_from(total).ok());
         let mut inner = self.lock();
         let ttl = self.config.upload_ttl;
-        let upload = inner.uploads.entry((owner, file_id)).or_default();
         // An expired upload is gone even before the sweep: it starts over.
-        if !upload.parts.is_empty() && now >= upload.touched.saturating_add(ttl) {
-            *upload = Upload::default();
+        let live = inner
+            .uploads
+            .get(&(owner, file_id))
+            .filter(|upload| now < upload.touched.saturating_add(ttl));
+        if let Some(upload) = live {
+            if upload.big != total.is_some() || upload.total != total {
+                // One upload is either small or big, with one announced total.
+                return Err(FileError::FilePartsInvalid);
+            }
+            upload
+                .sizes
+                .check(part, bytes.len(), total.map(|total| total - 1))?;
+            let replaced = upload.sizes.get(part).map_or(0, |len| len as u64);
+            let small_total = upload.sizes.total_len() - replaced + bytes.len() as u64;
+            if total.is_none() && small_total > rules::BIG_FILE_THRESHOLD {
+                // Over 10 MB must come through saveBigFilePart.
+                return Err(FileError::FilePartsInvalid);
+            }
+        } else {
+            PartSizes::new().check(part, bytes.len(), total.map(|total| total - 1))?;
+            inner.uploads.insert(
+                (owner, file_id),
+                Upload {
+                    total,
+                    big: total.is_some(),
+                    ..Upload::default()
+                },
+            );
         }
-        if upload.parts.is_empty() {
-            upload.big = total.is_some();
-            upload.total = total;
-        } else if upload.big != total.is_some() || upload.total != total {
-            // One upload is either small or big, with one announced total.
-            return Err(FileError::FilePartsInvalid);
-        }
-        upload
-            .sizes
-            .check(part, bytes.len(), total.map(|total| total - 1))?;
+        // Checked above: only now is anything stored.
+        let Some(upload) = inner.uploads.get_mut(&(owner, file_id)) else {
+            return Err(FileError::Backend("upload vanished".to_owned()));
+        };
         upload.sizes.insert(part, bytes.len());
         upload.parts.insert(
             part,
@@ -193,6 +212,15 @@ impl FileStore for MemoryFileStore {
         if upload.total.is_some_and(|total| total != parts) {
             return Err(FileError::FilePartsInvalid);
         }
+        // inputFile (with its md5_checksum) finishes small uploads, inputFileBig big ones.
+        if request.md5_checksum.is_some() == upload.big {
+            return Err(FileError::FilePartsInvalid);
+        }
+        // A file id names one file: finishing it again would let go of content that
+        // messages may still refer to.
+        if inner.files.contains_key(&key) {
+            return Err(FileError::FileIdInvalid);
+        }
         let size = upload.sizes.finish(parts)?;
         if !upload.big && size > rules::BIG_FILE_THRESHOLD {
             // Over 10 MB must come through saveBigFilePart.
@@ -226,10 +254,6 @@ impl FileStore for MemoryFileStore {
         }
         let content = ContentId(sha256(&bytes));
         inner.uploads.remove(&key);
-        // A file saved again under the same id lets go of its old content first.
-        if let Some(old) = inner.files.remove(&key) {
-            release(&mut inner, old.content);
-        }
         let ranges = range_hashes(&bytes);
         inner
             .contents
@@ -392,7 +416,7 @@ mod tests {
             file_id: 10,
             parts: 2,
             name: "f".to_owned(),
-            md5_checksum: None,
+            md5_checksum: Some(String::new()),
         };
         assert_eq!(
             store.finish(&finish, 1),

@@ -106,6 +106,11 @@ impl PartSizes {
         Self::default()
     }
 
+    /// The bytes held, all parts together.
+    pub fn total_len(&self) -> u64 {
+        self.by_part.values().map(|&len| len as u64).sum()
+    }
+
     /// How many parts are held.
     pub fn count(&self) -> usize {
         self.by_part.len()
@@ -154,20 +159,18 @@ impl PartSizes {
                 return Err(FileError::FilePartSizeInvalid);
             }
         }
-        // Known last index: only it may be short, and it may not be longer than the others.
-        if let Some(last) = last {
-            let common = full.map_or(len, |(size, _)| size);
-            if part != last && len != common && total > 1 {
-                return Err(FileError::FilePartSizeChanged);
-            }
-            if let Some(last_len) = if part == last {
-                Some(len)
+        // Known last index: only it may be short.
+        if let (Some(last), Some((short_len, _))) = (last, short) {
+            let short_part = if len == short_len {
+                Some(part)
             } else {
-                self.get(last)
-            } {
-                if last_len > common {
-                    return Err(FileError::FilePartSizeChanged);
-                }
+                self.by_part
+                    .iter()
+                    .find(|&(&index, &size)| size == short_len && index != part)
+                    .map(|(&index, _)| index)
+            };
+            if short_part != Some(last) {
+                return Err(FileError::FilePartSizeChanged);
             }
         }
         Ok(())

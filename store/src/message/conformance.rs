@@ -125,6 +125,10 @@ pub fn sends_are_idempotent_on_random_id(factory: Factory<'_>) {
     assert!(again.repeated);
     assert_eq!(again.deliveries, first.deliveries);
     assert_eq!(store.state(BoxId::User(2)).unwrap().pts, 1);
+    // A repeat is recognised before anything else about it is checked.
+    let mut longer = private(1, 2, 42, "once");
+    longer.body = vec![0; 2 * 1024 * 1024];
+    assert!(store.send(&longer).unwrap().repeated);
     let other = store.send(&private(1, 3, 42, "elsewhere")).unwrap();
     assert!(!other.repeated);
     let body = store.get_messages(BoxId::User(2), &[1]).unwrap();
@@ -169,6 +173,26 @@ pub fn history_follows_get_history_rules(factory: Factory<'_>) {
         .unwrap();
     let ids: Vec<i32> = newer.messages.iter().map(|m| m.id).collect();
     assert_eq!(ids, vec![45, 43, 41]);
+    // Dates never go back in a box, so offset_date pages cleanly even when the caller's
+    // clock did.
+    for (n, date) in [(0i64, 100), (1, 300), (2, 200), (3, 400), (4, 150)] {
+        let mut message = private(5, 6, 5000 + n, "dated");
+        message.date = date;
+        store.send(&message).unwrap();
+    }
+    let dated = store
+        .get_history(
+            BoxId::User(6),
+            Peer::User(5),
+            &HistoryQuery {
+                offset_date: 250,
+                limit: 10,
+                ..HistoryQuery::default()
+            },
+        )
+        .unwrap();
+    let dates: Vec<i32> = dated.messages.iter().map(|m| m.date).collect();
+    assert_eq!(dates, vec![100], "only what was sent before the date");
     let empty = store
         .get_history(BoxId::User(4), Peer::User(2), &HistoryQuery::default())
         .unwrap();
@@ -375,6 +399,12 @@ pub fn bad_input_gets_typed_errors(factory: Factory<'_>) {
     group.peer = Peer::Chat(5);
     group.members = vec![0];
     assert_eq!(store.send(&group), Err(MessageError::PeerIdInvalid));
+    group.members = Vec::new();
+    assert_eq!(
+        store.send(&group),
+        Err(MessageError::PeerIdInvalid),
+        "a group with no members"
+    );
     assert_eq!(store.dialogs(1, 0), Err(MessageError::LimitInvalid));
     assert_eq!(
         store.get_difference(BoxId::User(1), 0, 0),

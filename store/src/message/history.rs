@@ -7,7 +7,7 @@
 //! The page is the `limit` messages from there (a negative start cuts the page short); then
 //! `max_id` (keep ids below it) and `min_id` (keep ids above it) filter it.
 
-use super::{HistoryPage, MAX_PAGE, MessageError, StoredMessage};
+use super::{HistoryPage, MessageError, StoredMessage};
 
 /// The parameters of `messages.getHistory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,6 +28,8 @@ pub struct HistoryQuery {
 
 /// The default page size when `limit` is 0.
 pub const DEFAULT_HISTORY_LIMIT: usize = 20;
+/// The largest page; a larger `limit` is clamped to it.
+pub const MAX_HISTORY_LIMIT: usize = 100;
 
 /// A chat's messages in one box, newest first, as a backend can serve them.
 pub trait HistorySource {
@@ -46,10 +48,11 @@ pub fn select_history(
     source: &dyn HistorySource,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, MessageError> {
+    // Telegram serves at most 100 messages a page; more is clamped, a negative limit refused.
     let limit = match usize::try_from(query.limit) {
         Ok(0) => DEFAULT_HISTORY_LIMIT,
-        Ok(limit) if limit <= MAX_PAGE => limit,
-        _ => return Err(MessageError::LimitInvalid),
+        Ok(limit) => limit.min(MAX_HISTORY_LIMIT),
+        Err(_) => return Err(MessageError::LimitInvalid),
     };
     let count = source.len();
     let base = if query.offset_id > 0 {
@@ -71,16 +74,19 @@ pub fn select_history(
     } else {
         Vec::new()
     };
+    // max_id cuts from the newest end: the page then starts that much further down.
+    let before = messages.len();
     if query.max_id > 0 {
         messages.retain(|message| message.id < query.max_id);
     }
+    let skipped = before - messages.len();
     if query.min_id > 0 {
         messages.retain(|message| message.id > query.min_id);
     }
     Ok(HistoryPage {
         messages,
         count,
-        offset_id_offset: from,
+        offset_id_offset: from + skipped,
     })
 }
 
@@ -99,7 +105,7 @@ pub fn history_hash(ids: impl IntoIterator<Item = i64>) -> i64 {
 }
 
 /// A chat's messages held in memory, newest first.
-pub(crate) struct SliceSource<'a>(pub(crate) &'a [StoredMessage]);
+pub(crate) struct SliceSource<'a>(pub(crate) &'a [&'a StoredMessage]);
 
 impl HistorySource for SliceSource<'_> {
     fn len(&self) -> usize {
@@ -113,7 +119,12 @@ impl HistorySource for SliceSource<'_> {
         self.0.partition_point(|message| message.date >= date)
     }
     fn range(&self, start: usize, len: usize) -> Vec<StoredMessage> {
-        self.0.iter().skip(start).take(len).cloned().collect()
+        self.0
+            .iter()
+            .skip(start)
+            .take(len)
+            .map(|message| (*message).clone())
+            .collect()
     }
 }
 
@@ -159,7 +170,8 @@ mod tests {
     #[test]
     fn the_documented_use_cases() {
         let messages = chat(&(1..=100).collect::<Vec<_>>());
-        let source = SliceSource(&messages);
+        let refs: Vec<&StoredMessage> = messages.iter().collect();
+        let source = SliceSource(&refs);
         // 20 older than 50.
         let older = select_history(&source, &query(50, 0, 20)).unwrap();
         assert_eq!(ids(&older), (30..=49).rev().collect::<Vec<_>>());
@@ -179,7 +191,8 @@ mod tests {
     #[test]
     fn a_negative_start_cuts_the_page_and_filters_apply_after() {
         let messages = chat(&[2, 4, 6, 8, 10]);
-        let source = SliceSource(&messages);
+        let refs: Vec<&StoredMessage> = messages.iter().collect();
+        let source = SliceSource(&refs);
         let page = select_history(&source, &query(8, -5, 4)).unwrap();
         assert_eq!(ids(&page), vec![10], "start -3: only position 0 remains");
         let filtered = select_history(
@@ -193,6 +206,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ids(&filtered), vec![8, 6, 4]);
+        assert_eq!(
+            filtered.offset_id_offset, 1,
+            "10 was cut by max_id: the page starts at 8"
+        );
         let by_date = select_history(
             &source,
             &HistoryQuery {
@@ -208,15 +225,16 @@ mod tests {
     #[test]
     fn impossible_limits_are_refused() {
         let messages = chat(&[1]);
-        let source = SliceSource(&messages);
+        let refs: Vec<&StoredMessage> = messages.iter().collect();
+        let source = SliceSource(&refs);
         assert_eq!(
             select_history(&source, &query(0, 0, -1)),
             Err(MessageError::LimitInvalid)
         );
-        assert_eq!(
-            select_history(&source, &query(0, 0, 1001)),
-            Err(MessageError::LimitInvalid)
-        );
+        let many = chat(&(1..=300).collect::<Vec<_>>());
+        let many_refs: Vec<&StoredMessage> = many.iter().collect();
+        let clamped = select_history(&SliceSource(&many_refs), &query(0, 0, 1001)).unwrap();
+        assert_eq!(clamped.messages.len(), 100, "clamped to 100");
         let far = select_history(&source, &query(0, i32::MAX, 100)).unwrap();
         assert!(far.messages.is_empty());
         let before = select_history(&source, &query(0, i32::MIN, 100)).unwrap();

@@ -20,6 +20,8 @@ struct Copy {
 #[derive(Debug, Default)]
 struct Mailbox {
     state: BoxState,
+    /// The newest message's date: a box's dates never go back.
+    last_date: i32,
     messages: BTreeMap<i32, Copy>,
     log: VecDeque<UpdateEntry>,
     /// (read_inbox_max_id, read_outbox_max_id) per chat.
@@ -105,7 +107,7 @@ pub(crate) fn targets(
             (BoxId::User(user), Peer::User(sender), false),
         ]),
         Peer::Chat(chat) => {
-            if chat <= 0 || request.members.len() > max_members {
+            if chat <= 0 || request.members.is_empty() || request.members.len() > max_members {
                 return Err(MessageError::PeerIdInvalid);
             }
             let mut boxes = vec![(BoxId::User(sender), Peer::Chat(chat), true)];
@@ -141,18 +143,19 @@ fn check_limit(limit: usize) -> Result<(), MessageError> {
 
 impl MessageStore for MemoryMessageStore {
     fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError> {
-        let body_len = request.body.len() + request.media.as_ref().map_or(0, Vec::len);
-        if body_len > self.config.max_body_len {
-            return Err(MessageError::MessageTooLong);
-        }
-        let targets = targets(request, self.config.max_members)?;
         let key = (request.sender, request.peer, request.random_id);
         let mut inner = self.lock();
+        // A repeat returns the first outcome whatever else it carries.
         if let Some(first) = inner.sends.get(&key) {
             let mut outcome = first.clone();
             outcome.repeated = true;
             return Ok(outcome);
         }
+        let body_len = request.body.len() + request.media.as_ref().map_or(0, Vec::len);
+        if body_len > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        let targets = targets(request, self.config.max_members)?;
         // Ids and pts first, checked for exhaustion, so that a failure changes nothing.
         let mut deliveries = Vec::with_capacity(targets.len());
         for (box_id, _, _) in &targets {
@@ -171,13 +174,14 @@ impl MessageStore for MemoryMessageStore {
                 .filter(|other| other.box_id != *box_id)
                 .map(|other| (other.box_id, other.message_id))
                 .collect();
+            let last_date = inner.boxes.get(box_id).map_or(i32::MIN, |b| b.last_date);
             let message = StoredMessage {
                 id: delivery.message_id,
                 box_id: *box_id,
                 peer: *peer,
                 from: request.sender,
                 out: *out,
-                date: request.date,
+                date: request.date.max(last_date),
                 edit_date: None,
                 random_id: request.random_id,
                 body: request.body.clone(),
@@ -187,6 +191,7 @@ impl MessageStore for MemoryMessageStore {
             let keep = self.config.max_log_entries;
             let mailbox = inner.boxes.entry(*box_id).or_default();
             mailbox.state.max_id = delivery.message_id;
+            mailbox.last_date = message.date;
             mailbox.state.pts = delivery.pts;
             mailbox
                 .messages
@@ -231,7 +236,8 @@ impl MessageStore for MemoryMessageStore {
         query: &HistoryQuery,
     ) -> Result<HistoryPage, MessageError> {
         let inner = self.lock();
-        let chat: Vec<StoredMessage> = inner
+        // References, newest first: only the page's messages are cloned.
+        let chat: Vec<&StoredMessage> = inner
             .boxes
             .get(&box_id)
             .map(|mailbox| {
@@ -240,7 +246,7 @@ impl MessageStore for MemoryMessageStore {
                     .values()
                     .rev()
                     .filter(|copy| copy.message.peer == peer)
-                    .map(|copy| copy.message.clone())
+                    .map(|copy| &copy.message)
                     .collect()
             })
             .unwrap_or_default();
@@ -489,11 +495,25 @@ impl MessageStore for MemoryMessageStore {
             .map_or(0, |copy| copy.message.id);
         // 0 reads everything; a watermark never moves back, nor past the newest message.
         let wanted = if max_id == 0 { top } else { max_id.min(top) };
-        let marks = mailbox.marks.entry(peer).or_default();
-        if wanted <= marks.0 {
+        let current = mailbox.marks.get(&peer).map_or(0, |marks| marks.0);
+        if wanted <= current {
             return Ok(Vec::new());
         }
-        marks.0 = wanted;
+        // Room for the pts in both boxes first, so that a failure changes nothing.
+        let other_pts = match peer {
+            Peer::User(other) if other != user_id => inner
+                .boxes
+                .get(&BoxId::User(other))
+                .map_or(0, |b| b.state.pts),
+            _ => 0,
+        };
+        let Some(mailbox) = inner.boxes.get_mut(&own) else {
+            return Ok(Vec::new());
+        };
+        if mailbox.state.pts == i32::MAX || other_pts == i32::MAX {
+            return Err(MessageError::Exhausted);
+        }
+        mailbox.marks.entry(peer).or_default().0 = wanted;
         let pts = mailbox.take_pts(1)?;
         mailbox.log(
             pts,

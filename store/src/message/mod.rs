@@ -62,8 +62,8 @@ pub struct SendRequest {
     pub media: Option<Vec<u8>>,
     /// Flags for the application (silent, noforwards, ...), stored as given.
     pub flags: u32,
-    /// For a basic group: its members (each gets a copy in its common box). Ignored for
-    /// users and channels.
+    /// For a basic group: its members (each gets a copy in its common box); at least one.
+    /// Ignored for users and channels.
     pub members: Vec<i64>,
 }
 
@@ -294,8 +294,12 @@ impl Default for MessageStoreConfig {
 /// The largest `limit` a history or difference call takes.
 pub const MAX_PAGE: usize = 1000;
 
-/// Storage of messages. Object-safe and shared between threads; every call is atomic: it
-/// happens completely or (with an error) not at all, and readers never see part of it.
+/// Storage of messages. Object-safe and shared between threads. Within each box every call is
+/// atomic: it happens completely or (with an error) not at all, and readers of that box never
+/// see part of it. A call that reaches several boxes may become visible in one box before
+/// another (a sharded backend commits the sender's box first), but an acknowledged call is
+/// never lost or applied twice in any box. Dates never go back within a box: a message dated
+/// before the box's newest takes the newest's date, so that `offset_date` paging is defined.
 pub trait MessageStore: Send + Sync {
     /// Sends a message: stores a copy in every box it reaches (the sender's first) with the
     /// next id and pts of each box. A repeat of (sender, peer, random_id) returns the first
