@@ -159,3 +159,17 @@ gz = zlib.compressobj(wbits=31)
 packed = gz.compress(API_QUERY * 64) + gz.flush()
 write("session_server", "gzip", smsg(u32(0x3072CFA1) + tl_bytes(packed), 1))
 write("session_server", "resend_after_reconnect", smsg(API_QUERY, 1) + b"\x03\x00\x04" + b"\x05\x02" + API_QUERY)
+
+# store_decode: a few well-formed keys and values (version byte 1 for values).
+def be_flip64(v):
+    return struct.pack(">Q", (v & 0xFFFFFFFFFFFFFFFF) ^ (1 << 63))
+
+
+def be_flip32(v):
+    return struct.pack(">I", (v & 0xFFFFFFFF) ^ (1 << 31))
+
+
+write("store_decode", "message_key", b"\x01" + b"\x00" + be_flip64(42) + be_flip32(7))
+write("store_decode", "chat_key", b"\x02" + b"\x00" + be_flip64(42) + b"\x00" + be_flip64(43) + be_flip32(7))
+write("store_decode", "box_meta_value", b"\x01" + struct.pack("<iiiI", 5, 3, 0, 5))
+write("store_decode", "deliveries_value", b"\x01" + struct.pack("<I", 1) + b"\x00" + struct.pack("<qii", 42, 3, 3))

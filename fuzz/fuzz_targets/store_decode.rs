@@ -1,0 +1,46 @@
+//! Storage keys and values read back from bytes: what a corrupted or hostile database holds.
+//!
+//! Every decoder of `columba_store::keys` and `columba_store::codec` gets the input. Checked:
+//! no panic, no allocation beyond the input's size, and whatever decodes re-encodes to exactly
+//! the input (so a decoder never accepts two spellings of one record).
+
+#![no_main]
+
+use columba_store::{codec, keys};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((box_id, id)) = keys::decode_message(data) {
+        assert_eq!(keys::message(box_id, id), data);
+    }
+    if let Ok((box_id, peer, id)) = keys::decode_chat(data) {
+        assert_eq!(keys::chat(box_id, peer, id), data);
+    }
+    if let Ok((box_id, pts)) = keys::decode_log(data) {
+        assert_eq!(keys::log(box_id, pts), data);
+    }
+    if let Ok(box_id) = keys::decode_box_meta(data) {
+        assert_eq!(keys::box_meta(box_id), data);
+    }
+    if let Ok((box_id, peer)) = keys::decode_marks(data) {
+        assert_eq!(keys::marks(box_id, peer), data);
+    }
+    if let Ok((sender, peer, random_id)) = keys::decode_send(data) {
+        assert_eq!(keys::send(sender, peer, random_id), data);
+    }
+    if let Ok((sender, peer, random_id, target)) = keys::decode_pending(data) {
+        assert_eq!(keys::pending(sender, peer, random_id, target), data);
+    }
+    if let Ok((message, others)) = codec::decode_message(data) {
+        assert_eq!(codec::encode_message(&message, &others), data);
+    }
+    if let Ok(meta) = codec::decode_box_meta(data) {
+        assert_eq!(codec::encode_box_meta(&meta), data);
+    }
+    if let Ok(entry) = codec::decode_update(data) {
+        assert_eq!(codec::encode_update(&entry), data);
+    }
+    if let Ok(deliveries) = codec::decode_deliveries(data) {
+        assert_eq!(codec::encode_deliveries(&deliveries), data);
+    }
+});
