@@ -107,6 +107,18 @@ fn client_options(framing: Framing, obfuscated: bool) -> ClientOptions {
     )
 }
 
+/// Waits until `condition` holds (at most 10 s, then fails).
+async fn eventually(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn request(n: u32) -> Bytes {
     let mut body = vec![0x78, 0x56, 0x34, 0x12];
     body.extend_from_slice(&n.to_le_bytes());
@@ -247,8 +259,8 @@ async fn shutdown_finishes_running_requests() {
         let slow = slow.clone();
         tokio::spawn(async move { client.invoke(slow).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(running.server.stats().running, 1);
+    // Loaded CI machines are slow: wait for the condition rather than a fixed time.
+    eventually(|| running.server.stats().running == 1).await;
     running.stop.take().unwrap().send(()).unwrap();
     let answer = pending.await.unwrap();
     assert_eq!(
@@ -297,7 +309,7 @@ async fn updates_reach_live_clients_and_push_otherwise() {
         .unwrap();
     assert_eq!(update, request(77));
     server.send_update(6, request(78));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually(|| !push.sent().is_empty()).await;
     let sent = push.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!((sent[0].user_id, sent[0].update.clone()), (6, request(78)));
@@ -314,8 +326,7 @@ async fn slow_requests_time_out_and_are_dropped_on_the_server() {
     let slow = Bytes::from_static(&[0xee, 0x51, 0, 0]);
     assert_eq!(client.invoke(slow).await, Err(ClientError::Timeout));
     // The server was asked to drop the answer: the call is aborted and its place freed.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(running.server.stats().running, 0);
+    eventually(|| running.server.stats().running == 0).await;
     assert_eq!(
         client.invoke(request(1)).await.unwrap().unwrap(),
         request(1)
