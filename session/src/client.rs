@@ -36,7 +36,7 @@ use columba_mtproto::tl::service::MsgContainer;
 use crate::config::SessionConfig;
 use crate::container::check_container;
 use crate::id_map::IdMap;
-use crate::incoming::{Incoming, IncomingError, Inflater};
+use crate::incoming::{Incoming, IncomingError, Inflater, parse_unpacked};
 use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
 use crate::outbox::{BodyBuilder, Outbox, Tag};
 use crate::rpc::{RpcOutcome, maybe_gzip, read_result};
@@ -359,16 +359,10 @@ impl ClientSession {
         let Some(last) = self.requests.get(&id).map(|pending| pending.msg_ids.last()) else {
             return false;
         };
-        match last {
-            Some(msg_id) => {
-                self.finish(msg_id);
-                let drop = functions::RpcDropAnswer { req_msg_id: msg_id };
-                let _ = self.invoke_inner(Bytes::from(drop.to_bytes()), true);
-            }
-            None => {
-                self.requests.remove(&id);
-                self.out.forget(|tag| tag == Tag::Request(id.0));
-            }
+        self.finish_request(id);
+        if let Some(msg_id) = last {
+            let drop = functions::RpcDropAnswer { req_msg_id: msg_id };
+            let _ = self.invoke_inner(Bytes::from(drop.to_bytes()), true);
         }
         true
     }
@@ -390,16 +384,7 @@ impl ClientSession {
             .chain(self.salt_request)
             .collect();
         for id in questions {
-            if let Some(last) = self.requests.get(&id).and_then(|p| p.msg_ids.last()) {
-                self.finish(last);
-            } else {
-                self.requests.remove(&id);
-                self.out.forget(|tag| tag == Tag::Request(id.0));
-                self.state_checks.remove(&id);
-                if self.salt_request == Some(id) {
-                    self.salt_request = None;
-                }
-            }
+            self.finish_request(id);
         }
         let unacked: Vec<i64> = self.out.unacked.keys().copied().collect();
         self.recheck(unacked);
@@ -642,12 +627,11 @@ impl ClientSession {
             }
             Incoming::Gzip(packed) => {
                 match self.inflater.unpack(&packed, self.config.max_unpacked_len) {
-                    Ok(inner) => match Incoming::parse(&inner) {
-                        Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
-                            self.stats.malformed += 1;
+                    Ok(inner) => {
+                        if let Some(parsed) = parse_unpacked(&inner, &mut self.stats) {
+                            self.act(msg_id, parsed, now);
                         }
-                        Ok(parsed) => self.act(msg_id, parsed, now),
-                    },
+                    }
                     Err(_) => self.stats.gzip_refused += 1,
                 }
             }
@@ -871,6 +855,11 @@ impl ClientSession {
     /// Forgets the request sent as `req_msg_id`; returns it unless it was internal.
     fn finish(&mut self, req_msg_id: i64) -> Option<RequestId> {
         let id = self.by_msg_id.get(&req_msg_id).copied()?;
+        self.finish_request(id)
+    }
+
+    /// Forgets request `id`, sent or not; returns it unless it was internal.
+    fn finish_request(&mut self, id: RequestId) -> Option<RequestId> {
         let pending = self.requests.remove(&id)?;
         for msg_id in pending.msg_ids.iter() {
             self.by_msg_id.remove(msg_id);

@@ -29,6 +29,23 @@ use crate::rpc::RpcOutcome;
 use crate::salt::SaltSource;
 use crate::server::{ServerEvent, ServerSession};
 
+/// The record to store for a key a server handshake just created (no user yet).
+pub fn key_record(
+    key: &columba_mtproto::handshake::NewAuthKey,
+) -> columba_store::auth_key::AuthKeyRecord {
+    columba_store::auth_key::AuthKeyRecord {
+        auth_key_id: key.auth_key.id(),
+        key: *key.auth_key.as_bytes(),
+        lifetime: match key.expires_at {
+            Some(expires_at) => KeyLifetime::Temporary { expires_at },
+            None => KeyLifetime::Permanent,
+        },
+        created_at: key.created_at,
+        dc: key.dc,
+        user_id: None,
+    }
+}
+
 /// A connection, as the driver numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
@@ -405,18 +422,6 @@ impl Endpoint {
         self.sessions.get(&session).and_then(|slot| slot.connection)
     }
 
-    /// Connections that carry some session.
-    pub fn connections(&self) -> Vec<ConnectionId> {
-        let mut connections: Vec<ConnectionId> = self
-            .sessions
-            .values()
-            .filter_map(|slot| slot.connection)
-            .collect();
-        connections.sort_unstable();
-        connections.dedup();
-        connections
-    }
-
     /// Writes the next message for `connection` into `buf` (headroom, then body) and returns
     /// the key to seal it with and its header.
     pub fn poll_transmit(
@@ -425,14 +430,15 @@ impl Endpoint {
         now: Now,
         buf: &mut BytesMut,
     ) -> Option<(Arc<AuthKey>, EncryptedHeader)> {
-        let carried = self
-            .by_connection
-            .get(&connection)
-            .cloned()
-            .unwrap_or_default();
+        // Taken out of the index for the scan (not copied) and put back after.
+        let Some(mut carried) = self.by_connection.remove(&connection) else {
+            self.finish_doomed(connection);
+            return None;
+        };
         let mut stale = false;
-        for key in carried {
-            let Some(slot) = self.sessions.get(&key) else {
+        let mut found = None;
+        for key in &carried {
+            let Some(slot) = self.sessions.get(key) else {
                 stale = true;
                 continue;
             };
@@ -454,22 +460,25 @@ impl Endpoint {
             else {
                 continue;
             };
-            let Some(slot) = self.sessions.get_mut(&key) else {
+            let Some(slot) = self.sessions.get_mut(key) else {
                 continue;
             };
             if let Some(header) = slot.session.poll_transmit(now, buf) {
-                return Some((auth_key, header));
+                found = Some((auth_key, header));
+                break;
             }
         }
         if stale {
             let sessions = &self.sessions;
-            if let Some(carried) = self.by_connection.get_mut(&connection) {
-                carried.retain(|key| {
-                    sessions
-                        .get(key)
-                        .is_some_and(|slot| slot.connection == Some(connection))
-                });
-            }
+            carried.retain(|key| {
+                sessions
+                    .get(key)
+                    .is_some_and(|slot| slot.connection == Some(connection))
+            });
+        }
+        self.by_connection.insert(connection, carried);
+        if found.is_some() {
+            return found;
         }
         self.finish_doomed(connection);
         None

@@ -200,6 +200,21 @@ fn nonempty(query: &[u8]) -> Result<&[u8], IncomingError> {
     Ok(query)
 }
 
+/// Reads what a `gzip_packed` expanded to: any message but another wrapper (a container or
+/// `gzip_packed` inside `gzip_packed` is malformed). Counts what it refuses.
+pub(crate) fn parse_unpacked<'a>(
+    inner: &'a [u8],
+    stats: &mut crate::stats::SessionStats,
+) -> Option<Incoming<'a>> {
+    match Incoming::parse(inner) {
+        Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
+            stats.malformed += 1;
+            None
+        }
+        Ok(parsed) => Some(parsed),
+    }
+}
+
 /// Expands the `gzip_packed` objects of one received message within a cap per object and a
 /// budget for the whole message (a container may hold up to 1024 of them).
 #[derive(Debug, Clone, Copy, Default)]

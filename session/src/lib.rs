@@ -50,7 +50,7 @@ pub use client::{ClientEvent, ClientSession, InvokeError, RequestFailure, Reques
 pub use config::SessionConfig;
 pub use endpoint::{
     ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyLookupError, RequestContext,
-    SessionKey,
+    SessionKey, key_record,
 };
 pub use outbox::BodyBuilder;
 pub use rpc::{RpcError, RpcOutcome};

@@ -246,11 +246,17 @@ impl Outbox {
         self.unacked.values().map(|record| record.sent_at).min()
     }
 
-    /// Forgets queued and unacknowledged messages for which `drop` says so; returns how many.
-    pub(crate) fn forget(&mut self, mut drop: impl FnMut(Tag) -> bool) -> usize {
-        let before = self.queue.len() + self.unacked.len();
-        self.queue.retain(|queued| !drop(queued.tag));
-        self.queued_bytes = self.queue.iter().map(|queued| queued.body.len()).sum();
+    /// Forgets queued and unacknowledged messages for which `drop` says so.
+    pub(crate) fn forget(&mut self, mut drop: impl FnMut(Tag) -> bool) {
+        let mut unqueued = 0;
+        self.queue.retain(|queued| {
+            let keep = !drop(queued.tag);
+            if !keep {
+                unqueued += queued.body.len();
+            }
+            keep
+        });
+        self.queued_bytes = self.queued_bytes.saturating_sub(unqueued);
         let mut freed = 0;
         self.unacked.retain(|_, record| {
             let keep = !drop(record.tag);
@@ -260,7 +266,6 @@ impl Outbox {
             keep
         });
         self.unacked_bytes = self.unacked_bytes.saturating_sub(freed);
-        before - self.queue.len() - self.unacked.len()
     }
 
     /// Writes the next message to send into `buf` after [`ENCRYPTED_HEADROOM`] bytes (the room

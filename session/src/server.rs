@@ -33,7 +33,7 @@ use columba_mtproto::tl::service::MsgContainer;
 use crate::config::SessionConfig;
 use crate::container::check_container;
 use crate::id_map::IdMap;
-use crate::incoming::{Incoming, IncomingError, Inflater};
+use crate::incoming::{Incoming, IncomingError, Inflater, parse_unpacked};
 use crate::msg_id::{MsgIdChecker, MsgIdKind, MsgIdRejection};
 use crate::outbox::{Outbox, Tag};
 use crate::rpc::{RpcError, RpcOutcome, rpc_result_body};
@@ -444,20 +444,12 @@ impl ServerSession {
             }
             Incoming::Gzip(packed) => {
                 match self.inflater.unpack(&packed, self.config.max_unpacked_len) {
-                    Ok(inner) => match Incoming::parse(&inner) {
-                        Ok(Incoming::Container(_) | Incoming::Gzip(_)) | Err(_) => {
-                            self.stats.malformed += 1;
+                    // The ack, if due, was queued above for the wrapper's msg_id.
+                    Ok(inner) => {
+                        if let Some(parsed) = parse_unpacked(&inner, &mut self.stats) {
+                            self.dispatch_unacked(msg_id, parsed, now);
                         }
-                        Ok(parsed) => {
-                            self.stats.accepted = self.stats.accepted.saturating_sub(1);
-                            // The ack, if due, was queued above; do not queue it twice.
-                            if seq_no & 1 == 1 {
-                                self.dispatch_unacked(msg_id, parsed, now);
-                            } else {
-                                self.dispatch(msg_id, seq_no, parsed, now, false);
-                            }
-                        }
-                    },
+                    }
                     Err(_) => self.stats.gzip_refused += 1,
                 }
             }

@@ -36,33 +36,22 @@ pub struct SessionStats {
 impl SessionStats {
     /// Adds one to the counter of a bad_msg_notification code (unknown codes are ignored).
     pub(crate) fn count_bad_msg(&mut self, code: i32) {
-        let index = match code {
-            16 => 0,
-            17 => 1,
-            18 => 2,
-            19 => 3,
-            20 => 4,
-            32 => 5,
-            33 => 6,
-            34 => 7,
-            35 => 8,
-            48 => 9,
-            64 => 10,
-            _ => return,
-        };
-        if let Some(slot) = self.bad_msg.get_mut(index) {
+        if let Some(slot) = bad_msg_index(code).and_then(|at| self.bad_msg.get_mut(at)) {
             *slot += 1;
         }
     }
 
     /// The number of bad_msg_notification messages sent with `code`.
     pub fn bad_msg_count(&self, code: i32) -> u64 {
-        let mut copy = Self::default();
-        copy.count_bad_msg(code);
-        copy.bad_msg
-            .iter()
-            .zip(self.bad_msg.iter())
-            .map(|(probe, value)| probe * value)
-            .sum()
+        bad_msg_index(code)
+            .and_then(|at| self.bad_msg.get(at))
+            .copied()
+            .unwrap_or(0)
     }
+}
+
+/// Where a bad_msg_notification code is counted in [`SessionStats::bad_msg`].
+fn bad_msg_index(code: i32) -> Option<usize> {
+    const CODES: [i32; 11] = [16, 17, 18, 19, 20, 32, 33, 34, 35, 48, 64];
+    CODES.iter().position(|&known| known == code)
 }

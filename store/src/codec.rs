@@ -341,22 +341,8 @@ pub fn decode_deliveries(value: &[u8]) -> Result<Vec<Delivery>, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategies::{box_id, peer};
     use proptest::prelude::*;
-
-    fn box_id() -> impl Strategy<Value = BoxId> {
-        prop_oneof![
-            any::<i64>().prop_map(BoxId::User),
-            any::<i64>().prop_map(BoxId::Channel)
-        ]
-    }
-
-    fn peer() -> impl Strategy<Value = Peer> {
-        prop_oneof![
-            any::<i64>().prop_map(Peer::User),
-            any::<i64>().prop_map(Peer::Chat),
-            any::<i64>().prop_map(Peer::Channel),
-        ]
-    }
 
     prop_compose! {
         fn message()(

@@ -263,22 +263,8 @@ pub fn decode_pending(key: &[u8]) -> Result<(i64, Peer, i64, BoxId), KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategies::{box_id, peer};
     use proptest::prelude::*;
-
-    fn box_id() -> impl Strategy<Value = BoxId> {
-        prop_oneof![
-            any::<i64>().prop_map(BoxId::User),
-            any::<i64>().prop_map(BoxId::Channel)
-        ]
-    }
-
-    fn peer() -> impl Strategy<Value = Peer> {
-        prop_oneof![
-            any::<i64>().prop_map(Peer::User),
-            any::<i64>().prop_map(Peer::Chat),
-            any::<i64>().prop_map(Peer::Channel),
-        ]
-    }
 
     proptest! {
         #[test]

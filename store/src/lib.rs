@@ -26,6 +26,8 @@ pub mod file;
 pub mod keys;
 pub mod message;
 pub mod shard;
+#[cfg(test)]
+mod strategies;
 
 pub use auth_key::{
     AuthKeyError, AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore, ResolvedKey,

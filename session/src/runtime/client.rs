@@ -12,19 +12,19 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::handshake::{self, ClientHandshake};
 use columba_mtproto::message::open;
-use columba_mtproto::time::Now;
 use columba_mtproto::transport::{self, Frame, Outgoing, Transport};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::io::{ByteStream, Connector};
+use super::now;
 use crate::client::{ClientEvent, ClientSession, RequestId};
 use columba_mtproto::handshake::bind::bind_temp_auth_key;
 
@@ -123,15 +123,6 @@ pub enum ClientError {
     /// The server refused to bind the temporary key.
     #[error("binding the temporary key failed: {0}")]
     Bind(String),
-}
-
-fn now() -> Now {
-    Now {
-        monotonic: Instant::now(),
-        unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-    }
 }
 
 enum Command {

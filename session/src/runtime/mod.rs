@@ -33,3 +33,13 @@ fn seal_message(
     )
     .is_ok()
 }
+
+/// The clocks now: the runtime is where Columba reads them (the sessions take time in).
+fn now() -> columba_mtproto::time::Now {
+    columba_mtproto::time::Now {
+        monotonic: std::time::Instant::now(),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}

@@ -17,21 +17,21 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::Direction;
 use columba_mtproto::handshake::bind::{BindRequest, verify_binding};
 use columba_mtproto::handshake::{self, ServerHandshake};
 use columba_mtproto::message::open;
-use columba_mtproto::time::Now;
 use columba_mtproto::transport::{self, ERROR_FLOOD, Frame, Outgoing, Transport};
-use columba_store::auth_key::{AuthKeyRecord, AuthKeyStore, KeyLifetime};
+use columba_store::auth_key::{AuthKeyStore, KeyLifetime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::io::{Accepted, ByteStream, Listener};
+use super::now;
 use crate::endpoint::{ConnectionId, Endpoint, EndpointConfig, EndpointEvent, SessionKey};
 use crate::plugins::{Notification, PushProvider, Service, UpdateBus};
 use crate::rpc::RpcError;
@@ -143,15 +143,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn now() -> Now {
-    Now {
-        monotonic: Instant::now(),
-        unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-    }
 }
 
 /// The server runtime.
@@ -743,17 +734,7 @@ impl Driver {
                     event = handshake.confirm_auth_key_id(in_use, now());
                 }
                 Ok(handshake::ServerEvent::Done { reply, key }) => {
-                    let record = AuthKeyRecord {
-                        auth_key_id: key.auth_key.id(),
-                        key: *key.auth_key.as_bytes(),
-                        lifetime: match key.expires_at {
-                            Some(expires_at) => KeyLifetime::Temporary { expires_at },
-                            None => KeyLifetime::Permanent,
-                        },
-                        created_at: key.created_at,
-                        dc: key.dc,
-                        user_id: None,
-                    };
+                    let record = crate::endpoint::key_record(&key);
                     if let Err(error) = self.shared.store.insert(record) {
                         tracing::warn!(%error, "new auth key not stored");
                         return Err(ConnectionEnd::Closed("key not stored"));
