@@ -171,5 +171,8 @@ def be_flip32(v):
 
 write("store_decode", "message_key", b"\x01" + b"\x00" + be_flip64(42) + be_flip32(7))
 write("store_decode", "chat_key", b"\x02" + b"\x00" + be_flip64(42) + b"\x00" + be_flip64(43) + be_flip32(7))
-write("store_decode", "box_meta_value", b"\x01" + struct.pack("<iiiI", 5, 3, 0, 5))
+write("store_decode", "box_meta_value", b"\x01" + struct.pack("<iiiIi", 5, 3, 0, 5, 1700000000))
+write("store_decode", "dialog_value", b"\x01" + struct.pack("<iiiiIiI", 3, 2, 7, 1700000000, 4, 5, 1))
+write("store_decode", "location_value", b"\x01" + b"\x00" + struct.pack("<q", 43))
+write("store_decode", "ops_value", b"\x01" + struct.pack("<I", 1) + struct.pack("<I", 2) + b"\x04\x00" + b"\x00")
 write("store_decode", "deliveries_value", b"\x01" + struct.pack("<I", 1) + b"\x00" + struct.pack("<qii", 42, 3, 3))

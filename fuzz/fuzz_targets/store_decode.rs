@@ -22,8 +22,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(box_id) = keys::decode_box_meta(data) {
         assert_eq!(keys::box_meta(box_id), data);
     }
-    if let Ok((box_id, peer)) = keys::decode_marks(data) {
-        assert_eq!(keys::marks(box_id, peer), data);
+    if let Ok((box_id, peer)) = keys::decode_dialog(data) {
+        assert_eq!(keys::dialog(box_id, peer), data);
+    }
+    if let Ok((box_id, top, peer)) = keys::decode_dialog_order(data) {
+        assert_eq!(keys::dialog_order(box_id, top, peer), data);
+    }
+    if let Ok((box_id, peer, ordinal)) = keys::decode_deleted(data) {
+        assert_eq!(keys::deleted(box_id, peer, ordinal), data);
     }
     if let Ok((sender, peer, random_id)) = keys::decode_send(data) {
         assert_eq!(keys::send(sender, peer, random_id), data);
@@ -31,8 +37,17 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((sender, peer, random_id, target)) = keys::decode_pending(data) {
         assert_eq!(keys::pending(sender, peer, random_id, target), data);
     }
-    if let Ok((message, others)) = codec::decode_message(data) {
-        assert_eq!(codec::encode_message(&message, &others), data);
+    if let Ok(record) = codec::decode_message(data) {
+        assert_eq!(codec::encode_message(&record), data);
+    }
+    if let Ok(peer) = codec::decode_location(data) {
+        assert_eq!(codec::encode_location(peer), data);
+    }
+    if let Ok(dialog) = codec::decode_dialog(data) {
+        assert_eq!(codec::encode_dialog(&dialog), data);
+    }
+    if let Ok(ops) = codec::decode_ops(data) {
+        assert_eq!(codec::encode_ops(&ops), data);
     }
     if let Ok(meta) = codec::decode_box_meta(data) {
         assert_eq!(codec::encode_box_meta(&meta), data);

@@ -144,8 +144,25 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A stored copy of a message with the other copies of it.
-pub fn encode_message(message: &StoredMessage, others: &[(BoxId, i32)]) -> Vec<u8> {
+/// A stored copy of a message, as the RocksDB backend keeps it under its chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// The message.
+    pub message: StoredMessage,
+    /// Where the other copies of it are (box, id).
+    pub others: Vec<(BoxId, i32)>,
+    /// Its ordinal in its chat in this box: 1 for the chat's first message, never reused
+    /// (positions in the history are counted from ordinals and the deleted ones).
+    pub ordinal: i32,
+}
+
+/// Writes a [`MessageRecord`].
+pub fn encode_message(record: &MessageRecord) -> Vec<u8> {
+    let MessageRecord {
+        message,
+        others,
+        ordinal,
+    } = record;
     let mut w = Writer::new();
     w.i32(message.id)
         .box_id(message.box_id)
@@ -163,6 +180,7 @@ pub fn encode_message(message: &StoredMessage, others: &[(BoxId, i32)]) -> Vec<u
         None => w.u8(0),
     };
     w.u32(message.flags)
+        .i32(*ordinal)
         .u32(u32::try_from(others.len()).unwrap_or(u32::MAX));
     for (box_id, id) in others {
         w.box_id(*box_id).i32(*id);
@@ -171,7 +189,7 @@ pub fn encode_message(message: &StoredMessage, others: &[(BoxId, i32)]) -> Vec<u
 }
 
 /// Reads [`encode_message`].
-pub fn decode_message(value: &[u8]) -> Result<(StoredMessage, Vec<(BoxId, i32)>), ValueError> {
+pub fn decode_message(value: &[u8]) -> Result<MessageRecord, ValueError> {
     let mut r = Reader::new(value, "message")?;
     let id = r.i32()?;
     let box_id = r.box_id()?;
@@ -196,14 +214,15 @@ pub fn decode_message(value: &[u8]) -> Result<(StoredMessage, Vec<(BoxId, i32)>)
         _ => return Err(r.error()),
     };
     let flags = r.u32()?;
+    let ordinal = r.i32()?;
     let count = r.count(13)?;
     let mut others = Vec::with_capacity(count);
     for _ in 0..count {
         others.push((r.box_id()?, r.i32()?));
     }
     r.end()?;
-    Ok((
-        StoredMessage {
+    Ok(MessageRecord {
+        message: StoredMessage {
             id,
             box_id,
             peer,
@@ -217,7 +236,113 @@ pub fn decode_message(value: &[u8]) -> Result<(StoredMessage, Vec<(BoxId, i32)>)
             flags,
         },
         others,
-    ))
+        ordinal,
+    })
+}
+
+/// Writes where a message id lives (the `01` row): its chat.
+pub fn encode_location(peer: Peer) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.peer(peer);
+    w.finish()
+}
+
+/// Reads [`encode_location`].
+pub fn decode_location(value: &[u8]) -> Result<Peer, ValueError> {
+    let mut r = Reader::new(value, "location")?;
+    let peer = r.peer()?;
+    r.end()?;
+    Ok(peer)
+}
+
+/// A chat's summary in one box (the `05` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DialogRecord {
+    /// Incoming messages up to this id are read.
+    pub read_inbox_max_id: i32,
+    /// The other side read the box owner's messages up to this id.
+    pub read_outbox_max_id: i32,
+    /// The newest message (0 when the chat has none left).
+    pub top_id: i32,
+    /// Its date.
+    pub top_date: i32,
+    /// Messages the chat has.
+    pub count: u32,
+    /// Messages the chat ever had: the last ordinal given.
+    pub ordinals: i32,
+    /// Incoming messages above `read_inbox_max_id`.
+    pub unread: u32,
+}
+
+/// Writes a [`DialogRecord`].
+pub fn encode_dialog(dialog: &DialogRecord) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i32(dialog.read_inbox_max_id)
+        .i32(dialog.read_outbox_max_id)
+        .i32(dialog.top_id)
+        .i32(dialog.top_date)
+        .u32(dialog.count)
+        .i32(dialog.ordinals)
+        .u32(dialog.unread);
+    w.finish()
+}
+
+/// Reads [`encode_dialog`].
+pub fn decode_dialog(value: &[u8]) -> Result<DialogRecord, ValueError> {
+    let mut r = Reader::new(value, "dialog")?;
+    let dialog = DialogRecord {
+        read_inbox_max_id: r.i32()?,
+        read_outbox_max_id: r.i32()?,
+        top_id: r.i32()?,
+        top_date: r.i32()?,
+        count: r.u32()?,
+        ordinals: r.i32()?,
+        unread: r.u32()?,
+    };
+    r.end()?;
+    Ok(dialog)
+}
+
+/// One write of a deferred batch: a key (whose prefix names its column family) and the value
+/// to put, or `None` to delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOp {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value, or `None` for a delete.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Writes a deferred batch (the `07` row): the writes still to make on another instance.
+pub fn encode_ops(ops: &[BatchOp]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(u32::try_from(ops.len()).unwrap_or(u32::MAX));
+    for op in ops {
+        w.bytes(&op.key);
+        match &op.value {
+            Some(value) => w.u8(1).bytes(value),
+            None => w.u8(0),
+        };
+    }
+    w.finish()
+}
+
+/// Reads [`encode_ops`].
+pub fn decode_ops(value: &[u8]) -> Result<Vec<BatchOp>, ValueError> {
+    let mut r = Reader::new(value, "deferred batch")?;
+    let count = r.count(5)?;
+    let mut ops = Vec::with_capacity(count);
+    for _ in 0..count {
+        let key = r.bytes()?;
+        let value = match r.u8()? {
+            0 => None,
+            1 => Some(r.bytes()?),
+            _ => return Err(r.error()),
+        };
+        ops.push(BatchOp { key, value });
+    }
+    r.end()?;
+    Ok(ops)
 }
 
 /// A box's counters and the oldest pts its log still holds.
@@ -229,6 +354,8 @@ pub struct BoxMeta {
     pub log_floor: i32,
     /// Log entries kept.
     pub log_len: u32,
+    /// The newest message's date: a box's dates never go back.
+    pub last_date: i32,
 }
 
 /// Writes [`BoxMeta`].
@@ -237,7 +364,8 @@ pub fn encode_box_meta(meta: &BoxMeta) -> Vec<u8> {
     w.i32(meta.state.pts)
         .i32(meta.state.max_id)
         .i32(meta.log_floor)
-        .u32(meta.log_len);
+        .u32(meta.log_len)
+        .i32(meta.last_date);
     w.finish()
 }
 
@@ -251,6 +379,7 @@ pub fn decode_box_meta(value: &[u8]) -> Result<BoxMeta, ValueError> {
         },
         log_floor: r.i32()?,
         log_len: r.u32()?,
+        last_date: r.i32()?,
     };
     r.end()?;
     Ok(meta)
@@ -374,14 +503,26 @@ mod tests {
             m in message(), others in proptest::collection::vec((box_id(), any::<i32>()), 0..4),
             pts in any::<i32>(), count in any::<i32>(), kind in kind(),
             deliveries in proptest::collection::vec((box_id(), any::<i32>(), any::<i32>()), 0..4),
-            meta in (any::<i32>(), any::<i32>(), any::<i32>(), any::<u32>()),
+            meta in (any::<i32>(), any::<i32>(), any::<i32>(), any::<u32>(), any::<i32>()),
+            ordinal in any::<i32>(), peer in peer(),
+            dialog in (any::<i32>(), any::<i32>(), any::<i32>(), any::<i32>(), any::<u32>(), any::<i32>(), any::<u32>()),
+            ops in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..8), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8))), 0..4),
         ) {
-            prop_assert_eq!(decode_message(&encode_message(&m, &others)), Ok((m, others)));
+            let record = MessageRecord { message: m, others, ordinal };
+            prop_assert_eq!(decode_message(&encode_message(&record)), Ok(record));
+            prop_assert_eq!(decode_location(&encode_location(peer)), Ok(peer));
+            let dialog = DialogRecord {
+                read_inbox_max_id: dialog.0, read_outbox_max_id: dialog.1, top_id: dialog.2, top_date: dialog.3,
+                count: dialog.4, ordinals: dialog.5, unread: dialog.6,
+            };
+            prop_assert_eq!(decode_dialog(&encode_dialog(&dialog)), Ok(dialog));
+            let ops: Vec<BatchOp> = ops.into_iter().map(|(key, value)| BatchOp { key, value }).collect();
+            prop_assert_eq!(decode_ops(&encode_ops(&ops)), Ok(ops));
             let entry = UpdateEntry { pts, pts_count: count, kind };
             prop_assert_eq!(decode_update(&encode_update(&entry)), Ok(entry));
             let deliveries: Vec<Delivery> = deliveries.into_iter().map(|(box_id, message_id, pts)| Delivery { box_id, message_id, pts }).collect();
             prop_assert_eq!(decode_deliveries(&encode_deliveries(&deliveries)), Ok(deliveries));
-            let meta = BoxMeta { state: BoxState { pts: meta.0, max_id: meta.1 }, log_floor: meta.2, log_len: meta.3 };
+            let meta = BoxMeta { state: BoxState { pts: meta.0, max_id: meta.1 }, log_floor: meta.2, log_len: meta.3, last_date: meta.4 };
             prop_assert_eq!(decode_box_meta(&encode_box_meta(&meta)), Ok(meta));
         }
 
@@ -391,11 +532,14 @@ mod tests {
             let _ = decode_update(&value);
             let _ = decode_deliveries(&value);
             let _ = decode_box_meta(&value);
+            let _ = decode_location(&value);
+            let _ = decode_dialog(&value);
+            let _ = decode_ops(&value);
         }
 
         #[test]
         fn every_truncation_is_refused(m in message()) {
-            let value = encode_message(&m, &[]);
+            let value = encode_message(&MessageRecord { message: m, others: Vec::new(), ordinal: 1 });
             for len in 0..value.len() {
                 prop_assert!(decode_message(value.get(..len).unwrap_or_default()).is_err());
             }
@@ -405,8 +549,8 @@ mod tests {
     #[test]
     fn huge_declared_lengths_allocate_nothing() {
         // A body claiming 4 GiB in a value of a few bytes.
-        let mut value = encode_message(
-            &StoredMessage {
+        let mut value = encode_message(&MessageRecord {
+            message: StoredMessage {
                 id: 1,
                 box_id: BoxId::User(1),
                 peer: Peer::User(2),
@@ -419,8 +563,9 @@ mod tests {
                 media: None,
                 flags: 0,
             },
-            &[],
-        );
+            others: Vec::new(),
+            ordinal: 1,
+        });
         // The body length sits after id(4) box(9) peer(9) from(8) out(1) date(4) edit(1) random(8).
         let at = 1 + 4 + 9 + 9 + 8 + 1 + 4 + 1 + 8;
         if let Some(len) = value.get_mut(at..at + 4) {
@@ -430,6 +575,10 @@ mod tests {
         assert_eq!(
             decode_deliveries(&[1, 0xff, 0xff, 0xff, 0xff]),
             Err(ValueError("deliveries"))
+        );
+        assert_eq!(
+            decode_ops(&[1, 0xff, 0xff, 0xff, 0xff]),
+            Err(ValueError("deferred batch"))
         );
         assert_eq!(
             decode_box_meta(&[2, 0, 0, 0, 0]),

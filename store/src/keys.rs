@@ -15,20 +15,43 @@ use crate::message::{BoxId, Peer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Prefix {
-    /// A message: box, id.
+    /// Where a message id lives: box, id (the value names its chat).
     Message = 0x01,
-    /// A chat's index entry: box, peer, id (the history of one chat in one box).
+    /// A message, under its chat: box, peer, id (the history of one chat in one box is one
+    /// range).
     Chat = 0x02,
     /// An update-log entry: box, pts.
     Log = 0x03,
     /// A box's counters: box.
     BoxMeta = 0x04,
-    /// A chat's read watermarks: box, peer.
-    Marks = 0x05,
+    /// A chat's summary in a box (read watermarks, top message, counts): box, peer.
+    Dialog = 0x05,
     /// An idempotent send: sender, peer, random_id.
     Send = 0x06,
     /// A delivery to another shard not yet confirmed: sender, peer, random_id, target box.
     Pending = 0x07,
+    /// A box's dialogs in order of their top message: box, top id, peer.
+    DialogOrder = 0x08,
+    /// A deleted message's place in its chat: box, peer, ordinal.
+    Deleted = 0x09,
+}
+
+impl Prefix {
+    /// The prefix a key starts with, if it is one of ours.
+    pub fn of(key: &[u8]) -> Option<Self> {
+        match key.first()? {
+            0x01 => Some(Self::Message),
+            0x02 => Some(Self::Chat),
+            0x03 => Some(Self::Log),
+            0x04 => Some(Self::BoxMeta),
+            0x05 => Some(Self::Dialog),
+            0x06 => Some(Self::Send),
+            0x07 => Some(Self::Pending),
+            0x08 => Some(Self::DialogOrder),
+            0x09 => Some(Self::Deleted),
+            _ => None,
+        }
+    }
 }
 
 /// The largest key this module builds.
@@ -203,17 +226,17 @@ pub fn decode_box_meta(key: &[u8]) -> Result<BoxId, KeyError> {
     Ok(decoded)
 }
 
-/// `05 | box | peer`: a chat's read watermarks.
-pub fn marks(box_id: BoxId, peer: Peer) -> Vec<u8> {
-    let mut out = start(Prefix::Marks);
+/// `05 | box | peer`: a chat's summary in a box.
+pub fn dialog(box_id: BoxId, peer: Peer) -> Vec<u8> {
+    let mut out = start(Prefix::Dialog);
     put_box(&mut out, box_id);
     put_peer(&mut out, peer);
     out
 }
 
-/// Reads a [`marks`] key.
-pub fn decode_marks(key: &[u8]) -> Result<(BoxId, Peer), KeyError> {
-    let mut fields = Fields::new(key, Prefix::Marks)?;
+/// Reads a [`dialog`] key.
+pub fn decode_dialog(key: &[u8]) -> Result<(BoxId, Peer), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Dialog)?;
     let decoded = (fields.box_id()?, fields.peer()?);
     fields.end()?;
     Ok(decoded)
@@ -260,6 +283,67 @@ pub fn decode_pending(key: &[u8]) -> Result<(i64, Peer, i64, BoxId), KeyError> {
     Ok(decoded)
 }
 
+/// `08 | box | top id | peer`: a dialog's place in its box's list (newest top last).
+pub fn dialog_order(box_id: BoxId, top_id: i32, peer: Peer) -> Vec<u8> {
+    let mut out = box_prefix(Prefix::DialogOrder, box_id);
+    put_i32(&mut out, top_id);
+    put_peer(&mut out, peer);
+    out
+}
+
+/// Reads a [`dialog_order`] key.
+pub fn decode_dialog_order(key: &[u8]) -> Result<(BoxId, i32, Peer), KeyError> {
+    let mut fields = Fields::new(key, Prefix::DialogOrder)?;
+    let decoded = (fields.box_id()?, fields.i32()?, fields.peer()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `09 | box | peer | ordinal`: a deleted message's ordinal in its chat (counting positions).
+pub fn deleted(box_id: BoxId, peer: Peer, ordinal: i32) -> Vec<u8> {
+    let mut out = start(Prefix::Deleted);
+    put_box(&mut out, box_id);
+    put_peer(&mut out, peer);
+    put_i32(&mut out, ordinal);
+    out
+}
+
+/// `09 | box | peer`: the prefix of a chat's deleted ordinals.
+pub fn deleted_prefix(box_id: BoxId, peer: Peer) -> Vec<u8> {
+    let mut out = start(Prefix::Deleted);
+    put_box(&mut out, box_id);
+    put_peer(&mut out, peer);
+    out
+}
+
+/// Reads a [`deleted`] key.
+pub fn decode_deleted(key: &[u8]) -> Result<(BoxId, Peer, i32), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Deleted)?;
+    let decoded = (fields.box_id()?, fields.peer()?, fields.i32()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `prefix | box`: the start of every record of one kind in one box (for range scans).
+pub fn box_prefix(prefix: Prefix, box_id: BoxId) -> Vec<u8> {
+    let mut out = start(prefix);
+    put_box(&mut out, box_id);
+    out
+}
+
+/// The smallest key greater than every key that starts with `prefix` (an exclusive upper
+/// bound for a range scan), or `None` when there is none (all bytes 0xff).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,7 +359,11 @@ mod tests {
             prop_assert_eq!(decode_chat(&chat(b, p, id)), Ok((b, p, id)));
             prop_assert_eq!(decode_log(&log(b, id)), Ok((b, id)));
             prop_assert_eq!(decode_box_meta(&box_meta(b)), Ok(b));
-            prop_assert_eq!(decode_marks(&marks(b, p)), Ok((b, p)));
+            prop_assert_eq!(decode_dialog(&dialog(b, p)), Ok((b, p)));
+            prop_assert_eq!(decode_dialog_order(&dialog_order(b, id, p)), Ok((b, id, p)));
+            prop_assert_eq!(decode_deleted(&deleted(b, p, id)), Ok((b, p, id)));
+            prop_assert!(dialog_order(b, id, p).starts_with(&box_prefix(Prefix::DialogOrder, b)));
+            prop_assert!(deleted(b, p, id).starts_with(&deleted_prefix(b, p)));
             prop_assert_eq!(decode_send(&send(sender, p, random)), Ok((sender, p, random)));
             prop_assert_eq!(decode_pending(&pending(sender, p, random, t)), Ok((sender, p, random, t)));
             prop_assert!(pending(sender, p, random, t).len() <= MAX_KEY_LEN);
@@ -288,6 +376,8 @@ mod tests {
             prop_assert_eq!(log(b, x).cmp(&log(b, y)), x.cmp(&y));
             prop_assert_eq!(box_meta(BoxId::User(u)).cmp(&box_meta(BoxId::User(v))), u.cmp(&v));
             prop_assert_eq!(send(u, p, 0).cmp(&send(v, p, 0)), u.cmp(&v));
+            prop_assert_eq!(dialog_order(b, x, p).cmp(&dialog_order(b, y, p)), x.cmp(&y));
+            prop_assert_eq!(deleted(b, p, x).cmp(&deleted(b, p, y)), x.cmp(&y));
         }
 
         #[test]
@@ -301,7 +391,9 @@ mod tests {
             let _ = decode_chat(&key);
             let _ = decode_log(&key);
             let _ = decode_box_meta(&key);
-            let _ = decode_marks(&key);
+            let _ = decode_dialog(&key);
+            let _ = decode_dialog_order(&key);
+            let _ = decode_deleted(&key);
             let _ = decode_send(&key);
             let _ = decode_pending(&key);
         }
@@ -319,5 +411,17 @@ mod tests {
         }
         assert_eq!(decode_box_meta(&bad_tag), Err(KeyError(Prefix::BoxMeta)));
         assert!(decode_message(&[]).is_err());
+    }
+
+    #[test]
+    fn prefix_ends_bound_their_ranges() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        let prefix = chat_prefix(BoxId::User(-1), Peer::User(i64::MAX));
+        let end = prefix_end(&prefix).unwrap();
+        assert!(chat(BoxId::User(-1), Peer::User(i64::MAX), i32::MAX) < end);
+        assert_eq!(Prefix::of(&end), Some(Prefix::Chat));
+        assert_eq!(Prefix::of(&[0x0a]), None);
     }
 }

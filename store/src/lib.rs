@@ -16,8 +16,10 @@
 //! - [`keys`], [`codec`] and [`shard`]: the storage keys, value encodings and shard map the
 //!   RocksDB backend will use (`docs/storage-format.md`).
 //!
-//! To come: the sharded RocksDB backend (feature `rocksdb`) for messages and files. Message
-//! bodies are opaque bytes to this crate.
+//! - [`rocks`] (feature `rocksdb`, on by default): [`RocksMessageStore`], the sharded,
+//!   crash-safe RocksDB backend of [`MessageStore`].
+//!
+//! Message bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
 
 pub mod auth_key;
@@ -25,6 +27,8 @@ pub mod codec;
 pub mod file;
 pub mod keys;
 pub mod message;
+#[cfg(feature = "rocksdb")]
+pub mod rocks;
 pub mod shard;
 #[cfg(test)]
 mod strategies;
@@ -36,3 +40,5 @@ pub use file::{FileError, FileStore, MemoryFileStore};
 pub use message::{
     BoxId, MemoryMessageStore, MessageError, MessageStore, MessageStoreConfig, Peer, SendRequest,
 };
+#[cfg(feature = "rocksdb")]
+pub use rocks::{Durability, OpenError, RocksMessageStore, RocksOptions};

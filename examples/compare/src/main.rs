@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 mod crypto;
 mod handshake;
 mod session;
+mod store;
 
 /// How long one measurement runs.
 const MEASURE: Duration = Duration::from_millis(300);
@@ -99,6 +100,7 @@ const SUITES: &[(&str, fn())] = &[
     ("crypto", crypto::run),
     ("handshake", handshake::run),
     ("session", session::run),
+    ("store", store::run),
 ];
 
 fn main() -> ExitCode {

@@ -35,6 +35,10 @@ pub const MAX_HISTORY_LIMIT: usize = 100;
 pub trait HistorySource {
     /// How many messages the chat has.
     fn len(&self) -> usize;
+    /// Whether the chat has no messages.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// How many have an id at or above `id`.
     fn at_or_above_id(&self, id: i32) -> usize;
     /// How many were sent at or after `date`.

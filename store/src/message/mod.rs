@@ -22,8 +22,9 @@ pub mod conformance;
 mod history;
 mod memory;
 
-pub use history::{HistoryQuery, history_hash, select_history};
+pub use history::{HistoryQuery, HistorySource, history_hash, select_history};
 pub use memory::MemoryMessageStore;
+pub(crate) use memory::targets;
 
 /// Where a message is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,1109 @@
+//! [`MessageStore`] on sharded RocksDB.
+//!
+//! Each call locks the boxes it changes (striped locks, taken in one global order), plans the
+//! change of every box against its current counters, and commits one atomic `WriteBatch` per
+//! instance. Readers take a RocksDB snapshot and never lock: what they see of a box is a
+//! prefix of its committed changes. The layout is in `docs/storage-format.md`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::instance::{Instance, Reader, engine_error};
+use super::locks::BoxLocks;
+use super::plan::{BoxPlan, box_exists, corrupt, read_dialog, read_message, read_meta};
+use super::shards::{OpenError, RocksOptions, Shards, instance_dir, write_manifest};
+use crate::codec::{
+    self, BatchOp, MessageRecord, decode_deliveries, decode_message, decode_ops, decode_update,
+    encode_deliveries, encode_location, encode_message, encode_ops,
+};
+use crate::keys::{self, Prefix};
+use crate::message::{
+    Affected, BoxId, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, MAX_PAGE,
+    MessageError, MessageStore, MessageStoreConfig, Peer, SendOutcome, SendRequest, StoredMessage,
+    UpdateEntry, UpdateKind,
+};
+use crate::message::{HistorySource, select_history, targets};
+
+/// Lock stripes: enough that unrelated boxes rarely share one.
+const LOCK_STRIPES: u32 = 4096;
+
+/// A send in progress, by its idempotency key.
+type SendKey = (i64, Peer, i64);
+
+/// Messages in sharded RocksDB instances. See the [module](crate::rocks) for the guarantees.
+#[derive(Debug)]
+pub struct RocksMessageStore {
+    shards: Shards,
+    config: MessageStoreConfig,
+    locks: BoxLocks,
+    in_flight: Mutex<HashSet<SendKey>>,
+    redelivered: u64,
+}
+
+/// Removes a send from the in-flight set when it ends, however it ends.
+struct Flight<'a> {
+    set: &'a Mutex<HashSet<SendKey>>,
+    key: SendKey,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+fn check_limit(limit: usize) -> Result<(), MessageError> {
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(MessageError::LimitInvalid)
+    }
+}
+
+fn key_error(number: u32, error: keys::KeyError) -> MessageError {
+    MessageError::Backend(format!("instance {number}: {error}"))
+}
+
+/// The plans of one call grouped by instance, written others-first so that the caller's own
+/// box (which a retry reads to find the other copies) changes last.
+struct Batches {
+    by_instance: BTreeMap<u32, Vec<BatchOp>>,
+}
+
+impl Batches {
+    fn new() -> Self {
+        Self {
+            by_instance: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, instance: u32, ops: Vec<BatchOp>) {
+        self.by_instance.entry(instance).or_default().extend(ops);
+    }
+
+    fn write(mut self, shards: &Shards, last: u32) -> Result<(), MessageError> {
+        let own = self.by_instance.remove(&last);
+        for (number, ops) in &self.by_instance {
+            shards.number(*number)?.write(ops, false)?;
+        }
+        if let Some(ops) = own {
+            shards.number(last)?.write(&ops, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Readers at the latest state, one per instance a call touches.
+struct Readers<'a> {
+    shards: &'a Shards,
+    readers: BTreeMap<u32, Reader<'a>>,
+}
+
+impl<'a> Readers<'a> {
+    fn new(shards: &'a Shards, boxes: &[BoxId]) -> Result<Self, MessageError> {
+        let mut readers = BTreeMap::new();
+        for box_id in boxes {
+            let instance = shards.of(*box_id)?;
+            readers
+                .entry(instance.number)
+                .or_insert_with(|| instance.latest());
+        }
+        Ok(Self { shards, readers })
+    }
+
+    fn of(&self, box_id: BoxId) -> Result<&Reader<'a>, MessageError> {
+        let number = self.shards.of(box_id)?.number;
+        self.readers
+            .get(&number)
+            .ok_or_else(|| MessageError::Backend("no reader for a locked box".into()))
+    }
+}
+
+impl RocksMessageStore {
+    /// Opens the store at `path` (creating it when absent), then finishes every delivery a
+    /// crash interrupted before returning.
+    pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, OpenError> {
+        let shards = Shards::open(path.as_ref(), &options)?;
+        let mut store = Self {
+            shards,
+            config: options.messages,
+            locks: BoxLocks::new(LOCK_STRIPES),
+            in_flight: Mutex::new(HashSet::new()),
+            redelivered: 0,
+        };
+        store.redelivered = store.redeliver().map_err(OpenError::Recovery)?;
+        Ok(store)
+    }
+
+    /// How many interrupted deliveries the last open finished.
+    pub fn redelivered_on_open(&self) -> u64 {
+        self.redelivered
+    }
+
+    /// The number of RocksDB instances.
+    pub fn instances(&self) -> u32 {
+        self.shards.manifest.instances
+    }
+
+    /// The instance a box lives on.
+    pub fn instance_of(&self, box_id: BoxId) -> u32 {
+        crate::shard::instance_of_box(box_id, &self.shards.manifest)
+    }
+
+    /// Writes a consistent copy of the whole store to `dest` (which must not exist), with
+    /// RocksDB's checkpoints (hard links where the file system allows). Writers wait while
+    /// the instances are copied, so that no send is half in the copy; readers do not. The
+    /// copy opens as a store of its own.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<(), MessageError> {
+        let dest = dest.as_ref();
+        if dest.exists() {
+            return Err(MessageError::Backend(format!(
+                "checkpoint destination {} exists",
+                dest.display()
+            )));
+        }
+        std::fs::create_dir_all(dest)
+            .map_err(|error| MessageError::Backend(format!("checkpoint: {error}")))?;
+        let _all = self.locks.lock_all();
+        for instance in &self.shards.instances {
+            let checkpoint = rocksdb::checkpoint::Checkpoint::new(&instance.db)
+                .map_err(|error| engine_error(instance.number, error))?;
+            checkpoint
+                .create_checkpoint(instance_dir(dest, instance.number))
+                .map_err(|error| engine_error(instance.number, error))?;
+        }
+        write_manifest(dest, &self.shards.manifest)
+            .map_err(|error| MessageError::Backend(format!("checkpoint: {error}")))
+    }
+
+    /// RocksDB's statistics summed over the instances, by their RocksDB names: keys and
+    /// bytes written and read, WAL syncs, writes committed by a group leader for others
+    /// (group commit at work), block cache hits and misses, live data and key estimates.
+    pub fn metrics(&self) -> Vec<(&'static str, u64)> {
+        use rocksdb::statistics::Ticker;
+        let tickers = [
+            ("rocksdb.number.keys.written", Ticker::NumberKeysWritten),
+            ("rocksdb.number.keys.read", Ticker::NumberKeysRead),
+            ("rocksdb.bytes.written", Ticker::BytesWritten),
+            ("rocksdb.bytes.read", Ticker::BytesRead),
+            ("rocksdb.wal.synced", Ticker::WalFileSynced),
+            ("rocksdb.write.self", Ticker::WriteDoneBySelf),
+            ("rocksdb.write.other", Ticker::WriteDoneByOther),
+            ("rocksdb.block.cache.hit", Ticker::BlockCacheHit),
+            ("rocksdb.block.cache.miss", Ticker::BlockCacheMiss),
+        ];
+        let mut out: Vec<(&'static str, u64)> = tickers
+            .iter()
+            .map(|(name, ticker)| {
+                let sum = self
+                    .shards
+                    .instances
+                    .iter()
+                    .map(|instance| instance.ticker(*ticker))
+                    .sum();
+                (*name, sum)
+            })
+            .collect();
+        for property in [
+            "rocksdb.estimate-num-keys",
+            "rocksdb.estimate-live-data-size",
+            "rocksdb.cur-size-all-mem-tables",
+        ] {
+            let sum = self
+                .shards
+                .instances
+                .iter()
+                .map(|instance| instance.property(property))
+                .sum();
+            out.push((property, sum));
+        }
+        out
+    }
+
+    /// Makes instance `instance` fail one write after `after_writes` more succeed (testing
+    /// the store's reaction to a failing disk). Unstable API, feature `testing`.
+    #[cfg(feature = "testing")]
+    pub fn inject_fault(
+        &self,
+        instance: u32,
+        after_writes: u64,
+        fault: super::instance::Fault,
+    ) -> Result<(), MessageError> {
+        self.shards.number(instance)?.set_fault(after_writes, fault);
+        Ok(())
+    }
+
+    /// Finishes the deliveries a crash interrupted: each pending record holds the batch still
+    /// to be written on another instance; it is written unless its marker shows it was, then
+    /// the record goes.
+    fn redeliver(&self) -> Result<u64, MessageError> {
+        let mut done = 0;
+        for instance in &self.shards.instances {
+            let pending = {
+                let reader = instance.latest();
+                let mut walk = reader.range(&[Prefix::Pending as u8])?;
+                walk.first();
+                let mut pending = Vec::new();
+                while let Some((key, value)) = walk.item()? {
+                    let (sender, peer, random_id, target) = keys::decode_pending(key)
+                        .map_err(|error| key_error(instance.number, error))?;
+                    let ops = decode_ops(value).map_err(|error| corrupt(instance.number, error))?;
+                    pending.push((
+                        key.to_vec(),
+                        keys::send(sender, peer, random_id),
+                        target,
+                        ops,
+                    ));
+                    walk.next();
+                }
+                pending
+            };
+            for (pending_key, marker, target, ops) in pending {
+                let target_instance = self.shards.of(target)?;
+                let reader = target_instance.latest();
+                if !reader.contains(&marker)? {
+                    check_fits(&reader, &ops)?;
+                    target_instance.write(&ops, true)?;
+                    done += 1;
+                }
+                instance.write(
+                    &[BatchOp {
+                        key: pending_key,
+                        value: None,
+                    }],
+                    false,
+                )?;
+            }
+        }
+        Ok(done)
+    }
+
+    fn begin_flight(&self, key: SendKey) -> Result<Flight<'_>, MessageError> {
+        let mut set = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !set.insert(key) {
+            return Err(MessageError::RandomIdDuplicate);
+        }
+        Ok(Flight {
+            set: &self.in_flight,
+            key,
+        })
+    }
+
+    fn earlier_send(
+        &self,
+        home: &Instance,
+        key: &[u8],
+    ) -> Result<Option<Vec<Delivery>>, MessageError> {
+        let number = home.number;
+        home.latest().get(key, |value| {
+            decode_deliveries(value).map_err(|error| corrupt(number, error))
+        })
+    }
+}
+
+/// A pending batch fits its boxes only if each is exactly one pts behind what the batch
+/// writes (nothing else may have touched them): otherwise recovery stops rather than guess.
+fn check_fits(reader: &Reader<'_>, ops: &[BatchOp]) -> Result<(), MessageError> {
+    let number = reader.instance.number;
+    for op in ops {
+        let (Ok(box_id), Some(value)) = (keys::decode_box_meta(&op.key), &op.value) else {
+            continue;
+        };
+        let planned = codec::decode_box_meta(value).map_err(|error| corrupt(number, error))?;
+        let current = read_meta(reader, box_id)?;
+        if current.state.pts.checked_add(1) != Some(planned.state.pts) {
+            return Err(MessageError::Backend(format!(
+                "instance {number}: a pending delivery to {box_id:?} expects pts {} but the box is at {}",
+                i64::from(planned.state.pts) - 1,
+                current.state.pts
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl MessageStore for RocksMessageStore {
+    fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError> {
+        let key = (request.sender, request.peer, request.random_id);
+        let _flight = self.begin_flight(key)?;
+        let sender_box = BoxId::User(request.sender);
+        let home = self.shards.of(sender_box)?;
+        let send_key = keys::send(request.sender, request.peer, request.random_id);
+        // A repeat returns the first outcome whatever else it carries.
+        if let Some(deliveries) = self.earlier_send(home, &send_key)? {
+            return Ok(SendOutcome {
+                deliveries,
+                repeated: true,
+            });
+        }
+        let body_len = request.body.len() + request.media.as_ref().map_or(0, Vec::len);
+        if body_len > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        let targets = targets(request, self.config.max_members)?;
+        let boxes: Vec<BoxId> = targets.iter().map(|(box_id, _, _)| *box_id).collect();
+        for box_id in &boxes {
+            self.shards.of(*box_id)?.check_writable()?;
+        }
+        let _held = self.locks.lock(&boxes);
+        let readers = Readers::new(&self.shards, &boxes)?;
+        let keep = self.config.max_log_entries;
+        let mut plans = Vec::with_capacity(targets.len());
+        let mut deliveries = Vec::with_capacity(targets.len());
+        for box_id in &boxes {
+            let plan = BoxPlan::load(readers.of(*box_id)?, *box_id, keep)?;
+            let message_id = plan
+                .meta
+                .state
+                .max_id
+                .checked_add(1)
+                .ok_or(MessageError::Exhausted)?;
+            plan.check_pts(1)?;
+            deliveries.push(Delivery {
+                box_id: *box_id,
+                message_id,
+                pts: plan.meta.state.pts + 1,
+            });
+            plans.push(plan);
+        }
+        let mut batches: BTreeMap<u32, Vec<BatchOp>> = BTreeMap::new();
+        for ((plan, (box_id, peer, out)), delivery) in
+            plans.into_iter().zip(&targets).zip(&deliveries)
+        {
+            let mut plan = plan;
+            let others = deliveries
+                .iter()
+                .filter(|other| other.box_id != *box_id)
+                .map(|other| (other.box_id, other.message_id))
+                .collect();
+            let date = request.date.max(plan.meta.last_date);
+            let id = delivery.message_id;
+            let dialog = plan.dialog(*peer)?;
+            let ordinal = dialog
+                .ordinals
+                .checked_add(1)
+                .ok_or(MessageError::Exhausted)?;
+            dialog.ordinals = ordinal;
+            dialog.top_id = id;
+            dialog.top_date = date;
+            dialog.count = dialog.count.saturating_add(1);
+            if !out {
+                dialog.unread = dialog.unread.saturating_add(1);
+            }
+            let record = MessageRecord {
+                message: StoredMessage {
+                    id,
+                    box_id: *box_id,
+                    peer: *peer,
+                    from: request.sender,
+                    out: *out,
+                    date,
+                    edit_date: None,
+                    random_id: request.random_id,
+                    body: request.body.clone(),
+                    media: request.media.clone(),
+                    flags: request.flags,
+                },
+                others,
+                ordinal,
+            };
+            plan.put(keys::chat(*box_id, *peer, id), encode_message(&record));
+            plan.put(keys::message(*box_id, id), encode_location(*peer));
+            plan.meta.state.max_id = id;
+            plan.meta.last_date = date;
+            plan.log(1, UpdateKind::NewMessage { id })?;
+            let number = readers.of(*box_id)?.instance.number;
+            batches.entry(number).or_default().extend(plan.finish());
+        }
+        drop(readers);
+        let home_number = home.number;
+        let deliveries_value = encode_deliveries(&deliveries);
+        let mut home_ops = batches.remove(&home_number).unwrap_or_default();
+        home_ops.push(BatchOp {
+            key: send_key.clone(),
+            value: Some(deliveries_value.clone()),
+        });
+        // Deliveries to other instances: recorded with the sender's copy, made, then dropped.
+        let mut remote = Vec::new();
+        for (number, mut ops) in batches {
+            let first_box = boxes
+                .iter()
+                .copied()
+                .find(|box_id| self.instance_of(*box_id) == number)
+                .unwrap_or(sender_box);
+            ops.push(BatchOp {
+                key: send_key.clone(),
+                value: Some(deliveries_value.clone()),
+            });
+            let pending_key =
+                keys::pending(request.sender, request.peer, request.random_id, first_box);
+            home_ops.push(BatchOp {
+                key: pending_key.clone(),
+                value: Some(encode_ops(&ops)),
+            });
+            remote.push((number, ops, pending_key));
+        }
+        home.write(&home_ops, !remote.is_empty())?;
+        let mut delivered = Vec::new();
+        for (number, ops, pending_key) in remote {
+            // Synced even in the periodic mode: the pending record is dropped next, and a
+            // delivery must not vanish with it on a power failure.
+            self.shards.number(number)?.write(&ops, true)?;
+            delivered.push(BatchOp {
+                key: pending_key,
+                value: None,
+            });
+        }
+        if !delivered.is_empty() {
+            // Losing this write only means the next open checks the markers again.
+            home.write_unsynced(&delivered)?;
+        }
+        Ok(SendOutcome {
+            deliveries,
+            repeated: false,
+        })
+    }
+
+    fn get_messages(&self, box_id: BoxId, ids: &[i32]) -> Result<Vec<StoredMessage>, MessageError> {
+        if ids.len() > MAX_PAGE {
+            return Err(MessageError::LimitInvalid);
+        }
+        let reader = self.shards.of(box_id)?.snapshot();
+        let mut messages = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = read_message(&reader, box_id, *id)? {
+                messages.push(record.message);
+            }
+        }
+        Ok(messages)
+    }
+
+    fn get_history(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, MessageError> {
+        let reader = self.shards.of(box_id)?.snapshot();
+        let dialog = read_dialog(&reader, box_id, peer)?.unwrap_or_default();
+        let source = ChatSource {
+            reader: &reader,
+            box_id,
+            peer,
+            dialog,
+            anchor: std::cell::Cell::new(None),
+            error: std::cell::RefCell::new(None),
+        };
+        let page = select_history(&source, query)?;
+        match source.error.into_inner() {
+            Some(error) => Err(error),
+            None => Ok(page),
+        }
+    }
+
+    fn get_difference(
+        &self,
+        box_id: BoxId,
+        pts: i32,
+        limit: usize,
+    ) -> Result<Difference, MessageError> {
+        check_limit(limit)?;
+        let reader = self.shards.of(box_id)?.snapshot();
+        let number = reader.instance.number;
+        let meta = read_meta(&reader, box_id)?;
+        let current = meta.state.pts;
+        if pts >= current {
+            return Ok(Difference::Empty { pts: current });
+        }
+        let floor = if meta.log_len == 0 {
+            current
+        } else {
+            meta.log_floor
+        };
+        if pts < floor {
+            return Ok(Difference::TooLong { pts: current });
+        }
+        let mut entries: Vec<UpdateEntry> = Vec::new();
+        {
+            let mut walk = reader.range(&keys::box_prefix(Prefix::Log, box_id))?;
+            walk.seek(&keys::log(box_id, pts.saturating_add(1)));
+            while entries.len() < limit {
+                let Some((_, value)) = walk.item()? else {
+                    break;
+                };
+                entries.push(decode_update(value).map_err(|error| corrupt(number, error))?);
+                walk.next();
+            }
+        }
+        let mut messages: Vec<StoredMessage> = Vec::new();
+        for entry in &entries {
+            if let UpdateKind::NewMessage { id } | UpdateKind::EditMessage { id } = entry.kind {
+                if messages.iter().any(|message| message.id == id) {
+                    continue;
+                }
+                if let Some(record) = read_message(&reader, box_id, id)? {
+                    messages.push(record.message);
+                }
+            }
+        }
+        let complete = entries.last().is_some_and(|entry| entry.pts == current);
+        Ok(Difference::Changes {
+            entries,
+            messages,
+            complete,
+            pts: current,
+        })
+    }
+
+    fn state(&self, box_id: BoxId) -> Result<BoxState, MessageError> {
+        let reader = self.shards.of(box_id)?.snapshot();
+        Ok(read_meta(&reader, box_id)?.state)
+    }
+
+    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError> {
+        check_limit(limit)?;
+        let box_id = BoxId::User(user_id);
+        let reader = self.shards.of(box_id)?.snapshot();
+        let number = reader.instance.number;
+        let mut order = Vec::new();
+        {
+            let mut walk = reader.range(&keys::box_prefix(Prefix::DialogOrder, box_id))?;
+            walk.last();
+            while order.len() < limit {
+                let Some((key, _)) = walk.item()? else {
+                    break;
+                };
+                let (_, _, peer) =
+                    keys::decode_dialog_order(key).map_err(|error| key_error(number, error))?;
+                order.push(peer);
+                walk.prev();
+            }
+        }
+        let mut dialogs = Vec::with_capacity(order.len());
+        for peer in order {
+            let record = read_dialog(&reader, box_id, peer)?.ok_or_else(|| {
+                MessageError::Backend(format!(
+                    "instance {number}: a dialog order row without its dialog"
+                ))
+            })?;
+            dialogs.push(Dialog {
+                peer,
+                top_message: record.top_id,
+                top_date: record.top_date,
+                read_inbox_max_id: record.read_inbox_max_id,
+                read_outbox_max_id: record.read_outbox_max_id,
+                unread_count: i32::try_from(record.unread).unwrap_or(i32::MAX),
+            });
+        }
+        Ok(dialogs)
+    }
+
+    fn edit(
+        &self,
+        editor: i64,
+        box_id: BoxId,
+        id: i32,
+        body: Vec<u8>,
+        media: Option<Vec<u8>>,
+        edit_date: i32,
+    ) -> Result<Vec<Affected>, MessageError> {
+        if body.len() + media.as_ref().map_or(0, Vec::len) > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        // The other copies, to know which boxes to lock; checked again under the locks.
+        let found = {
+            let reader = self.shards.of(box_id)?.snapshot();
+            read_message(&reader, box_id, id)?.ok_or(MessageError::MessageIdInvalid)?
+        };
+        let mut copies = vec![(box_id, id)];
+        copies.extend(found.others.iter().copied());
+        let boxes: Vec<BoxId> = copies.iter().map(|(box_id, _)| *box_id).collect();
+        let _held = self.locks.lock(&boxes);
+        let readers = Readers::new(&self.shards, &boxes)?;
+        let own =
+            read_message(readers.of(box_id)?, box_id, id)?.ok_or(MessageError::MessageIdInvalid)?;
+        if own.message.from != editor {
+            return Err(MessageError::MessageAuthorRequired);
+        }
+        let keep = self.config.max_log_entries;
+        let mut batches = Batches::new();
+        let mut affected = Vec::new();
+        for (target, target_id) in copies {
+            let reader = readers.of(target)?;
+            let Some(mut record) = read_message(reader, target, target_id)? else {
+                continue;
+            };
+            let mut plan = BoxPlan::load(reader, target, keep)?;
+            record.message.body.clone_from(&body);
+            record.message.media.clone_from(&media);
+            record.message.edit_date = Some(edit_date);
+            plan.put(
+                keys::chat(target, record.message.peer, target_id),
+                encode_message(&record),
+            );
+            let pts = plan.log(1, UpdateKind::EditMessage { id: target_id })?;
+            affected.push(Affected {
+                box_id: target,
+                pts,
+                pts_count: 1,
+            });
+            batches.add(reader.instance.number, plan.finish());
+        }
+        drop(readers);
+        batches.write(&self.shards, self.instance_of(box_id))?;
+        Ok(affected)
+    }
+
+    fn delete(
+        &self,
+        box_id: BoxId,
+        ids: &[i32],
+        revoke: bool,
+    ) -> Result<Vec<Affected>, MessageError> {
+        if ids.len() > MAX_PAGE {
+            return Err(MessageError::LimitInvalid);
+        }
+        let mut boxes = vec![box_id];
+        if revoke {
+            let reader = self.shards.of(box_id)?.snapshot();
+            for id in ids {
+                if let Some(record) = read_message(&reader, box_id, *id)? {
+                    boxes.extend(record.others.iter().map(|(other, _)| *other));
+                }
+            }
+        }
+        let _held = self.locks.lock(&boxes);
+        let readers = Readers::new(&self.shards, &boxes)?;
+        // Which ids go from which box, read again under the locks.
+        let mut plan_ids: BTreeMap<BoxId, Vec<i32>> = BTreeMap::new();
+        let own_reader = readers.of(box_id)?;
+        for id in ids {
+            let Some(record) = read_message(own_reader, box_id, *id)? else {
+                continue;
+            };
+            let own = plan_ids.entry(box_id).or_default();
+            if !own.contains(id) {
+                own.push(*id);
+            }
+            if revoke {
+                for (other, other_id) in &record.others {
+                    // Only boxes locked above: a copy is never added after a send.
+                    if !boxes.contains(other) {
+                        continue;
+                    }
+                    let exists = readers
+                        .of(*other)?
+                        .contains(&keys::message(*other, *other_id))?;
+                    let list = plan_ids.entry(*other).or_default();
+                    if exists && !list.contains(other_id) {
+                        list.push(*other_id);
+                    }
+                }
+            }
+        }
+        let keep = self.config.max_log_entries;
+        let mut batches = Batches::new();
+        let mut affected = Vec::new();
+        for (target, removed) in plan_ids {
+            if removed.is_empty() {
+                continue;
+            }
+            let reader = readers.of(target)?;
+            let mut plan = BoxPlan::load(reader, target, keep)?;
+            let count = i32::try_from(removed.len()).unwrap_or(i32::MAX);
+            plan.check_pts(count)?;
+            let mut lost_tops: Vec<Peer> = Vec::new();
+            for id in &removed {
+                let Some(record) = read_message(reader, target, *id)? else {
+                    continue;
+                };
+                let message = &record.message;
+                plan.delete(keys::chat(target, message.peer, *id));
+                plan.delete(keys::message(target, *id));
+                plan.put(
+                    keys::deleted(target, message.peer, record.ordinal),
+                    Vec::new(),
+                );
+                let dialog = plan.dialog(message.peer)?;
+                dialog.count = dialog.count.saturating_sub(1);
+                if !message.out && *id > dialog.read_inbox_max_id {
+                    dialog.unread = dialog.unread.saturating_sub(1);
+                }
+                if dialog.top_id == *id && !lost_tops.contains(&message.peer) {
+                    lost_tops.push(message.peer);
+                }
+            }
+            for peer in lost_tops {
+                let (top_id, top_date) = newest_remaining(reader, target, peer, &removed)?;
+                let dialog = plan.dialog(peer)?;
+                dialog.top_id = top_id;
+                dialog.top_date = top_date;
+            }
+            let pts = plan.log(count, UpdateKind::DeleteMessages { ids: removed })?;
+            affected.push(Affected {
+                box_id: target,
+                pts,
+                pts_count: count,
+            });
+            batches.add(reader.instance.number, plan.finish());
+        }
+        drop(readers);
+        batches.write(&self.shards, self.instance_of(box_id))?;
+        Ok(affected)
+    }
+
+    fn read_history(
+        &self,
+        user_id: i64,
+        peer: Peer,
+        max_id: i32,
+    ) -> Result<Vec<Affected>, MessageError> {
+        if max_id < 0 {
+            return Err(MessageError::MessageIdInvalid);
+        }
+        let own = BoxId::User(user_id);
+        let other = match peer {
+            Peer::User(other) if other != user_id => Some(BoxId::User(other)),
+            _ => None,
+        };
+        let mut boxes = vec![own];
+        boxes.extend(other);
+        let _held = self.locks.lock(&boxes);
+        let readers = Readers::new(&self.shards, &boxes)?;
+        let own_reader = readers.of(own)?;
+        if !box_exists(own_reader, own)? {
+            return Ok(Vec::new());
+        }
+        let keep = self.config.max_log_entries;
+        let mut plan = BoxPlan::load(own_reader, own, keep)?;
+        let dialog = *plan.dialog(peer)?;
+        let top = dialog.top_id;
+        // 0 reads everything; a watermark never moves back, nor past the newest message.
+        let wanted = if max_id == 0 { top } else { max_id.min(top) };
+        if wanted <= dialog.read_inbox_max_id {
+            return Ok(Vec::new());
+        }
+        // Room for the pts in both boxes first, so that a failure changes nothing.
+        let mut theirs = match other {
+            Some(other_box) => {
+                let reader = readers.of(other_box)?;
+                box_exists(reader, other_box)?
+                    .then(|| BoxPlan::load(reader, other_box, keep))
+                    .transpose()?
+            }
+            None => None,
+        };
+        plan.check_pts(1)?;
+        if let Some(theirs) = &theirs {
+            theirs.check_pts(1)?;
+        }
+        let unread = count_unread(own_reader, own, peer, wanted)?;
+        let dialog = plan.dialog(peer)?;
+        dialog.read_inbox_max_id = wanted;
+        dialog.unread = unread;
+        let pts = plan.log(
+            1,
+            UpdateKind::ReadInbox {
+                peer,
+                max_id: wanted,
+            },
+        )?;
+        let mut affected = vec![Affected {
+            box_id: own,
+            pts,
+            pts_count: 1,
+        }];
+        let mut batches = Batches::new();
+        // A private chat: the sender sees its messages read, up to its copy of the newest
+        // incoming message read (copies keep their order in both boxes).
+        if let (Some(other_box), Some(their_plan)) = (other, theirs.as_mut()) {
+            if let Some(outbox_max) =
+                newest_incoming_copy(own_reader, own, peer, wanted, other_box)?
+            {
+                let marks = their_plan.dialog(Peer::User(user_id))?;
+                if outbox_max > marks.read_outbox_max_id {
+                    marks.read_outbox_max_id = outbox_max;
+                    let pts = their_plan.log(
+                        1,
+                        UpdateKind::ReadOutbox {
+                            peer: Peer::User(user_id),
+                            max_id: outbox_max,
+                        },
+                    )?;
+                    affected.push(Affected {
+                        box_id: other_box,
+                        pts,
+                        pts_count: 1,
+                    });
+                    if let Some(their_plan) = theirs.take() {
+                        let number = readers.of(other_box)?.instance.number;
+                        batches.add(number, their_plan.finish());
+                    }
+                }
+            }
+        }
+        batches.add(own_reader.instance.number, plan.finish());
+        drop(readers);
+        batches.write(&self.shards, self.instance_of(own))?;
+        Ok(affected)
+    }
+}
+
+/// The newest message of a chat not in `removed`, as (id, date), or (0, 0).
+fn newest_remaining(
+    reader: &Reader<'_>,
+    box_id: BoxId,
+    peer: Peer,
+    removed: &[i32],
+) -> Result<(i32, i32), MessageError> {
+    let number = reader.instance.number;
+    let mut walk = reader.range(&keys::chat_prefix(box_id, peer))?;
+    walk.last();
+    while let Some((key, value)) = walk.item()? {
+        let (_, _, id) = keys::decode_chat(key).map_err(|error| key_error(number, error))?;
+        if !removed.contains(&id) {
+            let record = decode_message(value).map_err(|error| corrupt(number, error))?;
+            return Ok((id, record.message.date));
+        }
+        walk.prev();
+    }
+    Ok((0, 0))
+}
+
+/// Incoming messages of a chat above `read_max`.
+fn count_unread(
+    reader: &Reader<'_>,
+    box_id: BoxId,
+    peer: Peer,
+    read_max: i32,
+) -> Result<u32, MessageError> {
+    let number = reader.instance.number;
+    let mut walk = reader.range(&keys::chat_prefix(box_id, peer))?;
+    walk.last();
+    let mut unread = 0u32;
+    while let Some((key, value)) = walk.item()? {
+        let (_, _, id) = keys::decode_chat(key).map_err(|error| key_error(number, error))?;
+        if id <= read_max {
+            break;
+        }
+        let record = decode_message(value).map_err(|error| corrupt(number, error))?;
+        if !record.message.out {
+            unread = unread.saturating_add(1);
+        }
+        walk.prev();
+    }
+    Ok(unread)
+}
+
+/// The id, in `other_box`, of the newest incoming message of the chat at or below `max_id`.
+fn newest_incoming_copy(
+    reader: &Reader<'_>,
+    box_id: BoxId,
+    peer: Peer,
+    max_id: i32,
+    other_box: BoxId,
+) -> Result<Option<i32>, MessageError> {
+    let number = reader.instance.number;
+    let mut walk = reader.range(&keys::chat_prefix(box_id, peer))?;
+    walk.seek_for_prev(&keys::chat(box_id, peer, max_id));
+    while let Some((_, value)) = walk.item()? {
+        let record = decode_message(value).map_err(|error| corrupt(number, error))?;
+        if !record.message.out {
+            return Ok(record
+                .others
+                .iter()
+                .find(|(other, _)| *other == other_box)
+                .map(|(_, id)| *id));
+        }
+        walk.prev();
+    }
+    Ok(None)
+}
+
+/// One chat's history read from a snapshot, by positions counted from ordinals: a message's
+/// position (0 = newest) is the number of messages with a greater ordinal, that is the
+/// ordinals given after it less those deleted. Seeks find the anchor of a page; only the
+/// deleted ordinals above it are walked.
+struct ChatSource<'a> {
+    reader: &'a Reader<'a>,
+    box_id: BoxId,
+    peer: Peer,
+    dialog: codec::DialogRecord,
+    /// The last position found by id or date, with its message's id: pages start there.
+    anchor: std::cell::Cell<Option<(usize, i32)>>,
+    /// The first engine error; the trait's methods cannot return one.
+    error: std::cell::RefCell<Option<MessageError>>,
+}
+
+impl ChatSource<'_> {
+    fn fail(&self, error: MessageError) {
+        self.error.borrow_mut().get_or_insert(error);
+    }
+
+    fn decode(&self, value: &[u8]) -> Result<MessageRecord, MessageError> {
+        decode_message(value).map_err(|error| corrupt(self.reader.instance.number, error))
+    }
+
+    /// The newest message with an id at or below `id`.
+    fn at_or_below(&self, id: i32) -> Result<Option<MessageRecord>, MessageError> {
+        let mut walk = self
+            .reader
+            .range(&keys::chat_prefix(self.box_id, self.peer))?;
+        walk.seek_for_prev(&keys::chat(self.box_id, self.peer, id));
+        match walk.item()? {
+            Some((_, value)) => self.decode(value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The position of the message with this ordinal.
+    fn position(&self, ordinal: i32) -> Result<usize, MessageError> {
+        let number = self.reader.instance.number;
+        let after = i64::from(self.dialog.ordinals) - i64::from(ordinal);
+        let mut deleted_after = 0i64;
+        let mut walk = self
+            .reader
+            .range(&keys::deleted_prefix(self.box_id, self.peer))?;
+        walk.last();
+        while let Some((key, _)) = walk.item()? {
+            let (_, _, deleted) =
+                keys::decode_deleted(key).map_err(|error| key_error(number, error))?;
+            if deleted <= ordinal {
+                break;
+            }
+            deleted_after += 1;
+            walk.prev();
+        }
+        Ok(usize::try_from(after - deleted_after).unwrap_or(0))
+    }
+
+    fn count_at_or_above_id(&self, id: i32) -> Result<usize, MessageError> {
+        match self.at_or_below(id.saturating_sub(1))? {
+            Some(record) => {
+                let position = self.position(record.ordinal)?;
+                self.anchor.set(Some((position, record.message.id)));
+                Ok(position)
+            }
+            None => Ok(self.len()),
+        }
+    }
+
+    fn count_at_or_after_date(&self, date: i32) -> Result<usize, MessageError> {
+        // Dates never go back in a box, so "dated before `date`" holds for a prefix of the
+        // chat by id: binary search for its newest member.
+        let mut walk = self
+            .reader
+            .range(&keys::chat_prefix(self.box_id, self.peer))?;
+        walk.first();
+        let oldest = match walk.item()? {
+            Some((_, value)) => self.decode(value)?,
+            None => return Ok(0),
+        };
+        drop(walk);
+        if oldest.message.date >= date {
+            return Ok(self.len());
+        }
+        let (mut low, mut high) = (oldest.message.id, self.dialog.top_id.max(oldest.message.id));
+        while low < high {
+            let middle = i32::try_from((i64::from(low) + i64::from(high) + 1) / 2).unwrap_or(high);
+            let before = self
+                .at_or_below(middle)?
+                .is_some_and(|record| record.message.date < date);
+            if before {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        match self.at_or_below(low)? {
+            Some(record) => {
+                let position = self.position(record.ordinal)?;
+                self.anchor.set(Some((position, record.message.id)));
+                Ok(position)
+            }
+            None => Ok(self.len()),
+        }
+    }
+
+    fn read_range(&self, start: usize, len: usize) -> Result<Vec<StoredMessage>, MessageError> {
+        let count = self.len();
+        let mut walk = self
+            .reader
+            .range(&keys::chat_prefix(self.box_id, self.peer))?;
+        // Start from whichever known place is nearest: the newest message, the oldest, or the
+        // anchor a lookup left.
+        let from_top = start;
+        let from_bottom = count.saturating_sub(1).saturating_sub(start);
+        let from_anchor = self
+            .anchor
+            .get()
+            .map(|(position, _)| position.abs_diff(start));
+        if from_anchor.is_some_and(|steps| steps <= from_top.min(from_bottom)) {
+            if let Some((position, id)) = self.anchor.get() {
+                walk.seek_for_prev(&keys::chat(self.box_id, self.peer, id));
+                if start >= position {
+                    for _ in position..start {
+                        walk.prev();
+                    }
+                } else {
+                    for _ in start..position {
+                        walk.next();
+                    }
+                }
+            }
+        } else if from_top <= from_bottom {
+            walk.last();
+            for _ in 0..start {
+                walk.prev();
+            }
+        } else {
+            walk.first();
+            for _ in 0..from_bottom {
+                walk.next();
+            }
+        }
+        let mut messages = Vec::with_capacity(len);
+        while messages.len() < len {
+            let Some((_, value)) = walk.item()? else {
+                break;
+            };
+            messages.push(self.decode(value)?.message);
+            walk.prev();
+        }
+        Ok(messages)
+    }
+}
+
+impl HistorySource for ChatSource<'_> {
+    fn len(&self) -> usize {
+        usize::try_from(self.dialog.count).unwrap_or(usize::MAX)
+    }
+
+    fn at_or_above_id(&self, id: i32) -> usize {
+        self.count_at_or_above_id(id).unwrap_or_else(|error| {
+            self.fail(error);
+            0
+        })
+    }
+
+    fn at_or_after_date(&self, date: i32) -> usize {
+        self.count_at_or_after_date(date).unwrap_or_else(|error| {
+            self.fail(error);
+            0
+        })
+    }
+
+    fn range(&self, start: usize, len: usize) -> Vec<StoredMessage> {
+        self.read_range(start, len).unwrap_or_else(|error| {
+            self.fail(error);
+            Vec::new()
+        })
+    }
+}

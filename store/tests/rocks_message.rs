@@ -1,0 +1,434 @@
+//! The RocksDB message store: the shared conformance suite and model test, plus what only a
+//! persistent, sharded backend has (reopening, the manifest, failing disks, interrupted
+//! deliveries, checkpoints, statistics, concurrent writers).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use columba_store::message::conformance::{self, private};
+use columba_store::message::{
+    Affected, BoxState, Dialog, Difference, HistoryPage, HistoryQuery, SendOutcome, StoredMessage,
+};
+use columba_store::rocks::Fault;
+use columba_store::{
+    BoxId, Durability, MessageError, MessageStore, MessageStoreConfig, OpenError, Peer,
+    RocksMessageStore, RocksOptions, SendRequest,
+};
+
+/// A store in a temporary directory that goes with it.
+struct TempStore {
+    store: RocksMessageStore,
+    _dir: tempfile::TempDir,
+}
+
+impl MessageStore for TempStore {
+    fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError> {
+        self.store.send(request)
+    }
+    fn get_messages(&self, box_id: BoxId, ids: &[i32]) -> Result<Vec<StoredMessage>, MessageError> {
+        self.store.get_messages(box_id, ids)
+    }
+    fn get_history(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, MessageError> {
+        self.store.get_history(box_id, peer, query)
+    }
+    fn get_difference(
+        &self,
+        box_id: BoxId,
+        pts: i32,
+        limit: usize,
+    ) -> Result<Difference, MessageError> {
+        self.store.get_difference(box_id, pts, limit)
+    }
+    fn state(&self, box_id: BoxId) -> Result<BoxState, MessageError> {
+        self.store.state(box_id)
+    }
+    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError> {
+        self.store.dialogs(user_id, limit)
+    }
+    fn edit(
+        &self,
+        editor: i64,
+        box_id: BoxId,
+        id: i32,
+        body: Vec<u8>,
+        media: Option<Vec<u8>>,
+        edit_date: i32,
+    ) -> Result<Vec<Affected>, MessageError> {
+        self.store.edit(editor, box_id, id, body, media, edit_date)
+    }
+    fn delete(
+        &self,
+        box_id: BoxId,
+        ids: &[i32],
+        revoke: bool,
+    ) -> Result<Vec<Affected>, MessageError> {
+        self.store.delete(box_id, ids, revoke)
+    }
+    fn read_history(
+        &self,
+        user_id: i64,
+        peer: Peer,
+        max_id: i32,
+    ) -> Result<Vec<Affected>, MessageError> {
+        self.store.read_history(user_id, peer, max_id)
+    }
+}
+
+/// Fast options for tests that are not about durability: three instances (so that private
+/// chats cross instances), the WAL synced by a timer.
+fn options(messages: MessageStoreConfig) -> RocksOptions {
+    RocksOptions {
+        instances: 3,
+        durability: Durability::Periodic(Duration::from_millis(200)),
+        messages,
+        block_cache_bytes: 8 << 20,
+        write_buffer_bytes: 1 << 20,
+    }
+}
+
+fn temp_store(config: MessageStoreConfig) -> Box<dyn MessageStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksMessageStore::open(dir.path(), options(config)).unwrap();
+    Box::new(TempStore { store, _dir: dir })
+}
+
+#[test]
+fn rocksdb_store_passes_the_conformance_suite() {
+    conformance::run_all(&temp_store);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Random sends (with repeated random ids), edits, deletes and reads agree with the
+    /// reference model after every step.
+    #[test]
+    fn rocksdb_store_agrees_with_the_model(ops in conformance::ops()) {
+        conformance::model_agrees(&temp_store, &ops);
+    }
+}
+
+/// Two users whose common boxes live on different instances.
+fn users_on_two_instances(store: &RocksMessageStore) -> (i64, i64) {
+    let first = 1;
+    let other = (2..1000)
+        .find(|user| store.instance_of(BoxId::User(*user)) != store.instance_of(BoxId::User(first)))
+        .unwrap();
+    (first, other)
+}
+
+/// Everything a client can see of some users' boxes.
+fn views(store: &dyn MessageStore, users: &[i64]) -> Vec<String> {
+    let mut out = Vec::new();
+    for user in users {
+        let box_id = BoxId::User(*user);
+        out.push(format!("{:?}", store.state(box_id).unwrap()));
+        out.push(format!("{:?}", store.dialogs(*user, 100).unwrap()));
+        out.push(format!(
+            "{:?}",
+            store.get_difference(box_id, 0, 1000).unwrap()
+        ));
+        for other in users {
+            let page = store
+                .get_history(
+                    box_id,
+                    Peer::User(*other),
+                    &HistoryQuery {
+                        limit: 100,
+                        ..HistoryQuery::default()
+                    },
+                )
+                .unwrap();
+            out.push(format!("{page:?}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn everything_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = [1, 2, 3, 4, 5];
+    let before = {
+        let store =
+            RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+        let mut random_id = 0;
+        for from in users {
+            for to in users {
+                random_id += 1;
+                store.send(&private(from, to, random_id, "hi")).unwrap();
+            }
+        }
+        store
+            .edit(
+                1,
+                BoxId::User(1),
+                2,
+                b"edited".to_vec(),
+                None,
+                1_800_000_000,
+            )
+            .unwrap();
+        store.delete(BoxId::User(2), &[1, 3], true).unwrap();
+        store.read_history(3, Peer::User(1), 0).unwrap();
+        views(&store, &users)
+    };
+    let store =
+        RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+    assert_eq!(views(&store, &users), before);
+    assert_eq!(store.redelivered_on_open(), 0, "nothing was interrupted");
+    // Ids go on from where they were.
+    let max_before = store.state(BoxId::User(1)).unwrap().max_id;
+    assert_eq!(max_before, 9, "five sent and four received");
+    let next = store.send(&private(1, 2, 999, "after")).unwrap();
+    let ids: BTreeMap<_, _> = next
+        .deliveries
+        .iter()
+        .map(|d| (d.box_id, d.message_id))
+        .collect();
+    assert_eq!(ids[&BoxId::User(1)], max_before + 1);
+}
+
+#[test]
+fn another_instance_count_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap());
+    let mut two = options(MessageStoreConfig::default());
+    two.instances = 2;
+    match RocksMessageStore::open(dir.path(), two) {
+        Err(OpenError::Manifest(_)) => {}
+        other => panic!("expected a manifest error, got {other:?}"),
+    }
+    let mut none = options(MessageStoreConfig::default());
+    none.instances = 0;
+    assert!(matches!(
+        RocksMessageStore::open(tempfile::tempdir().unwrap().path(), none),
+        Err(OpenError::Options(_))
+    ));
+    // A damaged manifest is refused too.
+    std::fs::write(dir.path().join("MANIFEST"), "columba-store\nformat 99\n").unwrap();
+    assert!(RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).is_err());
+}
+
+#[test]
+fn a_failed_delivery_poisons_its_instance_and_completes_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = {
+        let store =
+            RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+        let (alice, bob) = users_on_two_instances(&store);
+        store.send(&private(alice, bob, 1, "first")).unwrap();
+        // The next write on bob's instance fails: alice's copy (and the pending record) are
+        // committed, bob's is not.
+        store
+            .inject_fault(store.instance_of(BoxId::User(bob)), 0, Fault::FailWrite)
+            .unwrap();
+        let failed = store.send(&private(alice, bob, 2, "second"));
+        assert!(
+            matches!(failed, Err(MessageError::Backend(_))),
+            "{failed:?}"
+        );
+        // Bob's instance refuses writes now; alice's still works for others.
+        let refused = store.send(&private(bob, bob, 3, "note to self"));
+        assert!(
+            matches!(refused, Err(MessageError::Backend(ref m)) if m.contains("refuses writes"))
+        );
+        assert_eq!(
+            store.state(BoxId::User(bob)).unwrap().max_id,
+            1,
+            "bob's copy is not there yet"
+        );
+        (alice, bob)
+    };
+    let store =
+        RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+    assert_eq!(store.redelivered_on_open(), 1);
+    let messages = store.get_messages(BoxId::User(bob), &[1, 2]).unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].body, b"second");
+    assert_eq!(messages[1].random_id, 2);
+    // The send is complete: a retry is a repeat with the first outcome.
+    let retry = store.send(&private(alice, bob, 2, "second")).unwrap();
+    assert!(retry.repeated);
+    assert_eq!(retry.deliveries[1].box_id, BoxId::User(bob));
+    assert_eq!(retry.deliveries[1].message_id, 2);
+    assert_eq!(store.state(BoxId::User(bob)).unwrap().pts, 2);
+    drop(store);
+    let again =
+        RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+    assert_eq!(again.redelivered_on_open(), 0, "the pending record is gone");
+}
+
+#[test]
+fn a_failed_sync_refuses_further_writes_and_keeps_the_store_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = 7;
+    {
+        let store =
+            RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+        store.send(&private(user, user, 1, "one")).unwrap();
+        store
+            .inject_fault(store.instance_of(BoxId::User(user)), 0, Fault::FailSync)
+            .unwrap();
+        // The write reached RocksDB but its sync "failed": the caller hears of an error and
+        // the instance takes nothing more.
+        assert!(store.send(&private(user, user, 2, "two")).is_err());
+        for attempt in 3..6 {
+            let refused = store.send(&private(user, user, attempt, "more"));
+            assert!(matches!(refused, Err(MessageError::Backend(_))));
+        }
+        // Reads still work.
+        assert_eq!(store.state(BoxId::User(user)).unwrap().pts, 2);
+    }
+    let store =
+        RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+    // The unknown outcome resolved one way: the message is there once, and a retry repeats.
+    assert_eq!(
+        store.state(BoxId::User(user)).unwrap(),
+        BoxState { pts: 2, max_id: 2 }
+    );
+    let retry = store.send(&private(user, user, 2, "two")).unwrap();
+    assert!(retry.repeated);
+    assert!(
+        !store
+            .send(&private(user, user, 3, "three"))
+            .unwrap()
+            .repeated
+    );
+}
+
+#[test]
+fn a_checkpoint_is_a_store_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksMessageStore::open(
+        dir.path().join("live"),
+        options(MessageStoreConfig::default()),
+    )
+    .unwrap();
+    for random_id in 0..20 {
+        store
+            .send(&private(1, 2 + random_id % 3, random_id, "before"))
+            .unwrap();
+    }
+    let backup = dir.path().join("backup");
+    store.checkpoint(&backup).unwrap();
+    assert!(
+        store.checkpoint(&backup).is_err(),
+        "an existing destination is refused"
+    );
+    store.send(&private(1, 2, 100, "after")).unwrap();
+    let copy = RocksMessageStore::open(&backup, options(MessageStoreConfig::default())).unwrap();
+    assert_eq!(copy.state(BoxId::User(1)).unwrap().max_id, 20);
+    assert_eq!(store.state(BoxId::User(1)).unwrap().max_id, 21);
+    assert_eq!(
+        views(&copy, &[1, 2, 3, 4]).len(),
+        views(&store, &[1, 2, 3, 4]).len()
+    );
+}
+
+#[test]
+fn statistics_count_writes_and_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(MessageStoreConfig::default());
+    options.durability = Durability::Sync;
+    let store = RocksMessageStore::open(dir.path(), options).unwrap();
+    for random_id in 0..10 {
+        store.send(&private(1, 2, random_id, "counted")).unwrap();
+    }
+    let metrics: HashMap<&str, u64> = store.metrics().into_iter().collect();
+    assert!(
+        metrics["rocksdb.number.keys.written"] >= 10 * 6,
+        "{metrics:?}"
+    );
+    assert!(
+        metrics["rocksdb.wal.synced"] >= 10,
+        "synced writes: {metrics:?}"
+    );
+    assert!(metrics["rocksdb.estimate-num-keys"] > 0);
+}
+
+#[test]
+fn concurrent_writers_keep_every_box_gapless_and_random_ids_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap(),
+    );
+    let users: Vec<i64> = (1..=12).collect();
+    let threads: Vec<_> = (0..8i64)
+        .map(|thread| {
+            let store = store.clone();
+            let users = users.clone();
+            std::thread::spawn(move || {
+                let mut outcomes = Vec::new();
+                for i in 0..60i64 {
+                    let from = users[usize::try_from((thread + i) % 12).unwrap()];
+                    let to = users[usize::try_from((thread * 7 + i * 5) % 12).unwrap()];
+                    // Threads 0 and 1 race on the same random ids: one sends, the other
+                    // repeats or is told the send is in flight.
+                    let random_id = if thread < 2 { i } else { thread * 1000 + i };
+                    let from = if thread < 2 { 1 } else { from };
+                    let to = if thread < 2 { 2 } else { to };
+                    match store.send(&private(from, to, random_id, "race")) {
+                        Ok(outcome) => outcomes.push((from, to, random_id, outcome)),
+                        Err(MessageError::RandomIdDuplicate) => {}
+                        Err(other) => panic!("{other:?}"),
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut fresh: HashMap<(i64, i64, i64), usize> = HashMap::new();
+    for thread in threads {
+        for (from, to, random_id, outcome) in thread.join().unwrap() {
+            if !outcome.repeated {
+                *fresh.entry((from, to, random_id)).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        fresh.values().all(|count| *count == 1),
+        "a send stored twice"
+    );
+    for user in &users {
+        let box_id = BoxId::User(*user);
+        let state = store.state(box_id).unwrap();
+        let Difference::Changes {
+            entries,
+            messages,
+            complete,
+            ..
+        } = store.get_difference(box_id, 0, 1000).unwrap()
+        else {
+            assert_eq!(state.pts, 0);
+            continue;
+        };
+        assert!(complete);
+        let mut pts = 0;
+        for entry in &entries {
+            assert_eq!(entry.pts - entry.pts_count, pts, "a gap in box {user}");
+            pts = entry.pts;
+        }
+        assert_eq!(pts, state.pts);
+        let mut seen = std::collections::HashSet::new();
+        for message in &messages {
+            assert!(
+                seen.insert((message.from, message.peer, message.random_id)),
+                "a duplicate copy"
+            );
+        }
+    }
+}
