@@ -49,6 +49,23 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(ops) = codec::decode_ops(data) {
         assert_eq!(codec::encode_ops(&ops), data);
     }
+    if let Ok(record) = codec::decode_auth_key(data) {
+        assert_eq!(codec::encode_auth_key(&record), data);
+    }
+    if let Ok((perm, expires_at)) = codec::decode_binding(data) {
+        assert_eq!(codec::encode_binding(perm, expires_at), data);
+    }
+    if let Ok(id) = codec::decode_key_id(data) {
+        assert_eq!(codec::encode_key_id(id), data);
+    }
+    for prefix in [keys::Prefix::AuthKey, keys::Prefix::TempBinding, keys::Prefix::PermBinding] {
+        if let Ok(id) = keys::decode_auth_key(prefix, data) {
+            assert_eq!(keys::auth_key(prefix, id), data);
+        }
+    }
+    if let Ok((expires_at, id)) = keys::decode_key_expiry(data) {
+        assert_eq!(keys::key_expiry(expires_at, id), data);
+    }
     if let Ok(meta) = codec::decode_box_meta(data) {
         assert_eq!(codec::encode_box_meta(&meta), data);
     }

@@ -6,6 +6,7 @@
 //! before allocating, refuses unknown versions and tags and trailing bytes, and never panics:
 //! a corrupted value is an error, not a crash. Layouts are in `docs/storage-format.md`.
 
+use crate::auth_key::{AUTH_KEY_LEN, AuthKeyRecord, KeyLifetime};
 use crate::message::{BoxId, BoxState, Delivery, Peer, StoredMessage, UpdateEntry, UpdateKind};
 
 /// The version byte every value starts with.
@@ -303,6 +304,92 @@ pub fn decode_dialog(value: &[u8]) -> Result<DialogRecord, ValueError> {
     Ok(dialog)
 }
 
+/// Writes an authorization key record (the `0a` row). The key is stored as it is: the
+/// database is as secret as the keys (see `docs/security.md`).
+pub fn encode_auth_key(record: &AuthKeyRecord) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i64(record.auth_key_id);
+    w.0.extend_from_slice(&record.key);
+    match record.lifetime {
+        KeyLifetime::Permanent => w.u8(0),
+        KeyLifetime::Temporary { expires_at } => w.u8(1).i64(expires_at),
+    };
+    w.i64(record.created_at);
+    match record.dc {
+        Some(dc) => w.u8(1).i32(dc),
+        None => w.u8(0),
+    };
+    match record.user_id {
+        Some(user) => w.u8(1).i64(user),
+        None => w.u8(0),
+    };
+    w.finish()
+}
+
+/// Reads [`encode_auth_key`].
+pub fn decode_auth_key(value: &[u8]) -> Result<AuthKeyRecord, ValueError> {
+    let mut r = Reader::new(value, "auth key")?;
+    let auth_key_id = r.i64()?;
+    let key = r.take::<AUTH_KEY_LEN>()?;
+    let lifetime = match r.u8()? {
+        0 => KeyLifetime::Permanent,
+        1 => KeyLifetime::Temporary {
+            expires_at: r.i64()?,
+        },
+        _ => return Err(r.error()),
+    };
+    let created_at = r.i64()?;
+    let dc = match r.u8()? {
+        0 => None,
+        1 => Some(r.i32()?),
+        _ => return Err(r.error()),
+    };
+    let user_id = match r.u8()? {
+        0 => None,
+        1 => Some(r.i64()?),
+        _ => return Err(r.error()),
+    };
+    r.end()?;
+    Ok(AuthKeyRecord {
+        auth_key_id,
+        key,
+        lifetime,
+        created_at,
+        dc,
+        user_id,
+    })
+}
+
+/// Writes a temporary key's binding (the `0b` row): the permanent key and until when.
+pub fn encode_binding(perm_auth_key_id: i64, expires_at: i64) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i64(perm_auth_key_id).i64(expires_at);
+    w.finish()
+}
+
+/// Reads [`encode_binding`].
+pub fn decode_binding(value: &[u8]) -> Result<(i64, i64), ValueError> {
+    let mut r = Reader::new(value, "binding")?;
+    let binding = (r.i64()?, r.i64()?);
+    r.end()?;
+    Ok(binding)
+}
+
+/// Writes one auth_key_id (the `0c` row: a permanent key's temporary key).
+pub fn encode_key_id(auth_key_id: i64) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i64(auth_key_id);
+    w.finish()
+}
+
+/// Reads [`encode_key_id`].
+pub fn decode_key_id(value: &[u8]) -> Result<i64, ValueError> {
+    let mut r = Reader::new(value, "key id")?;
+    let id = r.i64()?;
+    r.end()?;
+    Ok(id)
+}
+
 /// One write of a deferred batch: a key (whose prefix names its column family) and the value
 /// to put, or `None` to delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -516,6 +603,14 @@ mod tests {
                 count: dialog.4, ordinals: dialog.5, unread: dialog.6,
             };
             prop_assert_eq!(decode_dialog(&encode_dialog(&dialog)), Ok(dialog));
+            let auth = AuthKeyRecord {
+                auth_key_id: pts.into(), key: [count as u8; AUTH_KEY_LEN],
+                lifetime: if ordinal % 2 == 0 { KeyLifetime::Permanent } else { KeyLifetime::Temporary { expires_at: ordinal.into() } },
+                created_at: 5, dc: (ordinal % 3 == 0).then_some(ordinal), user_id: (ordinal % 5 == 0).then_some(7),
+            };
+            prop_assert_eq!(decode_auth_key(&encode_auth_key(&auth)), Ok(auth));
+            prop_assert_eq!(decode_binding(&encode_binding(pts.into(), count.into())), Ok((pts.into(), count.into())));
+            prop_assert_eq!(decode_key_id(&encode_key_id(pts.into())), Ok(i64::from(pts)));
             let ops: Vec<BatchOp> = ops.into_iter().map(|(key, value)| BatchOp { key, value }).collect();
             prop_assert_eq!(decode_ops(&encode_ops(&ops)), Ok(ops));
             let entry = UpdateEntry { pts, pts_count: count, kind };
@@ -535,6 +630,9 @@ mod tests {
             let _ = decode_location(&value);
             let _ = decode_dialog(&value);
             let _ = decode_ops(&value);
+            let _ = decode_auth_key(&value);
+            let _ = decode_binding(&value);
+            let _ = decode_key_id(&value);
         }
 
         #[test]

@@ -34,6 +34,14 @@ pub enum Prefix {
     DialogOrder = 0x08,
     /// A deleted message's place in its chat: box, peer, ordinal.
     Deleted = 0x09,
+    /// An authorization key: auth_key_id.
+    AuthKey = 0x0a,
+    /// A temporary key's binding: temporary auth_key_id.
+    TempBinding = 0x0b,
+    /// A permanent key's current temporary key: permanent auth_key_id.
+    PermBinding = 0x0c,
+    /// A temporary key's expiry: expires_at, auth_key_id.
+    KeyExpiry = 0x0d,
 }
 
 impl Prefix {
@@ -49,6 +57,10 @@ impl Prefix {
             0x07 => Some(Self::Pending),
             0x08 => Some(Self::DialogOrder),
             0x09 => Some(Self::Deleted),
+            0x0a => Some(Self::AuthKey),
+            0x0b => Some(Self::TempBinding),
+            0x0c => Some(Self::PermBinding),
+            0x0d => Some(Self::KeyExpiry),
             _ => None,
         }
     }
@@ -324,6 +336,38 @@ pub fn decode_deleted(key: &[u8]) -> Result<(BoxId, Peer, i32), KeyError> {
     Ok(decoded)
 }
 
+/// `0a | auth_key_id`, `0b | temporary id` or `0c | permanent id`: a key-store record
+/// keyed by one auth_key_id (`prefix` is one of those three).
+pub fn auth_key(prefix: Prefix, auth_key_id: i64) -> Vec<u8> {
+    let mut out = start(prefix);
+    put_i64(&mut out, auth_key_id);
+    out
+}
+
+/// Reads an [`auth_key`] key of this prefix.
+pub fn decode_auth_key(prefix: Prefix, key: &[u8]) -> Result<i64, KeyError> {
+    let mut fields = Fields::new(key, prefix)?;
+    let decoded = fields.i64()?;
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `0d | expires_at | auth_key_id`: temporary keys in order of expiry.
+pub fn key_expiry(expires_at: i64, auth_key_id: i64) -> Vec<u8> {
+    let mut out = start(Prefix::KeyExpiry);
+    put_i64(&mut out, expires_at);
+    put_i64(&mut out, auth_key_id);
+    out
+}
+
+/// Reads a [`key_expiry`] key.
+pub fn decode_key_expiry(key: &[u8]) -> Result<(i64, i64), KeyError> {
+    let mut fields = Fields::new(key, Prefix::KeyExpiry)?;
+    let decoded = (fields.i64()?, fields.i64()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
 /// `prefix | box`: the start of every record of one kind in one box (for range scans).
 pub fn box_prefix(prefix: Prefix, box_id: BoxId) -> Vec<u8> {
     let mut out = start(prefix);
@@ -360,6 +404,8 @@ mod tests {
             prop_assert_eq!(decode_log(&log(b, id)), Ok((b, id)));
             prop_assert_eq!(decode_box_meta(&box_meta(b)), Ok(b));
             prop_assert_eq!(decode_dialog(&dialog(b, p)), Ok((b, p)));
+            prop_assert_eq!(decode_auth_key(Prefix::AuthKey, &auth_key(Prefix::AuthKey, sender)), Ok(sender));
+            prop_assert_eq!(decode_key_expiry(&key_expiry(sender, random)), Ok((sender, random)));
             prop_assert_eq!(decode_dialog_order(&dialog_order(b, id, p)), Ok((b, id, p)));
             prop_assert_eq!(decode_deleted(&deleted(b, p, id)), Ok((b, p, id)));
             prop_assert!(dialog_order(b, id, p).starts_with(&box_prefix(Prefix::DialogOrder, b)));
@@ -378,6 +424,7 @@ mod tests {
             prop_assert_eq!(send(u, p, 0).cmp(&send(v, p, 0)), u.cmp(&v));
             prop_assert_eq!(dialog_order(b, x, p).cmp(&dialog_order(b, y, p)), x.cmp(&y));
             prop_assert_eq!(deleted(b, p, x).cmp(&deleted(b, p, y)), x.cmp(&y));
+            prop_assert_eq!(key_expiry(u, 0).cmp(&key_expiry(v, 0)), u.cmp(&v));
         }
 
         #[test]
@@ -394,6 +441,8 @@ mod tests {
             let _ = decode_dialog(&key);
             let _ = decode_dialog_order(&key);
             let _ = decode_deleted(&key);
+            let _ = decode_auth_key(Prefix::AuthKey, &key);
+            let _ = decode_key_expiry(&key);
             let _ = decode_send(&key);
             let _ = decode_pending(&key);
         }

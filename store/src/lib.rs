@@ -17,7 +17,7 @@
 //!   RocksDB backend will use (`docs/storage-format.md`).
 //!
 //! - [`rocks`] (feature `rocksdb`, on by default): [`RocksMessageStore`], the sharded,
-//!   crash-safe RocksDB backend of [`MessageStore`].
+//!   crash-safe RocksDB backend of [`MessageStore`], and [`RocksAuthKeyStore`].
 //!
 //! Message bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
@@ -41,4 +41,4 @@ pub use message::{
     BoxId, MemoryMessageStore, MessageError, MessageStore, MessageStoreConfig, Peer, SendRequest,
 };
 #[cfg(feature = "rocksdb")]
-pub use rocks::{Durability, OpenError, RocksMessageStore, RocksOptions};
+pub use rocks::{Durability, OpenError, RocksAuthKeyStore, RocksMessageStore, RocksOptions};

@@ -14,7 +14,9 @@ use crate::keys::{Prefix, prefix_end};
 use crate::message::MessageError;
 
 /// The column families, named after what they hold.
-pub(crate) const FAMILIES: [&str; 6] = ["messages", "index", "log", "meta", "sends", "pending"];
+pub(crate) const FAMILIES: [&str; 7] = [
+    "messages", "index", "log", "meta", "sends", "pending", "keys",
+];
 
 /// The column family of each kind of record: message rows (large values, read in ranges)
 /// apart from the small index rows, the log apart from both (written once, trimmed from the
@@ -27,6 +29,7 @@ fn family(prefix: Prefix) -> &'static str {
         Prefix::BoxMeta | Prefix::Dialog => "meta",
         Prefix::Send => "sends",
         Prefix::Pending => "pending",
+        Prefix::AuthKey | Prefix::TempBinding | Prefix::PermBinding | Prefix::KeyExpiry => "keys",
     }
 }
 

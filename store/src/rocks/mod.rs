@@ -22,14 +22,19 @@
 //! - **Operations.** [`RocksMessageStore::checkpoint`] copies a consistent store for backups;
 //!   [`RocksMessageStore::metrics`] exposes RocksDB's statistics.
 //!
+//! [`RocksAuthKeyStore`] keeps authorization keys (with their bindings and an expiry index)
+//! in a RocksDB of its own, every change synced.
+//!
 //! The byte layout is in `docs/storage-format.md`.
 
+mod auth_key;
 mod instance;
 mod locks;
 mod message;
 mod plan;
 mod shards;
 
+pub use auth_key::RocksAuthKeyStore;
 pub use instance::Fault;
 pub use message::RocksMessageStore;
 pub use shards::{Durability, OpenError, RocksOptions};

@@ -1,0 +1,113 @@
+//! The RocksDB key store: the shared conformance suite, and keys that outlive the process.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use columba_store::auth_key::conformance::{self, record};
+use columba_store::{
+    AuthKeyError, AuthKeyRecord, AuthKeyStore, Durability, KeyLifetime, OpenError, ResolvedKey,
+    RocksAuthKeyStore,
+};
+
+/// A store in a temporary directory that goes with it.
+struct TempStore {
+    store: RocksAuthKeyStore,
+    _dir: tempfile::TempDir,
+}
+
+impl AuthKeyStore for TempStore {
+    fn insert(&self, record: AuthKeyRecord) -> Result<(), AuthKeyError> {
+        self.store.insert(record)
+    }
+    fn contains(&self, auth_key_id: i64) -> Result<bool, AuthKeyError> {
+        self.store.contains(auth_key_id)
+    }
+    fn get(&self, auth_key_id: i64) -> Result<Option<AuthKeyRecord>, AuthKeyError> {
+        self.store.get(auth_key_id)
+    }
+    fn remove(&self, auth_key_id: i64) -> Result<bool, AuthKeyError> {
+        self.store.remove(auth_key_id)
+    }
+    fn bind_temp(
+        &self,
+        temp: i64,
+        perm: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), AuthKeyError> {
+        self.store.bind_temp(temp, perm, expires_at, now)
+    }
+    fn resolve(&self, auth_key_id: i64, now: i64) -> Result<ResolvedKey, AuthKeyError> {
+        self.store.resolve(auth_key_id, now)
+    }
+    fn set_user(&self, perm: i64, user_id: Option<i64>) -> Result<(), AuthKeyError> {
+        self.store.set_user(perm, user_id)
+    }
+    fn remove_expired(&self, now: i64) -> Result<usize, AuthKeyError> {
+        self.store.remove_expired(now)
+    }
+}
+
+#[test]
+fn rocksdb_key_store_passes_the_conformance_suite() {
+    conformance::run_all(&|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksAuthKeyStore::open(dir.path(), Durability::Sync).unwrap();
+        Box::new(TempStore { store, _dir: dir })
+    });
+}
+
+#[test]
+fn keys_bindings_and_users_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = KeyLifetime::Temporary { expires_at: 5_000 };
+    {
+        let store = RocksAuthKeyStore::open(dir.path(), Durability::Sync).unwrap();
+        store.insert(record(1, KeyLifetime::Permanent)).unwrap();
+        store.insert(record(2, temp)).unwrap();
+        store
+            .insert(record(3, KeyLifetime::Temporary { expires_at: 1_500 }))
+            .unwrap();
+        store.bind_temp(2, 1, 4_000, 1_000).unwrap();
+        store.set_user(1, Some(77)).unwrap();
+    }
+    let store = RocksAuthKeyStore::open(dir.path(), Durability::Sync).unwrap();
+    assert_eq!(store.get(1).unwrap().unwrap(), record_with_user(1, 77));
+    assert_eq!(
+        store.resolve(2, 2_000).unwrap(),
+        ResolvedKey {
+            auth_key_id: 2,
+            perm_auth_key_id: 1,
+            user_id: Some(77)
+        }
+    );
+    assert_eq!(
+        store.resolve(2, 4_000),
+        Err(AuthKeyError::Expired(2)),
+        "the binding's expiry"
+    );
+    // The sweep finds the expired temporary key through the expiry index.
+    assert_eq!(store.remove_expired(2_000).unwrap(), 1);
+    assert!(!store.contains(3).unwrap());
+    assert!(store.contains(2).unwrap());
+    assert_eq!(store.remove_expired(6_000).unwrap(), 1);
+    assert_eq!(
+        store.resolve(1, 6_000).unwrap().user_id,
+        Some(77),
+        "the permanent key stays"
+    );
+}
+
+fn record_with_user(id: i64, user: i64) -> AuthKeyRecord {
+    let mut record = record(id, KeyLifetime::Permanent);
+    record.user_id = Some(user);
+    record
+}
+
+#[test]
+fn relaxed_durability_is_refused_for_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = RocksAuthKeyStore::open(
+        dir.path(),
+        Durability::Periodic(std::time::Duration::from_secs(1)),
+    );
+    assert!(matches!(refused, Err(OpenError::Options(_))));
+}
