@@ -143,6 +143,11 @@ pub struct EndpointConfig {
     pub session_idle_timeout: Duration,
     /// Keys kept decoded in memory.
     pub max_cached_keys: usize,
+    /// The Unix time before which no msg_id is accepted in a new session (code 16, so that the
+    /// client corrects its clock and sends again). Sessions live in memory: set this to the
+    /// server's start (the runtime does), and a message captured before a restart cannot be
+    /// replayed into a session made after it.
+    pub refuse_msg_ids_before: Option<Duration>,
 }
 
 impl Default for EndpointConfig {
@@ -153,6 +158,7 @@ impl Default for EndpointConfig {
             max_sessions: 100_000,
             session_idle_timeout: Duration::from_secs(3600),
             max_cached_keys: 100_000,
+            refuse_msg_ids_before: None,
         }
     }
 }
@@ -338,6 +344,9 @@ impl Endpoint {
             );
             if let Some(&(salt, until)) = self.first_salts.get(&auth_key_id) {
                 session.accept_first_salt(salt, until);
+            }
+            if let Some(start) = self.config.refuse_msg_ids_before {
+                session.refuse_msg_ids_before(start);
             }
             self.of_key
                 .entry(auth_key_id)

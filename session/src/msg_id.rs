@@ -143,6 +143,9 @@ pub struct MsgIdChecker {
     offset_secs: i64,
     /// Ids at or below this are refused (set when the peer restarts its seq_no).
     floor: i64,
+    /// Ids below this are refused as too low (16): a server's start, before which it cannot
+    /// know what it already ran.
+    time_floor: i64,
     /// Recent msg_ids and their seq_no, sorted by msg_id. Ids almost always arrive in
     /// order, so the common insertion is a push at the back and an eviction at the front;
     /// lookups are binary searches.
@@ -159,6 +162,7 @@ impl MsgIdChecker {
             check_time: true,
             offset_secs: 0,
             floor: i64::MIN,
+            time_floor: i64::MIN,
             seen: VecDeque::new(),
         }
     }
@@ -172,6 +176,7 @@ impl MsgIdChecker {
             check_time: false,
             offset_secs: 0,
             floor: i64::MIN,
+            time_floor: i64::MIN,
             seen: VecDeque::new(),
         }
     }
@@ -195,6 +200,18 @@ impl MsgIdChecker {
             self.floor = self.floor.max(last);
         }
         self.seen.clear();
+    }
+
+    /// Refuses ids from before `since_epoch` (a Unix time) as too low (16), whatever the window: a server
+    /// sets it to its start, so that a message captured before a restart (which no session
+    /// remembers) cannot be run again, and an honest client resynchronises its clock and
+    /// sends again with a new id.
+    pub fn refuse_before(&mut self, since_epoch: Duration) {
+        let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX >> 32) << 32;
+        // The fraction of a second as msg_id's 32 low bits.
+        let fraction = (u64::from(since_epoch.subsec_nanos()) << 32) / 1_000_000_000;
+        let floor = secs | i64::try_from(fraction).unwrap_or(0);
+        self.time_floor = self.time_floor.max(floor);
     }
 
     /// The highest id accepted so far.
@@ -258,6 +275,9 @@ impl MsgIdChecker {
             if id_nanos > local + self.policy.max_future.as_nanos() as i128 {
                 return Err(MsgIdRejection::TooHigh);
             }
+        }
+        if msg_id < self.time_floor {
+            return Err(MsgIdRejection::TooLow);
         }
         if msg_id <= self.floor {
             return Err(MsgIdRejection::BelowWindow);

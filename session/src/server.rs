@@ -197,6 +197,12 @@ impl ServerSession {
         self.out.resend_all(&mut self.stats);
     }
 
+    /// Refuses msg_ids from before `since_epoch`, a Unix time (code 16): see
+    /// [`EndpointConfig::refuse_msg_ids_before`](crate::EndpointConfig::refuse_msg_ids_before).
+    pub fn refuse_msg_ids_before(&mut self, since_epoch: std::time::Duration) {
+        self.received.refuse_before(since_epoch);
+    }
+
     /// Handles one opened message of this session.
     pub fn handle_message(&mut self, header: &EncryptedHeader, body: &[u8], now: Now) {
         self.inflater.reset(self.config.max_unpacked_per_message);

@@ -390,3 +390,68 @@ fn a_new_key_s_first_salt_is_accepted_without_a_round_trip() {
         assert_eq!(bad_salts, u64::from(!noted), "noted: {noted}");
     }
 }
+
+/// A server that restarted remembers no session: a message captured before the restart is
+/// refused with 16 in the new session (so it cannot run twice), and the client, corrected by
+/// the notification, sends its request again and gets its answer.
+#[test]
+fn messages_from_before_a_restart_cannot_run_again() {
+    let mut w = world();
+    let mut client = w.client();
+    client.invoke(query(1)).unwrap();
+    // The client's frames, as an eavesdropper records them.
+    let mut captured = Vec::new();
+    let mut buf = BytesMut::new();
+    while let Some(header) = client.poll_transmit(w.now, &mut buf) {
+        seal(
+            &mut buf,
+            &w.key,
+            Direction::ClientToServer,
+            &header,
+            Padding::Minimal,
+            &mut w.rng,
+        )
+        .unwrap();
+        captured.push(buf.to_vec());
+    }
+    let feed = |w: &mut World, frames: &[Vec<u8>]| -> usize {
+        for frame in frames {
+            let mut frame = frame.clone();
+            let key = w.endpoint.auth_key(w.key.id(), w.now).unwrap();
+            let opened = open(&mut frame, &key, Direction::ClientToServer).unwrap();
+            w.endpoint.handle_message(
+                ConnectionId(1),
+                w.key.id(),
+                &opened.header,
+                opened.body,
+                w.now,
+                &mut w.rng,
+            );
+        }
+        std::iter::from_fn(|| w.endpoint.poll_event())
+            .filter(|event| matches!(event, EndpointEvent::Request { .. }))
+            .count()
+    };
+    assert_eq!(feed(&mut w, &captured), 1, "run once before the restart");
+    // The restart: a new endpoint (no sessions) that started a second after the capture.
+    let salts = w.endpoint.salts().clone();
+    let config = EndpointConfig {
+        refuse_msg_ids_before: Some(w.now.unix + Duration::from_secs(1)),
+        ..EndpointConfig::default()
+    };
+    w.endpoint = Endpoint::new(w.store.clone(), salts, config);
+    w.now.unix += Duration::from_secs(3);
+    w.now.monotonic += Duration::from_secs(3);
+    assert_eq!(feed(&mut w, &captured), 0, "the replay runs nothing");
+    // The honest client hears 16, corrects itself and sends again.
+    w.down(Some(&mut client), ConnectionId(1));
+    let events = w.up(&mut client, ConnectionId(1));
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, EndpointEvent::Request { .. })),
+        "{events:?}"
+    );
+    w.down(Some(&mut client), ConnectionId(1));
+    assert_eq!(responses(&mut client), vec![query(1)]);
+}

@@ -181,7 +181,12 @@ impl Server {
         salts: Arc<SaltSource>,
         bus: Option<Arc<dyn UpdateBus>>,
     ) -> Self {
-        let endpoint = Endpoint::new(store.clone(), salts, options.endpoint.clone());
+        let mut endpoint_config = options.endpoint.clone();
+        // Sessions live in memory: nothing from before this start may run in a new one.
+        endpoint_config
+            .refuse_msg_ids_before
+            .get_or_insert_with(|| super::now().unix);
+        let endpoint = Endpoint::new(store.clone(), salts, endpoint_config);
         let (stopping, _) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
