@@ -7,6 +7,7 @@
 //! a corrupted value is an error, not a crash. Layouts are in `docs/storage-format.md`.
 
 use crate::auth_key::{AUTH_KEY_LEN, AuthKeyRecord, KeyLifetime};
+use crate::file::{ContentId, FileInfo};
 use crate::message::{BoxId, BoxState, Delivery, Peer, StoredMessage, UpdateEntry, UpdateKind};
 
 /// The version byte every value starts with.
@@ -390,6 +391,145 @@ pub fn decode_key_id(value: &[u8]) -> Result<i64, ValueError> {
     Ok(id)
 }
 
+/// An upload in progress (the `11` row).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadRecord {
+    /// The number under which its parts are stored (`10 | blob | part`).
+    pub blob: u64,
+    /// `saveBigFilePart`'s total, for a big file.
+    pub total: Option<u32>,
+    /// When its last part came (Unix seconds).
+    pub touched: i64,
+    /// Each part held and its length, by index.
+    pub sizes: Vec<(u32, u32)>,
+}
+
+/// Writes an [`UploadRecord`].
+pub fn encode_upload(upload: &UploadRecord) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.0.extend_from_slice(&upload.blob.to_le_bytes());
+    match upload.total {
+        Some(total) => w.u8(1).u32(total),
+        None => w.u8(0),
+    };
+    w.i64(upload.touched)
+        .u32(u32::try_from(upload.sizes.len()).unwrap_or(u32::MAX));
+    for (part, len) in &upload.sizes {
+        w.u32(*part).u32(*len);
+    }
+    w.finish()
+}
+
+/// Reads [`encode_upload`].
+pub fn decode_upload(value: &[u8]) -> Result<UploadRecord, ValueError> {
+    let mut r = Reader::new(value, "upload")?;
+    let blob = u64::from_le_bytes(r.take::<8>()?);
+    let total = match r.u8()? {
+        0 => None,
+        1 => Some(r.u32()?),
+        _ => return Err(r.error()),
+    };
+    let touched = r.i64()?;
+    let count = r.count(8)?;
+    let mut sizes = Vec::with_capacity(count);
+    for _ in 0..count {
+        sizes.push((r.u32()?, r.u32()?));
+    }
+    r.end()?;
+    Ok(UploadRecord {
+        blob,
+        total,
+        touched,
+        sizes,
+    })
+}
+
+/// A finished content (the `13` row): where its bytes are and how many files use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentRecord {
+    /// The upload whose parts hold the bytes.
+    pub blob: u64,
+    /// The size of every part but the last.
+    pub part_size: u32,
+    /// The content's size in bytes.
+    pub size: u64,
+    /// Files that refer to it.
+    pub refs: u64,
+}
+
+/// Writes a [`ContentRecord`].
+pub fn encode_content(content: &ContentRecord) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.0.extend_from_slice(&content.blob.to_le_bytes());
+    w.u32(content.part_size);
+    w.0.extend_from_slice(&content.size.to_le_bytes());
+    w.0.extend_from_slice(&content.refs.to_le_bytes());
+    w.finish()
+}
+
+/// Reads [`encode_content`].
+pub fn decode_content(value: &[u8]) -> Result<ContentRecord, ValueError> {
+    let mut r = Reader::new(value, "content")?;
+    let content = ContentRecord {
+        blob: u64::from_le_bytes(r.take::<8>()?),
+        part_size: r.u32()?,
+        size: u64::from_le_bytes(r.take::<8>()?),
+        refs: u64::from_le_bytes(r.take::<8>()?),
+    };
+    r.end()?;
+    Ok(content)
+}
+
+/// Writes a finished file as its owner saved it (the `14` row).
+pub fn encode_file(info: &FileInfo) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.0.extend_from_slice(&info.content.0);
+    w.0.extend_from_slice(&info.size.to_le_bytes());
+    w.bytes(info.name.as_bytes())
+        .i64(info.owner)
+        .i64(info.file_id);
+    w.finish()
+}
+
+/// Reads [`encode_file`].
+pub fn decode_file(value: &[u8]) -> Result<FileInfo, ValueError> {
+    let mut r = Reader::new(value, "file")?;
+    let content = ContentId(r.take::<32>()?);
+    let size = u64::from_le_bytes(r.take::<8>()?);
+    let name = String::from_utf8(r.bytes()?).map_err(|_| ValueError("file"))?;
+    let info = FileInfo {
+        content,
+        size,
+        name,
+        owner: r.i64()?,
+        file_id: r.i64()?,
+    };
+    r.end()?;
+    Ok(info)
+}
+
+/// Writes a list of SHA-256 hashes (the `17` row, and a part's checksum list).
+pub fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(u32::try_from(hashes.len()).unwrap_or(u32::MAX));
+    for hash in hashes {
+        w.0.extend_from_slice(hash);
+    }
+    w.finish()
+}
+
+/// Reads [`encode_hashes`].
+pub fn decode_hashes(value: &[u8]) -> Result<Vec<[u8; 32]>, ValueError> {
+    let mut r = Reader::new(value, "hashes")?;
+    let count = r.count(32)?;
+    let mut hashes = Vec::with_capacity(count);
+    for _ in 0..count {
+        hashes.push(r.take::<32>()?);
+    }
+    r.end()?;
+    Ok(hashes)
+}
+
 /// One write of a deferred batch: a key (whose prefix names its column family) and the value
 /// to put, or `None` to delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -611,6 +751,14 @@ mod tests {
             prop_assert_eq!(decode_auth_key(&encode_auth_key(&auth)), Ok(auth));
             prop_assert_eq!(decode_binding(&encode_binding(pts.into(), count.into())), Ok((pts.into(), count.into())));
             prop_assert_eq!(decode_key_id(&encode_key_id(pts.into())), Ok(i64::from(pts)));
+            let upload = UploadRecord { blob: pts as u64, total: (ordinal % 2 == 0).then_some(count as u32), touched: 9, sizes: vec![(1, 1024), (0, ordinal as u32)] };
+            prop_assert_eq!(decode_upload(&encode_upload(&upload)), Ok(upload));
+            let content = ContentRecord { blob: 1, part_size: 512 * 1024, size: pts as u64, refs: count as u64 };
+            prop_assert_eq!(decode_content(&encode_content(&content)), Ok(content));
+            let file = FileInfo { content: ContentId([count as u8; 32]), size: 5, name: format!("f{ordinal}"), owner: pts.into(), file_id: count.into() };
+            prop_assert_eq!(decode_file(&encode_file(&file)), Ok(file));
+            let hashes = vec![[pts as u8; 32]; (count as usize) % 9];
+            prop_assert_eq!(decode_hashes(&encode_hashes(&hashes)), Ok(hashes));
             let ops: Vec<BatchOp> = ops.into_iter().map(|(key, value)| BatchOp { key, value }).collect();
             prop_assert_eq!(decode_ops(&encode_ops(&ops)), Ok(ops));
             let entry = UpdateEntry { pts, pts_count: count, kind };
@@ -631,6 +779,10 @@ mod tests {
             let _ = decode_dialog(&value);
             let _ = decode_ops(&value);
             let _ = decode_auth_key(&value);
+            let _ = decode_upload(&value);
+            let _ = decode_content(&value);
+            let _ = decode_file(&value);
+            let _ = decode_hashes(&value);
             let _ = decode_binding(&value);
             let _ = decode_key_id(&value);
         }

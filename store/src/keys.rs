@@ -42,6 +42,18 @@ pub enum Prefix {
     PermBinding = 0x0c,
     /// A temporary key's expiry: expires_at, auth_key_id.
     KeyExpiry = 0x0d,
+    /// A file part's bytes: blob, part.
+    Part = 0x10,
+    /// An upload in progress: owner, file_id.
+    Upload = 0x11,
+    /// A finished file's content: its SHA-256.
+    Content = 0x13,
+    /// A finished file as its owner saved it: owner, file_id.
+    FileRow = 0x14,
+    /// Uploads by the time of their last part: touched, owner, file_id.
+    UploadExpiry = 0x15,
+    /// The SHA-256 of a content's 128 KiB ranges, per 1 MiB window: content, window.
+    RangeHashes = 0x17,
 }
 
 impl Prefix {
@@ -61,6 +73,12 @@ impl Prefix {
             0x0b => Some(Self::TempBinding),
             0x0c => Some(Self::PermBinding),
             0x0d => Some(Self::KeyExpiry),
+            0x10 => Some(Self::Part),
+            0x11 => Some(Self::Upload),
+            0x13 => Some(Self::Content),
+            0x14 => Some(Self::FileRow),
+            0x15 => Some(Self::UploadExpiry),
+            0x17 => Some(Self::RangeHashes),
             _ => None,
         }
     }
@@ -368,6 +386,78 @@ pub fn decode_key_expiry(key: &[u8]) -> Result<(i64, i64), KeyError> {
     Ok(decoded)
 }
 
+/// `10 | blob | part`: a part's bytes (`blob` numbers one upload's parts; u64 and u32
+/// big-endian).
+pub fn part(blob: u64, part: u32) -> Vec<u8> {
+    let mut out = part_prefix(blob);
+    out.extend_from_slice(&part.to_be_bytes());
+    out
+}
+
+/// `10 | blob`: the prefix of one upload's parts.
+pub fn part_prefix(blob: u64) -> Vec<u8> {
+    let mut out = start(Prefix::Part);
+    out.extend_from_slice(&blob.to_be_bytes());
+    out
+}
+
+/// Reads a [`part`] key.
+pub fn decode_part(key: &[u8]) -> Result<(u64, u32), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Part)?;
+    let blob = u64::from_be_bytes(fields.take::<8>()?);
+    let part = u32::from_be_bytes(fields.take::<4>()?);
+    fields.end()?;
+    Ok((blob, part))
+}
+
+/// `11 | owner | file_id` (an upload) or `14 | owner | file_id` (a finished file).
+pub fn owned_file(prefix: Prefix, owner: i64, file_id: i64) -> Vec<u8> {
+    let mut out = start(prefix);
+    put_i64(&mut out, owner);
+    put_i64(&mut out, file_id);
+    out
+}
+
+/// Reads an [`owned_file`] key of this prefix.
+pub fn decode_owned_file(prefix: Prefix, key: &[u8]) -> Result<(i64, i64), KeyError> {
+    let mut fields = Fields::new(key, prefix)?;
+    let decoded = (fields.i64()?, fields.i64()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `13 | content`: a finished content's record.
+pub fn content(content: &[u8; 32]) -> Vec<u8> {
+    let mut out = start(Prefix::Content);
+    out.extend_from_slice(content);
+    out
+}
+
+/// `17 | content | window`: the range hashes of one 1 MiB window of a content.
+pub fn range_hashes(content: &[u8; 32], window: u32) -> Vec<u8> {
+    let mut out = start(Prefix::RangeHashes);
+    out.extend_from_slice(content);
+    out.extend_from_slice(&window.to_be_bytes());
+    out
+}
+
+/// `15 | touched | owner | file_id`: uploads in order of their last part.
+pub fn upload_expiry(touched: i64, owner: i64, file_id: i64) -> Vec<u8> {
+    let mut out = start(Prefix::UploadExpiry);
+    put_i64(&mut out, touched);
+    put_i64(&mut out, owner);
+    put_i64(&mut out, file_id);
+    out
+}
+
+/// Reads an [`upload_expiry`] key.
+pub fn decode_upload_expiry(key: &[u8]) -> Result<(i64, i64, i64), KeyError> {
+    let mut fields = Fields::new(key, Prefix::UploadExpiry)?;
+    let decoded = (fields.i64()?, fields.i64()?, fields.i64()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
 /// `prefix | box`: the start of every record of one kind in one box (for range scans).
 pub fn box_prefix(prefix: Prefix, box_id: BoxId) -> Vec<u8> {
     let mut out = start(prefix);
@@ -406,6 +496,9 @@ mod tests {
             prop_assert_eq!(decode_dialog(&dialog(b, p)), Ok((b, p)));
             prop_assert_eq!(decode_auth_key(Prefix::AuthKey, &auth_key(Prefix::AuthKey, sender)), Ok(sender));
             prop_assert_eq!(decode_key_expiry(&key_expiry(sender, random)), Ok((sender, random)));
+            prop_assert_eq!(decode_part(&part(sender as u64, id as u32)), Ok((sender as u64, id as u32)));
+            prop_assert_eq!(decode_owned_file(Prefix::Upload, &owned_file(Prefix::Upload, sender, random)), Ok((sender, random)));
+            prop_assert_eq!(decode_upload_expiry(&upload_expiry(sender, random, sender)), Ok((sender, random, sender)));
             prop_assert_eq!(decode_dialog_order(&dialog_order(b, id, p)), Ok((b, id, p)));
             prop_assert_eq!(decode_deleted(&deleted(b, p, id)), Ok((b, p, id)));
             prop_assert!(dialog_order(b, id, p).starts_with(&box_prefix(Prefix::DialogOrder, b)));
@@ -425,6 +518,9 @@ mod tests {
             prop_assert_eq!(dialog_order(b, x, p).cmp(&dialog_order(b, y, p)), x.cmp(&y));
             prop_assert_eq!(deleted(b, p, x).cmp(&deleted(b, p, y)), x.cmp(&y));
             prop_assert_eq!(key_expiry(u, 0).cmp(&key_expiry(v, 0)), u.cmp(&v));
+            prop_assert_eq!(part(u as u64, 0).cmp(&part(v as u64, 0)), (u as u64).cmp(&(v as u64)));
+            prop_assert_eq!(part(0, x as u32).cmp(&part(0, y as u32)), (x as u32).cmp(&(y as u32)));
+            prop_assert_eq!(upload_expiry(u, 0, 0).cmp(&upload_expiry(v, 0, 0)), u.cmp(&v));
         }
 
         #[test]
@@ -443,6 +539,9 @@ mod tests {
             let _ = decode_deleted(&key);
             let _ = decode_auth_key(Prefix::AuthKey, &key);
             let _ = decode_key_expiry(&key);
+            let _ = decode_part(&key);
+            let _ = decode_owned_file(Prefix::FileRow, &key);
+            let _ = decode_upload_expiry(&key);
             let _ = decode_send(&key);
             let _ = decode_pending(&key);
         }

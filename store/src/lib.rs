@@ -41,4 +41,6 @@ pub use message::{
     BoxId, MemoryMessageStore, MessageError, MessageStore, MessageStoreConfig, Peer, SendRequest,
 };
 #[cfg(feature = "rocksdb")]
-pub use rocks::{Durability, OpenError, RocksAuthKeyStore, RocksMessageStore, RocksOptions};
+pub use rocks::{
+    Durability, OpenError, RocksAuthKeyStore, RocksFileStore, RocksMessageStore, RocksOptions,
+};

@@ -14,9 +14,17 @@ use crate::keys::{Prefix, prefix_end};
 use crate::message::MessageError;
 
 /// The column families, named after what they hold.
-pub(crate) const FAMILIES: [&str; 7] = [
+pub(crate) const FAMILIES: &[&str] = &[
     "messages", "index", "log", "meta", "sends", "pending", "keys",
 ];
+
+/// The column families of a file store: part bytes apart (in blob files) from the rows
+/// that describe them.
+pub(crate) const FILE_FAMILIES: &[&str] = &["parts", "files"];
+
+/// Families whose values go to RocksDB's blob files (BlobDB): large values that compaction
+/// should not rewrite.
+const BLOB_FAMILIES: &[&str] = &["parts"];
 
 /// The column family of each kind of record: message rows (large values, read in ranges)
 /// apart from the small index rows, the log apart from both (written once, trimmed from the
@@ -30,6 +38,12 @@ fn family(prefix: Prefix) -> &'static str {
         Prefix::Send => "sends",
         Prefix::Pending => "pending",
         Prefix::AuthKey | Prefix::TempBinding | Prefix::PermBinding | Prefix::KeyExpiry => "keys",
+        Prefix::Part => "parts",
+        Prefix::Upload
+        | Prefix::Content
+        | Prefix::FileRow
+        | Prefix::UploadExpiry
+        | Prefix::RangeHashes => "files",
     }
 }
 
@@ -54,6 +68,7 @@ pub(crate) struct Tuning {
 pub(crate) struct Instance {
     pub(crate) number: u32,
     pub(crate) db: DB,
+    families: &'static [&'static str],
     /// Kept for its statistics object.
     options: Options,
     sync: bool,
@@ -77,12 +92,23 @@ pub(crate) fn engine_error(number: u32, error: impl std::fmt::Display) -> Messag
 }
 
 impl Instance {
-    /// Opens (or creates) the database at `path` with every column family.
+    /// Opens (or creates) the database at `path` with the message and key families.
     pub(crate) fn open(
         path: &Path,
         number: u32,
         cache: &Cache,
         tuning: Tuning,
+    ) -> Result<Self, rocksdb::Error> {
+        Self::open_with(path, number, cache, tuning, FAMILIES)
+    }
+
+    /// Opens (or creates) the database at `path` with these column families.
+    pub(crate) fn open_with(
+        path: &Path,
+        number: u32,
+        cache: &Cache,
+        tuning: Tuning,
+        families: &'static [&'static str],
     ) -> Result<Self, rocksdb::Error> {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(cache);
@@ -95,13 +121,21 @@ impl Instance {
         options.set_compression_type(DBCompressionType::Lz4);
         options.set_write_buffer_size(tuning.write_buffer_bytes);
         options.set_block_based_table_factory(&table);
-        let families = FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
-        let db = DB::open_cf_descriptors(&options, path, families)?;
+        let descriptors = families.iter().map(|name| {
+            let mut family = options.clone();
+            if BLOB_FAMILIES.contains(name) {
+                family.set_enable_blob_files(true);
+                family.set_min_blob_size(4096);
+                family.set_enable_blob_gc(true);
+                family.set_blob_compression_type(DBCompressionType::None);
+            }
+            ColumnFamilyDescriptor::new(*name, family)
+        });
+        let db = DB::open_cf_descriptors(&options, path, descriptors)?;
         Ok(Self {
             number,
             db,
+            families,
             options,
             sync: tuning.sync,
             poisoned: Mutex::new(None),
@@ -175,12 +209,7 @@ impl Instance {
         }
     }
 
-    /// Writes `ops` as one atomic batch; `force_sync` syncs even in the periodic mode. A
-    /// failure poisons the instance: what reached the disk is unknown, so it takes no more
-    /// writes until reopened (and recovered) rather than build on unknown state.
-    pub(crate) fn write(&self, ops: &[BatchOp], force_sync: bool) -> Result<(), MessageError> {
-        self.check_writable()?;
-        let mut batch = WriteBatch::default();
+    fn fill(&self, batch: &mut WriteBatch, ops: &[BatchOp]) -> Result<(), MessageError> {
         for op in ops {
             let cf = self.cf_of(&op.key)?;
             match &op.value {
@@ -188,6 +217,16 @@ impl Instance {
                 None => batch.delete_cf(cf, &op.key),
             }
         }
+        Ok(())
+    }
+
+    /// Writes `ops` as one atomic batch; `force_sync` syncs even in the periodic mode. A
+    /// failure poisons the instance: what reached the disk is unknown, so it takes no more
+    /// writes until reopened (and recovered) rather than build on unknown state.
+    pub(crate) fn write(&self, ops: &[BatchOp], force_sync: bool) -> Result<(), MessageError> {
+        self.check_writable()?;
+        let mut batch = WriteBatch::default();
+        self.fill(&mut batch, ops)?;
         let mut options = WriteOptions::default();
         options.set_sync(self.sync || force_sync);
         let fault = self.next_fault();
@@ -213,13 +252,7 @@ impl Instance {
     pub(crate) fn write_unsynced(&self, ops: &[BatchOp]) -> Result<(), MessageError> {
         self.check_writable()?;
         let mut batch = WriteBatch::default();
-        for op in ops {
-            let cf = self.cf_of(&op.key)?;
-            match &op.value {
-                Some(value) => batch.put_cf(cf, &op.key, value),
-                None => batch.delete_cf(cf, &op.key),
-            }
-        }
+        self.fill(&mut batch, ops)?;
         if let Err(error) = self.db.write(batch) {
             self.poison(error.to_string());
             return Err(engine_error(self.number, error));
@@ -241,7 +274,7 @@ impl Instance {
 
     /// An integer property summed over the column families.
     pub(crate) fn property(&self, name: &str) -> u64 {
-        FAMILIES
+        self.families
             .iter()
             .filter_map(|family| self.db.cf_handle(family))
             .filter_map(|cf| self.db.property_int_value_cf(cf, name).ok().flatten())

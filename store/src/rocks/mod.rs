@@ -22,12 +22,15 @@
 //! - **Operations.** [`RocksMessageStore::checkpoint`] copies a consistent store for backups;
 //!   [`RocksMessageStore::metrics`] exposes RocksDB's statistics.
 //!
+//! [`RocksFileStore`] keeps file parts in a RocksDB of its own, their bytes in blob files.
+//!
 //! [`RocksAuthKeyStore`] keeps authorization keys (with their bindings and an expiry index)
 //! in a RocksDB of its own, every change synced.
 //!
 //! The byte layout is in `docs/storage-format.md`.
 
 mod auth_key;
+mod file;
 mod instance;
 mod locks;
 mod message;
@@ -35,6 +38,7 @@ mod plan;
 mod shards;
 
 pub use auth_key::RocksAuthKeyStore;
+pub use file::RocksFileStore;
 pub use instance::Fault;
 pub use message::RocksMessageStore;
 pub use shards::{Durability, OpenError, RocksOptions};

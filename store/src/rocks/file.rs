@@ -1,0 +1,655 @@
+//! [`FileStore`] on RocksDB.
+//!
+//! Parts go to the `parts` column family, whose values live in RocksDB's blob files
+//! (BlobDB): compaction moves small keys, never the file bytes. Each part is stored as its
+//! SHA-256 followed by its bytes, under the upload's blob number, and checked whenever it is
+//! read. A finished file keeps its parts where they are: the content row names the blob,
+//! so finishing writes a few small rows rather than copying the file, and identical content
+//! found at finish drops the new parts instead (reference counts). Every change is one
+//! atomic `WriteBatch` that names each part it removes, so that no crash can leave parts no
+//! row refers to. Layout: `docs/storage-format.md`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+
+use super::instance::{FILE_FAMILIES, Instance, Reader, Tuning};
+use super::shards::{Durability, OpenError};
+use crate::codec::{
+    BatchOp, ContentRecord, UploadRecord, decode_content, decode_file, decode_hashes,
+    decode_upload, encode_content, encode_file, encode_hashes, encode_upload,
+};
+use crate::file::rules::{self, DOWNLOAD_WINDOW, FileError, HASH_RANGE, PartSizes};
+use crate::file::{ContentId, FileHash, FileInfo, FileStore, FileStoreConfig, FinishRequest};
+use crate::keys::{self, Prefix};
+use crate::message::MessageError;
+
+/// Lock stripes for uploads.
+const STRIPES: usize = 1024;
+
+/// File parts and finished files in a RocksDB database of their own.
+#[derive(Debug)]
+pub struct RocksFileStore {
+    instance: Instance,
+    config: FileStoreConfig,
+    /// Serialise the changes of one upload (its parts may arrive in parallel).
+    uploads: Vec<Mutex<()>>,
+    /// Serialises reference-count changes of contents.
+    contents: Mutex<()>,
+    /// Never used in practice: what `upload_lock` takes should a stripe index be out of
+    /// range (it cannot be).
+    spare: Mutex<()>,
+    next_blob: AtomicU64,
+}
+
+fn backend(error: MessageError) -> FileError {
+    match error {
+        MessageError::Backend(message) => FileError::Backend(message),
+        other => FileError::Backend(other.to_string()),
+    }
+}
+
+fn corrupt(error: impl std::fmt::Display) -> FileError {
+    FileError::Backend(format!("file store: {error}"))
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn put(key: Vec<u8>, value: Vec<u8>) -> BatchOp {
+    BatchOp {
+        key,
+        value: Some(value),
+    }
+}
+
+fn delete(key: Vec<u8>) -> BatchOp {
+    BatchOp { key, value: None }
+}
+
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    // The mutexes guard no data, only the order of writers.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// SHA-256 over consecutive 128 KiB ranges of a stream of parts.
+struct RangeHasher {
+    current: Sha256,
+    filled: u64,
+    done: Vec<[u8; 32]>,
+}
+
+impl RangeHasher {
+    fn new() -> Self {
+        Self {
+            current: Sha256::new(),
+            filled: 0,
+            done: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = usize::try_from(HASH_RANGE - self.filled).unwrap_or(usize::MAX);
+            let (head, rest) = bytes.split_at(room.min(bytes.len()));
+            self.current.update(head);
+            self.filled += head.len() as u64;
+            if self.filled == HASH_RANGE {
+                let full = std::mem::replace(&mut self.current, Sha256::new());
+                self.done.push(full.finalize().into());
+                self.filled = 0;
+            }
+            bytes = rest;
+        }
+    }
+
+    fn finish(mut self) -> Vec<[u8; 32]> {
+        if self.filled > 0 {
+            self.done.push(self.current.finalize().into());
+        }
+        self.done
+    }
+}
+
+/// The hashes of one 1 MiB window per row.
+const RANGES_PER_WINDOW: usize = (DOWNLOAD_WINDOW / HASH_RANGE) as usize;
+
+impl RocksFileStore {
+    /// Opens (or creates) the file store at `path`. With [`Durability::Periodic`], parts and
+    /// finishes of the last period may be lost on power failure (a client then uploads the
+    /// part again: `FILE_PART_X_MISSING`).
+    pub fn open(
+        path: impl AsRef<Path>,
+        config: FileStoreConfig,
+        durability: Durability,
+    ) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(path.as_ref())?;
+        let cache = rocksdb::Cache::new_lru_cache(32 << 20);
+        let tuning = Tuning {
+            write_buffer_bytes: 16 << 20,
+            sync: durability == Durability::Sync,
+        };
+        let instance = Instance::open_with(path.as_ref(), 0, &cache, tuning, FILE_FAMILIES)
+            .map_err(|error| OpenError::Engine {
+                instance: 0,
+                message: error.to_string(),
+            })?;
+        // Blob numbers go on from the highest one holding parts (an upload or a content
+        // always holds at least one part).
+        let next = {
+            let reader = instance.latest();
+            let mut walk = reader
+                .range(&[Prefix::Part as u8])
+                .map_err(OpenError::Recovery)?;
+            walk.last();
+            match walk.item().map_err(OpenError::Recovery)? {
+                Some((key, _)) => keys::decode_part(key)
+                    .map(|(blob, _)| blob.saturating_add(1))
+                    .map_err(|error| {
+                        OpenError::Recovery(MessageError::Backend(error.to_string()))
+                    })?,
+                None => 1,
+            }
+        };
+        Ok(Self {
+            instance,
+            config,
+            uploads: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            contents: Mutex::new(()),
+            spare: Mutex::new(()),
+            next_blob: AtomicU64::new(next),
+        })
+    }
+
+    fn upload_lock(&self, owner: i64, file_id: i64) -> MutexGuard<'_, ()> {
+        let hash = (owner as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (file_id as u64);
+        let index = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
+        let stripe = self.uploads.get(index).unwrap_or(&self.spare);
+        lock(stripe)
+    }
+
+    fn write(&self, ops: &[BatchOp]) -> Result<(), FileError> {
+        self.instance.write(ops, false).map_err(backend)
+    }
+
+    fn upload(
+        reader: &Reader<'_>,
+        owner: i64,
+        file_id: i64,
+    ) -> Result<Option<UploadRecord>, FileError> {
+        reader
+            .get(&keys::owned_file(Prefix::Upload, owner, file_id), |value| {
+                decode_upload(value).map_err(|error| MessageError::Backend(error.to_string()))
+            })
+            .map_err(backend)
+    }
+
+    fn content(
+        reader: &Reader<'_>,
+        content: &ContentId,
+    ) -> Result<Option<ContentRecord>, FileError> {
+        reader
+            .get(&keys::content(&content.0), |value| {
+                decode_content(value).map_err(|error| MessageError::Backend(error.to_string()))
+            })
+            .map_err(backend)
+    }
+
+    /// A part's bytes, checked against the SHA-256 stored with them.
+    fn read_part(
+        reader: &Reader<'_>,
+        blob: u64,
+        part: u32,
+        file_id: i64,
+    ) -> Result<Vec<u8>, FileError> {
+        let stored = reader
+            .get(&keys::part(blob, part), |value| Ok(value.to_vec()))
+            .map_err(backend)?;
+        let corrupted = FileError::Corrupted { file_id, part };
+        let Some(stored) = stored else {
+            return Err(corrupted);
+        };
+        let Some((hash, bytes)) = stored.split_first_chunk::<32>() else {
+            return Err(corrupted);
+        };
+        if sha256(bytes) != *hash {
+            return Err(corrupted);
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// The deletes of every part of an upload.
+    fn drop_parts(upload: &UploadRecord, ops: &mut Vec<BatchOp>) {
+        for (part, _) in &upload.sizes {
+            ops.push(delete(keys::part(upload.blob, *part)));
+        }
+    }
+
+    fn save(
+        &self,
+        owner: i64,
+        file_id: i64,
+        part: i32,
+        total_parts: Option<i32>,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<(), FileError> {
+        let part = rules::check_part_index(part, total_parts, self.config.max_parts)?;
+        let total = total_parts.and_then(|total| u32::try_from(total).ok());
+        let last = total.map(|total| total - 1);
+        // Cheap checks and the hash before the lock.
+        PartSizes::new().check(0, bytes.len(), None)?;
+        let mut value = Vec::with_capacity(32 + bytes.len());
+        value.extend_from_slice(&sha256(bytes));
+        value.extend_from_slice(bytes);
+        let len = u32::try_from(bytes.len()).map_err(|_| FileError::FilePartTooBig)?;
+        let _upload = self.upload_lock(owner, file_id);
+        let reader = self.instance.latest();
+        let stored = Self::upload(&reader, owner, file_id)?;
+        let ttl = self.config.upload_ttl;
+        let mut ops = Vec::new();
+        let live = stored
+            .as_ref()
+            .filter(|upload| now < upload.touched.saturating_add(ttl));
+        let mut upload = match live {
+            Some(upload) => {
+                if upload.total != total {
+                    // One upload is either small or big, with one announced total.
+                    return Err(FileError::FilePartsInvalid);
+                }
+                let mut sizes = PartSizes::new();
+                for (index, size) in &upload.sizes {
+                    sizes.insert(*index, *size as usize);
+                }
+                sizes.check(part, bytes.len(), last)?;
+                let replaced = sizes.get(part).map_or(0, |size| size as u64);
+                let small_total = sizes.total_len() - replaced + u64::from(len);
+                if total.is_none() && small_total > rules::BIG_FILE_THRESHOLD {
+                    // Over 10 MB must come through saveBigFilePart.
+                    return Err(FileError::FilePartsInvalid);
+                }
+                ops.push(delete(keys::upload_expiry(upload.touched, owner, file_id)));
+                upload.clone()
+            }
+            None => {
+                PartSizes::new().check(part, bytes.len(), last)?;
+                // An expired upload is gone even before the sweep: it starts over.
+                if let Some(expired) = &stored {
+                    Self::drop_parts(expired, &mut ops);
+                    ops.push(delete(keys::upload_expiry(expired.touched, owner, file_id)));
+                }
+                UploadRecord {
+                    blob: self.next_blob.fetch_add(1, Ordering::Relaxed),
+                    total,
+                    touched: now,
+                    sizes: Vec::new(),
+                }
+            }
+        };
+        match upload
+            .sizes
+            .binary_search_by_key(&part, |(index, _)| *index)
+        {
+            Ok(at) => {
+                if let Some(entry) = upload.sizes.get_mut(at) {
+                    entry.1 = len;
+                }
+            }
+            Err(at) => upload.sizes.insert(at, (part, len)),
+        }
+        upload.touched = now;
+        ops.push(put(keys::part(upload.blob, part), value));
+        ops.push(put(
+            keys::owned_file(Prefix::Upload, owner, file_id),
+            encode_upload(&upload),
+        ));
+        ops.push(put(keys::upload_expiry(now, owner, file_id), Vec::new()));
+        self.write(&ops)
+    }
+
+    /// Flips a byte of a stored part, to test that corruption is caught. Unstable API,
+    /// feature `testing`.
+    #[cfg(feature = "testing")]
+    pub fn corrupt_part(&self, owner: i64, file_id: i64, part: u32) -> bool {
+        let reader = self.instance.latest();
+        let Ok(Some(upload)) = Self::upload(&reader, owner, file_id) else {
+            return false;
+        };
+        self.flip(upload.blob, part, 0)
+    }
+
+    /// Flips a byte of a finished file's content at `at`. Unstable API, feature `testing`.
+    #[cfg(feature = "testing")]
+    pub fn corrupt_content(&self, content: ContentId, at: u64) -> bool {
+        let reader = self.instance.latest();
+        let Ok(Some(record)) = Self::content(&reader, &content) else {
+            return false;
+        };
+        let part_size = u64::from(record.part_size.max(1));
+        let part = u32::try_from(at / part_size).unwrap_or(u32::MAX);
+        self.flip(
+            record.blob,
+            part,
+            usize::try_from(at % part_size).unwrap_or(0),
+        )
+    }
+
+    #[cfg(feature = "testing")]
+    fn flip(&self, blob: u64, part: u32, at: usize) -> bool {
+        let key = keys::part(blob, part);
+        let Ok(Some(mut value)) = self.instance.latest().get(&key, |value| Ok(value.to_vec()))
+        else {
+            return false;
+        };
+        match value.get_mut(32 + at) {
+            Some(byte) => *byte ^= 0x40,
+            None => return false,
+        }
+        self.write(&[put(key, value)]).is_ok()
+    }
+}
+
+impl FileStore for RocksFileStore {
+    fn save_part(
+        &self,
+        owner: i64,
+        file_id: i64,
+        part: i32,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<(), FileError> {
+        self.save(owner, file_id, part, None, bytes, now)
+    }
+
+    fn save_big_part(
+        &self,
+        owner: i64,
+        file_id: i64,
+        part: i32,
+        total_parts: i32,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<(), FileError> {
+        self.save(owner, file_id, part, Some(total_parts), bytes, now)
+    }
+
+    fn finish(&self, request: &FinishRequest, now: i64) -> Result<FileInfo, FileError> {
+        let parts = u32::try_from(request.parts).map_err(|_| FileError::FilePartsInvalid)?;
+        if parts == 0 || parts > self.config.max_parts {
+            return Err(FileError::FilePartsInvalid);
+        }
+        let (owner, file_id) = (request.owner, request.file_id);
+        let _upload = self.upload_lock(owner, file_id);
+        let reader = self.instance.latest();
+        let upload = Self::upload(&reader, owner, file_id)?.ok_or(FileError::FilePartMissing(0))?;
+        if now >= upload.touched.saturating_add(self.config.upload_ttl) {
+            return Err(FileError::FilePartMissing(0));
+        }
+        if upload.total.is_some_and(|total| total != parts) {
+            return Err(FileError::FilePartsInvalid);
+        }
+        let big = upload.total.is_some();
+        // inputFile (with its md5_checksum) finishes small uploads, inputFileBig big ones.
+        if request.md5_checksum.is_some() == big {
+            return Err(FileError::FilePartsInvalid);
+        }
+        let file_key = keys::owned_file(Prefix::FileRow, owner, file_id);
+        // A file id names one file: finishing it again would let go of content that
+        // messages may still refer to.
+        if reader.contains(&file_key).map_err(backend)? {
+            return Err(FileError::FileIdInvalid);
+        }
+        let mut sizes = PartSizes::new();
+        for (index, size) in &upload.sizes {
+            sizes.insert(*index, *size as usize);
+        }
+        let size = sizes.finish(parts)?;
+        if !big && size > rules::BIG_FILE_THRESHOLD {
+            return Err(FileError::FilePartsInvalid);
+        }
+        let part_size = sizes
+            .get(0)
+            .and_then(|len| u32::try_from(len).ok())
+            .unwrap_or(0);
+        // One pass over the parts: each checked, then hashed three ways.
+        let mut md5 = Md5::new();
+        let mut whole = Sha256::new();
+        let mut ranges = RangeHasher::new();
+        for part in 0..parts {
+            let bytes = Self::read_part(&reader, upload.blob, part, file_id)?;
+            md5.update(&bytes);
+            whole.update(&bytes);
+            ranges.update(&bytes);
+        }
+        if let Some(expected) = request
+            .md5_checksum
+            .as_deref()
+            .filter(|md5| !md5.is_empty())
+        {
+            let actual: String = md5
+                .finalize()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(FileError::Md5ChecksumInvalid);
+            }
+        }
+        let content = ContentId(whole.finalize().into());
+        let _contents = lock(&self.contents);
+        let mut ops = Vec::new();
+        match Self::content(&reader, &content)? {
+            Some(mut existing) => {
+                // Stored already: one more reference, and these parts go.
+                existing.refs = existing.refs.saturating_add(1);
+                ops.push(put(keys::content(&content.0), encode_content(&existing)));
+                Self::drop_parts(&upload, &mut ops);
+            }
+            None => {
+                ops.push(put(
+                    keys::content(&content.0),
+                    encode_content(&ContentRecord {
+                        blob: upload.blob,
+                        part_size,
+                        size,
+                        refs: 1,
+                    }),
+                ));
+                for (window, hashes) in ranges.finish().chunks(RANGES_PER_WINDOW).enumerate() {
+                    let window = u32::try_from(window).unwrap_or(u32::MAX);
+                    ops.push(put(
+                        keys::range_hashes(&content.0, window),
+                        encode_hashes(hashes),
+                    ));
+                }
+                // Parts past the finished count are not part of the file.
+                for (part, _) in upload.sizes.iter().filter(|(part, _)| *part >= parts) {
+                    ops.push(delete(keys::part(upload.blob, *part)));
+                }
+            }
+        }
+        let info = FileInfo {
+            content,
+            size,
+            name: request.name.clone(),
+            owner,
+            file_id,
+        };
+        ops.push(put(file_key, encode_file(&info)));
+        ops.push(delete(keys::owned_file(Prefix::Upload, owner, file_id)));
+        ops.push(delete(keys::upload_expiry(upload.touched, owner, file_id)));
+        self.write(&ops)?;
+        Ok(info)
+    }
+
+    fn file(&self, owner: i64, file_id: i64) -> Result<Option<FileInfo>, FileError> {
+        self.instance
+            .latest()
+            .get(
+                &keys::owned_file(Prefix::FileRow, owner, file_id),
+                |value| {
+                    decode_file(value).map_err(|error| MessageError::Backend(error.to_string()))
+                },
+            )
+            .map_err(backend)
+    }
+
+    fn get_file(
+        &self,
+        content: ContentId,
+        offset: i64,
+        limit: i32,
+        precise: bool,
+    ) -> Result<Vec<u8>, FileError> {
+        let (offset, limit) = rules::check_download(offset, limit, precise)?;
+        let reader = self.instance.snapshot();
+        let record = Self::content(&reader, &content)?.ok_or(FileError::FileIdInvalid)?;
+        let start = offset.min(record.size);
+        let end = offset.saturating_add(limit).min(record.size);
+        let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        if end <= start {
+            return Ok(out);
+        }
+        let part_size = u64::from(record.part_size.max(1));
+        let first = start / part_size;
+        let last = (end - 1) / part_size;
+        for part in first..=last {
+            let index = u32::try_from(part).map_err(corrupt)?;
+            let bytes = Self::read_part(&reader, record.blob, index, 0)?;
+            let part_start = part * part_size;
+            let from = usize::try_from(start.max(part_start) - part_start).map_err(corrupt)?;
+            let to = usize::try_from(end.min(part_start + bytes.len() as u64) - part_start)
+                .map_err(corrupt)?;
+            let slice = bytes.get(from..to).ok_or(FileError::Corrupted {
+                file_id: 0,
+                part: index,
+            })?;
+            out.extend_from_slice(slice);
+        }
+        Ok(out)
+    }
+
+    fn get_file_hashes(&self, content: ContentId, offset: i64) -> Result<Vec<FileHash>, FileError> {
+        let offset = u64::try_from(offset).map_err(|_| FileError::OffsetInvalid)?;
+        let reader = self.instance.snapshot();
+        let record = Self::content(&reader, &content)?.ok_or(FileError::FileIdInvalid)?;
+        let window = offset / DOWNLOAD_WINDOW;
+        let Some(hashes) = reader
+            .get(
+                &keys::range_hashes(&content.0, u32::try_from(window).unwrap_or(u32::MAX)),
+                |value| {
+                    decode_hashes(value).map_err(|error| MessageError::Backend(error.to_string()))
+                },
+            )
+            .map_err(backend)?
+        else {
+            return Ok(Vec::new());
+        };
+        let first = offset / HASH_RANGE;
+        let mut out = Vec::new();
+        for (i, hash) in hashes.iter().enumerate() {
+            let range = window * (RANGES_PER_WINDOW as u64) + i as u64;
+            let start = range * HASH_RANGE;
+            if range < first || start >= record.size {
+                continue;
+            }
+            out.push(FileHash {
+                offset: start,
+                limit: u32::try_from(HASH_RANGE.min(record.size - start)).unwrap_or(u32::MAX),
+                hash: *hash,
+            });
+        }
+        Ok(out)
+    }
+
+    fn delete_file(&self, owner: i64, file_id: i64) -> Result<bool, FileError> {
+        let _upload = self.upload_lock(owner, file_id);
+        let reader = self.instance.latest();
+        let file_key = keys::owned_file(Prefix::FileRow, owner, file_id);
+        let Some(info) = reader
+            .get(&file_key, |value| {
+                decode_file(value).map_err(|error| MessageError::Backend(error.to_string()))
+            })
+            .map_err(backend)?
+        else {
+            return Ok(false);
+        };
+        let _contents = lock(&self.contents);
+        let mut ops = vec![delete(file_key)];
+        if let Some(mut record) = Self::content(&reader, &info.content)? {
+            record.refs = record.refs.saturating_sub(1);
+            if record.refs == 0 {
+                // The last file: the content, its hashes and its parts go together.
+                ops.push(delete(keys::content(&info.content.0)));
+                let part_size = u64::from(record.part_size.max(1));
+                let parts = record.size.div_ceil(part_size);
+                for part in 0..parts {
+                    ops.push(delete(keys::part(
+                        record.blob,
+                        u32::try_from(part).unwrap_or(u32::MAX),
+                    )));
+                }
+                for window in 0..record.size.div_ceil(DOWNLOAD_WINDOW) {
+                    ops.push(delete(keys::range_hashes(
+                        &info.content.0,
+                        u32::try_from(window).unwrap_or(u32::MAX),
+                    )));
+                }
+            } else {
+                ops.push(put(keys::content(&info.content.0), encode_content(&record)));
+            }
+        }
+        self.write(&ops)?;
+        Ok(true)
+    }
+
+    fn sweep(&self, now: i64) -> Result<usize, FileError> {
+        let ttl = self.config.upload_ttl;
+        let expired: Vec<(i64, i64, i64)> = {
+            let reader = self.instance.latest();
+            let mut walk = reader
+                .range(&[Prefix::UploadExpiry as u8])
+                .map_err(backend)?;
+            walk.first();
+            let mut expired = Vec::new();
+            while let Some((key, _)) = walk.item().map_err(backend)? {
+                let (touched, owner, file_id) = keys::decode_upload_expiry(key).map_err(corrupt)?;
+                if now < touched.saturating_add(ttl) {
+                    break;
+                }
+                expired.push((touched, owner, file_id));
+                walk.next();
+            }
+            expired
+        };
+        let mut swept = 0;
+        for (touched, owner, file_id) in expired {
+            let _upload = self.upload_lock(owner, file_id);
+            let reader = self.instance.latest();
+            // Checked again under the lock: a part may have come since.
+            let Some(upload) = Self::upload(&reader, owner, file_id)? else {
+                self.write(&[delete(keys::upload_expiry(touched, owner, file_id))])?;
+                continue;
+            };
+            if now < upload.touched.saturating_add(ttl) {
+                continue;
+            }
+            let mut ops = Vec::new();
+            Self::drop_parts(&upload, &mut ops);
+            ops.push(delete(keys::owned_file(Prefix::Upload, owner, file_id)));
+            ops.push(delete(keys::upload_expiry(upload.touched, owner, file_id)));
+            if upload.touched != touched {
+                ops.push(delete(keys::upload_expiry(touched, owner, file_id)));
+            }
+            self.write(&ops)?;
+            swept += 1;
+        }
+        Ok(swept)
+    }
+}
