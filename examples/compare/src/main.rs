@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod crypto;
+mod files;
 mod handshake;
 mod session;
 mod store;
@@ -101,6 +102,7 @@ const SUITES: &[(&str, fn())] = &[
     ("handshake", handshake::run),
     ("session", session::run),
     ("store", store::run),
+    ("files", files::run),
 ];
 
 fn main() -> ExitCode {

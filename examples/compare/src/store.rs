@@ -2,12 +2,13 @@
 //!
 //! - `send_durable_64`: private-chat sends per second from 64 threads at once, each sending
 //!   from its own user to its own partner (64 distinct chats), every send synced (the
-//!   default durability), over the default four instances. Peer (`rocksdb_writebatch_sync`):
+//!   default durability), in the default layout (one instance). Peer
+//!   (`rocksdb_writebatch_sync`):
 //!   64 threads writing synced `WriteBatch`es into one RocksDB with the same number of keys
 //!   and bytes per batch as our sends write on average (measured from our store's own
 //!   statistics in the same run). The ratio is what the store's bookkeeping (locks, counters,
 //!   idempotency, the pending record of a send that crosses instances) costs over the bare
-//!   writes.
+//!   writes. `send_durable_64_4_instances` is the same over four instances.
 //! - `history_page_100`: 100-message `get_history` pages at a random `offset_id` in a random
 //!   chat of a store of 1,000,000 messages (500 private chats of 1,000 sends, each message
 //!   stored in both boxes). Peer (`rocksdb_range_scan`): a RocksDB holding the same message
@@ -63,9 +64,12 @@ fn raw_db(path: &Path) -> rocksdb::DB {
     rocksdb::DB::open(&options, path).expect("a RocksDB for the peer")
 }
 
-fn send_durable(dir: &Path) {
-    let store =
-        RocksMessageStore::open(dir.join("ours-send"), RocksOptions::default()).expect("store");
+fn send_durable(dir: &Path, bench: &str, instances: u32) {
+    let options = RocksOptions {
+        instances,
+        ..RocksOptions::default()
+    };
+    let store = RocksMessageStore::open(dir.join(bench), options).expect("store");
     let next_id = AtomicI64::new(1);
     let run_ours = |store: &RocksMessageStore| {
         std::thread::scope(|scope| {
@@ -92,15 +96,15 @@ fn send_durable(dir: &Path) {
     let keys_per_send = usize::try_from(keys_per_send.max(1)).unwrap_or(1);
     let value_len = usize::try_from(bytes_per_send).unwrap_or(0) / keys_per_send;
     eprintln!(
-        "store: a send writes {keys_per_send} keys, {bytes_per_send} bytes (WriteBatch bytes)"
+        "store: {bench}: a send writes {keys_per_send} keys, {bytes_per_send} bytes (WriteBatch bytes)"
     );
-    let peer = raw_db(&dir.join("peer-send"));
+    let peer = raw_db(&dir.join(format!("peer-{bench}")));
     let next_key = AtomicI64::new(0);
     let mut sync = rocksdb::WriteOptions::default();
     sync.set_sync(true);
     let value = vec![0x61u8; value_len.saturating_sub(24).max(1)];
     compare(
-        "send_durable_64",
+        bench,
         "sends/s",
         "rocksdb_writebatch_sync",
         Side::new((WRITERS * SENDS_PER_CALL) as f64, || run_ours(&store)),
@@ -230,7 +234,14 @@ fn peak_rss_kib() -> Option<u64> {
 
 pub(crate) fn run() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    send_durable(dir.path());
+    // The default layout (one instance), then four instances, where three private chats in
+    // four cross instances and take two synced batches.
+    send_durable(
+        dir.path(),
+        "send_durable_64",
+        RocksOptions::default().instances,
+    );
+    send_durable(dir.path(), "send_durable_64_4_instances", 4);
     history(dir.path());
     if let Some(kib) = peak_rss_kib() {
         eprintln!("store: peak RSS {} MiB", kib / 1024);

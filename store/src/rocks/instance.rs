@@ -183,6 +183,10 @@ impl Instance {
         }
     }
 
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "used by inject_fault")
+    )]
     pub(crate) fn set_fault(&self, after_writes: u64, fault: Fault) {
         *self
             .fault

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::instance::{Instance, Reader, engine_error};
+use super::instance::{Instance, RangeIter, Reader, engine_error};
 use super::locks::BoxLocks;
 use super::plan::{BoxPlan, box_exists, corrupt, read_dialog, read_message, read_meta};
 use super::shards::{OpenError, RocksOptions, Shards, instance_dir, write_manifest};
@@ -500,6 +500,8 @@ impl MessageStore for RocksMessageStore {
             dialog,
             anchor: std::cell::Cell::new(None),
             error: std::cell::RefCell::new(None),
+            walk: std::cell::RefCell::new(None),
+            left_on: std::cell::Cell::new(None),
         };
         let page = select_history(&source, query)?;
         match source.error.into_inner() {
@@ -940,9 +942,30 @@ struct ChatSource<'a> {
     anchor: std::cell::Cell<Option<(usize, i32)>>,
     /// The first engine error; the trait's methods cannot return one.
     error: std::cell::RefCell<Option<MessageError>>,
+    /// One iterator over the chat for every lookup of the call (made on first use).
+    walk: std::cell::RefCell<Option<RangeIter<'a>>>,
+    /// The id of the message the iterator was last left on by a lookup.
+    left_on: std::cell::Cell<Option<i32>>,
 }
 
-impl ChatSource<'_> {
+impl<'a> ChatSource<'a> {
+    fn with_walk<T>(
+        &self,
+        f: impl FnOnce(&mut RangeIter<'a>) -> Result<T, MessageError>,
+    ) -> Result<T, MessageError> {
+        let mut slot = self.walk.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                self.reader
+                    .range(&keys::chat_prefix(self.box_id, self.peer))?,
+            );
+        }
+        match slot.as_mut() {
+            Some(walk) => f(walk),
+            None => Err(MessageError::Backend("no iterator".into())),
+        }
+    }
+
     fn fail(&self, error: MessageError) {
         self.error.borrow_mut().get_or_insert(error);
     }
@@ -953,20 +976,26 @@ impl ChatSource<'_> {
 
     /// The newest message with an id at or below `id`.
     fn at_or_below(&self, id: i32) -> Result<Option<MessageRecord>, MessageError> {
-        let mut walk = self
-            .reader
-            .range(&keys::chat_prefix(self.box_id, self.peer))?;
-        walk.seek_for_prev(&keys::chat(self.box_id, self.peer, id));
-        match walk.item()? {
-            Some((_, value)) => self.decode(value).map(Some),
-            None => Ok(None),
-        }
+        let found = self.with_walk(|walk| {
+            walk.seek_for_prev(&keys::chat(self.box_id, self.peer, id));
+            match walk.item()? {
+                Some((_, value)) => self.decode(value).map(Some),
+                None => Ok(None),
+            }
+        })?;
+        self.left_on
+            .set(found.as_ref().map(|record| record.message.id));
+        Ok(found)
     }
 
     /// The position of the message with this ordinal.
     fn position(&self, ordinal: i32) -> Result<usize, MessageError> {
         let number = self.reader.instance.number;
         let after = i64::from(self.dialog.ordinals) - i64::from(ordinal);
+        if i64::from(self.dialog.count) == i64::from(self.dialog.ordinals) {
+            // Nothing was ever deleted from this chat: no deletions to walk.
+            return Ok(usize::try_from(after).unwrap_or(0));
+        }
         let mut deleted_after = 0i64;
         let mut walk = self
             .reader
@@ -998,15 +1027,17 @@ impl ChatSource<'_> {
     fn count_at_or_after_date(&self, date: i32) -> Result<usize, MessageError> {
         // Dates never go back in a box, so "dated before `date`" holds for a prefix of the
         // chat by id: binary search for its newest member.
-        let mut walk = self
-            .reader
-            .range(&keys::chat_prefix(self.box_id, self.peer))?;
-        walk.first();
-        let oldest = match walk.item()? {
-            Some((_, value)) => self.decode(value)?,
-            None => return Ok(0),
+        let oldest = self.with_walk(|walk| {
+            walk.first();
+            match walk.item()? {
+                Some((_, value)) => self.decode(value).map(Some),
+                None => Ok(None),
+            }
+        })?;
+        self.left_on.set(None);
+        let Some(oldest) = oldest else {
+            return Ok(0);
         };
-        drop(walk);
         if oldest.message.date >= date {
             return Ok(self.len());
         }
@@ -1033,10 +1064,18 @@ impl ChatSource<'_> {
     }
 
     fn read_range(&self, start: usize, len: usize) -> Result<Vec<StoredMessage>, MessageError> {
+        let left_on = self.left_on.take();
+        self.with_walk(|walk| self.walk_range(walk, left_on, start, len))
+    }
+
+    fn walk_range(
+        &self,
+        walk: &mut RangeIter<'a>,
+        left_on: Option<i32>,
+        start: usize,
+        len: usize,
+    ) -> Result<Vec<StoredMessage>, MessageError> {
         let count = self.len();
-        let mut walk = self
-            .reader
-            .range(&keys::chat_prefix(self.box_id, self.peer))?;
         // Start from whichever known place is nearest: the newest message, the oldest, or the
         // anchor a lookup left.
         let from_top = start;
@@ -1047,7 +1086,10 @@ impl ChatSource<'_> {
             .map(|(position, _)| position.abs_diff(start));
         if from_anchor.is_some_and(|steps| steps <= from_top.min(from_bottom)) {
             if let Some((position, id)) = self.anchor.get() {
-                walk.seek_for_prev(&keys::chat(self.box_id, self.peer, id));
+                // The lookup that found the anchor usually left the iterator on it.
+                if left_on != Some(id) {
+                    walk.seek_for_prev(&keys::chat(self.box_id, self.peer, id));
+                }
                 if start >= position {
                     for _ in position..start {
                         walk.prev();

@@ -33,7 +33,11 @@ pub enum Durability {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RocksOptions {
     /// RocksDB instances the logical shards are spread over; fixed at creation (the manifest
-    /// records it and a store opened with another count refuses to start).
+    /// records it and a store opened with another count refuses to start). One by default:
+    /// on one disk, one write-ahead log groups every concurrent writer's sync, and a private
+    /// message costs one synced batch; with several instances a message between boxes on
+    /// two of them costs two synced batches in sequence (the price of never delivering
+    /// half a send). More instances pay off with one disk each, or to spread compaction.
     pub instances: u32,
     /// When a write counts as durable.
     pub durability: Durability,
@@ -48,7 +52,7 @@ pub struct RocksOptions {
 impl Default for RocksOptions {
     fn default() -> Self {
         Self {
-            instances: 4,
+            instances: 1,
             durability: Durability::Sync,
             messages: MessageStoreConfig::default(),
             block_cache_bytes: 64 << 20,
