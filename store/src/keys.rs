@@ -570,6 +570,6 @@ mod tests {
         let end = prefix_end(&prefix).unwrap();
         assert!(chat(BoxId::User(-1), Peer::User(i64::MAX), i32::MAX) < end);
         assert_eq!(Prefix::of(&end), Some(Prefix::Chat));
-        assert_eq!(Prefix::of(&[0x0a]), None);
+        assert_eq!(Prefix::of(&[0x0e]), None);
     }
 }

@@ -251,6 +251,16 @@ fn a_failed_delivery_poisons_its_instance_and_completes_on_reopen() {
             1,
             "bob's copy is not there yet"
         );
+        // Alice's side of the failed send committed: her next message takes the next id
+        // (nothing cached from before the failure is reused).
+        let carol = (2..1000)
+            .find(|user| {
+                store.instance_of(BoxId::User(*user)) != store.instance_of(BoxId::User(bob))
+                    && *user != alice
+            })
+            .unwrap();
+        let next = store.send(&private(alice, carol, 9, "to carol")).unwrap();
+        assert_eq!(next.deliveries[0].message_id, 3);
         (alice, bob)
     };
     let store =

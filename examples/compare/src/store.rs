@@ -102,7 +102,21 @@ fn send_durable(dir: &Path, bench: &str, instances: u32) {
     let next_key = AtomicI64::new(0);
     let mut sync = rocksdb::WriteOptions::default();
     sync.set_sync(true);
-    let value = vec![0x61u8; value_len.saturating_sub(24).max(1)];
+    // Each entry of a batch is its key (8 bytes here), its value and 3 bytes of framing
+    // (type, key length, value length): values sized so that a batch carries the bytes ours
+    // do (checked below from the peer's own statistics).
+    let value = vec![0x61u8; value_len.saturating_sub(8 + 3).max(1)];
+    {
+        let mut batch = rocksdb::WriteBatch::default();
+        for key in 0..keys_per_send {
+            batch.put((key as u64).to_be_bytes(), &value);
+        }
+        eprintln!(
+            "store: {bench}: the peer's batch is {} keys, {} bytes",
+            keys_per_send,
+            batch.size_in_bytes()
+        );
+    }
     compare(
         bench,
         "sends/s",

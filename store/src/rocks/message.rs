@@ -26,7 +26,7 @@ use crate::message::{
 use crate::message::{HistorySource, select_history, targets};
 
 /// Lock stripes: enough that unrelated boxes rarely share one.
-const LOCK_STRIPES: u32 = 4096;
+const LOCK_STRIPES: u32 = 1 << 16;
 
 /// A send in progress, by its idempotency key.
 type SendKey = (i64, Peer, i64);
@@ -352,13 +352,17 @@ impl MessageStore for RocksMessageStore {
         for box_id in &boxes {
             self.shards.of(*box_id)?.check_writable()?;
         }
-        let _held = self.locks.lock(&boxes);
+        let mut held = self.locks.lock(&boxes);
         let readers = Readers::new(&self.shards, &boxes)?;
         let keep = self.config.max_log_entries;
         let mut plans = Vec::with_capacity(targets.len());
         let mut deliveries = Vec::with_capacity(targets.len());
-        for box_id in &boxes {
-            let plan = BoxPlan::load(readers.of(*box_id)?, *box_id, keep)?;
+        for (box_id, peer, _) in &targets {
+            let mut plan =
+                BoxPlan::load_cached(readers.of(*box_id)?, *box_id, keep, held.meta(*box_id))?;
+            if let Some(dialog) = held.dialog(*box_id, *peer) {
+                plan.preload_dialog(*peer, dialog);
+            }
             let message_id = plan
                 .meta
                 .state
@@ -374,6 +378,7 @@ impl MessageStore for RocksMessageStore {
             plans.push(plan);
         }
         let mut batches: BTreeMap<u32, Vec<BatchOp>> = BTreeMap::new();
+        let mut committed = Vec::with_capacity(targets.len());
         for ((plan, (box_id, peer, out)), delivery) in
             plans.into_iter().zip(&targets).zip(&deliveries)
         {
@@ -420,7 +425,9 @@ impl MessageStore for RocksMessageStore {
             plan.meta.last_date = date;
             plan.log(1, UpdateKind::NewMessage { id })?;
             let number = readers.of(*box_id)?.instance.number;
-            batches.entry(number).or_default().extend(plan.finish());
+            let (ops, meta, dialogs) = plan.finish_with_state();
+            batches.entry(number).or_default().extend(ops);
+            committed.push((*box_id, meta, dialogs));
         }
         drop(readers);
         let home_number = home.number;
@@ -450,16 +457,33 @@ impl MessageStore for RocksMessageStore {
             });
             remote.push((number, ops, pending_key));
         }
-        home.write(&home_ops, !remote.is_empty())?;
-        let mut delivered = Vec::new();
-        for (number, ops, pending_key) in remote {
-            // Synced even in the periodic mode: the pending record is dropped next, and a
-            // delivery must not vanish with it on a power failure.
-            self.shards.number(number)?.write(&ops, true)?;
-            delivered.push(BatchOp {
-                key: pending_key,
-                value: None,
-            });
+        let written = (|| {
+            home.write(&home_ops, !remote.is_empty())?;
+            let mut delivered = Vec::new();
+            for (number, ops, pending_key) in remote {
+                // Synced even in the periodic mode: the pending record is dropped next, and
+                // a delivery must not vanish with it on a power failure.
+                self.shards.number(number)?.write(&ops, true)?;
+                delivered.push(BatchOp {
+                    key: pending_key,
+                    value: None,
+                });
+            }
+            Ok(delivered)
+        })();
+        let delivered = match written {
+            Ok(delivered) => delivered,
+            Err(error) => {
+                // Some batches may have committed: nothing cached of these boxes holds.
+                for box_id in &boxes {
+                    held.forget(*box_id);
+                }
+                return Err(error);
+            }
+        };
+        // Every batch committed: what they left is what the next send starts from.
+        for (box_id, meta, dialogs) in committed {
+            held.remember(box_id, meta, &dialogs);
         }
         if !delivered.is_empty() {
             // Losing this write only means the next open checks the markers again.
@@ -627,7 +651,11 @@ impl MessageStore for RocksMessageStore {
         let mut copies = vec![(box_id, id)];
         copies.extend(found.others.iter().copied());
         let boxes: Vec<BoxId> = copies.iter().map(|(box_id, _)| *box_id).collect();
-        let _held = self.locks.lock(&boxes);
+        let mut held = self.locks.lock(&boxes);
+        // Changed another way than a send: the cached state of these boxes goes.
+        for box_id in &boxes {
+            held.forget(*box_id);
+        }
         let readers = Readers::new(&self.shards, &boxes)?;
         let own =
             read_message(readers.of(box_id)?, box_id, id)?.ok_or(MessageError::MessageIdInvalid)?;
@@ -681,7 +709,11 @@ impl MessageStore for RocksMessageStore {
                 }
             }
         }
-        let _held = self.locks.lock(&boxes);
+        let mut held = self.locks.lock(&boxes);
+        // Changed another way than a send: the cached state of these boxes goes.
+        for box_id in &boxes {
+            held.forget(*box_id);
+        }
         let readers = Readers::new(&self.shards, &boxes)?;
         // Which ids go from which box, read again under the locks.
         let mut plan_ids: BTreeMap<BoxId, Vec<i32>> = BTreeMap::new();
@@ -777,7 +809,11 @@ impl MessageStore for RocksMessageStore {
         };
         let mut boxes = vec![own];
         boxes.extend(other);
-        let _held = self.locks.lock(&boxes);
+        let mut held = self.locks.lock(&boxes);
+        // Changed another way than a send: the cached state of these boxes goes.
+        for box_id in &boxes {
+            held.forget(*box_id);
+        }
         let readers = Readers::new(&self.shards, &boxes)?;
         let own_reader = readers.of(own)?;
         if !box_exists(own_reader, own)? {

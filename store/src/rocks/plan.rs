@@ -85,10 +85,23 @@ impl<'r> BoxPlan<'r> {
         box_id: BoxId,
         keep: usize,
     ) -> Result<Self, MessageError> {
+        Self::load_cached(reader, box_id, keep, None)
+    }
+
+    /// Starts a plan from counters the caller has cached, or else read.
+    pub(crate) fn load_cached(
+        reader: &'r Reader<'r>,
+        box_id: BoxId,
+        keep: usize,
+        cached: Option<BoxMeta>,
+    ) -> Result<Self, MessageError> {
         let number = reader.instance.number;
-        let stored = reader.get(&keys::box_meta(box_id), |value| {
-            decode_box_meta(value).map_err(|error| corrupt(number, error))
-        })?;
+        let stored = match cached {
+            Some(meta) => Some(meta),
+            None => reader.get(&keys::box_meta(box_id), |value| {
+                decode_box_meta(value).map_err(|error| corrupt(number, error))
+            })?,
+        };
         Ok(Self {
             box_id,
             reader,
@@ -115,6 +128,14 @@ impl<'r> BoxPlan<'r> {
             .get_mut(&peer)
             .map(|change| &mut change.record)
             .ok_or_else(|| MessageError::Backend("dialog vanished from a plan".into()))
+    }
+
+    /// Uses a cached copy of a chat's summary instead of reading it.
+    pub(crate) fn preload_dialog(&mut self, peer: Peer, record: DialogRecord) {
+        self.dialogs.entry(peer).or_insert(DialogChange {
+            record,
+            original_top: record.top_id,
+        });
     }
 
     /// Checks that `count` more pts fit, without taking them.
@@ -198,8 +219,20 @@ impl<'r> BoxPlan<'r> {
     }
 
     /// The batch: the planned rows, the dialogs (and their moves in the order), the counters.
-    pub(crate) fn finish(mut self) -> Vec<BatchOp> {
+    pub(crate) fn finish(self) -> Vec<BatchOp> {
+        self.finish_with_state().0
+    }
+
+    /// [`Self::finish`], with the counters and chat summaries the batch leaves (to cache once
+    /// it commits).
+    pub(crate) fn finish_with_state(
+        mut self,
+    ) -> (Vec<BatchOp>, BoxMeta, Vec<(Peer, DialogRecord)>) {
         let dialogs = std::mem::take(&mut self.dialogs);
+        let summaries = dialogs
+            .iter()
+            .map(|(peer, change)| (*peer, change.record))
+            .collect();
         for (peer, change) in dialogs {
             let top = change.record.top_id;
             if top != change.original_top {
@@ -217,6 +250,6 @@ impl<'r> BoxPlan<'r> {
         }
         let meta = encode_box_meta(&self.meta);
         self.put(keys::box_meta(self.box_id), meta);
-        self.ops
+        (self.ops, self.meta, summaries)
     }
 }
