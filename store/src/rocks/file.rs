@@ -201,27 +201,25 @@ impl RocksFileStore {
             .map_err(backend)
     }
 
-    /// A part's bytes, checked against the SHA-256 stored with them.
-    fn read_part(
+    /// Hands a part's bytes, checked against the SHA-256 stored with them, to `use_bytes`
+    /// without copying them first.
+    fn with_part<T>(
         reader: &Reader<'_>,
         blob: u64,
         part: u32,
         file_id: i64,
-    ) -> Result<Vec<u8>, FileError> {
-        let stored = reader
-            .get(&keys::part(blob, part), |value| Ok(value.to_vec()))
-            .map_err(backend)?;
+        use_bytes: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T, FileError> {
         let corrupted = FileError::Corrupted { file_id, part };
-        let Some(stored) = stored else {
-            return Err(corrupted);
-        };
-        let Some((hash, bytes)) = stored.split_first_chunk::<32>() else {
-            return Err(corrupted);
-        };
-        if sha256(bytes) != *hash {
-            return Err(corrupted);
-        }
-        Ok(bytes.to_vec())
+        let checked = reader
+            .get(&keys::part(blob, part), |stored| {
+                Ok(match stored.split_first_chunk::<32>() {
+                    Some((hash, bytes)) if sha256(bytes) == *hash => Some(use_bytes(bytes)),
+                    _ => None,
+                })
+            })
+            .map_err(backend)?;
+        checked.flatten().ok_or(corrupted)
     }
 
     /// The deletes of every part of an upload.
@@ -421,11 +419,18 @@ impl FileStore for RocksFileStore {
         let mut md5 = Md5::new();
         let mut whole = Sha256::new();
         let mut ranges = RangeHasher::new();
+        let check_md5 = request
+            .md5_checksum
+            .as_deref()
+            .is_some_and(|md5| !md5.is_empty());
         for part in 0..parts {
-            let bytes = Self::read_part(&reader, upload.blob, part, file_id)?;
-            md5.update(&bytes);
-            whole.update(&bytes);
-            ranges.update(&bytes);
+            Self::with_part(&reader, upload.blob, part, file_id, |bytes| {
+                if check_md5 {
+                    md5.update(bytes);
+                }
+                whole.update(bytes);
+                ranges.update(bytes);
+            })?;
         }
         if let Some(expected) = request
             .md5_checksum
@@ -521,16 +526,18 @@ impl FileStore for RocksFileStore {
         let last = (end - 1) / part_size;
         for part in first..=last {
             let index = u32::try_from(part).map_err(corrupt)?;
-            let bytes = Self::read_part(&reader, record.blob, index, 0)?;
             let part_start = part * part_size;
             let from = usize::try_from(start.max(part_start) - part_start).map_err(corrupt)?;
-            let to = usize::try_from(end.min(part_start + bytes.len() as u64) - part_start)
-                .map_err(corrupt)?;
-            let slice = bytes.get(from..to).ok_or(FileError::Corrupted {
+            let to = usize::try_from(end - part_start).map_err(corrupt)?;
+            let copied = Self::with_part(&reader, record.blob, index, 0, |bytes| {
+                let slice = bytes.get(from..to.min(bytes.len()))?;
+                out.extend_from_slice(slice);
+                Some(())
+            })?;
+            copied.ok_or(FileError::Corrupted {
                 file_id: 0,
                 part: index,
             })?;
-            out.extend_from_slice(slice);
         }
         Ok(out)
     }
