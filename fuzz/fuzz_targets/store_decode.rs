@@ -66,6 +66,29 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((expires_at, id)) = keys::decode_key_expiry(data) {
         assert_eq!(keys::key_expiry(expires_at, id), data);
     }
+    if let Ok((blob, part)) = keys::decode_part(data) {
+        assert_eq!(keys::part(blob, part), data);
+    }
+    for prefix in [keys::Prefix::Upload, keys::Prefix::FileRow] {
+        if let Ok((owner, file_id)) = keys::decode_owned_file(prefix, data) {
+            assert_eq!(keys::owned_file(prefix, owner, file_id), data);
+        }
+    }
+    if let Ok((touched, owner, file_id)) = keys::decode_upload_expiry(data) {
+        assert_eq!(keys::upload_expiry(touched, owner, file_id), data);
+    }
+    if let Ok(upload) = codec::decode_upload(data) {
+        assert_eq!(codec::encode_upload(&upload), data);
+    }
+    if let Ok(content) = codec::decode_content(data) {
+        assert_eq!(codec::encode_content(&content), data);
+    }
+    if let Ok(file) = codec::decode_file(data) {
+        assert_eq!(codec::encode_file(&file), data);
+    }
+    if let Ok(hashes) = codec::decode_hashes(data) {
+        assert_eq!(codec::encode_hashes(&hashes), data);
+    }
     if let Ok(meta) = codec::decode_box_meta(data) {
         assert_eq!(codec::encode_box_meta(&meta), data);
     }

@@ -15,10 +15,12 @@
     reason = "test code"
 )]
 
+mod crash_harness;
+
+use crash_harness::Rng;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,21 +40,6 @@ fn options() -> RocksOptions {
         messages: MessageStoreConfig::default(),
         block_cache_bytes: 8 << 20,
         write_buffer_bytes: 1 << 20,
-    }
-}
-
-/// A small deterministic generator (xorshift64*), so that a failing cycle can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -226,42 +213,17 @@ fn verify(store: &RocksMessageStore, acks: &[Ack], cycle: u64) {
 }
 
 fn parent() {
-    let cycles: u64 = std::env::var("COLUMBA_CRASH_CYCLES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(50);
+    let cycles = crash_harness::cycles(50);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = Rng(0x5eed_1234_abcd);
     let mut acks: Vec<Ack> = Vec::new();
     let mut redelivered = 0;
     let started = Instant::now();
     for cycle in 1..=cycles {
-        let mut child = Command::new(&exe)
-            .arg("child")
-            .arg(dir.path())
-            .arg(cycle.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|line| parse(&line))
-                .collect::<Vec<Ack>>()
-        });
         // Anywhere from during the open (and its recovery) to well into the sending.
-        std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "cycle {cycle}: the child ended by itself: {status:?}"
-        );
-        let new = reader.join().unwrap();
+        let kill_after = Duration::from_millis(20 + rng.below(400));
+        let lines = crash_harness::run_and_kill(dir.path(), cycle, kill_after);
+        let new: Vec<Ack> = lines.iter().filter_map(|line| parse(line)).collect();
         // Thread numbers are per child: make them distinct per cycle for the order check.
         acks.extend(new.into_iter().map(|mut ack| {
             ack.thread += i64::try_from(cycle).unwrap() * 100;
@@ -291,20 +253,5 @@ fn parent() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("child") {
-        let dir = args.get(2).expect("a directory");
-        let cycle = args
-            .get(3)
-            .and_then(|c| c.parse().ok())
-            .expect("a cycle number");
-        child(Path::new(dir), cycle);
-        return;
-    }
-    // `cargo test -- --list` and filters: this binary has one test.
-    if args.iter().any(|arg| arg == "--list") {
-        println!("acknowledged_sends_survive_sigkill: test");
-        return;
-    }
-    parent();
+    crash_harness::main("acknowledged_sends_survive_sigkill", child, parent);
 }

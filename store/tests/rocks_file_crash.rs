@@ -16,10 +16,12 @@
     reason = "test code"
 )]
 
+mod crash_harness;
+
+use crash_harness::Rng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,20 +31,6 @@ use columba_store::{Durability, FileError, FileStore, RocksFileStore};
 const THREADS: i64 = 4;
 const PART: usize = 8 * 1024;
 const NOW: i64 = 1_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn open(dir: &Path) -> RocksFileStore {
     RocksFileStore::open(dir, FileStoreConfig::default(), Durability::Sync).unwrap()
@@ -147,38 +135,21 @@ fn read_all(store: &RocksFileStore, owner: i64, file_id: i64) -> Vec<u8> {
 }
 
 fn parent() {
-    let cycles: u64 = std::env::var("COLUMBA_CRASH_CYCLES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(30);
+    let cycles = crash_harness::cycles(30);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = Rng(0xf11e_5eed);
     // Finished files to check again after every later crash.
     let mut finished: BTreeSet<(i64, i64)> = BTreeSet::new();
     let mut resumed = 0usize;
     let started = Instant::now();
     for cycle in 1..=cycles {
-        let mut child = Command::new(&exe)
-            .arg("child")
-            .arg(dir.path())
-            .arg(cycle.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<String>>()
-        });
-        std::thread::sleep(Duration::from_millis(30 + rng.below(400)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let lines = crash_harness::run_and_kill(
+            dir.path(),
+            cycle,
+            Duration::from_millis(30 + rng.below(400)),
+        );
         let mut acked_parts: BTreeMap<(i64, i64), BTreeSet<usize>> = BTreeMap::new();
-        for line in reader.join().unwrap() {
+        for line in lines {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["part", owner, file_id, index] => {
@@ -278,19 +249,5 @@ fn parent() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("child") {
-        let dir = args.get(2).expect("a directory");
-        let cycle = args
-            .get(3)
-            .and_then(|c| c.parse().ok())
-            .expect("a cycle number");
-        child(Path::new(dir), cycle);
-        return;
-    }
-    if args.iter().any(|arg| arg == "--list") {
-        println!("acknowledged_uploads_survive_sigkill: test");
-        return;
-    }
-    parent();
+    crash_harness::main("acknowledged_uploads_survive_sigkill", child, parent);
 }

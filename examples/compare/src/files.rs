@@ -11,6 +11,11 @@
 //!   blob files are).
 //!
 //! Both live in a temporary directory, deleted at the end.
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark that cannot set up has nothing to report: it stops and says why"
+)]
 
 use std::fs::File;
 use std::hint::black_box;

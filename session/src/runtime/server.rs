@@ -185,7 +185,7 @@ impl Server {
         // Sessions live in memory: nothing from before this start may run in a new one.
         endpoint_config
             .refuse_msg_ids_before
-            .get_or_insert_with(|| super::now().unix);
+            .get_or_insert_with(|| now().unix);
         let endpoint = Endpoint::new(store.clone(), salts, endpoint_config);
         let (stopping, _) = watch::channel(false);
         Self {

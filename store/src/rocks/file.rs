@@ -11,12 +11,13 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
 use super::instance::{FILE_FAMILIES, Instance, Reader, Tuning};
+use super::part_cache::PartCache;
 use super::shards::{Durability, OpenError};
 use crate::codec::{
     BatchOp, ContentRecord, UploadRecord, decode_content, decode_file, decode_hashes,
@@ -43,7 +44,12 @@ pub struct RocksFileStore {
     /// range (it cannot be).
     spare: Mutex<()>,
     next_blob: AtomicU64,
+    /// Parts of finished files already checked, for downloads.
+    cache: PartCache,
 }
+
+/// The default budget of the cache of checked parts.
+pub const DEFAULT_PART_CACHE_BYTES: usize = 128 << 20;
 
 fn backend(error: MessageError) -> FileError {
     match error {
@@ -164,7 +170,16 @@ impl RocksFileStore {
             contents: Mutex::new(()),
             spare: Mutex::new(()),
             next_blob: AtomicU64::new(next),
+            cache: PartCache::new(DEFAULT_PART_CACHE_BYTES),
         })
+    }
+
+    /// Sets the memory given to parts of finished files already checked against their
+    /// SHA-256 ([`DEFAULT_PART_CACHE_BYTES`] by default; 0 turns the cache off, and every
+    /// download reads and hashes its parts again).
+    pub fn with_part_cache(mut self, bytes: usize) -> Self {
+        self.cache = PartCache::new(bytes);
+        self
     }
 
     fn upload_lock(&self, owner: i64, file_id: i64) -> MutexGuard<'_, ()> {
@@ -349,6 +364,7 @@ impl RocksFileStore {
             Some(byte) => *byte ^= 0x40,
             None => return false,
         }
+        self.cache.remove(blob, part);
         self.write(&[put(key, value)]).is_ok()
     }
 }
@@ -529,15 +545,24 @@ impl FileStore for RocksFileStore {
             let part_start = part * part_size;
             let from = usize::try_from(start.max(part_start) - part_start).map_err(corrupt)?;
             let to = usize::try_from(end - part_start).map_err(corrupt)?;
-            let copied = Self::with_part(&reader, record.blob, index, 0, |bytes| {
-                let slice = bytes.get(from..to.min(bytes.len()))?;
-                out.extend_from_slice(slice);
-                Some(())
-            })?;
-            copied.ok_or(FileError::Corrupted {
-                file_id: 0,
-                part: index,
-            })?;
+            let bytes = match self.cache.get(record.blob, index) {
+                Some(bytes) => bytes,
+                None => {
+                    let bytes: Arc<[u8]> =
+                        Self::with_part(&reader, record.blob, index, 0, |bytes: &[u8]| {
+                            Arc::<[u8]>::from(bytes)
+                        })?;
+                    self.cache.insert(record.blob, index, bytes.clone());
+                    bytes
+                }
+            };
+            let slice = bytes
+                .get(from..to.min(bytes.len()))
+                .ok_or(FileError::Corrupted {
+                    file_id: 0,
+                    part: index,
+                })?;
+            out.extend_from_slice(slice);
         }
         Ok(out)
     }
@@ -593,6 +618,7 @@ impl FileStore for RocksFileStore {
             record.refs = record.refs.saturating_sub(1);
             if record.refs == 0 {
                 // The last file: the content, its hashes and its parts go together.
+                self.cache.remove_blob(record.blob);
                 ops.push(delete(keys::content(&info.content.0)));
                 let part_size = u64::from(record.part_size.max(1));
                 let parts = record.size.div_ceil(part_size);

@@ -34,11 +34,12 @@ mod file;
 mod instance;
 mod locks;
 mod message;
+mod part_cache;
 mod plan;
 mod shards;
 
 pub use auth_key::RocksAuthKeyStore;
-pub use file::RocksFileStore;
+pub use file::{DEFAULT_PART_CACHE_BYTES, RocksFileStore};
 pub use instance::Fault;
 pub use message::RocksMessageStore;
 pub use shards::{Durability, OpenError, RocksOptions};
