@@ -64,7 +64,10 @@ impl PartCache {
         }
     }
 
-    #[cfg_attr(not(feature = "testing"), allow(dead_code, reason = "used by the corruption hooks"))]
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "used by the corruption hooks")
+    )]
     pub(crate) fn remove(&self, blob: u64, part: u32) {
         let mut inner = self.lock();
         if let Some(old) = inner.parts.remove(&(blob, part)) {
