@@ -540,6 +540,21 @@ pub struct BatchOp {
     pub value: Option<Vec<u8>>,
 }
 
+impl BatchOp {
+    /// Puts `value` under `key`.
+    pub fn put(key: Vec<u8>, value: Vec<u8>) -> Self {
+        Self {
+            key,
+            value: Some(value),
+        }
+    }
+
+    /// Deletes `key`.
+    pub fn delete(key: Vec<u8>) -> Self {
+        Self { key, value: None }
+    }
+}
+
 /// Writes a deferred batch (the `07` row): the writes still to make on another instance.
 pub fn encode_ops(ops: &[BatchOp]) -> Vec<u8> {
     let mut w = Writer::new();

@@ -22,6 +22,14 @@
 //! Message bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
 
+/// Locks a mutex whose holders never leave its data half-changed (each changes it in one
+/// step, or guards nothing but an order), so that a panic elsewhere does not poison it.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub mod auth_key;
 pub mod codec;
 pub mod file;

@@ -82,9 +82,7 @@ impl MemoryMessageStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every call changes the state in one step under the lock; a panic cannot leave it
         // half-changed, so a poisoned lock is still consistent.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.inner)
     }
 }
 

@@ -33,17 +33,6 @@ fn backend(error: MessageError) -> AuthKeyError {
     }
 }
 
-fn put(key: Vec<u8>, value: Vec<u8>) -> BatchOp {
-    BatchOp {
-        key,
-        value: Some(value),
-    }
-}
-
-fn delete(key: Vec<u8>) -> BatchOp {
-    BatchOp { key, value: None }
-}
-
 impl RocksAuthKeyStore {
     /// Opens (or creates) the key store at `path`. With [`Durability::Sync`] a key is on disk
     /// before the handshake that made it answers; [`Durability::Periodic`] is refused: a lost
@@ -72,9 +61,7 @@ impl RocksAuthKeyStore {
 
     fn lock(&self) -> MutexGuard<'_, ()> {
         // Guards nothing but the order of writers.
-        self.writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.writer)
     }
 
     fn write(&self, ops: &[BatchOp]) -> Result<(), AuthKeyError> {
@@ -112,9 +99,9 @@ impl RocksAuthKeyStore {
         ops: &mut Vec<BatchOp>,
     ) -> Result<(), AuthKeyError> {
         if let Some((perm, _)) = Self::binding(reader, temp)? {
-            ops.push(delete(keys::auth_key(Prefix::TempBinding, temp)));
+            ops.push(BatchOp::delete(keys::auth_key(Prefix::TempBinding, temp)));
             if Self::temp_of(reader, perm)? == Some(temp) {
-                ops.push(delete(keys::auth_key(Prefix::PermBinding, perm)));
+                ops.push(BatchOp::delete(keys::auth_key(Prefix::PermBinding, perm)));
             }
         }
         Ok(())
@@ -127,8 +114,8 @@ impl RocksAuthKeyStore {
         ops: &mut Vec<BatchOp>,
     ) -> Result<(), AuthKeyError> {
         if let Some(temp) = Self::temp_of(reader, perm)? {
-            ops.push(delete(keys::auth_key(Prefix::PermBinding, perm)));
-            ops.push(delete(keys::auth_key(Prefix::TempBinding, temp)));
+            ops.push(BatchOp::delete(keys::auth_key(Prefix::PermBinding, perm)));
+            ops.push(BatchOp::delete(keys::auth_key(Prefix::TempBinding, temp)));
         }
         Ok(())
     }
@@ -145,12 +132,12 @@ impl AuthKeyStore for RocksAuthKeyStore {
         {
             return Err(AuthKeyError::AlreadyExists(id));
         }
-        let mut ops = vec![put(
+        let mut ops = vec![BatchOp::put(
             keys::auth_key(Prefix::AuthKey, id),
             encode_auth_key(&record),
         )];
         if let KeyLifetime::Temporary { expires_at } = record.lifetime {
-            ops.push(put(keys::key_expiry(expires_at, id), Vec::new()));
+            ops.push(BatchOp::put(keys::key_expiry(expires_at, id), Vec::new()));
         }
         self.write(&ops)
     }
@@ -175,9 +162,12 @@ impl AuthKeyStore for RocksAuthKeyStore {
         let mut ops = Vec::new();
         Self::unbind_temp(&reader, auth_key_id, &mut ops)?;
         Self::unbind_perm(&reader, auth_key_id, &mut ops)?;
-        ops.push(delete(keys::auth_key(Prefix::AuthKey, auth_key_id)));
+        ops.push(BatchOp::delete(keys::auth_key(
+            Prefix::AuthKey,
+            auth_key_id,
+        )));
         if let KeyLifetime::Temporary { expires_at } = record.lifetime {
-            ops.push(delete(keys::key_expiry(expires_at, auth_key_id)));
+            ops.push(BatchOp::delete(keys::key_expiry(expires_at, auth_key_id)));
         }
         self.write(&ops)?;
         Ok(true)
@@ -215,11 +205,11 @@ impl AuthKeyStore for RocksAuthKeyStore {
         }
         let mut ops = Vec::new();
         Self::unbind_perm(&reader, perm_auth_key_id, &mut ops)?;
-        ops.push(put(
+        ops.push(BatchOp::put(
             keys::auth_key(Prefix::TempBinding, temp_auth_key_id),
             encode_binding(perm_auth_key_id, expires_at.min(key_expires_at)),
         ));
-        ops.push(put(
+        ops.push(BatchOp::put(
             keys::auth_key(Prefix::PermBinding, perm_auth_key_id),
             encode_key_id(temp_auth_key_id),
         ));
@@ -265,7 +255,7 @@ impl AuthKeyStore for RocksAuthKeyStore {
             return Err(AuthKeyError::NotPermanent(perm_auth_key_id));
         }
         record.user_id = user_id;
-        self.write(&[put(
+        self.write(&[BatchOp::put(
             keys::auth_key(Prefix::AuthKey, perm_auth_key_id),
             encode_auth_key(&record),
         )])
@@ -291,8 +281,8 @@ impl AuthKeyStore for RocksAuthKeyStore {
         let mut ops = Vec::new();
         for (expires_at, id) in &expired {
             Self::unbind_temp(&reader, *id, &mut ops)?;
-            ops.push(delete(keys::auth_key(Prefix::AuthKey, *id)));
-            ops.push(delete(keys::key_expiry(*expires_at, *id)));
+            ops.push(BatchOp::delete(keys::auth_key(Prefix::AuthKey, *id)));
+            ops.push(BatchOp::delete(keys::key_expiry(*expires_at, *id)));
         }
         if !ops.is_empty() {
             self.write(&ops)?;

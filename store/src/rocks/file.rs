@@ -66,24 +66,6 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-fn put(key: Vec<u8>, value: Vec<u8>) -> BatchOp {
-    BatchOp {
-        key,
-        value: Some(value),
-    }
-}
-
-fn delete(key: Vec<u8>) -> BatchOp {
-    BatchOp { key, value: None }
-}
-
-fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
-    // The mutexes guard no data, only the order of writers.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// SHA-256 over consecutive 128 KiB ranges of a stream of parts.
 struct RangeHasher {
     current: Sha256,
@@ -186,7 +168,7 @@ impl RocksFileStore {
         let hash = (owner as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (file_id as u64);
         let index = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
         let stripe = self.uploads.get(index).unwrap_or(&self.spare);
-        lock(stripe)
+        crate::lock(stripe)
     }
 
     fn write(&self, ops: &[BatchOp]) -> Result<(), FileError> {
@@ -240,7 +222,7 @@ impl RocksFileStore {
     /// The deletes of every part of an upload.
     fn drop_parts(upload: &UploadRecord, ops: &mut Vec<BatchOp>) {
         for (part, _) in &upload.sizes {
-            ops.push(delete(keys::part(upload.blob, *part)));
+            ops.push(BatchOp::delete(keys::part(upload.blob, *part)));
         }
     }
 
@@ -287,7 +269,11 @@ impl RocksFileStore {
                     // Over 10 MB must come through saveBigFilePart.
                     return Err(FileError::FilePartsInvalid);
                 }
-                ops.push(delete(keys::upload_expiry(upload.touched, owner, file_id)));
+                ops.push(BatchOp::delete(keys::upload_expiry(
+                    upload.touched,
+                    owner,
+                    file_id,
+                )));
                 upload.clone()
             }
             None => {
@@ -295,7 +281,11 @@ impl RocksFileStore {
                 // An expired upload is gone even before the sweep: it starts over.
                 if let Some(expired) = &stored {
                     Self::drop_parts(expired, &mut ops);
-                    ops.push(delete(keys::upload_expiry(expired.touched, owner, file_id)));
+                    ops.push(BatchOp::delete(keys::upload_expiry(
+                        expired.touched,
+                        owner,
+                        file_id,
+                    )));
                 }
                 UploadRecord {
                     blob: self.next_blob.fetch_add(1, Ordering::Relaxed),
@@ -317,12 +307,15 @@ impl RocksFileStore {
             Err(at) => upload.sizes.insert(at, (part, len)),
         }
         upload.touched = now;
-        ops.push(put(keys::part(upload.blob, part), value));
-        ops.push(put(
+        ops.push(BatchOp::put(keys::part(upload.blob, part), value));
+        ops.push(BatchOp::put(
             keys::owned_file(Prefix::Upload, owner, file_id),
             encode_upload(&upload),
         ));
-        ops.push(put(keys::upload_expiry(now, owner, file_id), Vec::new()));
+        ops.push(BatchOp::put(
+            keys::upload_expiry(now, owner, file_id),
+            Vec::new(),
+        ));
         self.write(&ops)
     }
 
@@ -365,7 +358,7 @@ impl RocksFileStore {
             None => return false,
         }
         self.cache.remove(blob, part);
-        self.write(&[put(key, value)]).is_ok()
+        self.write(&[BatchOp::put(key, value)]).is_ok()
     }
 }
 
@@ -463,17 +456,20 @@ impl FileStore for RocksFileStore {
             }
         }
         let content = ContentId(whole.finalize().into());
-        let _contents = lock(&self.contents);
+        let _contents = crate::lock(&self.contents);
         let mut ops = Vec::new();
         match Self::content(&reader, &content)? {
             Some(mut existing) => {
                 // Stored already: one more reference, and these parts go.
                 existing.refs = existing.refs.saturating_add(1);
-                ops.push(put(keys::content(&content.0), encode_content(&existing)));
+                ops.push(BatchOp::put(
+                    keys::content(&content.0),
+                    encode_content(&existing),
+                ));
                 Self::drop_parts(&upload, &mut ops);
             }
             None => {
-                ops.push(put(
+                ops.push(BatchOp::put(
                     keys::content(&content.0),
                     encode_content(&ContentRecord {
                         blob: upload.blob,
@@ -484,14 +480,14 @@ impl FileStore for RocksFileStore {
                 ));
                 for (window, hashes) in ranges.finish().chunks(RANGES_PER_WINDOW).enumerate() {
                     let window = u32::try_from(window).unwrap_or(u32::MAX);
-                    ops.push(put(
+                    ops.push(BatchOp::put(
                         keys::range_hashes(&content.0, window),
                         encode_hashes(hashes),
                     ));
                 }
                 // Parts past the finished count are not part of the file.
                 for (part, _) in upload.sizes.iter().filter(|(part, _)| *part >= parts) {
-                    ops.push(delete(keys::part(upload.blob, *part)));
+                    ops.push(BatchOp::delete(keys::part(upload.blob, *part)));
                 }
             }
         }
@@ -502,9 +498,17 @@ impl FileStore for RocksFileStore {
             owner,
             file_id,
         };
-        ops.push(put(file_key, encode_file(&info)));
-        ops.push(delete(keys::owned_file(Prefix::Upload, owner, file_id)));
-        ops.push(delete(keys::upload_expiry(upload.touched, owner, file_id)));
+        ops.push(BatchOp::put(file_key, encode_file(&info)));
+        ops.push(BatchOp::delete(keys::owned_file(
+            Prefix::Upload,
+            owner,
+            file_id,
+        )));
+        ops.push(BatchOp::delete(keys::upload_expiry(
+            upload.touched,
+            owner,
+            file_id,
+        )));
         self.write(&ops)?;
         Ok(info)
     }
@@ -612,30 +616,33 @@ impl FileStore for RocksFileStore {
         else {
             return Ok(false);
         };
-        let _contents = lock(&self.contents);
-        let mut ops = vec![delete(file_key)];
+        let _contents = crate::lock(&self.contents);
+        let mut ops = vec![BatchOp::delete(file_key)];
         if let Some(mut record) = Self::content(&reader, &info.content)? {
             record.refs = record.refs.saturating_sub(1);
             if record.refs == 0 {
                 // The last file: the content, its hashes and its parts go together.
                 self.cache.remove_blob(record.blob);
-                ops.push(delete(keys::content(&info.content.0)));
+                ops.push(BatchOp::delete(keys::content(&info.content.0)));
                 let part_size = u64::from(record.part_size.max(1));
                 let parts = record.size.div_ceil(part_size);
                 for part in 0..parts {
-                    ops.push(delete(keys::part(
+                    ops.push(BatchOp::delete(keys::part(
                         record.blob,
                         u32::try_from(part).unwrap_or(u32::MAX),
                     )));
                 }
                 for window in 0..record.size.div_ceil(DOWNLOAD_WINDOW) {
-                    ops.push(delete(keys::range_hashes(
+                    ops.push(BatchOp::delete(keys::range_hashes(
                         &info.content.0,
                         u32::try_from(window).unwrap_or(u32::MAX),
                     )));
                 }
             } else {
-                ops.push(put(keys::content(&info.content.0), encode_content(&record)));
+                ops.push(BatchOp::put(
+                    keys::content(&info.content.0),
+                    encode_content(&record),
+                ));
             }
         }
         self.write(&ops)?;
@@ -667,7 +674,9 @@ impl FileStore for RocksFileStore {
             let reader = self.instance.latest();
             // Checked again under the lock: a part may have come since.
             let Some(upload) = Self::upload(&reader, owner, file_id)? else {
-                self.write(&[delete(keys::upload_expiry(touched, owner, file_id))])?;
+                self.write(&[BatchOp::delete(keys::upload_expiry(
+                    touched, owner, file_id,
+                ))])?;
                 continue;
             };
             if now < upload.touched.saturating_add(ttl) {
@@ -675,10 +684,20 @@ impl FileStore for RocksFileStore {
             }
             let mut ops = Vec::new();
             Self::drop_parts(&upload, &mut ops);
-            ops.push(delete(keys::owned_file(Prefix::Upload, owner, file_id)));
-            ops.push(delete(keys::upload_expiry(upload.touched, owner, file_id)));
+            ops.push(BatchOp::delete(keys::owned_file(
+                Prefix::Upload,
+                owner,
+                file_id,
+            )));
+            ops.push(BatchOp::delete(keys::upload_expiry(
+                upload.touched,
+                owner,
+                file_id,
+            )));
             if upload.touched != touched {
-                ops.push(delete(keys::upload_expiry(touched, owner, file_id)));
+                ops.push(BatchOp::delete(keys::upload_expiry(
+                    touched, owner, file_id,
+                )));
             }
             self.write(&ops)?;
             swept += 1;

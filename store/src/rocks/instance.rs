@@ -158,17 +158,11 @@ impl Instance {
 
     /// The reason this instance refuses writes, if it does.
     pub(crate) fn poisoned(&self) -> Option<String> {
-        self.poisoned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        crate::lock(&self.poisoned).clone()
     }
 
     pub(crate) fn poison(&self, reason: String) {
-        let mut poisoned = self
-            .poisoned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut poisoned = crate::lock(&self.poisoned);
         poisoned.get_or_insert(reason);
     }
 
@@ -188,17 +182,11 @@ impl Instance {
         allow(dead_code, reason = "used by inject_fault")
     )]
     pub(crate) fn set_fault(&self, after_writes: u64, fault: Fault) {
-        *self
-            .fault
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((after_writes, fault));
+        *crate::lock(&self.fault) = Some((after_writes, fault));
     }
 
     fn next_fault(&self) -> Option<Fault> {
-        let mut slot = self
-            .fault
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = crate::lock(&self.fault);
         match slot.as_mut() {
             Some((0, fault)) => {
                 let fault = *fault;
@@ -228,11 +216,15 @@ impl Instance {
     /// failure poisons the instance: what reached the disk is unknown, so it takes no more
     /// writes until reopened (and recovered) rather than build on unknown state.
     pub(crate) fn write(&self, ops: &[BatchOp], force_sync: bool) -> Result<(), MessageError> {
+        self.commit(ops, self.sync || force_sync)
+    }
+
+    fn commit(&self, ops: &[BatchOp], sync: bool) -> Result<(), MessageError> {
         self.check_writable()?;
         let mut batch = WriteBatch::default();
         self.fill(&mut batch, ops)?;
         let mut options = WriteOptions::default();
-        options.set_sync(self.sync || force_sync);
+        options.set_sync(sync);
         let fault = self.next_fault();
         if fault == Some(Fault::FailWrite) {
             let reason = "injected write failure".to_owned();
@@ -254,14 +246,7 @@ impl Instance {
     /// Writes without a sync, for records whose loss is repaired on open (a pending delivery's
     /// removal).
     pub(crate) fn write_unsynced(&self, ops: &[BatchOp]) -> Result<(), MessageError> {
-        self.check_writable()?;
-        let mut batch = WriteBatch::default();
-        self.fill(&mut batch, ops)?;
-        if let Err(error) = self.db.write(batch) {
-            self.poison(error.to_string());
-            return Err(engine_error(self.number, error));
-        }
-        Ok(())
+        self.commit(ops, false)
     }
 
     /// Syncs the write-ahead log (the periodic durability mode's timer).

@@ -49,10 +49,7 @@ struct Flight<'a> {
 
 impl Drop for Flight<'_> {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.key);
+        crate::lock(self.set).remove(&self.key);
     }
 }
 
@@ -270,23 +267,14 @@ impl RocksMessageStore {
                     target_instance.write(&ops, true)?;
                     done += 1;
                 }
-                instance.write(
-                    &[BatchOp {
-                        key: pending_key,
-                        value: None,
-                    }],
-                    false,
-                )?;
+                instance.write(&[BatchOp::delete(pending_key)], false)?;
             }
         }
         Ok(done)
     }
 
     fn begin_flight(&self, key: SendKey) -> Result<Flight<'_>, MessageError> {
-        let mut set = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut set = crate::lock(&self.in_flight);
         if !set.insert(key) {
             return Err(MessageError::RandomIdDuplicate);
         }
@@ -433,10 +421,7 @@ impl MessageStore for RocksMessageStore {
         let home_number = home.number;
         let deliveries_value = encode_deliveries(&deliveries);
         let mut home_ops = batches.remove(&home_number).unwrap_or_default();
-        home_ops.push(BatchOp {
-            key: send_key.clone(),
-            value: Some(deliveries_value.clone()),
-        });
+        home_ops.push(BatchOp::put(send_key.clone(), deliveries_value.clone()));
         // Deliveries to other instances: recorded with the sender's copy, made, then dropped.
         let mut remote = Vec::new();
         for (number, mut ops) in batches {
@@ -445,16 +430,10 @@ impl MessageStore for RocksMessageStore {
                 .copied()
                 .find(|box_id| self.instance_of(*box_id) == number)
                 .unwrap_or(sender_box);
-            ops.push(BatchOp {
-                key: send_key.clone(),
-                value: Some(deliveries_value.clone()),
-            });
+            ops.push(BatchOp::put(send_key.clone(), deliveries_value.clone()));
             let pending_key =
                 keys::pending(request.sender, request.peer, request.random_id, first_box);
-            home_ops.push(BatchOp {
-                key: pending_key.clone(),
-                value: Some(encode_ops(&ops)),
-            });
+            home_ops.push(BatchOp::put(pending_key.clone(), encode_ops(&ops)));
             remote.push((number, ops, pending_key));
         }
         let written = (|| {
@@ -464,10 +443,7 @@ impl MessageStore for RocksMessageStore {
                 // Synced even in the periodic mode: the pending record is dropped next, and
                 // a delivery must not vanish with it on a power failure.
                 self.shards.number(number)?.write(&ops, true)?;
-                delivered.push(BatchOp {
-                    key: pending_key,
-                    value: None,
-                });
+                delivered.push(BatchOp::delete(pending_key));
             }
             Ok(delivered)
         })();

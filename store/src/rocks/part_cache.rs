@@ -34,9 +34,7 @@ impl PartCache {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every change below keeps the map, the order and the byte count in step before it
         // can panic (it cannot): a poisoned lock is still consistent.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.inner)
     }
 
     pub(crate) fn get(&self, blob: u64, part: u32) -> Option<Arc<[u8]>> {

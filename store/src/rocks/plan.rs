@@ -200,7 +200,7 @@ impl<'r> BoxPlan<'r> {
         }
         drop(walk);
         for (key, pts) in dropped {
-            self.ops.push(BatchOp { key, value: None });
+            self.ops.push(BatchOp::delete(key));
             self.meta.log_floor = pts;
             self.meta.log_len = self.meta.log_len.saturating_sub(1);
         }
@@ -208,14 +208,11 @@ impl<'r> BoxPlan<'r> {
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(BatchOp {
-            key,
-            value: Some(value),
-        });
+        self.ops.push(BatchOp::put(key, value));
     }
 
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
-        self.ops.push(BatchOp { key, value: None });
+        self.ops.push(BatchOp::delete(key));
     }
 
     /// The batch: the planned rows, the dialogs (and their moves in the order), the counters.
