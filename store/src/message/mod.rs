@@ -24,6 +24,7 @@ mod memory;
 
 pub use history::{HistoryQuery, HistorySource, history_hash, select_history};
 pub use memory::MemoryMessageStore;
+#[cfg(feature = "rocksdb")]
 pub(crate) use memory::targets;
 
 /// Where a message is stored.
