@@ -179,5 +179,6 @@ write("store_decode", "auth_key_value", b"\x01" + struct.pack("<q", 77) + bytes(
 write("store_decode", "upload_value", b"\x01" + struct.pack("<Q", 5) + b"\x01" + struct.pack("<I", 3) + struct.pack("<q", 1700000000) + struct.pack("<I", 2) + struct.pack("<II", 0, 524288) + struct.pack("<II", 1, 524288))
 write("store_decode", "content_value", b"\x01" + struct.pack("<Q", 5) + struct.pack("<I", 524288) + struct.pack("<QQ", 1048576, 2))
 write("store_decode", "file_value", b"\x01" + bytes(32) + struct.pack("<Q", 1048576) + struct.pack("<I", 5) + b"a.jpg" + struct.pack("<qq", 7, 9))
+write("store_decode", "part_value", b"\x01" + b"\x01" + struct.pack("<I", 262144) + struct.pack("<I", 2) + bytes(32) + bytes(range(32)))
 write("store_decode", "part_key", b"\x10" + struct.pack(">QI", 5, 3))
 write("store_decode", "deliveries_value", b"\x01" + struct.pack("<I", 1) + b"\x00" + struct.pack("<qii", 42, 3, 3))

@@ -86,6 +86,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(file) = codec::decode_file(data) {
         assert_eq!(codec::encode_file(&file), data);
     }
+    if let Ok(part) = codec::decode_part(data) {
+        assert_eq!(codec::encode_part(&part), data);
+    }
     if let Ok(hashes) = codec::decode_hashes(data) {
         assert_eq!(codec::encode_hashes(&hashes), data);
     }

@@ -508,7 +508,49 @@ pub fn decode_file(value: &[u8]) -> Result<FileInfo, ValueError> {
     Ok(info)
 }
 
-/// Writes a list of SHA-256 hashes (the `17` row, and a part's checksum list).
+/// A stored part (the `10` row): where its bytes are in the upload's part file and how to
+/// check them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartRecord {
+    /// Which of the part's two slots holds the bytes (0 or 1): a replacement goes to the
+    /// other one, so a torn write never touches bytes a row still names.
+    pub slot: u8,
+    /// The part's length in bytes.
+    pub len: u32,
+    /// SHA-256 of each 128 KiB piece of the part, in order (one for a part of 128 KiB or
+    /// less).
+    pub hashes: Vec<[u8; 32]>,
+}
+
+/// Writes a [`PartRecord`].
+pub fn encode_part(part: &PartRecord) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(part.slot).u32(part.len);
+    w.u32(u32::try_from(part.hashes.len()).unwrap_or(u32::MAX));
+    for hash in &part.hashes {
+        w.0.extend_from_slice(hash);
+    }
+    w.finish()
+}
+
+/// Reads [`encode_part`].
+pub fn decode_part(value: &[u8]) -> Result<PartRecord, ValueError> {
+    let mut r = Reader::new(value, "part")?;
+    let slot = r.u8()?;
+    if slot > 1 {
+        return Err(r.error());
+    }
+    let len = r.u32()?;
+    let count = r.count(32)?;
+    let mut hashes = Vec::with_capacity(count);
+    for _ in 0..count {
+        hashes.push(r.take::<32>()?);
+    }
+    r.end()?;
+    Ok(PartRecord { slot, len, hashes })
+}
+
+/// Writes a list of SHA-256 hashes (the `17` row).
 pub fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<u8> {
     let mut w = Writer::new();
     w.u32(u32::try_from(hashes.len()).unwrap_or(u32::MAX));
@@ -774,6 +816,8 @@ mod tests {
             prop_assert_eq!(decode_file(&encode_file(&file)), Ok(file));
             let hashes = vec![[pts as u8; 32]; (count as usize) % 9];
             prop_assert_eq!(decode_hashes(&encode_hashes(&hashes)), Ok(hashes));
+            let part = PartRecord { slot: (count & 1) as u8, len: pts as u32, hashes: vec![[count as u8; 32]; (pts as usize) % 5] };
+            prop_assert_eq!(decode_part(&encode_part(&part)), Ok(part));
             let ops: Vec<BatchOp> = ops.into_iter().map(|(key, value)| BatchOp { key, value }).collect();
             prop_assert_eq!(decode_ops(&encode_ops(&ops)), Ok(ops));
             let entry = UpdateEntry { pts, pts_count: count, kind };
@@ -798,6 +842,7 @@ mod tests {
             let _ = decode_content(&value);
             let _ = decode_file(&value);
             let _ = decode_hashes(&value);
+            let _ = decode_part(&value);
             let _ = decode_binding(&value);
             let _ = decode_key_id(&value);
         }

@@ -103,21 +103,22 @@ fn finish(file_id: i64, parts: i32) -> FinishRequest {
     }
 }
 
-/// Every part key left in the database (the sweep and deletes must leave none behind).
-fn part_bytes(dir: &std::path::Path) -> u64 {
-    // Blob files hold the bytes; after a compaction only live blobs remain, so count the
-    // live part rows through the store's own reads instead: reopen and read the keys.
-    let db = rocksdb::DB::open_cf_for_read_only(
-        &rocksdb::Options::default(),
-        dir,
-        ["parts", "files"],
-        false,
-    )
-    .unwrap();
-    let cf = db.cf_handle("parts").unwrap();
-    db.iterator_cf(cf, rocksdb::IteratorMode::Start)
-        .map(|item| item.unwrap().1.len() as u64)
-        .sum()
+/// The part rows in the database and the part files beside it, read behind the store's
+/// back (the sweep and deletes must leave neither behind).
+fn parts_left(dir: &std::path::Path) -> (usize, usize) {
+    let rows = {
+        let db = rocksdb::DB::open_cf_for_read_only(
+            &rocksdb::Options::default(),
+            dir.join("db"),
+            ["parts", "files"],
+            false,
+        )
+        .unwrap();
+        let cf = db.cf_handle("parts").unwrap();
+        db.iterator_cf(cf, rocksdb::IteratorMode::Start).count()
+    };
+    let files = std::fs::read_dir(dir.join("parts")).unwrap().count();
+    (rows, files)
 }
 
 #[test]
@@ -228,5 +229,154 @@ fn the_sweep_and_deletes_leave_no_part_bytes_behind() {
             Err(FileError::FileIdInvalid)
         );
     }
-    assert_eq!(part_bytes(dir.path()), 0);
+    assert_eq!(parts_left(dir.path()), (0, 0));
+}
+
+#[test]
+fn part_files_no_row_names_are_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = content(4096, 4);
+    {
+        let store =
+            RocksFileStore::open(dir.path(), FileStoreConfig::default(), Durability::Sync).unwrap();
+        store.save_part(1, 1, 0, &part, 10).unwrap();
+    }
+    assert_eq!(parts_left(dir.path()), (1, 1));
+    // What a crash between a part's write and its row (or between a delete's rows and its
+    // file) leaves: a file no row names.
+    std::fs::write(dir.path().join("parts/00000000000000ff.parts"), &part).unwrap();
+    assert_eq!(parts_left(dir.path()), (1, 2));
+    let store =
+        RocksFileStore::open(dir.path(), FileStoreConfig::default(), Durability::Sync).unwrap();
+    assert_eq!(
+        parts_left(dir.path()),
+        (1, 1),
+        "the orphan went, the upload stayed"
+    );
+    store.save_part(1, 1, 1, &part, 11).unwrap();
+    let info = store.finish(&finish(1, 2), 12).unwrap();
+    assert_eq!(
+        store.get_file(info.content, 4096, 4096, false).unwrap(),
+        part
+    );
+}
+
+#[test]
+fn a_torn_replacement_leaves_the_acknowledged_part_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = content(8192, 5);
+    {
+        let store =
+            RocksFileStore::open(dir.path(), FileStoreConfig::default(), Durability::Sync).unwrap();
+        store.save_part(1, 1, 0, &first, 10).unwrap();
+    }
+    // A crash in the middle of storing part 0 again: its other slot (the second 512 KiB of
+    // the file) holds half of the new bytes, and no row names them.
+    let path = std::fs::read_dir(dir.path().join("parts"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    {
+        use std::os::unix::fs::FileExt as _;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0xAA; 4096], 512 * 1024).unwrap();
+    }
+    let store =
+        RocksFileStore::open(dir.path(), FileStoreConfig::default(), Durability::Sync).unwrap();
+    let info = store.finish(&finish(1, 1), 11).unwrap();
+    assert_eq!(store.get_file(info.content, 0, 8192, false).unwrap(), first);
+    // Replaced for real, twice: each read gives the latest bytes.
+    let second = content(8192, 6);
+    let third = content(8192, 7);
+    store.save_part(1, 2, 0, &first, 12).unwrap();
+    store.save_part(1, 2, 0, &second, 12).unwrap();
+    store.save_part(1, 2, 0, &third, 12).unwrap();
+    let info = store.finish(&finish(2, 1), 13).unwrap();
+    assert_eq!(store.get_file(info.content, 0, 8192, false).unwrap(), third);
+}
+
+#[test]
+fn hashes_taken_as_parts_arrive_agree_with_hashes_read_back() {
+    use md5::{Digest as _, Md5};
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        RocksFileStore::open(dir.path(), FileStoreConfig::default(), Durability::Sync).unwrap();
+    let part_len = 128 * 1024;
+    let data = content(5 * part_len + 1000, 8);
+    let parts: Vec<&[u8]> = data.chunks(part_len).collect();
+    let md5: String = Md5::digest(&data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let request = |file_id: i64, md5: &str| FinishRequest {
+        owner: 1,
+        file_id,
+        parts: 6,
+        name: "f.bin".into(),
+        md5_checksum: Some(md5.to_owned()),
+    };
+    // In order (hashed as the parts come), in reverse (read back at finish), and in order
+    // with a part stored again (read back too).
+    for (index, part) in parts.iter().enumerate() {
+        store.save_part(1, 1, index as i32, part, 10).unwrap();
+    }
+    for (index, part) in parts.iter().enumerate().rev() {
+        store.save_part(1, 2, index as i32, part, 10).unwrap();
+    }
+    for (index, part) in parts.iter().enumerate() {
+        store.save_part(1, 3, index as i32, part, 10).unwrap();
+        if index == 2 {
+            store.save_part(1, 3, 1, &content(part_len, 9), 10).unwrap();
+        }
+    }
+    let in_order = store.finish(&request(1, &md5), 11).unwrap();
+    let reversed = store.finish(&request(2, &md5), 11).unwrap();
+    let replaced = store.finish(&request(3, ""), 11).unwrap();
+    assert_eq!(
+        in_order.content.0,
+        <sha2::Sha256 as sha2::Digest>::digest(&data).as_slice()
+    );
+    assert_eq!(in_order.content, reversed.content);
+    let mut changed = data.clone();
+    changed[part_len..2 * part_len].copy_from_slice(&content(part_len, 9));
+    assert_eq!(
+        replaced.content.0,
+        <sha2::Sha256 as sha2::Digest>::digest(&changed).as_slice(),
+        "the hash is of the part stored last"
+    );
+    let hashes = store.get_file_hashes(in_order.content, 0).unwrap();
+    assert_eq!(hashes.len(), 6);
+    for hash in &hashes {
+        let start = usize::try_from(hash.offset).unwrap();
+        let end = start + usize::try_from(hash.limit).unwrap();
+        assert_eq!(
+            hash.hash.as_slice(),
+            <sha2::Sha256 as sha2::Digest>::digest(&data[start..end]).as_slice()
+        );
+    }
+    // A wrong MD5 is caught on both paths.
+    let wrong = "0".repeat(32);
+    for file_id in [4, 5] {
+        for step in 0..parts.len() {
+            let index = if file_id == 4 {
+                step
+            } else {
+                parts.len() - 1 - step
+            };
+            store
+                .save_part(1, file_id, index as i32, parts[index], 10)
+                .unwrap();
+        }
+        assert_eq!(
+            store.finish(&request(file_id, &wrong), 11),
+            Err(FileError::Md5ChecksumInvalid)
+        );
+        // The failed finish keeps the upload: the right MD5 then finishes it.
+        assert_eq!(
+            store.finish(&request(file_id, &md5), 11).unwrap().content,
+            in_order.content
+        );
+    }
 }

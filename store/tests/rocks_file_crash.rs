@@ -3,8 +3,8 @@
 //! acknowledged part and finish; the parent kills it with SIGKILL at a random moment,
 //! reopens the store and checks that every finished file reads back byte for byte and that
 //! every unfinished upload resumes from the parts acknowledged (the parent sends the rest
-//! and finishes it). At the end, after deleting every file and a sweep, no part bytes are
-//! left in the database.
+//! and finishes it). At the end, after deleting every file and a sweep, no part row is left
+//! in the database and no part file beside it.
 //!
 //! Its own `main` (no libtest harness), as `rocks_crash`. Cycles: `COLUMBA_CRASH_CYCLES`
 //! (default 30).
@@ -225,7 +225,7 @@ fn parent() {
     }
     let db = rocksdb::DB::open_cf_for_read_only(
         &rocksdb::Options::default(),
-        dir.path(),
+        dir.path().join("db"),
         ["parts", "files"],
         false,
     )
@@ -236,6 +236,11 @@ fn parent() {
     assert_eq!(
         left, 0,
         "part rows left after deleting every file and sweeping"
+    );
+    let files = std::fs::read_dir(dir.path().join("parts")).unwrap().count();
+    assert_eq!(
+        files, 0,
+        "part files left after deleting every file and sweeping"
     );
     assert!(
         finished.len() > usize::try_from(cycles).unwrap(),

@@ -1,13 +1,20 @@
 //! [`FileStore`] on RocksDB.
 //!
-//! Parts go to the `parts` column family, whose values live in RocksDB's blob files
-//! (BlobDB): compaction moves small keys, never the file bytes. Each part is stored as its
-//! SHA-256 followed by its bytes, under the upload's blob number, and checked whenever it is
-//! read. A finished file keeps its parts where they are: the content row names the blob,
-//! so finishing writes a few small rows rather than copying the file, and identical content
-//! found at finish drops the new parts instead (reference counts). Every change is one
-//! atomic `WriteBatch` that names each part it removes, so that no crash can leave parts no
-//! row refers to. Layout: `docs/storage-format.md`.
+//! Rows (uploads, parts, contents, files, range hashes, the expiry index) live in a RocksDB
+//! at `<root>/db`; part bytes in one sparse file per upload under `<root>/parts`
+//! ([`part_files`](super::part_files)), written once and synced before the row naming them
+//! commits. RocksDB would carry every part through its write-ahead log and again into a
+//! blob or table file, checksumming it on each pass; a plain file takes it once.
+//!
+//! Each part row holds the SHA-256 of every 128 KiB piece of the part, checked whenever the
+//! part is read; for parts of 128 KiB or more these pieces are the file's
+//! `upload.getFileHashes` ranges, so finishing needs no separate pass for them. A finished
+//! file keeps its parts where they are (the content row names the upload's blob number), so
+//! finishing copies nothing, and identical content found at finish drops the new parts
+//! instead (reference counts). Every change of rows is one atomic `WriteBatch` that names
+//! each part row it removes; a part file goes only after the rows naming it are committed,
+//! and files no row names (a crash came between) are removed when the store opens.
+//! Layout: `docs/storage-format.md`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +25,13 @@ use sha2::Sha256;
 
 use super::instance::{FILE_FAMILIES, Instance, Reader, Tuning};
 use super::part_cache::PartCache;
+use super::part_files::PartFiles;
 use super::shards::{Durability, OpenError};
+use super::upload_hashes::{UploadHashes, Whole};
 use crate::codec::{
-    BatchOp, ContentRecord, UploadRecord, decode_content, decode_file, decode_hashes,
-    decode_upload, encode_content, encode_file, encode_hashes, encode_upload,
+    BatchOp, ContentRecord, PartRecord, UploadRecord, decode_content, decode_file, decode_hashes,
+    decode_part, decode_upload, encode_content, encode_file, encode_hashes, encode_part,
+    encode_upload,
 };
 use crate::file::rules::{self, DOWNLOAD_WINDOW, FileError, HASH_RANGE, PartSizes};
 use crate::file::{ContentId, FileHash, FileInfo, FileStore, FileStoreConfig, FinishRequest};
@@ -35,6 +45,8 @@ const STRIPES: usize = 1024;
 #[derive(Debug)]
 pub struct RocksFileStore {
     instance: Instance,
+    files: PartFiles,
+    hashes: UploadHashes,
     config: FileStoreConfig,
     /// Serialise the changes of one upload (its parts may arrive in parallel).
     uploads: Vec<Mutex<()>>,
@@ -62,8 +74,21 @@ fn corrupt(error: impl std::fmt::Display) -> FileError {
     FileError::Backend(format!("file store: {error}"))
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+fn io_error(error: std::io::Error) -> FileError {
+    FileError::Backend(format!("file store: part file: {error}"))
+}
+
+/// SHA-256 of each 128 KiB piece of a part (one hash for a part of 128 KiB or less, even an
+/// empty one).
+fn piece_hashes(bytes: &[u8]) -> Vec<[u8; 32]> {
+    let range = usize::try_from(HASH_RANGE).unwrap_or(usize::MAX);
+    if bytes.is_empty() {
+        return vec![Sha256::digest(bytes).into()];
+    }
+    bytes
+        .chunks(range)
+        .map(|piece| Sha256::digest(piece).into())
+        .collect()
 }
 
 /// SHA-256 over consecutive 128 KiB ranges of a stream of parts.
@@ -109,25 +134,30 @@ impl RangeHasher {
 const RANGES_PER_WINDOW: usize = (DOWNLOAD_WINDOW / HASH_RANGE) as usize;
 
 impl RocksFileStore {
-    /// Opens (or creates) the file store at `path`. With [`Durability::Periodic`], parts and
-    /// finishes of the last period may be lost on power failure (a client then uploads the
-    /// part again: `FILE_PART_X_MISSING`).
+    /// Opens (or creates) the file store at `path` (rows in `path/db`, part bytes in
+    /// `path/parts`), removing part files that no row names (left by a crash between a
+    /// part's write and its row, or between a delete's rows and its file). Part bytes are
+    /// always synced before their row is written; with [`Durability::Periodic`] the rows of
+    /// the last period may be lost on power failure (a client then uploads the part again:
+    /// `FILE_PART_X_MISSING`).
     pub fn open(
         path: impl AsRef<Path>,
         config: FileStoreConfig,
         durability: Durability,
     ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(path.as_ref())?;
+        let files = PartFiles::open(path.as_ref().join("parts"))?;
         let cache = rocksdb::Cache::new_lru_cache(32 << 20);
         let tuning = Tuning {
             write_buffer_bytes: 16 << 20,
             sync: durability == Durability::Sync,
         };
-        let instance = Instance::open_with(path.as_ref(), 0, &cache, tuning, FILE_FAMILIES)
-            .map_err(|error| OpenError::Engine {
-                instance: 0,
-                message: error.to_string(),
-            })?;
+        let instance =
+            Instance::open_with(&path.as_ref().join("db"), 0, &cache, tuning, FILE_FAMILIES)
+                .map_err(|error| OpenError::Engine {
+                    instance: 0,
+                    message: error.to_string(),
+                })?;
         // Blob numbers go on from the highest one holding parts (an upload or a content
         // always holds at least one part).
         let next = {
@@ -145,8 +175,25 @@ impl RocksFileStore {
                 None => 1,
             }
         };
+        // Every upload and content has at least one part row under its blob number: a file
+        // without one is left over from a crash.
+        files
+            .remove_orphans(|blob| {
+                let reader = instance.latest();
+                let mut walk = reader
+                    .range(&keys::part_prefix(blob))
+                    .map_err(|error| std::io::Error::other(error.to_string()))?;
+                walk.first();
+                Ok(walk
+                    .item()
+                    .map_err(|error| std::io::Error::other(error.to_string()))?
+                    .is_some())
+            })
+            .map_err(OpenError::Io)?;
         Ok(Self {
             instance,
+            files,
+            hashes: UploadHashes::default(),
             config,
             uploads: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             contents: Mutex::new(()),
@@ -198,25 +245,102 @@ impl RocksFileStore {
             .map_err(backend)
     }
 
-    /// Hands a part's bytes, checked against the SHA-256 stored with them, to `use_bytes`
-    /// without copying them first.
-    fn with_part<T>(
+    fn part_row(
+        reader: &Reader<'_>,
+        blob: u64,
+        part: u32,
+    ) -> Result<Option<PartRecord>, FileError> {
+        reader
+            .get(&keys::part(blob, part), |value| {
+                decode_part(value).map_err(|error| MessageError::Backend(error.to_string()))
+            })
+            .map_err(backend)
+    }
+
+    /// A part's row and its bytes, checked against the row's piece hashes: a part whose row
+    /// or bytes are missing, short or altered is [`FileError::Corrupted`], never served.
+    fn read_part(
+        &self,
         reader: &Reader<'_>,
         blob: u64,
         part: u32,
         file_id: i64,
-        use_bytes: impl FnOnce(&[u8]) -> T,
-    ) -> Result<T, FileError> {
+    ) -> Result<(PartRecord, Vec<u8>), FileError> {
         let corrupted = FileError::Corrupted { file_id, part };
-        let checked = reader
-            .get(&keys::part(blob, part), |stored| {
-                Ok(match stored.split_first_chunk::<32>() {
-                    Some((hash, bytes)) if sha256(bytes) == *hash => Some(use_bytes(bytes)),
-                    _ => None,
-                })
-            })
-            .map_err(backend)?;
-        checked.flatten().ok_or(corrupted)
+        let record = Self::part_row(reader, blob, part)?.ok_or(corrupted.clone())?;
+        let bytes = match self.files.read(blob, part, record.slot, record.len) {
+            Ok(bytes) => bytes,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Err(corrupted);
+            }
+            Err(error) => return Err(io_error(error)),
+        };
+        if piece_hashes(&bytes) != record.hashes {
+            return Err(corrupted);
+        }
+        Ok((record, bytes))
+    }
+
+    /// The range hashes of a file whose parts are whole 128 KiB ranges, from its part rows.
+    fn range_hashes_from_rows(
+        &self,
+        reader: &Reader<'_>,
+        upload: &UploadRecord,
+        parts: u32,
+    ) -> Result<Vec<[u8; 32]>, FileError> {
+        let mut out = Vec::new();
+        for part in 0..parts {
+            let record = Self::part_row(reader, upload.blob, part)?
+                .ok_or(FileError::Corrupted { file_id: 0, part })?;
+            out.extend(record.hashes);
+        }
+        Ok(out)
+    }
+
+    /// Reads parts `0..parts` back, each checked against its piece hashes, and hashes them
+    /// whole (with MD5 when asked) and into 128 KiB ranges (from the piece hashes when the
+    /// parts are whole ranges).
+    fn hash_by_reading(
+        &self,
+        reader: &Reader<'_>,
+        upload: &UploadRecord,
+        parts: u32,
+        file_id: i64,
+        with_md5: bool,
+    ) -> Result<(Whole, Vec<[u8; 32]>), FileError> {
+        let mut md5 = with_md5.then(Md5::new);
+        let mut whole = Sha256::new();
+        let mut ranges = RangeHasher::new();
+        let mut range_hashes = Vec::new();
+        let mut parts_are_ranges = true;
+        for part in 0..parts {
+            let (record, bytes) = self.read_part(reader, upload.blob, part, file_id)?;
+            if let Some(md5) = &mut md5 {
+                md5.update(&bytes);
+            }
+            whole.update(&bytes);
+            // A part shorter than a range that is not the last: the parts are not ranges.
+            if part + 1 < parts && u64::from(record.len) < HASH_RANGE {
+                parts_are_ranges = false;
+            }
+            range_hashes.extend(record.hashes);
+            ranges.update(&bytes);
+        }
+        let range_hashes = if parts_are_ranges {
+            range_hashes
+        } else {
+            ranges.finish()
+        };
+        let whole = Whole {
+            sha256: whole.finalize().into(),
+            md5: md5.map(|md5| md5.finalize().into()),
+        };
+        Ok((whole, range_hashes))
     }
 
     /// The deletes of every part of an upload.
@@ -238,17 +362,16 @@ impl RocksFileStore {
         let part = rules::check_part_index(part, total_parts, self.config.max_parts)?;
         let total = total_parts.and_then(|total| u32::try_from(total).ok());
         let last = total.map(|total| total - 1);
-        // Cheap checks and the hash before the lock.
+        // Cheap checks and the hashes before the lock.
         PartSizes::new().check(0, bytes.len(), None)?;
-        let mut value = Vec::with_capacity(32 + bytes.len());
-        value.extend_from_slice(&sha256(bytes));
-        value.extend_from_slice(bytes);
+        let hashes = piece_hashes(bytes);
         let len = u32::try_from(bytes.len()).map_err(|_| FileError::FilePartTooBig)?;
         let _upload = self.upload_lock(owner, file_id);
         let reader = self.instance.latest();
         let stored = Self::upload(&reader, owner, file_id)?;
         let ttl = self.config.upload_ttl;
         let mut ops = Vec::new();
+        let mut expired_blob = None;
         let live = stored
             .as_ref()
             .filter(|upload| now < upload.touched.saturating_add(ttl));
@@ -280,6 +403,7 @@ impl RocksFileStore {
                 PartSizes::new().check(part, bytes.len(), last)?;
                 // An expired upload is gone even before the sweep: it starts over.
                 if let Some(expired) = &stored {
+                    expired_blob = Some(expired.blob);
                     Self::drop_parts(expired, &mut ops);
                     ops.push(BatchOp::delete(keys::upload_expiry(
                         expired.touched,
@@ -295,7 +419,7 @@ impl RocksFileStore {
                 }
             }
         };
-        match upload
+        let slot = match upload
             .sizes
             .binary_search_by_key(&part, |(index, _)| *index)
         {
@@ -303,11 +427,23 @@ impl RocksFileStore {
                 if let Some(entry) = upload.sizes.get_mut(at) {
                     entry.1 = len;
                 }
+                // Stored again: into the slot the committed row does not name.
+                Self::part_row(&reader, upload.blob, part)?.map_or(0, |old| 1 - (old.slot & 1))
             }
-            Err(at) => upload.sizes.insert(at, (part, len)),
-        }
+            Err(at) => {
+                upload.sizes.insert(at, (part, len));
+                0
+            }
+        };
         upload.touched = now;
-        ops.push(BatchOp::put(keys::part(upload.blob, part), value));
+        // The bytes are on disk before any row names them.
+        self.files
+            .write(upload.blob, part, slot, bytes)
+            .map_err(io_error)?;
+        ops.push(BatchOp::put(
+            keys::part(upload.blob, part),
+            encode_part(&PartRecord { slot, len, hashes }),
+        ));
         ops.push(BatchOp::put(
             keys::owned_file(Prefix::Upload, owner, file_id),
             encode_upload(&upload),
@@ -316,7 +452,20 @@ impl RocksFileStore {
             keys::upload_expiry(now, owner, file_id),
             Vec::new(),
         ));
-        self.write(&ops)
+        self.write(&ops)?;
+        self.hashes
+            .saved((owner, file_id), upload.blob, part, total.is_none(), bytes);
+        if let Some(blob) = expired_blob {
+            self.release(blob);
+        }
+        Ok(())
+    }
+
+    /// Removes a part file whose rows are committed gone. A failure leaves a file no row
+    /// names, which the next open removes; the change itself has happened.
+    fn release(&self, blob: u64) {
+        self.cache.remove_blob(blob);
+        let _ignored = self.files.remove(blob);
     }
 
     /// Flips a byte of a stored part, to test that corruption is caught. Unstable API,
@@ -327,7 +476,7 @@ impl RocksFileStore {
         let Ok(Some(upload)) = Self::upload(&reader, owner, file_id) else {
             return false;
         };
-        self.flip(upload.blob, part, 0)
+        self.flip(&reader, upload.blob, part, 0)
     }
 
     /// Flips a byte of a finished file's content at `at`. Unstable API, feature `testing`.
@@ -339,26 +488,19 @@ impl RocksFileStore {
         };
         let part_size = u64::from(record.part_size.max(1));
         let part = u32::try_from(at / part_size).unwrap_or(u32::MAX);
-        self.flip(
-            record.blob,
-            part,
-            usize::try_from(at % part_size).unwrap_or(0),
-        )
+        self.flip(&reader, record.blob, part, at % part_size)
     }
 
     #[cfg(feature = "testing")]
-    fn flip(&self, blob: u64, part: u32, at: usize) -> bool {
-        let key = keys::part(blob, part);
-        let Ok(Some(mut value)) = self.instance.latest().get(&key, |value| Ok(value.to_vec()))
-        else {
+    fn flip(&self, reader: &Reader<'_>, blob: u64, part: u32, at: u64) -> bool {
+        let Ok(Some(record)) = Self::part_row(reader, blob, part) else {
             return false;
         };
-        match value.get_mut(32 + at) {
-            Some(byte) => *byte ^= 0x40,
-            None => return false,
+        if at >= u64::from(record.len) {
+            return false;
         }
         self.cache.remove(blob, part);
-        self.write(&[BatchOp::put(key, value)]).is_ok()
+        self.files.flip(blob, part, record.slot, at).is_ok()
     }
 }
 
@@ -424,30 +566,34 @@ impl FileStore for RocksFileStore {
             .get(0)
             .and_then(|len| u32::try_from(len).ok())
             .unwrap_or(0);
-        // One pass over the parts: each checked, then hashed three ways.
-        let mut md5 = Md5::new();
-        let mut whole = Sha256::new();
-        let mut ranges = RangeHasher::new();
+        // Every part but the last has `part_size` bytes: ranges when that is 128 KiB or more.
+        let parts_are_ranges = parts == 1 || u64::from(part_size) >= HASH_RANGE;
         let check_md5 = request
             .md5_checksum
             .as_deref()
             .is_some_and(|md5| !md5.is_empty());
-        for part in 0..parts {
-            Self::with_part(&reader, upload.blob, part, file_id, |bytes| {
-                if check_md5 {
-                    md5.update(bytes);
-                }
-                whole.update(bytes);
-                ranges.update(bytes);
-            })?;
+        let key = (owner, file_id);
+        // Parts that came in order were hashed as they came: the range hashes are then in
+        // the part rows and nothing is read back. Otherwise one pass over the parts.
+        let running = if parts_are_ranges {
+            self.hashes.take(key, upload.blob, parts)
+        } else {
+            self.hashes.forget(key);
+            None
         }
+        .filter(|whole| !check_md5 || whole.md5.is_some());
+        let (whole, range_hashes) = match running {
+            Some(whole) => (whole, self.range_hashes_from_rows(&reader, &upload, parts)?),
+            None => self.hash_by_reading(&reader, &upload, parts, file_id, check_md5)?,
+        };
         if let Some(expected) = request
             .md5_checksum
             .as_deref()
             .filter(|md5| !md5.is_empty())
         {
-            let actual: String = md5
-                .finalize()
+            let actual: String = whole
+                .md5
+                .unwrap_or_default()
                 .iter()
                 .map(|byte| format!("{byte:02x}"))
                 .collect();
@@ -455,9 +601,10 @@ impl FileStore for RocksFileStore {
                 return Err(FileError::Md5ChecksumInvalid);
             }
         }
-        let content = ContentId(whole.finalize().into());
+        let content = ContentId(whole.sha256);
         let _contents = crate::lock(&self.contents);
         let mut ops = Vec::new();
+        let mut duplicate = false;
         match Self::content(&reader, &content)? {
             Some(mut existing) => {
                 // Stored already: one more reference, and these parts go.
@@ -467,6 +614,7 @@ impl FileStore for RocksFileStore {
                     encode_content(&existing),
                 ));
                 Self::drop_parts(&upload, &mut ops);
+                duplicate = true;
             }
             None => {
                 ops.push(BatchOp::put(
@@ -478,7 +626,7 @@ impl FileStore for RocksFileStore {
                         refs: 1,
                     }),
                 ));
-                for (window, hashes) in ranges.finish().chunks(RANGES_PER_WINDOW).enumerate() {
+                for (window, hashes) in range_hashes.chunks(RANGES_PER_WINDOW).enumerate() {
                     let window = u32::try_from(window).unwrap_or(u32::MAX);
                     ops.push(BatchOp::put(
                         keys::range_hashes(&content.0, window),
@@ -510,6 +658,9 @@ impl FileStore for RocksFileStore {
             file_id,
         )));
         self.write(&ops)?;
+        if duplicate {
+            self.release(upload.blob);
+        }
         Ok(info)
     }
 
@@ -552,10 +703,8 @@ impl FileStore for RocksFileStore {
             let bytes = match self.cache.get(record.blob, index) {
                 Some(bytes) => bytes,
                 None => {
-                    let bytes: Arc<[u8]> =
-                        Self::with_part(&reader, record.blob, index, 0, |bytes: &[u8]| {
-                            Arc::<[u8]>::from(bytes)
-                        })?;
+                    let (_, bytes) = self.read_part(&reader, record.blob, index, 0)?;
+                    let bytes: Arc<[u8]> = bytes.into();
                     self.cache.insert(record.blob, index, bytes.clone());
                     bytes
                 }
@@ -618,11 +767,12 @@ impl FileStore for RocksFileStore {
         };
         let _contents = crate::lock(&self.contents);
         let mut ops = vec![BatchOp::delete(file_key)];
+        let mut released = None;
         if let Some(mut record) = Self::content(&reader, &info.content)? {
             record.refs = record.refs.saturating_sub(1);
             if record.refs == 0 {
                 // The last file: the content, its hashes and its parts go together.
-                self.cache.remove_blob(record.blob);
+                released = Some(record.blob);
                 ops.push(BatchOp::delete(keys::content(&info.content.0)));
                 let part_size = u64::from(record.part_size.max(1));
                 let parts = record.size.div_ceil(part_size);
@@ -646,6 +796,9 @@ impl FileStore for RocksFileStore {
             }
         }
         self.write(&ops)?;
+        if let Some(blob) = released {
+            self.release(blob);
+        }
         Ok(true)
     }
 
@@ -700,6 +853,8 @@ impl FileStore for RocksFileStore {
                 )));
             }
             self.write(&ops)?;
+            self.hashes.forget((owner, file_id));
+            self.release(upload.blob);
             swept += 1;
         }
         Ok(swept)

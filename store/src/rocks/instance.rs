@@ -18,13 +18,9 @@ pub(crate) const FAMILIES: &[&str] = &[
     "messages", "index", "log", "meta", "sends", "pending", "keys",
 ];
 
-/// The column families of a file store: part bytes apart (in blob files) from the rows
-/// that describe them.
+/// The column families of a file store: part rows (one per part, written and dropped in
+/// bulk) apart from the rows of uploads, contents and files.
 pub(crate) const FILE_FAMILIES: &[&str] = &["parts", "files"];
-
-/// Families whose values go to RocksDB's blob files (BlobDB): large values that compaction
-/// should not rewrite.
-const BLOB_FAMILIES: &[&str] = &["parts"];
 
 /// The column family of each kind of record: message rows (large values, read in ranges)
 /// apart from the small index rows, the log apart from both (written once, trimmed from the
@@ -121,16 +117,9 @@ impl Instance {
         options.set_compression_type(DBCompressionType::Lz4);
         options.set_write_buffer_size(tuning.write_buffer_bytes);
         options.set_block_based_table_factory(&table);
-        let descriptors = families.iter().map(|name| {
-            let mut family = options.clone();
-            if BLOB_FAMILIES.contains(name) {
-                family.set_enable_blob_files(true);
-                family.set_min_blob_size(4096);
-                family.set_enable_blob_gc(true);
-                family.set_blob_compression_type(DBCompressionType::None);
-            }
-            ColumnFamilyDescriptor::new(*name, family)
-        });
+        let descriptors = families
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
         Ok(Self {
             number,

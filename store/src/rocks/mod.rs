@@ -22,7 +22,8 @@
 //! - **Operations.** [`RocksMessageStore::checkpoint`] copies a consistent store for backups;
 //!   [`RocksMessageStore::metrics`] exposes RocksDB's statistics.
 //!
-//! [`RocksFileStore`] keeps file parts in a RocksDB of its own, their bytes in blob files.
+//! [`RocksFileStore`] keeps file rows in a RocksDB of its own and part bytes in one plain
+//! file per upload beside it.
 //!
 //! [`RocksAuthKeyStore`] keeps authorization keys (with their bindings and an expiry index)
 //! in a RocksDB of its own, every change synced.
@@ -35,8 +36,10 @@ mod instance;
 mod locks;
 mod message;
 mod part_cache;
+mod part_files;
 mod plan;
 mod shards;
+mod upload_hashes;
 
 pub use auth_key::RocksAuthKeyStore;
 pub use file::{DEFAULT_PART_CACHE_BYTES, RocksFileStore};
