@@ -75,6 +75,24 @@ enum Kind {
 }
 
 impl Kind {
+    /// Whether the Rust type of this kind implements `Default` (numbers, strings, byte
+    /// arrays, `bool`, vectors; not enums, bare constructors or generics).
+    fn has_default(&self) -> bool {
+        match self {
+            Self::Int
+            | Self::Long
+            | Self::Double
+            | Self::Int128
+            | Self::Int256
+            | Self::String
+            | Self::Bytes
+            | Self::Bool
+            | Self::True
+            | Self::Vector { .. } => true,
+            Self::Generic(_) | Self::Boxed(_) | Self::Bare(_) => false,
+        }
+    }
+
     /// Whether the runtime's trait impls (primitives, `Vec<T>` as a boxed vector, enums,
     /// generics) serialize this kind exactly as the schema says.
     fn via_traits(&self) -> bool {
@@ -726,7 +744,22 @@ impl<'a> Model<'a> {
         if def.params.iter().any(|p| matches!(p.ty, ParamType::Flags)) {
             out.push_str("///\n/// Flag fields (`#`) are computed on encoding. Fields that share a flag bit are\n/// encoded only together: if any of them is absent, none is sent.\n");
         }
-        out.push_str("#[derive(Clone, Debug, PartialEq)]\n");
+        // `Default` where every field has one (absent flags, zero numbers, empty strings and
+        // vectors), so that large constructors can be written with `..Default::default()`.
+        let defaultable = def.generics.is_empty()
+            && def
+                .params
+                .iter()
+                .zip(&kinds)
+                .all(|(p, kind)| match (&p.ty, kind) {
+                    (_, None) | (ParamType::Normal { flag: Some(_), .. }, _) => true,
+                    (_, Some(kind)) => kind.has_default(),
+                });
+        if defaultable {
+            out.push_str("#[derive(Clone, Debug, PartialEq, Default)]\n");
+        } else {
+            out.push_str("#[derive(Clone, Debug, PartialEq)]\n");
+        }
         let _ = writeln!(out, "pub struct {name}{plain_decl} {{");
         for (p, kind) in def.params.iter().zip(&kinds) {
             let Some(kind) = kind else { continue };
@@ -1296,6 +1329,31 @@ mod tests {
         assert_eq!(field_ident("type"), "r#type");
         assert_eq!(field_ident("self"), "self_");
         assert_eq!(field_ident("srp_B"), "srp_b");
+    }
+
+    #[test]
+    fn default_only_where_every_field_has_one() {
+        let defs = parse_schema(
+            "peerUser#1 id:long = Peer;\nuser#2 flags:# p:flags.0?Peer name:string tags:Vector<int> = User;\n\
+             message#3 peer:Peer = Message;\n---functions---\nwrap#4 {X:Type} q:!X = X;",
+        )
+        .unwrap();
+        let code = generate(&defs, &config()).unwrap();
+        let derive_of = |name: &str| {
+            let at = code.find(&format!("pub struct {name}")).unwrap();
+            let start = code[..at].rfind("#[derive(").unwrap();
+            code[start..at].to_owned()
+        };
+        assert!(derive_of("PeerUser").contains("Default"));
+        assert!(
+            derive_of("User ").contains("Default"),
+            "an absent flag field is a default"
+        );
+        assert!(
+            !derive_of("Message ").contains("Default"),
+            "an enum field has none"
+        );
+        assert!(!derive_of("Wrap").contains("Default"), "a generic has none");
     }
 
     #[test]

@@ -1,15 +1,128 @@
 //! The Columba echo server: a Telegram-compatible example server.
 //!
-//! It is not built yet: it needs the message and file stores. Until then
-//! this program says so and exits with status 2, so that the README's command is honest.
+//! ```text
+//! echo-server [--listen 127.0.0.1:4430] [--data ./data] [--login-code 12345]
+//! ```
+//!
+//! On first start it creates the data directory with an RSA key, and prints the public key
+//! (PEM) and its fingerprint for clients. Login codes are printed in the log (stderr);
+//! `--login-code` makes every code that one (tests and demos only). Ctrl-C stops it
+//! gracefully.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use columba_examples::echo::{self, EchoOptions};
+
+const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS]";
+
+fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
+    let mut options = EchoOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 4430)),
+        data: PathBuf::from("data"),
+        fixed_code: None,
+    };
+    let mut args = args.peekable();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => {
+                let text = value()?;
+                options.listen = text
+                    .parse()
+                    .map_err(|_| format!("--listen: not an address: {text}"))?;
+            }
+            "--data" => options.data = PathBuf::from(value()?),
+            "--login-code" => {
+                let code = value()?;
+                if code.is_empty() || code.len() > 8 || !code.chars().all(|c| c.is_ascii_digit()) {
+                    return Err("--login-code: 1 to 8 digits".to_owned());
+                }
+                options.fixed_code = Some(code);
+            }
+            "--help" | "-h" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "columba echo-server: not there yet. The wire layer (TL codec, MTProto transports), the \
-         crypto, the message envelopes, the key exchange and the session layer with its tokio \
-         runtime have landed; the server needs the message and file stores first."
-    );
-    ExitCode::from(2)
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("echo-server: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let data = options.data.clone();
+        let started = match echo::start(options).await {
+            Ok(started) => started,
+            Err(error) => {
+                eprintln!(
+                    "echo-server: cannot start with data in {}: {error}",
+                    data.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let key = &started.public_key;
+        println!(
+            "{} RSA key, fingerprint {:016x} ({})",
+            if started.new_key { "new" } else { "saved" },
+            key.fingerprint() as u64,
+            key.fingerprint()
+        );
+        print!("{}", key.to_pem());
+        println!("listening on {}", started.address);
+        match started.serve(shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("echo-server: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
