@@ -47,6 +47,11 @@ pub struct ServerConfig {
     pub test_mode: bool,
     /// Upper bound on temporary keys' lifetimes.
     pub max_temp_key_lifetime: Duration,
+    /// Ask for another `g_b` (`dh_gen_retry`) when the key's first byte is zero. Some clients
+    /// (Telethon 1.x) encode `g_ab` without its leading zero bytes and so derive a different
+    /// key, and a different auth_key_id, in 1 exchange of 256; another round costs the client
+    /// one more exponentiation and removes 1/256 of a 2048-bit key space. On by default.
+    pub refuse_short_keys: bool,
 }
 
 impl ServerConfig {
@@ -60,6 +65,7 @@ impl ServerConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             test_mode: false,
             max_temp_key_lifetime: DEFAULT_MAX_TEMP_KEY_LIFETIME,
+            refuse_short_keys: true,
         }
     }
 }
@@ -471,7 +477,8 @@ impl ServerHandshake {
     }
 
     /// Answers [`ServerEvent::CheckAuthKeyId`]: `in_use` says whether another key already has
-    /// this auth_key_id. A free id completes the handshake (`dh_gen_ok`); a taken one asks the
+    /// this auth_key_id. A free id completes the handshake (`dh_gen_ok`); a taken one (or a
+    /// key starting with a zero byte, see [`ServerConfig::refuse_short_keys`]) asks the
     /// client for another g_b (`dh_gen_retry`), up to the retry cap (then `dh_gen_fail`).
     pub fn confirm_auth_key_id(
         &mut self,
@@ -488,7 +495,8 @@ impl ServerHandshake {
             ));
         };
         let aux_hash = auth_key.aux_hash();
-        if !in_use {
+        let short = self.config.refuse_short_keys && auth_key.as_bytes().first() == Some(&0);
+        if !in_use && !short {
             let reply = types::DhGenOk {
                 nonce: sent.nonce,
                 server_nonce: sent.server_nonce,

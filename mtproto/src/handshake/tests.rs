@@ -148,6 +148,32 @@ fn auth_key_id_collision_gets_dh_gen_retry_with_the_right_retry_id() {
     assert_eq!(checks.len(), 3);
 }
 
+/// With seed 119 the first exchange's key starts with a zero byte (found by trying seeds
+/// from 0 with `refuse_short_keys` off).
+const SHORT_KEY_SEED: u64 = 119;
+
+#[test]
+fn a_key_starting_with_zero_is_refused_with_dh_gen_retry() {
+    let mut lenient = server_config();
+    lenient.refuse_short_keys = false;
+    let (_, key) = run(client_config(), lenient, SHORT_KEY_SEED, |_| false).unwrap();
+    assert_eq!(
+        key.auth_key.as_bytes().first(),
+        Some(&0),
+        "the seed still gives a short key"
+    );
+
+    let mut checks = 0;
+    let (client, server) = run(client_config(), server_config(), SHORT_KEY_SEED, |_| {
+        checks += 1;
+        false
+    })
+    .unwrap();
+    assert_eq!(checks, 2, "a second g_b was asked for");
+    assert_ne!(server.auth_key.as_bytes().first(), Some(&0));
+    assert_eq!(client.auth_key.as_bytes(), server.auth_key.as_bytes());
+}
+
 #[test]
 fn endless_collisions_end_in_dh_gen_fail() {
     let mut server = server_config();
