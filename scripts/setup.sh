@@ -11,6 +11,8 @@ command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 # bindgen needs the unversioned libclang.so that only the -dev package ships.
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# Debian splits venv (and the pip it bootstraps) out of python3; the Telethon test needs it.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # The compare binary measures against OpenSSL through the openssl crate (headers and .pc file).
