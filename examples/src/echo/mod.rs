@@ -5,8 +5,10 @@
 //! - [`secrets`]: the RSA key and the secret behind access hashes.
 //! - [`tl`]: Telegram objects built from stored records.
 //! - [`service`]: the requests and their answers.
+//! - [`client`]: a client of it over Columba's client runtime (tests, the load generator).
 //! - [`run`]: the data directory, the stores and the runtime put together.
 
+pub mod client;
 pub mod run;
 pub mod secrets;
 pub mod service;

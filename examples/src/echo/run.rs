@@ -39,6 +39,7 @@ pub struct Started {
     pub new_key: bool,
     server: Server,
     listener: TcpAcceptor,
+    app: Arc<EchoApp>,
 }
 
 impl std::fmt::Debug for Started {
@@ -113,6 +114,7 @@ pub async fn start_with(
         new_key,
         server,
         listener,
+        app,
     })
 }
 
@@ -124,6 +126,8 @@ impl Started {
 
     /// Serves until `shutdown` completes, then shuts down gracefully.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        self.server.serve(self.listener, shutdown).await
+        let served = self.server.serve(self.listener, shutdown).await;
+        self.app.detach();
+        served
     }
 }

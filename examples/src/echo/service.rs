@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -71,7 +71,9 @@ pub struct EchoApp {
     keys: Arc<dyn AuthKeyStore>,
     codes: Mutex<HashMap<String, PendingCode>>,
     code_sender: Arc<dyn CodeSender>,
-    server: OnceLock<Server>,
+    /// The runtime, once attached (a cycle while serving: the server holds the service;
+    /// [`EchoApp::detach`] breaks it).
+    server: Mutex<Option<Server>>,
 }
 
 impl std::fmt::Debug for EchoApp {
@@ -187,13 +189,28 @@ impl EchoApp {
             keys,
             codes: Mutex::new(HashMap::new()),
             code_sender,
-            server: OnceLock::new(),
+            server: Mutex::new(None),
         })
     }
 
     /// Gives the application the server it answers for (to send updates and refresh keys).
     pub fn attach(&self, server: Server) {
-        let _ = self.server.set(server);
+        *self.server.lock().unwrap_or_else(PoisonError::into_inner) = Some(server);
+    }
+
+    /// Lets go of the server (after it stopped), so that the stores can close.
+    pub fn detach(&self) {
+        self.server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    fn server(&self) -> Option<Server> {
+        self.server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn user_object(&self, id: i64, viewer: i64) -> Option<enums::User> {
@@ -542,7 +559,7 @@ impl EchoApp {
         self.keys
             .set_user(perm, Some(record.id))
             .map_err(internal)?;
-        if let Some(server) = self.server.get() {
+        if let Some(server) = self.server() {
             server.refresh_key(perm);
         }
         tracing::info!(user_id = record.id, "signed in");
@@ -1107,7 +1124,7 @@ impl EchoApp {
     }
 
     fn push(&self, user: i64, updates: enums::Updates) {
-        if let Some(server) = self.server.get() {
+        if let Some(server) = self.server() {
             server.send_update(user, Bytes::from(updates.to_bytes()));
         }
     }

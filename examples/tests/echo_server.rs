@@ -1,0 +1,268 @@
+//! The echo server in-process over real loopback TCP and real RocksDB, driven by Columba's
+//! own client: sign-in, the echo's answer as a pushed update, `getDifference`, history, files
+//! through the file store, messages between two users, errors, and a restart on the same
+//! data directory.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use columba_examples::echo::client::{CallError, EchoClient, Target, new_messages};
+use columba_examples::echo::{self, EchoOptions};
+use columba_mtproto::tl::api::{enums, functions, types};
+use columba_mtproto::transport::Framing;
+use tokio::sync::oneshot;
+
+const CODE: &str = "31415";
+
+struct Running {
+    target: Target,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+async fn start(data: &Path) -> Running {
+    let started = echo::start(EchoOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: data.to_path_buf(),
+        fixed_code: Some(CODE.to_owned()),
+    })
+    .await
+    .unwrap();
+    let target = Target {
+        address: started.address,
+        key: started.public_key.clone(),
+        framing: Framing::Intermediate,
+        obfuscated: false,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        started
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running { target, stop, done }
+}
+
+async fn stop(running: Running) {
+    let _ = running.stop.send(());
+    running.done.await.unwrap();
+}
+
+/// The next pushed message whose text is `text`.
+async fn pushed_message(client: &mut EchoClient, text: &str) -> types::Message {
+    loop {
+        let updates = client
+            .next_update(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no update with {text:?} in 10 s"));
+        if let Some(message) = new_messages(&updates)
+            .into_iter()
+            .find(|message| message.message == text)
+        {
+            return message;
+        }
+    }
+}
+
+fn rpc_error(result: Result<impl std::fmt::Debug, CallError>) -> (i32, String) {
+    match result {
+        Err(CallError::Rpc(error)) => (error.code, error.message),
+        other => panic!("expected an rpc error, got {other:?}"),
+    }
+}
+
+fn document_of(message: &types::Message) -> types::Document {
+    match &message.media {
+        Some(enums::MessageMedia::MessageMediaDocument(media)) => match &media.document {
+            Some(enums::Document::Document(document)) => (**document).clone(),
+            other => panic!("no document: {other:?}"),
+        },
+        other => panic!("no document media: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_echo_files_history_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path()).await;
+
+    // Before signing in: only the login calls work.
+    let mut alice = EchoClient::connect(&running.target, None).await.unwrap();
+    assert_eq!(
+        rpc_error(alice.call(&functions::updates::GetState {}).await),
+        (401, "AUTH_KEY_UNREGISTERED".to_owned())
+    );
+    let wrong = alice.sign_in("+1 555 0100", "00000").await;
+    assert_eq!(rpc_error(wrong), (400, "PHONE_CODE_INVALID".to_owned()));
+    let me = alice.sign_in("+1 555 0100", CODE).await.unwrap();
+    assert!(me.self_);
+    assert_eq!(me.phone.as_deref(), Some("15550100"));
+    let unknown = alice.call_raw(Bytes::from_static(&[1, 2, 3, 4])).await;
+    assert_eq!(rpc_error(unknown), (400, "INPUT_METHOD_INVALID".to_owned()));
+
+    // A message to @echo comes back as a pushed update, from the echo user.
+    let echo_peer = alice.echo_peer().await.unwrap();
+    let sent = alice.send_text(&echo_peer, "hello", 11).await.unwrap();
+    assert!(sent.out);
+    let reply = pushed_message(&mut alice, "hello").await;
+    assert!(!reply.out);
+    assert_eq!(reply.id, sent.id + 1);
+    assert!(matches!(reply.from_id, Some(enums::Peer::PeerUser(ref peer)) if peer.user_id == 100));
+
+    // A repeated random_id is the same send: no second message, no second echo.
+    let again = alice.send_text(&echo_peer, "hello", 11).await.unwrap();
+    assert_eq!(again.id, sent.id);
+
+    // getDifference from before the send has both messages.
+    let difference = alice
+        .call(&functions::updates::GetDifference {
+            pts: 0,
+            pts_limit: None,
+            pts_total_limit: None,
+            date: 0,
+            qts: 0,
+            qts_limit: None,
+        })
+        .await
+        .unwrap();
+    let enums::updates::Difference::Difference(difference) = difference else {
+        panic!("not a complete difference: {difference:?}");
+    };
+    assert_eq!(difference.new_messages.len(), 2);
+    let enums::updates::State::State(state) = difference.state;
+    assert_eq!(state.pts, 2);
+
+    // A file, echoed with the same media, downloads intact.
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 1000) as u8).collect();
+    let file = alice.upload(&bytes, "notes.bin").await.unwrap();
+    let media = alice
+        .call(&functions::messages::SendMedia {
+            silent: false,
+            background: false,
+            clear_draft: false,
+            noforwards: false,
+            update_stickersets_order: false,
+            invert_media: false,
+            allow_paid_floodskip: false,
+            peer: echo_peer.clone(),
+            reply_to: None,
+            media: types::InputMediaUploadedDocument {
+                nosound_video: false,
+                force_file: true,
+                spoiler: false,
+                file,
+                thumb: None,
+                mime_type: "application/octet-stream".to_owned(),
+                attributes: Vec::new(),
+                stickers: None,
+                video_cover: None,
+                video_timestamp: None,
+                ttl_seconds: None,
+            }
+            .into(),
+            message: "a file".to_owned(),
+            random_id: 12,
+            reply_markup: None,
+            entities: None,
+            schedule_date: None,
+            schedule_repeat_period: None,
+            send_as: None,
+            quick_reply_shortcut: None,
+            effect: None,
+            allow_paid_stars: None,
+            suggested_post: None,
+        })
+        .await
+        .unwrap();
+    let mine = document_of(&new_messages(&media)[0]);
+    let echoed = pushed_message(&mut alice, "a file").await;
+    let document = document_of(&echoed);
+    assert_eq!(document.id, mine.id, "the echo carries the same media");
+    assert_eq!(document.size, 300_000);
+    assert_eq!(alice.download(&document).await.unwrap(), bytes);
+    // A forged access hash reads nothing.
+    let mut forged = document.clone();
+    forged.access_hash ^= 1;
+    assert_eq!(
+        rpc_error(alice.download(&forged).await),
+        (400, "FILE_REFERENCE_INVALID".to_owned())
+    );
+
+    // Two users: a message from one reaches the other's live session.
+    let mut bob = EchoClient::connect(&running.target, None).await.unwrap();
+    let bob_user = bob.sign_in("15550200", CODE).await.unwrap();
+    let bob_peer: enums::InputPeer = types::InputPeerUser {
+        user_id: bob_user.id,
+        access_hash: bob_user.access_hash.unwrap(),
+    }
+    .into();
+    alice.send_text(&bob_peer, "hi bob", 13).await.unwrap();
+    let got = pushed_message(&mut bob, "hi bob").await;
+    assert!(matches!(got.peer_id, enums::Peer::PeerUser(ref peer) if peer.user_id == me.id));
+    // A made-up access hash is refused.
+    let forged_peer: enums::InputPeer = types::InputPeerUser {
+        user_id: bob_user.id,
+        access_hash: bob_user.access_hash.unwrap() ^ 1,
+    }
+    .into();
+    assert_eq!(
+        rpc_error(alice.send_text(&forged_peer, "x", 14).await),
+        (400, "PEER_ID_INVALID".to_owned())
+    );
+
+    let saved = alice.saved_key();
+    alice.close().await;
+    bob.close().await;
+    stop(running).await;
+
+    // Restarted on the same data: the key is still signed in, the history is there.
+    let running = start(dir.path()).await;
+    let alice = EchoClient::connect(&running.target, Some(saved))
+        .await
+        .unwrap();
+    let users = alice
+        .call(&functions::users::GetUsers {
+            id: vec![types::InputUserSelf {}.into()],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(&users[..], [enums::User::User(user)] if user.id == me.id));
+    let history = alice
+        .call(&functions::messages::GetHistory {
+            peer: echo_peer.clone(),
+            offset_id: 0,
+            offset_date: 0,
+            add_offset: 0,
+            limit: 10,
+            max_id: 0,
+            min_id: 0,
+            hash: 0,
+        })
+        .await
+        .unwrap();
+    let enums::messages::Messages::Messages(history) = history else {
+        panic!("the whole history fits one page: {history:?}");
+    };
+    let texts: Vec<String> = history
+        .messages
+        .iter()
+        .map(|message| match message {
+            enums::Message::Message(message) => message.message.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, ["a file", "a file", "hello", "hello"]);
+    alice.close().await;
+    stop(running).await;
+}
