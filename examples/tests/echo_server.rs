@@ -41,6 +41,7 @@ async fn start(data: &Path) -> Running {
         key: started.public_key.clone(),
         framing: Framing::Intermediate,
         obfuscated: false,
+        reconnect_attempts: 5,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(async move {

@@ -125,6 +125,19 @@ fn request(n: u32) -> Bytes {
     Bytes::from(body)
 }
 
+/// Connecting can be spawned on a multi-threaded runtime (a compile-time check).
+#[test]
+fn the_client_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let (_, connector) = memory_transport(1);
+    let connect = Client::connect(
+        Arc::new(connector),
+        client_options(Framing::Abridged, false),
+        None,
+    );
+    send(&connect);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_rpcs_over_every_framing() {
     let running = start(|_| {}).await;

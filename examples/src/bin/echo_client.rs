@@ -165,6 +165,7 @@ async fn run(options: Options) -> Result<(), String> {
         key,
         framing: options.framing,
         obfuscated: options.obfuscated,
+        reconnect_attempts: 5,
     };
     let saved = options.session.as_ref().and_then(load_session);
     let reused = saved.is_some();

@@ -57,6 +57,21 @@ pub struct Target {
     pub framing: Framing,
     /// Whether to obfuscate.
     pub obfuscated: bool,
+    /// Reconnection attempts after a broken connection before calls fail (0: fail at once).
+    pub reconnect_attempts: u32,
+}
+
+impl Target {
+    /// `address` with `key`, over the intermediate framing, reconnecting up to 5 times.
+    pub fn new(address: SocketAddr, key: RsaPublicKey) -> Self {
+        Self {
+            address,
+            key,
+            framing: Framing::Intermediate,
+            obfuscated: false,
+            reconnect_attempts: 5,
+        }
+    }
 }
 
 impl EchoClient {
@@ -67,6 +82,7 @@ impl EchoClient {
             handshake::ClientConfig::new(vec![target.key.clone()], THIS_DC),
         );
         options.request_timeout = Duration::from_secs(30);
+        options.reconnect_attempts = target.reconnect_attempts;
         let client =
             Client::connect(Arc::new(TcpConnector::new(target.address)), options, saved).await?;
         let updates = client.updates();

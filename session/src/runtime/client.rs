@@ -392,7 +392,10 @@ impl Link {
                 Frame::TransportError(code) => return Err(ClientError::TransportError(code)),
                 Frame::QuickAck(_) => continue,
             };
-            match machine.handle(&data, now(), &mut rand::rng()) {
+            // Bound first: the thread's generator must not live across the await below (the
+            // future would not be `Send`).
+            let event = machine.handle(&data, now(), &mut rand::rng());
+            match event {
                 Ok(handshake::ClientEvent::Send(message)) => self.send(&message).await?,
                 Ok(handshake::ClientEvent::Done(key)) => {
                     return Ok((
