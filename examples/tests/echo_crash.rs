@@ -94,7 +94,11 @@ impl Rng {
     }
 }
 
-async fn connect(target: &Target, ledger: &mut Ledger, phone: &str) -> Result<EchoClient, CallError> {
+async fn connect(
+    target: &Target,
+    ledger: &mut Ledger,
+    phone: &str,
+) -> Result<EchoClient, CallError> {
     let client = EchoClient::connect(target, ledger.key.clone()).await?;
     let signed_in = matches!(
         client
@@ -111,7 +115,12 @@ async fn connect(target: &Target, ledger: &mut Ledger, phone: &str) -> Result<Ec
     Ok(client)
 }
 
-fn media_request(peer: enums::InputPeer, file: enums::InputFile, caption: &str, random_id: i64) -> functions::messages::SendMedia {
+fn media_request(
+    peer: enums::InputPeer,
+    file: enums::InputFile,
+    caption: &str,
+    random_id: i64,
+) -> functions::messages::SendMedia {
     functions::messages::SendMedia {
         silent: false,
         background: false,
@@ -233,11 +242,14 @@ async fn history(client: &EchoClient) -> Vec<(String, Option<types::Document>)> 
             break;
         }
         for message in &messages {
-            let enums::Message::Message(message) = message else { continue };
+            let enums::Message::Message(message) = message else {
+                continue;
+            };
             offset_id = message.id;
             if message.out {
                 let document = match &message.media {
-                    Some(enums::MessageMedia::MessageMediaDocument(media)) => match &media.document {
+                    Some(enums::MessageMedia::MessageMediaDocument(media)) => match &media.document
+                    {
                         Some(enums::Document::Document(document)) => Some((**document).clone()),
                         _ => None,
                     },
@@ -290,14 +302,19 @@ async fn acknowledged_messages_and_files_survive_sigkill() {
         let texts: Vec<&str> = stored.iter().map(|(text, _)| text.as_str()).collect();
         let mut seen = std::collections::HashSet::new();
         for text in &texts {
-            assert!(seen.insert(*text), "client {index}: {text:?} is stored twice");
+            assert!(
+                seen.insert(*text),
+                "client {index}: {text:?} is stored twice"
+            );
         }
         let mut position = 0;
         for acked in &ledger.acked {
             let found = texts[position..]
                 .iter()
                 .position(|text| text == acked)
-                .unwrap_or_else(|| panic!("client {index}: acknowledged {acked:?} is missing or out of order"));
+                .unwrap_or_else(|| {
+                    panic!("client {index}: acknowledged {acked:?} is missing or out of order")
+                });
             position += found + 1;
         }
         for (caption, bytes) in &ledger.files {
@@ -306,7 +323,11 @@ async fn acknowledged_messages_and_files_survive_sigkill() {
                 .find(|(text, _)| text == caption)
                 .and_then(|(_, document)| document.clone())
                 .unwrap_or_else(|| panic!("client {index}: file {caption:?} has no document"));
-            assert_eq!(&client.download(&document).await.unwrap(), bytes, "{caption}");
+            assert_eq!(
+                &client.download(&document).await.unwrap(),
+                bytes,
+                "{caption}"
+            );
         }
         acked_total += ledger.acked.len();
         files_total += ledger.files.len();
@@ -314,7 +335,10 @@ async fn acknowledged_messages_and_files_survive_sigkill() {
     }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    assert!(acked_total > cycles as usize, "the clients got almost nothing acknowledged");
+    assert!(
+        acked_total > cycles as usize,
+        "the clients got almost nothing acknowledged"
+    );
     println!(
         "echo crash test: {cycles} SIGKILL cycles, {acked_total} acknowledged messages ({files_total} files) present once and in order, {:.1} s",
         started.elapsed().as_secs_f64()
