@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 mod crypto;
 mod files;
 mod handshake;
+mod server;
 mod session;
 mod store;
 
@@ -103,6 +104,7 @@ const SUITES: &[(&str, fn())] = &[
     ("session", session::run),
     ("store", store::run),
     ("files", files::run),
+    ("server", server::run),
 ];
 
 fn main() -> ExitCode {

@@ -495,8 +495,7 @@ impl ServerHandshake {
             ));
         };
         let aux_hash = auth_key.aux_hash();
-        let short = self.config.refuse_short_keys && auth_key.as_bytes().first() == Some(&0);
-        if !in_use && !short {
+        if !needs_another_g_b(&self.config, in_use, &auth_key) {
             let reply = types::DhGenOk {
                 nonce: sent.nonce,
                 server_nonce: sent.server_nonce,
@@ -541,6 +540,12 @@ impl ServerHandshake {
         self.state = State::SentDhParams(sent);
         Ok(ServerEvent::Reply(self.wrap(&reply, &now)))
     }
+}
+
+/// Whether the server asks for another `g_b` rather than accept `key`: its id is taken, or it
+/// starts with a zero byte and [`ServerConfig::refuse_short_keys`] is on.
+pub(crate) fn needs_another_g_b(config: &ServerConfig, in_use: bool, key: &AuthKey) -> bool {
+    in_use || (config.refuse_short_keys && key.as_bytes().first() == Some(&0))
 }
 
 /// The fields shared by the four inner-data constructors.

@@ -1,0 +1,210 @@
+//! Suite `server`: encrypted echo round trips through the tokio runtime over loopback TCP,
+//! against a plain tokio TCP echo of the same payload sizes.
+//!
+//! - `echo_rtt_256conn`: 256 clients (each its own connection, auth key and session) invoke a
+//!   64-byte query over the intermediate framing, one after another, concurrently; the server
+//!   runtime (`columba_session::runtime::Server`) opens each message, routes it through the
+//!   endpoint to a service that answers with the query's bytes, and seals the `rpc_result`;
+//!   the client runtime opens it and matches it to the request. Peer (`plain_tcp_echo`): 256
+//!   tokio TCP connections, each sending a length-prefixed 64-byte payload and reading back
+//!   the echo, on the same runtime.
+//!
+//! Both sides run on one multi-threaded tokio runtime (a worker per core). The p99 of each
+//! side's round trips is printed on stderr.
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark that cannot set up has nothing to report: it stops and says why"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use columba_mtproto::crypto::RsaPrivateKey;
+use columba_mtproto::handshake;
+use columba_mtproto::transport::{ClientConfig as FramingConfig, Framing};
+use columba_session::RequestContext;
+use columba_session::RpcOutcome;
+use columba_session::plugins::{BoxFuture, LoggingPushProvider, Service};
+use columba_session::runtime::{
+    Client, ClientOptions, Server, ServerOptions, TcpAcceptor, TcpConnector,
+};
+use columba_store::MemoryAuthKeyStore;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Side, compare};
+
+const CONNECTIONS: usize = 256;
+/// Round trips per connection in one timed batch.
+const ROUNDS: usize = 20;
+const PAYLOAD: usize = 64;
+
+/// Answers every query with its own bytes.
+struct Echo;
+
+impl Service for Echo {
+    fn call(&self, _: RequestContext, request: Bytes) -> BoxFuture<'_, RpcOutcome> {
+        Box::pin(async move { Ok(request) })
+    }
+}
+
+fn query() -> Bytes {
+    let mut body = 0x1234_5678u32.to_le_bytes().to_vec();
+    body.resize(PAYLOAD, 0x5a);
+    Bytes::from(body)
+}
+
+fn p99(samples: &mut [Duration]) -> f64 {
+    samples.sort_unstable();
+    let index = (samples.len() * 99 / 100).min(samples.len().saturating_sub(1));
+    samples.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+async fn plain_echo_server(listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4 + PAYLOAD];
+            loop {
+                if stream.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                if stream.write_all(&buf).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+pub(crate) fn run() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let key = Arc::new(RsaPrivateKey::generate(&mut ChaCha20Rng::seed_from_u64(7)));
+
+    // Ours: the runtime's server and 256 clients, each with its own key.
+    let (clients, _server) = runtime.block_on(async {
+        let mut options =
+            ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![key.clone()])));
+        options.max_connections_per_ip = CONNECTIONS * 2;
+        let server = Server::new(
+            options,
+            Arc::new(MemoryAuthKeyStore::new()),
+            Arc::new(Echo),
+            Arc::new(LoggingPushProvider),
+        );
+        let listener = TcpAcceptor::bind("127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("a listener");
+        let address = listener.local_addr().expect("its address");
+        let serving = server.clone();
+        tokio::spawn(async move {
+            let _ = serving.serve(listener, std::future::pending()).await;
+        });
+        let mut connecting = tokio::task::JoinSet::new();
+        for _ in 0..CONNECTIONS {
+            let options = ClientOptions::new(
+                FramingConfig::new(Framing::Intermediate, false),
+                handshake::ClientConfig::new(vec![key.public_key().clone()], 1),
+            );
+            connecting.spawn(async move {
+                Client::connect(Arc::new(TcpConnector::new(address)), options, None)
+                    .await
+                    .expect("a client")
+            });
+        }
+        let mut clients = Vec::with_capacity(CONNECTIONS);
+        while let Some(client) = connecting.join_next().await {
+            clients.push(Arc::new(client.expect("a connecting task")));
+        }
+        (clients, server)
+    });
+
+    // Peer: a plain echo server and 256 connections to it.
+    let peers: Vec<Arc<tokio::sync::Mutex<TcpStream>>> = runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a listener");
+        let address: SocketAddr = listener.local_addr().expect("its address");
+        tokio::spawn(plain_echo_server(listener));
+        let mut peers = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            let stream = TcpStream::connect(address)
+                .await
+                .expect("a peer connection");
+            let _ = stream.set_nodelay(true);
+            peers.push(Arc::new(tokio::sync::Mutex::new(stream)));
+        }
+        peers
+    });
+
+    let ours_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let peer_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let work = (CONNECTIONS * ROUNDS) as f64;
+    compare(
+        "echo_rtt_256conn",
+        "round trips/s",
+        "plain_tcp_echo",
+        Side::timed(work, || {
+            let clients = clients.clone();
+            let latency = ours_latency.clone();
+            runtime.block_on(async move {
+                let started = Instant::now();
+                let mut tasks = tokio::task::JoinSet::new();
+                for client in clients {
+                    let latency = latency.clone();
+                    tasks.spawn(async move {
+                        let mut samples = Vec::with_capacity(ROUNDS);
+                        for _ in 0..ROUNDS {
+                            let sent = Instant::now();
+                            let answer = client.invoke(query()).await.expect("an answer");
+                            assert_eq!(answer.expect("not an error").len(), PAYLOAD);
+                            samples.push(sent.elapsed());
+                        }
+                        latency.lock().expect("samples").extend(samples);
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+                started.elapsed()
+            })
+        }),
+        Side::timed(work, || {
+            let peers = peers.clone();
+            let latency = peer_latency.clone();
+            runtime.block_on(async move {
+                let started = Instant::now();
+                let mut tasks = tokio::task::JoinSet::new();
+                for peer in peers {
+                    let latency = latency.clone();
+                    tasks.spawn(async move {
+                        let mut stream = peer.lock().await;
+                        let mut frame = (PAYLOAD as u32).to_le_bytes().to_vec();
+                        frame.extend_from_slice(&query());
+                        let mut back = vec![0u8; frame.len()];
+                        let mut samples = Vec::with_capacity(ROUNDS);
+                        for _ in 0..ROUNDS {
+                            let sent = Instant::now();
+                            stream.write_all(&frame).await.expect("a write");
+                            stream.read_exact(&mut back).await.expect("a read");
+                            samples.push(sent.elapsed());
+                        }
+                        latency.lock().expect("samples").extend(samples);
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+                started.elapsed()
+            })
+        }),
+    );
+    let ours = p99(&mut ours_latency.lock().expect("samples"));
+    let peer = p99(&mut peer_latency.lock().expect("samples"));
+    eprintln!("echo_rtt_256conn p99: ours {ours:.0} µs, plain_tcp_echo {peer:.0} µs");
+}
