@@ -222,6 +222,99 @@ async fn sign_in_echo_files_history_and_a_restart() {
         (400, "PEER_ID_INVALID".to_owned())
     );
 
+    // Bob reads the chat: his box takes the read, Alice's live session is told.
+    let bob_sees_alice: enums::InputPeer = types::InputPeerUser {
+        user_id: me.id,
+        access_hash: me.access_hash.unwrap(),
+    }
+    .into();
+    let read = bob
+        .call(&functions::messages::ReadHistory {
+            peer: bob_sees_alice,
+            max_id: got.id,
+        })
+        .await
+        .unwrap();
+    let enums::messages::AffectedMessages::AffectedMessages(read) = read;
+    assert_eq!(read.pts_count, 1);
+    let outbox_read = loop {
+        let updates = alice
+            .next_update(Duration::from_secs(10))
+            .await
+            .expect("the read reaches the sender");
+        let enums::Updates::Updates(updates) = updates else {
+            continue;
+        };
+        if let Some(update) = updates.updates.into_iter().find_map(|update| match update {
+            enums::Update::UpdateReadHistoryOutbox(update) => Some(update),
+            _ => None,
+        }) {
+            break update;
+        }
+    };
+    assert!(
+        matches!(outbox_read.peer, enums::Peer::PeerUser(ref peer) if peer.user_id == bob_user.id)
+    );
+
+    // Saved Messages: a message to oneself is kept, once.
+    let note = alice
+        .send_text(&types::InputPeerSelf {}.into(), "note to self", 15)
+        .await
+        .unwrap();
+    assert!(matches!(note.peer_id, enums::Peer::PeerUser(ref peer) if peer.user_id == me.id));
+
+    // Dialogs: the three chats, newest first, with their top messages and users.
+    let dialogs = alice
+        .call(&functions::messages::GetDialogs {
+            exclude_pinned: false,
+            folder_id: None,
+            offset_date: 0,
+            offset_id: 0,
+            offset_peer: types::InputPeerEmpty {}.into(),
+            limit: 20,
+            hash: 0,
+        })
+        .await
+        .unwrap();
+    let enums::messages::Dialogs::Dialogs(dialogs) = dialogs else {
+        panic!("{dialogs:?}");
+    };
+    let peers: Vec<i64> = dialogs
+        .dialogs
+        .iter()
+        .map(|dialog| match dialog {
+            enums::Dialog::Dialog(dialog) => match dialog.peer {
+                enums::Peer::PeerUser(ref peer) => peer.user_id,
+                ref other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(peers, [me.id, bob_user.id, 100]);
+    assert_eq!(dialogs.messages.len(), 3);
+    assert!(dialogs.users.len() >= 3);
+
+    // The full profile of the echo user.
+    let full = alice
+        .call(&functions::users::GetFullUser {
+            id: types::InputUser {
+                user_id: 100,
+                access_hash: match &echo_peer {
+                    enums::InputPeer::InputPeerUser(peer) => peer.access_hash,
+                    other => panic!("{other:?}"),
+                },
+            }
+            .into(),
+        })
+        .await
+        .unwrap();
+    let enums::users::UserFull::UserFull(full) = full;
+    let enums::UserFull::UserFull(profile) = full.full_user;
+    assert_eq!(profile.id, 100);
+    assert!(
+        matches!(&full.users[..], [enums::User::User(user)] if user.username.as_deref() == Some("echo"))
+    );
+
     let saved = alice.saved_key();
     alice.close().await;
     bob.close().await;
