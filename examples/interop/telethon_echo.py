@@ -7,7 +7,7 @@ Usage: python telethon_echo.py HOST PORT PEM_FILE LOGIN_CODE
    sign-in, a raw `messages.sendMessage` to @echo, and the echo's reply as a pushed update.
 2. The high-level `TelegramClient`: sign-in, `get_me`, a message to @echo answered through an
    event handler, `get_messages`, a 3 MB file and a 15 MB file (big-file parts) sent to @echo
-   and the echoed copies downloaded and compared, an edit and a delete.
+   and the echoed copies downloaded and compared, a photo (PNG) likewise, an edit and a delete.
 
 The server must have been started with `--login-code LOGIN_CODE`. Fails (exit status 1) on
 any exception, and on any warning or error Telethon logs (security errors, protocol errors,
@@ -19,7 +19,9 @@ import hashlib
 import logging
 import os
 import sys
+import struct
 import tempfile
+import zlib
 
 from telethon import TelegramClient, events
 from telethon.crypto import rsa
@@ -61,6 +63,23 @@ class FailOnWarnings(logging.Handler):
 
     def emit(self, record):
         self.records.append(self.format(record))
+
+
+def png_image(width, height):
+    """A valid PNG of random pixels (8-bit RGB)."""
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def client_for(host, port, **kwargs):
@@ -174,6 +193,23 @@ async def high_level(host, port, code):
             print("file of", size, "bytes echoed and downloaded intact")
         finally:
             os.unlink(path)
+
+    image = png_image(320, 200)
+    with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as f:
+        f.write(image)
+        path = f.name
+    try:
+        echoed = asyncio.get_running_loop().create_future()
+        await client.send_file("@echo", path)
+        reply = await asyncio.wait_for(echoed, 60)
+        assert reply.photo is not None, reply
+        size = reply.photo.sizes[-1]
+        assert (size.w, size.h) == (320, 200), size
+        got = await client.download_media(reply, file=bytes)
+        assert got == image, (len(got), len(image))
+        print("photo echoed and downloaded intact")
+    finally:
+        os.unlink(path)
 
     edited = await client.edit_message("@echo", sent_message, "hello, edited")
     assert edited.text == "hello, edited", edited

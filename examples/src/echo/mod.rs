@@ -6,9 +6,11 @@
 //! - [`tl`]: Telegram objects built from stored records.
 //! - [`service`]: the requests and their answers.
 //! - [`client`]: a client of it over Columba's client runtime (tests, the load generator).
+//! - [`image`]: the size of uploaded photos (JPEG and PNG headers).
 //! - [`run`]: the data directory, the stores and the runtime put together.
 
 pub mod client;
+pub mod image;
 pub mod run;
 pub mod secrets;
 pub mod service;

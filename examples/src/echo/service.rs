@@ -25,8 +25,8 @@ use rand::Rng as _;
 use subtle::ConstantTimeEq as _;
 
 use super::secrets::Secret;
-use super::tl;
 use super::users::{ECHO_USER_ID, Users, normalize_phone};
+use super::{image, tl};
 
 /// How long a login code lives.
 const CODE_TTL: Duration = Duration::from_secs(300);
@@ -40,6 +40,9 @@ const MAX_WRAPPERS: usize = 4;
 const MAX_TEXT_CHARS: usize = 4096;
 /// Entries of the update log a `getDifference` answer carries at most.
 const DIFFERENCE_LIMIT: usize = 100;
+
+/// The one size of a photo: the original.
+const PHOTO_SIZE: &str = "y";
 
 /// `invokeWithoutUpdates#bf9459b7`.
 const INVOKE_WITHOUT_UPDATES_ID: u32 = 0xbf94_59b7;
@@ -693,16 +696,30 @@ impl EchoApp {
                 Ok(self.document_media(&info, uploaded.mime_type.clone(), attributes))
             }
             enums::InputMedia::InputMediaUploadedPhoto(uploaded) => {
-                // Photos are kept as documents of type image/jpeg: the example does not
-                // decode images to make thumbnails.
+                // A photo of one size, the original (no thumbnails: nothing is decoded); a
+                // file that is not a JPEG or PNG image is kept as a document.
                 let info = self.finish_upload(user, &uploaded.file)?;
-                let attributes = vec![
-                    types::DocumentAttributeFilename {
-                        file_name: info.name.clone(),
+                let head_len = i32::try_from(image::HEAD_BYTES).unwrap_or(i32::MAX);
+                let head = self
+                    .files
+                    .get_file(info.content, 0, head_len, false)
+                    .map_err(file_error)?;
+                match image::dimensions(&head) {
+                    Some((width, height)) => Ok(self.photo_media(&info, width, height)),
+                    None => {
+                        let attributes = vec![
+                            types::DocumentAttributeFilename {
+                                file_name: info.name.clone(),
+                            }
+                            .into(),
+                        ];
+                        Ok(self.document_media(
+                            &info,
+                            "application/octet-stream".to_owned(),
+                            attributes,
+                        ))
                     }
-                    .into(),
-                ];
-                Ok(self.document_media(&info, "image/jpeg".to_owned(), attributes))
+                }
             }
             _ => Err(bad_request("MEDIA_INVALID")),
         }
@@ -768,19 +785,53 @@ impl EchoApp {
         .into()
     }
 
-    fn get_file(&self, request: &functions::upload::GetFile) -> Result<Vec<u8>, RpcError> {
-        let enums::InputFileLocation::InputDocumentFileLocation(location) = &request.location
-        else {
-            return Err(bad_request("LOCATION_INVALID"));
+    fn photo_media(&self, info: &FileInfo, width: u32, height: u32) -> enums::MessageMedia {
+        let photo = types::Photo {
+            has_stickers: false,
+            id: document_id(&info.content),
+            access_hash: self.secret.document_hash(&info.content),
+            file_reference: info.content.0.to_vec(),
+            date: now_unix(),
+            sizes: vec![
+                types::PhotoSize {
+                    r#type: PHOTO_SIZE.to_owned(),
+                    w: i32::try_from(width).unwrap_or(i32::MAX),
+                    h: i32::try_from(height).unwrap_or(i32::MAX),
+                    size: i32::try_from(info.size).unwrap_or(i32::MAX),
+                }
+                .into(),
+            ],
+            video_sizes: None,
+            dc_id: tl::THIS_DC,
         };
-        let content = <[u8; 32]>::try_from(location.file_reference.as_slice())
+        types::MessageMediaPhoto {
+            spoiler: false,
+            live_photo: false,
+            photo: Some(photo.into()),
+            ttl_seconds: None,
+            video: None,
+        }
+        .into()
+    }
+
+    fn get_file(&self, request: &functions::upload::GetFile) -> Result<Vec<u8>, RpcError> {
+        // Documents and photos alike: the file reference is the content id, the access hash
+        // a keyed hash of it; a photo has one size, the original.
+        let (id, access_hash, file_reference) = match &request.location {
+            enums::InputFileLocation::InputDocumentFileLocation(location) => {
+                (location.id, location.access_hash, &location.file_reference)
+            }
+            enums::InputFileLocation::InputPhotoFileLocation(location)
+                if location.thumb_size == PHOTO_SIZE =>
+            {
+                (location.id, location.access_hash, &location.file_reference)
+            }
+            _ => return Err(bad_request("LOCATION_INVALID")),
+        };
+        let content = <[u8; 32]>::try_from(file_reference.as_slice())
             .map(ContentId)
             .map_err(|_| bad_request("FILE_REFERENCE_INVALID"))?;
-        if location.id != document_id(&content)
-            || !self
-                .secret
-                .check_document_hash(&content, location.access_hash)
-        {
+        if id != document_id(&content) || !self.secret.check_document_hash(&content, access_hash) {
             return Err(bad_request("FILE_REFERENCE_INVALID"));
         }
         let bytes = self
