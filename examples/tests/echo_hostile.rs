@@ -381,14 +381,24 @@ async fn hostile_input_gets_the_specs_answers_and_honest_clients_are_served() {
         stream.write_all(&INTERMEDIATE).await.unwrap();
         held.push(stream);
     }
-    for stream in &mut held {
-        let mut buf = [0u8; 8];
-        if let Ok(Ok(8)) =
-            tokio::time::timeout(Duration::from_millis(50), stream.read_exact(&mut buf)).await
-        {
+    // Read them all at once: the refused ones have -429 waiting, the others stay silent.
+    let mut reads = tokio::task::JoinSet::new();
+    for mut stream in held {
+        reads.spawn(async move {
+            let mut buf = [0u8; 8];
+            let read =
+                tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut buf)).await;
+            (matches!(read, Ok(Ok(8))).then_some(buf), stream)
+        });
+    }
+    let mut held = Vec::new();
+    while let Some(joined) = reads.join_next().await {
+        let (answer, stream) = joined.unwrap();
+        if let Some(buf) = answer {
             assert_eq!(i32::from_le_bytes(buf[4..8].try_into().unwrap()), -429);
             refused += 1;
         }
+        held.push(stream);
     }
     assert_eq!(refused, 70 - 64, "the per-address limit is 64");
     drop(held);

@@ -223,7 +223,9 @@ async fn a_saved_key_is_reused_and_an_unknown_key_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_reconnects_and_keeps_its_session() {
-    let running = start(|options| options.idle_timeout = Duration::from_millis(300)).await;
+    // Long enough for a debug-build key exchange on a busy machine (the client computes
+    // between its messages), short enough to expire while the test waits.
+    let running = start(|options| options.idle_timeout = Duration::from_millis(1500)).await;
     let client = Client::connect(
         Arc::new(TcpConnector::new(running.addr)),
         client_options(Framing::Abridged, true),
@@ -233,7 +235,7 @@ async fn the_client_reconnects_and_keeps_its_session() {
     .unwrap();
     client.invoke(request(1)).await.unwrap().unwrap();
     // The server closes the idle connection; the next request goes over a new one.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     assert_eq!(
         client.invoke(request(2)).await.unwrap().unwrap(),
         request(2)
