@@ -115,50 +115,6 @@ async fn connect(
     Ok(client)
 }
 
-fn media_request(
-    peer: enums::InputPeer,
-    file: enums::InputFile,
-    caption: &str,
-    random_id: i64,
-) -> functions::messages::SendMedia {
-    functions::messages::SendMedia {
-        silent: false,
-        background: false,
-        clear_draft: false,
-        noforwards: false,
-        update_stickersets_order: false,
-        invert_media: false,
-        allow_paid_floodskip: false,
-        peer,
-        reply_to: None,
-        media: types::InputMediaUploadedDocument {
-            nosound_video: false,
-            force_file: true,
-            spoiler: false,
-            file,
-            thumb: None,
-            mime_type: "application/octet-stream".to_owned(),
-            attributes: Vec::new(),
-            stickers: None,
-            video_cover: None,
-            video_timestamp: None,
-            ttl_seconds: None,
-        }
-        .into(),
-        message: caption.to_owned(),
-        random_id,
-        reply_markup: None,
-        entities: None,
-        schedule_date: None,
-        schedule_repeat_period: None,
-        send_as: None,
-        quick_reply_shortcut: None,
-        effect: None,
-        allow_paid_stars: None,
-        suggested_post: None,
-    }
-}
-
 /// Sends until the server goes away.
 async fn work(target: Target, mut ledger: Ledger, index: usize, seed: u64) -> Ledger {
     let phone = format!("1555070{index}");
@@ -189,10 +145,7 @@ async fn work(target: Target, mut ledger: Ledger, index: usize, seed: u64) -> Le
             let Ok(file) = client.upload(&bytes, "f.bin").await else {
                 return ledger;
             };
-            match client
-                .call(&media_request(echo.clone(), file, &caption, random_id))
-                .await
-            {
+            match client.send_document(&echo, file, &caption, random_id).await {
                 Ok(_) => {
                     ledger.files.insert(caption.clone(), bytes);
                     ledger.acked.push(caption);

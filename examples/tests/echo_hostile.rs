@@ -11,18 +11,17 @@
     reason = "test code"
 )]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use columba_examples::echo::client::{EchoClient, Target, new_messages};
-use columba_examples::echo::{self, EchoOptions};
 use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::message::{ENCRYPTED_HEADROOM, EncryptedHeader, Padding, open, seal};
-use columba_session::runtime::Server;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::oneshot;
 
 const CODE: &str = "16180";
 const PING: u32 = 0x7abe_77ec;
@@ -221,44 +220,10 @@ fn pong_of(object: &[u8]) -> Option<i64> {
         .then(|| i64::from_le_bytes(object[12..20].try_into().unwrap()))
 }
 
-struct Running {
-    target: Target,
-    server: Server,
-    stop: oneshot::Sender<()>,
-    done: tokio::task::JoinHandle<()>,
-}
-
-async fn start(data: &std::path::Path) -> Running {
-    let started = echo::start(EchoOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: data.to_path_buf(),
-        fixed_code: Some(CODE.to_owned()),
-    })
-    .await
-    .unwrap();
-    let target = Target::new(started.address, started.public_key.clone());
-    let server = started.server().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        started
-            .serve(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Running {
-        target,
-        server,
-        stop,
-        done,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_gets_the_specs_answers_and_honest_clients_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let running = start(dir.path()).await;
+    let running = common::start(dir.path(), CODE).await;
     let address = running.target.address;
     honest_echo(&running.target, "15550900", "before").await;
 
@@ -429,6 +394,5 @@ async fn hostile_input_gets_the_specs_answers_and_honest_clients_are_served() {
     drop(idle);
 
     honest_echo(&running.target, "15550902", "after").await;
-    let _ = running.stop.send(());
-    running.done.await.unwrap();
+    running.stop().await;
 }

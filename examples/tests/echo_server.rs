@@ -10,54 +10,25 @@
     reason = "test code"
 )]
 
+mod common;
+
 use std::path::Path;
+
+use common::Running;
 use std::time::Duration;
 
 use bytes::Bytes;
-use columba_examples::echo::client::{CallError, EchoClient, Target, new_messages};
-use columba_examples::echo::{self, EchoOptions};
+use columba_examples::echo::client::{CallError, EchoClient, new_messages};
 use columba_mtproto::tl::api::{enums, functions, types};
-use columba_mtproto::transport::Framing;
-use tokio::sync::oneshot;
 
 const CODE: &str = "31415";
 
-struct Running {
-    target: Target,
-    stop: oneshot::Sender<()>,
-    done: tokio::task::JoinHandle<()>,
-}
-
 async fn start(data: &Path) -> Running {
-    let started = echo::start(EchoOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: data.to_path_buf(),
-        fixed_code: Some(CODE.to_owned()),
-    })
-    .await
-    .unwrap();
-    let target = Target {
-        address: started.address,
-        key: started.public_key.clone(),
-        framing: Framing::Intermediate,
-        obfuscated: false,
-        reconnect_attempts: 5,
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        started
-            .serve(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Running { target, stop, done }
+    common::start(data, CODE).await
 }
 
 async fn stop(running: Running) {
-    let _ = running.stop.send(());
-    running.done.await.unwrap();
+    running.stop().await;
 }
 
 /// The next pushed message whose text is `text`.
@@ -148,42 +119,7 @@ async fn sign_in_echo_files_history_and_a_restart() {
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 1000) as u8).collect();
     let file = alice.upload(&bytes, "notes.bin").await.unwrap();
     let media = alice
-        .call(&functions::messages::SendMedia {
-            silent: false,
-            background: false,
-            clear_draft: false,
-            noforwards: false,
-            update_stickersets_order: false,
-            invert_media: false,
-            allow_paid_floodskip: false,
-            peer: echo_peer.clone(),
-            reply_to: None,
-            media: types::InputMediaUploadedDocument {
-                nosound_video: false,
-                force_file: true,
-                spoiler: false,
-                file,
-                thumb: None,
-                mime_type: "application/octet-stream".to_owned(),
-                attributes: Vec::new(),
-                stickers: None,
-                video_cover: None,
-                video_timestamp: None,
-                ttl_seconds: None,
-            }
-            .into(),
-            message: "a file".to_owned(),
-            random_id: 12,
-            reply_markup: None,
-            entities: None,
-            schedule_date: None,
-            schedule_repeat_period: None,
-            send_as: None,
-            quick_reply_shortcut: None,
-            effect: None,
-            allow_paid_stars: None,
-            suggested_post: None,
-        })
+        .send_document(&echo_peer, file, "a file", 12)
         .await
         .unwrap();
     let mine = document_of(&new_messages(&media)[0]);
@@ -314,6 +250,10 @@ async fn sign_in_echo_files_history_and_a_restart() {
     assert!(
         matches!(&full.users[..], [enums::User::User(user)] if user.username.as_deref() == Some("echo"))
     );
+
+    let stats = running.server.stats();
+    assert!(stats.requests >= 20, "{stats:?}");
+    assert_eq!(stats.rejected_frames, 0, "{stats:?}");
 
     let saved = alice.saved_key();
     alice.close().await;

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use columba_examples::cli;
 use columba_examples::echo::client::{CallError, EchoClient, Target, new_messages};
 use columba_mtproto::crypto::{AuthKey, RsaPublicKey};
 use columba_mtproto::tl::api::{enums, functions, types};
@@ -258,42 +259,7 @@ async fn run(options: Options) -> Result<(), String> {
         .map_err(|error| format!("upload: {error}"))?;
     let caption = format!("file {name}");
     client
-        .call(&functions::messages::SendMedia {
-            silent: false,
-            background: false,
-            clear_draft: false,
-            noforwards: false,
-            update_stickersets_order: false,
-            invert_media: false,
-            allow_paid_floodskip: false,
-            peer: echo.clone(),
-            reply_to: None,
-            media: types::InputMediaUploadedDocument {
-                nosound_video: false,
-                force_file: true,
-                spoiler: false,
-                file,
-                thumb: None,
-                mime_type: "application/octet-stream".to_owned(),
-                attributes: Vec::new(),
-                stickers: None,
-                video_cover: None,
-                video_timestamp: None,
-                ttl_seconds: None,
-            }
-            .into(),
-            message: caption.clone(),
-            random_id: rand::rng().random(),
-            reply_markup: None,
-            entities: None,
-            schedule_date: None,
-            schedule_repeat_period: None,
-            send_as: None,
-            quick_reply_shortcut: None,
-            effect: None,
-            allow_paid_stars: None,
-            suggested_post: None,
-        })
+        .send_document(&echo, file, &caption, rand::rng().random())
         .await
         .map_err(|error| format!("sendMedia: {error}"))?;
     let uploaded = started.elapsed();
@@ -325,28 +291,8 @@ async fn run(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("echo-client: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("echo-client: {message}");
-            ExitCode::FAILURE
-        }
+    match cli::arguments(parse(std::env::args().skip(1))) {
+        Ok(options) => cli::run("echo-client", run(options)),
+        Err(status) => status,
     }
 }

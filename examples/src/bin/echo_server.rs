@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use columba_examples::cli;
 use columba_examples::echo::{self, EchoOptions};
 
 const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS]";
@@ -72,12 +73,9 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
+    let options = match cli::arguments(parse(std::env::args().skip(1))) {
         Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+        Err(status) => return status,
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -86,43 +84,25 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("echo-server: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let data = options.data.clone();
-        let started = match echo::start(options).await {
-            Ok(started) => started,
-            Err(error) => {
-                eprintln!(
-                    "echo-server: cannot start with data in {}: {error}",
-                    data.display()
-                );
-                return ExitCode::FAILURE;
-            }
-        };
-        let key = &started.public_key;
-        println!(
-            "{} RSA key, fingerprint {:016x} ({})",
-            if started.new_key { "new" } else { "saved" },
-            key.fingerprint() as u64,
-            key.fingerprint()
-        );
-        print!("{}", key.to_pem());
-        println!("listening on {}", started.address);
-        match started.serve(shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("echo-server: {error}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    cli::run("echo-server", serve(options))
+}
+
+async fn serve(options: EchoOptions) -> Result<(), String> {
+    let data = options.data.clone();
+    let started = echo::start(options)
+        .await
+        .map_err(|error| format!("cannot start with data in {}: {error}", data.display()))?;
+    let key = &started.public_key;
+    println!(
+        "{} RSA key, fingerprint {:016x} ({})",
+        if started.new_key { "new" } else { "saved" },
+        key.fingerprint() as u64,
+        key.fingerprint()
+    );
+    print!("{}", key.to_pem());
+    println!("listening on {}", started.address);
+    started
+        .serve(shutdown_signal())
+        .await
+        .map_err(|error| error.to_string())
 }

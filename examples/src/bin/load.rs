@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use columba_examples::cli;
 use columba_examples::echo::client::{EchoClient, Target, new_messages};
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::tl::api::{enums, functions};
@@ -493,28 +494,8 @@ async fn run(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("load: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("load: {message}");
-            ExitCode::FAILURE
-        }
+    match cli::arguments(parse(std::env::args().skip(1))) {
+        Ok(options) => cli::run("load", run(options)),
+        Err(status) => status,
     }
 }

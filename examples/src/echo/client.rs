@@ -206,6 +206,53 @@ impl EchoClient {
             .ok_or_else(|| CallError::Unexpected("no new message in the answer".into()))
     }
 
+    /// Sends an uploaded file as a document with `caption`; the server's `Updates`.
+    pub async fn send_document(
+        &self,
+        peer: &enums::InputPeer,
+        file: enums::InputFile,
+        caption: &str,
+        random_id: i64,
+    ) -> Result<enums::Updates, CallError> {
+        self.call(&functions::messages::SendMedia {
+            silent: false,
+            background: false,
+            clear_draft: false,
+            noforwards: false,
+            update_stickersets_order: false,
+            invert_media: false,
+            allow_paid_floodskip: false,
+            peer: peer.clone(),
+            reply_to: None,
+            media: types::InputMediaUploadedDocument {
+                nosound_video: false,
+                force_file: true,
+                spoiler: false,
+                file,
+                thumb: None,
+                mime_type: "application/octet-stream".to_owned(),
+                attributes: Vec::new(),
+                stickers: None,
+                video_cover: None,
+                video_timestamp: None,
+                ttl_seconds: None,
+            }
+            .into(),
+            message: caption.to_owned(),
+            random_id,
+            reply_markup: None,
+            entities: None,
+            schedule_date: None,
+            schedule_repeat_period: None,
+            send_as: None,
+            quick_reply_shortcut: None,
+            effect: None,
+            allow_paid_stars: None,
+            suggested_post: None,
+        })
+        .await
+    }
+
     /// Uploads `bytes` in parts; the `InputFile` that names the upload.
     pub async fn upload(&self, bytes: &[u8], name: &str) -> Result<enums::InputFile, CallError> {
         let file_id: i64 = rand::rng().random();

@@ -1,0 +1,56 @@
+//! What the echo server's in-process tests share: a server on a free loopback port over a
+//! data directory, stopped gracefully.
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+use std::path::Path;
+
+use columba_examples::echo::client::Target;
+use columba_examples::echo::{self, EchoOptions};
+use columba_session::runtime::Server;
+use tokio::sync::oneshot;
+
+/// A serving echo server.
+pub struct Running {
+    /// How to reach it.
+    pub target: Target,
+    /// Its runtime (statistics).
+    pub server: Server,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a server over `data` whose login code is always `code`.
+pub async fn start(data: &Path, code: &str) -> Running {
+    let started = echo::start(EchoOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: data.to_path_buf(),
+        fixed_code: Some(code.to_owned()),
+    })
+    .await
+    .unwrap();
+    let target = Target::new(started.address, started.public_key.clone());
+    let server = started.server().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        started
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running {
+        target,
+        server,
+        stop,
+        done,
+    }
+}
+
+impl Running {
+    /// Shuts it down and waits until its stores are closed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.done.await.unwrap();
+    }
+}
