@@ -459,14 +459,24 @@ impl Driver {
     /// fatal error.
     async fn serve(&mut self) -> Result<(), ClientError> {
         let mut scratch = BytesMut::with_capacity(4096);
+        // One timer, moved earlier when something falls due sooner and pushed far away when
+        // it fires: a timer that fires early finds nothing due, and requests (whose deadlines
+        // only come later) cost no timer updates.
+        let far = || Instant::now() + Duration::from_secs(3600);
+        let mut armed = far();
+        let timer = tokio::time::sleep_until(armed.into());
+        tokio::pin!(timer);
         loop {
             self.flush(&mut scratch).await?;
             let deadline = self.waiting.values().map(|waiting| waiting.deadline).min();
-            let timeout = [self.session.poll_timeout(), deadline]
+            let due = [self.session.poll_timeout(), deadline]
                 .into_iter()
                 .flatten()
                 .min();
-            let sleep_until = timeout.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if let Some(due) = due.filter(|due| *due < armed) {
+                armed = due;
+                timer.as_mut().reset(armed.into());
+            }
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Invoke { body, reply }) => match self.session.invoke(body) {
@@ -484,9 +494,11 @@ impl Driver {
                     let frame = frame.map_err(|error| ClientError::Unreachable(error.to_string()))?;
                     self.handle_frame(frame)?;
                 }
-                () = tokio::time::sleep_until(sleep_until.into()) => {
+                () = &mut timer => {
                     self.session.handle_timeout(now());
                     self.expire_requests();
+                    armed = far();
+                    timer.as_mut().reset(armed.into());
                 }
             }
             self.take_events();

@@ -15,15 +15,16 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use columba_mtproto::crypto::Direction;
+use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::handshake::bind::{BindRequest, verify_binding};
 use columba_mtproto::handshake::{self, ServerHandshake};
-use columba_mtproto::message::open;
+use columba_mtproto::message::{EncryptedHeader, open};
 use columba_mtproto::transport::{self, ERROR_FLOOD, Frame, Outgoing, Transport};
 use columba_store::auth_key::{AuthKeyStore, KeyLifetime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,8 +34,9 @@ use tokio::task::JoinSet;
 use super::io::{Accepted, ByteStream, Listener};
 use super::now;
 use crate::endpoint::{ConnectionId, Endpoint, EndpointConfig, EndpointEvent, SessionKey};
-use crate::plugins::{Notification, PushProvider, Service, UpdateBus};
+use crate::plugins::{BoxFuture, Notification, PushProvider, Service, UpdateBus};
 use crate::rpc::RpcError;
+use crate::rpc::RpcOutcome;
 use crate::salt::SaltSource;
 
 /// `auth.bindTempAuthKey#cdd42a05` (API schema).
@@ -115,6 +117,9 @@ pub struct ServerStats {
 
 struct Connection {
     wake: Arc<Notify>,
+    /// Set with `close`, so that the connection's task checks a flag of its own after each
+    /// event rather than the shared map.
+    closing: Arc<AtomicBool>,
     close: Option<Option<i32>>,
 }
 
@@ -300,6 +305,7 @@ impl Server {
                 .values_mut()
                 .map(|connection| {
                     connection.close = Some(None);
+                    connection.closing.store(true, Ordering::Release);
                     connection.wake.clone()
                 })
                 .collect()
@@ -345,7 +351,7 @@ impl Shared {
         context: &crate::endpoint::RequestContext,
         msg_id: i64,
         body: &[u8],
-    ) -> crate::rpc::RpcOutcome {
+    ) -> RpcOutcome {
         let invalid = || RpcError::new(400, "ENCRYPTED_MESSAGE_INVALID");
         let mut reader = columba_mtproto::tl::Reader::new(body);
         let parsed = (|| {
@@ -380,7 +386,7 @@ impl Shared {
             .ok_or_else(invalid)?;
         let now_secs = now().unix_secs();
         let binding = verify_binding(
-            &columba_mtproto::crypto::AuthKey::from_bytes(perm.key),
+            &AuthKey::from_bytes(perm.key),
             &request,
             temp_id,
             context.session.session_id,
@@ -410,7 +416,7 @@ impl Shared {
     }
 
     /// Hands a finished (or cancelled) call's answer to its session.
-    fn finish_call(&self, session: SessionKey, msg_id: i64, outcome: crate::rpc::RpcOutcome) {
+    fn finish_call(&self, session: SessionKey, msg_id: i64, outcome: RpcOutcome) {
         let connection = {
             let mut endpoint = lock(&self.endpoint);
             endpoint.answer(session, msg_id, outcome, now());
@@ -419,9 +425,7 @@ impl Shared {
         if let Some(connection) = connection {
             self.wake(connection);
         }
-        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
-        }
+        self.finished(1);
     }
 
     fn wake(&self, connection: ConnectionId) {
@@ -437,7 +441,10 @@ impl Shared {
     }
 
     /// Acts on the endpoint's events: requests go to the service, closes to connections.
-    fn dispatch(self: &Arc<Self>, events: Vec<EndpointEvent>) {
+    /// Returns the answers of calls that were ready at once, for the caller to hand to the
+    /// endpoint (a connection's task does it together with its next transmission).
+    fn dispatch(self: &Arc<Self>, events: Vec<EndpointEvent>) -> Vec<Ready> {
+        let mut ready = Vec::new();
         for event in events {
             match event {
                 EndpointEvent::Request {
@@ -464,11 +471,28 @@ impl Shared {
                     self.counters.requests.fetch_add(1, Ordering::Relaxed);
                     self.running.fetch_add(1, Ordering::AcqRel);
                     let shared = self.clone();
+                    let mut call: BoxFuture<'static, RpcOutcome> =
+                        Box::pin(async move { shared.service.call(context, body).await });
+                    // A call that is ready at once (most answers of an in-memory service) is
+                    // answered here, without a task of its own and the wake-ups that costs.
+                    // Polling with a no-op waker is sound: the task below polls it again with
+                    // its own waker, and a future wakes only the waker of its latest poll.
+                    if let Poll::Ready(outcome) =
+                        call.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+                    {
+                        ready.push(Ready {
+                            session: context.session,
+                            msg_id,
+                            outcome,
+                        });
+                        continue;
+                    }
+                    let shared = self.clone();
                     // Registered before it can finish, under the same lock it takes to
                     // unregister itself.
                     let mut calls = lock(&self.calls);
                     let task = tokio::spawn(async move {
-                        let outcome = shared.service.call(context, body).await;
+                        let outcome = call.await;
                         lock(&shared.calls).remove(&(context.session, msg_id));
                         shared.finish_call(context.session, msg_id, outcome);
                     });
@@ -477,6 +501,7 @@ impl Shared {
                 EndpointEvent::Close { connection, error } => {
                     if let Some(entry) = lock(&self.connections).get_mut(&connection) {
                         entry.close = Some(error);
+                        entry.closing.store(true, Ordering::Release);
                         entry.wake.notify_one();
                     }
                 }
@@ -494,6 +519,22 @@ impl Shared {
                 }
             }
         }
+        ready
+    }
+
+    /// Hands answers that were ready at once to their sessions (one by one, waking their
+    /// connections).
+    fn finish_ready(&self, ready: Vec<Ready>) {
+        for answer in ready {
+            self.finish_call(answer.session, answer.msg_id, answer.outcome);
+        }
+    }
+
+    /// `count` calls are over.
+    fn finished(&self, count: usize) {
+        if count > 0 && self.running.fetch_sub(count, Ordering::AcqRel) == count {
+            self.idle.notify_waiters();
+        }
     }
 }
 
@@ -510,7 +551,8 @@ async fn timer_loop(shared: Arc<Shared>) {
             let events = std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>();
             (events, wake)
         };
-        shared.dispatch(events);
+        let ready = shared.dispatch(events);
+        shared.finish_ready(ready);
         for connection in wake {
             shared.wake(connection);
         }
@@ -534,17 +576,22 @@ async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
     } else {
         let connection = ConnectionId(shared.next_connection.fetch_add(1, Ordering::Relaxed));
         let wake = Arc::new(Notify::new());
+        let closing = Arc::new(AtomicBool::new(false));
         lock(&shared.connections).insert(
             connection,
             Connection {
                 wake: wake.clone(),
+                closing: closing.clone(),
                 close: None,
             },
         );
-        let mut driver = Driver::new(shared.clone(), connection, accepted.stream, wake);
+        let mut driver = Driver::new(shared.clone(), connection, accepted.stream, wake, closing);
         if let Err(error) = driver.run().await {
             tracing::debug!(%error, connection = connection.0, "connection ended");
         }
+        // Answers ready but never handed over (the connection broke first) still end their
+        // calls, so that a graceful shutdown does not wait for them.
+        shared.finished(std::mem::take(&mut driver.ready).len());
         driver.linger().await;
         lock(&shared.connections).remove(&connection);
         lock(&shared.endpoint).connection_closed(connection);
@@ -602,18 +649,33 @@ enum ConnectionEnd {
     Closed(&'static str),
 }
 
+/// The answer of a call that was ready as soon as it was made.
+struct Ready {
+    session: SessionKey,
+    msg_id: i64,
+    outcome: RpcOutcome,
+}
+
+/// Messages written under one hold of the endpoint's lock, at most.
+const TRANSMIT_BATCH: usize = 64;
+
 /// One connection's task.
 struct Driver {
     shared: Arc<Shared>,
     connection: ConnectionId,
     stream: Box<dyn ByteStream>,
     wake: Arc<Notify>,
+    closing: Arc<AtomicBool>,
     transport: Transport,
     handshake: Option<ServerHandshake>,
     input: BytesMut,
     output: BytesMut,
     scratch: BytesMut,
     established: bool,
+    /// Answers ready at once, handed to the endpoint with the next transmission.
+    ready: Vec<Ready>,
+    /// Messages taken from the endpoint, waiting to be sealed.
+    outgoing: Vec<(Arc<AuthKey>, EncryptedHeader, BytesMut)>,
 }
 
 impl Driver {
@@ -622,6 +684,7 @@ impl Driver {
         connection: ConnectionId,
         stream: Box<dyn ByteStream>,
         wake: Arc<Notify>,
+        closing: Arc<AtomicBool>,
     ) -> Self {
         let transport = Transport::server(shared.options.transport.clone(), &mut rand::rng());
         Self {
@@ -629,12 +692,26 @@ impl Driver {
             connection,
             stream,
             wake,
+            closing,
             transport,
             handshake: None,
             input: BytesMut::with_capacity(16 * 1024),
             output: BytesMut::with_capacity(16 * 1024),
             scratch: BytesMut::with_capacity(4096),
             established: false,
+            ready: Vec::new(),
+            outgoing: Vec::new(),
+        }
+    }
+
+    /// The moment the connection is closed for silence: the idle timeout after the last
+    /// input, and until a key or an encrypted message, the handshake deadline.
+    fn deadline(&self, started: Instant, last_input: Instant) -> Instant {
+        let idle = last_input + self.shared.options.idle_timeout;
+        if self.established {
+            idle
+        } else {
+            idle.min(started + self.shared.options.handshake_timeout)
         }
     }
 
@@ -643,13 +720,12 @@ impl Driver {
         let mut last_input = started;
         let mut stopping = self.shared.stopping.subscribe();
         let mut reading = !*stopping.borrow();
+        // One timer for the connection's life, moved only when it fires: input moves the
+        // deadline later (never earlier), so a timer that fires early is set again, and
+        // frames cost no timer updates.
+        let silence = tokio::time::sleep_until(self.deadline(started, last_input).into());
+        tokio::pin!(silence);
         loop {
-            let deadline = if self.established {
-                last_input + self.shared.options.idle_timeout
-            } else {
-                (started + self.shared.options.handshake_timeout)
-                    .min(last_input + self.shared.options.idle_timeout)
-            };
             tokio::select! {
                 read = self.stream.read_buf(&mut self.input), if reading => {
                     if read? == 0 {
@@ -660,23 +736,29 @@ impl Driver {
                 }
                 () = self.wake.notified() => {}
                 _ = stopping.changed(), if reading => reading = false,
-                () = tokio::time::sleep_until(deadline.into()) => {
-                    return Err(ConnectionEnd::Closed(if self.established {
-                        "idle"
-                    } else {
-                        "no key in time"
-                    }));
+                () = &mut silence => {
+                    let deadline = self.deadline(started, last_input);
+                    if Instant::now() >= deadline {
+                        return Err(ConnectionEnd::Closed(if self.established {
+                            "idle"
+                        } else {
+                            "no key in time"
+                        }));
+                    }
+                    silence.as_mut().reset(deadline.into());
                 }
             }
             self.flush().await?;
-            let close = lock(&self.shared.connections)
-                .get(&self.connection)
-                .and_then(|entry| entry.close);
-            if let Some(error) = close {
-                if let Some(code) = error {
-                    self.send_transport_error(code).await?;
+            if self.closing.load(Ordering::Acquire) {
+                let close = lock(&self.shared.connections)
+                    .get(&self.connection)
+                    .and_then(|entry| entry.close);
+                if let Some(error) = close {
+                    if let Some(code) = error {
+                        self.send_transport_error(code).await?;
+                    }
+                    return Err(ConnectionEnd::Closed("closed by the endpoint"));
                 }
-                return Err(ConnectionEnd::Closed("closed by the endpoint"));
             }
         }
     }
@@ -807,7 +889,8 @@ impl Driver {
             );
             std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>()
         };
-        self.shared.dispatch(events);
+        let ready = self.shared.dispatch(events);
+        self.ready.extend(ready);
         Ok(())
     }
 
@@ -836,30 +919,59 @@ impl Driver {
     }
 
     /// Seals and writes everything the endpoint has for this connection.
+    /// Hands the ready answers to the endpoint and sends what it has for this connection:
+    /// one hold of the endpoint's lock for both (per batch of messages), sealing outside it.
     async fn flush(&mut self) -> Result<(), ConnectionEnd> {
         loop {
-            let next = lock(&self.shared.endpoint).poll_transmit(
-                self.connection,
-                now(),
-                &mut self.scratch,
-            );
-            let Some((key, header)) = next else {
-                break;
-            };
-            if !super::seal_message(&mut self.scratch, &key, Direction::ServerToClient, &header) {
-                continue;
+            let answered = self.ready.len();
+            let mut elsewhere = Vec::new();
+            {
+                let mut endpoint = lock(&self.shared.endpoint);
+                let now = now();
+                for answer in self.ready.drain(..) {
+                    endpoint.answer(answer.session, answer.msg_id, answer.outcome, now);
+                    // The session may have moved to another connection meanwhile.
+                    match endpoint.connection_of(answer.session) {
+                        Some(connection) if connection != self.connection => {
+                            elsewhere.push(connection);
+                        }
+                        _ => {}
+                    }
+                }
+                while self.outgoing.len() < TRANSMIT_BATCH {
+                    self.scratch.reserve(4096);
+                    let Some((key, header)) =
+                        endpoint.poll_transmit(self.connection, now, &mut self.scratch)
+                    else {
+                        break;
+                    };
+                    self.outgoing.push((key, header, self.scratch.split()));
+                }
             }
-            self.transport
-                .encode(
-                    Outgoing::Payload {
-                        data: &self.scratch,
-                        quick_ack: false,
-                    },
-                    &mut self.output,
-                )
-                .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
-            if self.output.len() >= 64 * 1024 {
-                self.write_output().await?;
+            self.shared.finished(answered);
+            for connection in elsewhere {
+                self.shared.wake(connection);
+            }
+            let full = self.outgoing.len() >= TRANSMIT_BATCH;
+            for (key, header, mut message) in std::mem::take(&mut self.outgoing) {
+                if !super::seal_message(&mut message, &key, Direction::ServerToClient, &header) {
+                    continue;
+                }
+                self.transport
+                    .encode(
+                        Outgoing::Payload {
+                            data: &message,
+                            quick_ack: false,
+                        },
+                        &mut self.output,
+                    )
+                    .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
+                if self.output.len() >= 64 * 1024 {
+                    self.write_output().await?;
+                }
+            }
+            if !full {
+                break;
             }
         }
         self.write_output().await
@@ -867,12 +979,18 @@ impl Driver {
 
     async fn write_output(&mut self) -> Result<(), ConnectionEnd> {
         if !self.output.is_empty() {
-            tokio::time::timeout(
-                self.shared.options.write_timeout,
-                self.stream.write_all(&self.output),
-            )
-            .await
-            .map_err(|_| ConnectionEnd::Closed("write timed out"))??;
+            let write = self.stream.write_all(&self.output);
+            tokio::pin!(write);
+            // Most writes complete at once: the timeout's timer is only set for one that
+            // has to wait (polling first with a no-op waker is sound, as the timed poll
+            // below registers the real one).
+            let first = write.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            match first {
+                Poll::Ready(written) => written?,
+                Poll::Pending => tokio::time::timeout(self.shared.options.write_timeout, write)
+                    .await
+                    .map_err(|_| ConnectionEnd::Closed("write timed out"))??,
+            }
             self.output.clear();
         }
         Ok(())
