@@ -1,16 +1,20 @@
-//! Suite `server`: encrypted echo round trips through the tokio runtime over loopback TCP,
+//! Suite `server`: encrypted echo round trips through the server runtime over loopback TCP,
 //! against a plain tokio TCP echo of the same payload sizes.
 //!
-//! - `echo_rtt_256conn`: 256 clients (each its own connection, auth key and session) invoke a
+//! - `echo_rtt_256conn`: 256 connections, each with its own auth key and session, invoke a
 //!   64-byte query over the intermediate framing, one after another, concurrently; the server
 //!   runtime (`columba_session::runtime::Server`) opens each message, routes it through the
-//!   endpoint to a service that answers with the query's bytes, and seals the `rpc_result`;
-//!   the client runtime opens it and matches it to the request. Peer (`plain_tcp_echo`): 256
-//!   tokio TCP connections, each sending a length-prefixed 64-byte payload and reading back
-//!   the echo, on the same runtime.
+//!   endpoint to a service that answers with the query's bytes, and seals the `rpc_result`.
+//!   Each client is one task driving a `ClientSession` over its own socket (seal, write, read,
+//!   open, match), as each of the peer's clients is one task doing its own I/O. Peer
+//!   (`plain_tcp_echo`): 256 tokio TCP connections, each sending a length-prefixed 64-byte
+//!   payload and reading back the echo, to a tokio echo server, on the same runtime.
+//! - `echo_rtt_256conn_runtime_client`: the same with the client runtime
+//!   (`columba_session::runtime::Client`: a driver task per connection, requests and answers
+//!   handed over by channels), against the same peer.
 //!
-//! Both sides run on one multi-threaded tokio runtime (a worker per core). The p99 of each
-//! side's round trips is printed on stderr.
+//! Everything runs on one multi-threaded tokio runtime (a worker per core), clients and
+//! servers alike. The p99 of each side's round trips is printed on stderr.
 #![allow(
     clippy::expect_used,
     clippy::indexing_slicing,
@@ -21,19 +25,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use columba_mtproto::crypto::RsaPrivateKey;
+use bytes::{Bytes, BytesMut};
+use columba_mtproto::crypto::{AuthKey, Direction, RsaPrivateKey};
 use columba_mtproto::handshake;
-use columba_mtproto::transport::{ClientConfig as FramingConfig, Framing};
-use columba_session::RequestContext;
+use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::time::Now;
+use columba_mtproto::transport::{
+    ClientConfig as FramingConfig, Frame, Framing, Outgoing, Transport,
+};
 use columba_session::RpcOutcome;
 use columba_session::plugins::{BoxFuture, LoggingPushProvider, Service};
 use columba_session::runtime::{
-    Client, ClientOptions, Server, ServerOptions, TcpAcceptor, TcpConnector,
+    Client, ClientOptions, SavedKey, Server, ServerOptions, TcpAcceptor, TcpConnector,
 };
+use columba_session::{ClientEvent, ClientSession, RequestContext};
 use columba_store::MemoryAuthKeyStore;
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -57,6 +65,116 @@ fn query() -> Bytes {
     let mut body = 0x1234_5678u32.to_le_bytes().to_vec();
     body.resize(PAYLOAD, 0x5a);
     Bytes::from(body)
+}
+
+fn now() -> Now {
+    Now {
+        monotonic: Instant::now(),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}
+
+/// A client that is one task: its session, its socket, its buffers.
+struct Lean {
+    stream: TcpStream,
+    transport: Transport,
+    session: ClientSession,
+    key: AuthKey,
+    input: BytesMut,
+    output: BytesMut,
+    scratch: BytesMut,
+    rng: ChaCha20Rng,
+}
+
+impl Lean {
+    async fn connect(
+        address: SocketAddr,
+        options: &ClientOptions,
+        saved: SavedKey,
+        seed: u64,
+    ) -> Self {
+        let stream = TcpStream::connect(address).await.expect("a connection");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        Self {
+            stream,
+            transport: Transport::client(options.transport.clone(), &mut rng),
+            session: ClientSession::new(
+                rng.next_u64() as i64,
+                saved.salt,
+                Some(saved.time_offset),
+                Arc::new(options.session.clone()),
+            ),
+            key: saved.auth_key,
+            rng,
+            input: BytesMut::with_capacity(16 * 1024),
+            output: BytesMut::with_capacity(16 * 1024),
+            scratch: BytesMut::with_capacity(4096),
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(header) = self.session.poll_transmit(now(), &mut self.scratch) {
+            seal(
+                &mut self.scratch,
+                &self.key,
+                Direction::ClientToServer,
+                &header,
+                Padding::Minimal,
+                &mut self.rng,
+            )
+            .expect("sealed");
+            self.transport
+                .encode(
+                    Outgoing::Payload {
+                        data: &self.scratch,
+                        quick_ack: false,
+                    },
+                    &mut self.output,
+                )
+                .expect("encoded");
+        }
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output).await.expect("a write");
+            self.output.clear();
+        }
+    }
+
+    /// One query and its answer.
+    async fn round_trip(&mut self) -> Duration {
+        let sent = Instant::now();
+        let id = self.session.invoke(query()).expect("invoked");
+        self.flush().await;
+        loop {
+            while let Some(event) = self.session.poll_event() {
+                if let ClientEvent::Response {
+                    id: answered,
+                    outcome,
+                } = event
+                    && answered == id
+                {
+                    assert_eq!(outcome.expect("not an error").len(), PAYLOAD);
+                    return sent.elapsed();
+                }
+            }
+            let frame = loop {
+                if let Some(frame) = self.transport.decode(&mut self.input).expect("a frame") {
+                    break frame;
+                }
+                let read = self.stream.read_buf(&mut self.input).await.expect("a read");
+                assert!(read > 0, "the server closed the connection");
+            };
+            if let Frame::Payload { mut data, .. } = frame {
+                let opened = open(&mut data, &self.key, Direction::ServerToClient).expect("opened");
+                self.session
+                    .handle_message(&opened.header, opened.body, now());
+                // Acknowledgements ride along when the session has some to send.
+                self.flush().await;
+            }
+        }
+    }
 }
 
 fn p99(samples: &mut [Duration]) -> f64 {
@@ -93,10 +211,10 @@ pub(crate) fn run() {
     let key = Arc::new(RsaPrivateKey::generate(&mut ChaCha20Rng::seed_from_u64(7)));
 
     // Ours: the runtime's server and 256 clients, each with its own key.
-    let (clients, _server) = runtime.block_on(async {
+    let clients = runtime.block_on(async {
         let mut options =
             ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![key.clone()])));
-        options.max_connections_per_ip = CONNECTIONS * 2;
+        options.max_connections_per_ip = CONNECTIONS * 4;
         let server = Server::new(
             options,
             Arc::new(MemoryAuthKeyStore::new()),
@@ -127,7 +245,21 @@ pub(crate) fn run() {
         while let Some(client) = connecting.join_next().await {
             clients.push(Arc::new(client.expect("a connecting task")));
         }
-        (clients, server)
+        (clients, server, address)
+    });
+    let (clients, _server, address) = (clients.0, clients.1, clients.2);
+    // The lean clients: each a new session on one of the keys made above.
+    let leans: Vec<Arc<tokio::sync::Mutex<Lean>>> = runtime.block_on(async {
+        let options = ClientOptions::new(
+            FramingConfig::new(Framing::Intermediate, false),
+            handshake::ClientConfig::new(vec![key.public_key().clone()], 1),
+        );
+        let mut leans = Vec::with_capacity(CONNECTIONS);
+        for (seed, client) in clients.iter().enumerate() {
+            let lean = Lean::connect(address, &options, client.saved_key(), seed as u64).await;
+            leans.push(Arc::new(tokio::sync::Mutex::new(lean)));
+        }
+        leans
     });
 
     // Peer: a plain echo server and 256 connections to it.
@@ -146,11 +278,71 @@ pub(crate) fn run() {
         peers
     });
 
-    let ours_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lean_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
     let peer_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
     let work = (CONNECTIONS * ROUNDS) as f64;
     compare(
         "echo_rtt_256conn",
+        "round trips/s",
+        "plain_tcp_echo",
+        Side::timed(work, || {
+            let leans = leans.clone();
+            let latency = lean_latency.clone();
+            runtime.block_on(async move {
+                let started = Instant::now();
+                let mut tasks = tokio::task::JoinSet::new();
+                for lean in leans {
+                    let latency = latency.clone();
+                    tasks.spawn(async move {
+                        let mut lean = lean.lock().await;
+                        let mut samples = Vec::with_capacity(ROUNDS);
+                        for _ in 0..ROUNDS {
+                            samples.push(lean.round_trip().await);
+                        }
+                        latency.lock().expect("samples").extend(samples);
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+                started.elapsed()
+            })
+        }),
+        Side::timed(work, || {
+            let peers = peers.clone();
+            let latency = peer_latency.clone();
+            runtime.block_on(async move {
+                let started = Instant::now();
+                let mut tasks = tokio::task::JoinSet::new();
+                for peer in peers {
+                    let latency = latency.clone();
+                    tasks.spawn(async move {
+                        let mut stream = peer.lock().await;
+                        let mut frame = (PAYLOAD as u32).to_le_bytes().to_vec();
+                        frame.extend_from_slice(&query());
+                        let mut back = vec![0u8; frame.len()];
+                        let mut samples = Vec::with_capacity(ROUNDS);
+                        for _ in 0..ROUNDS {
+                            let sent = Instant::now();
+                            stream.write_all(&frame).await.expect("a write");
+                            stream.read_exact(&mut back).await.expect("a read");
+                            samples.push(sent.elapsed());
+                        }
+                        latency.lock().expect("samples").extend(samples);
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+                started.elapsed()
+            })
+        }),
+    );
+    let lean = p99(&mut lean_latency.lock().expect("samples"));
+    let peer = p99(&mut peer_latency.lock().expect("samples"));
+    eprintln!("echo_rtt_256conn p99: ours {lean:.0} µs, plain_tcp_echo {peer:.0} µs");
+
+    let ours_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let peer_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let work = (CONNECTIONS * ROUNDS) as f64;
+    compare(
+        "echo_rtt_256conn_runtime_client",
         "round trips/s",
         "plain_tcp_echo",
         Side::timed(work, || {
@@ -206,5 +398,7 @@ pub(crate) fn run() {
     );
     let ours = p99(&mut ours_latency.lock().expect("samples"));
     let peer = p99(&mut peer_latency.lock().expect("samples"));
-    eprintln!("echo_rtt_256conn p99: ours {ours:.0} µs, plain_tcp_echo {peer:.0} µs");
+    eprintln!(
+        "echo_rtt_256conn_runtime_client p99: ours {ours:.0} µs, plain_tcp_echo {peer:.0} µs"
+    );
 }
