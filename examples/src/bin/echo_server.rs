@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! echo-server [--listen 127.0.0.1:4430] [--data ./data] [--login-code 12345]
+//!             [--max-connections-per-ip 64]
 //! ```
 //!
 //! On first start it creates the data directory with an RSA key, and prints the public key
@@ -16,13 +17,14 @@ use std::process::ExitCode;
 use columba_examples::cli;
 use columba_examples::echo::{self, EchoOptions};
 
-const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS]";
+const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS] [--max-connections-per-ip N]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
     let mut options = EchoOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], 4430)),
         data: PathBuf::from("data"),
         fixed_code: None,
+        max_connections_per_ip: None,
     };
     let mut args = args.peekable();
     while let Some(flag) = args.next() {
@@ -41,6 +43,13 @@ fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
                     return Err("--login-code: 1 to 8 digits".to_owned());
                 }
                 options.fixed_code = Some(code);
+            }
+            "--max-connections-per-ip" => {
+                let text = value()?;
+                options.max_connections_per_ip = Some(
+                    text.parse()
+                        .map_err(|_| format!("--max-connections-per-ip: {text}?"))?,
+                );
             }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),

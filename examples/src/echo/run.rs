@@ -27,6 +27,8 @@ pub struct EchoOptions {
     pub data: PathBuf,
     /// Every login code is this one (tests and demos only).
     pub fixed_code: Option<String>,
+    /// Connections allowed from one address (the runtime's default, 64, when `None`).
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// A started server, before it serves.
@@ -99,8 +101,11 @@ pub async fn start_with(
         keys.clone(),
         code_sender,
     );
-    let server_options =
+    let mut server_options =
         ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![Arc::new(rsa)])));
+    if let Some(limit) = options.max_connections_per_ip {
+        server_options.max_connections_per_ip = limit;
+    }
     let server = Server::new(
         server_options,
         keys,

@@ -25,6 +25,7 @@ pub async fn start(data: &Path, code: &str) -> Running {
         listen: "127.0.0.1:0".parse().unwrap(),
         data: data.to_path_buf(),
         fixed_code: Some(code.to_owned()),
+        max_connections_per_ip: None,
     })
     .await
     .unwrap();
