@@ -203,6 +203,79 @@ async fn plain_echo_server(listener: TcpListener) {
     }
 }
 
+/// Round-trip times, gathered from every connection's task.
+type Samples = Arc<std::sync::Mutex<Vec<Duration>>>;
+
+/// Which of our clients a bench uses.
+#[derive(Clone, Copy)]
+enum Ours<'a> {
+    Lean(&'a [Arc<tokio::sync::Mutex<Lean>>]),
+    Runtime(&'a [Arc<Client>]),
+}
+
+/// Runs `rounds` for every connection at once; the time until all are done.
+fn batch<T, F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    connections: &[T],
+    latency: &Samples,
+    rounds: F,
+) -> Duration
+where
+    T: Clone,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Vec<Duration>> + Send + 'static,
+{
+    runtime.block_on(async {
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for connection in connections.iter().cloned() {
+            tasks.spawn(rounds(connection));
+        }
+        let mut samples = Vec::with_capacity(connections.len() * ROUNDS);
+        while let Some(done) = tasks.join_next().await {
+            samples.extend(done.expect("a connection's task"));
+        }
+        let elapsed = started.elapsed();
+        latency.lock().expect("samples").extend(samples);
+        elapsed
+    })
+}
+
+async fn lean_rounds(lean: Arc<tokio::sync::Mutex<Lean>>) -> Vec<Duration> {
+    let mut lean = lean.lock().await;
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        samples.push(lean.round_trip().await);
+    }
+    samples
+}
+
+async fn client_rounds(client: Arc<Client>) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let sent = Instant::now();
+        let answer = client.invoke(query()).await.expect("an answer");
+        assert_eq!(answer.expect("not an error").len(), PAYLOAD);
+        samples.push(sent.elapsed());
+    }
+    samples
+}
+
+async fn peer_rounds(peer: Arc<tokio::sync::Mutex<TcpStream>>) -> Vec<Duration> {
+    let mut stream = peer.lock().await;
+    let mut frame = (PAYLOAD as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&query());
+    let mut back = vec![0u8; frame.len()];
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let sent = Instant::now();
+        stream.write_all(&frame).await.expect("a write");
+        stream.read_exact(&mut back).await.expect("a read");
+        samples.push(sent.elapsed());
+    }
+    samples
+}
+
 pub(crate) fn run() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -278,127 +351,25 @@ pub(crate) fn run() {
         peers
     });
 
-    let lean_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let peer_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
     let work = (CONNECTIONS * ROUNDS) as f64;
-    compare(
-        "echo_rtt_256conn",
-        "round trips/s",
-        "plain_tcp_echo",
-        Side::timed(work, || {
-            let leans = leans.clone();
-            let latency = lean_latency.clone();
-            runtime.block_on(async move {
-                let started = Instant::now();
-                let mut tasks = tokio::task::JoinSet::new();
-                for lean in leans {
-                    let latency = latency.clone();
-                    tasks.spawn(async move {
-                        let mut lean = lean.lock().await;
-                        let mut samples = Vec::with_capacity(ROUNDS);
-                        for _ in 0..ROUNDS {
-                            samples.push(lean.round_trip().await);
-                        }
-                        latency.lock().expect("samples").extend(samples);
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
-                started.elapsed()
-            })
-        }),
-        Side::timed(work, || {
-            let peers = peers.clone();
-            let latency = peer_latency.clone();
-            runtime.block_on(async move {
-                let started = Instant::now();
-                let mut tasks = tokio::task::JoinSet::new();
-                for peer in peers {
-                    let latency = latency.clone();
-                    tasks.spawn(async move {
-                        let mut stream = peer.lock().await;
-                        let mut frame = (PAYLOAD as u32).to_le_bytes().to_vec();
-                        frame.extend_from_slice(&query());
-                        let mut back = vec![0u8; frame.len()];
-                        let mut samples = Vec::with_capacity(ROUNDS);
-                        for _ in 0..ROUNDS {
-                            let sent = Instant::now();
-                            stream.write_all(&frame).await.expect("a write");
-                            stream.read_exact(&mut back).await.expect("a read");
-                            samples.push(sent.elapsed());
-                        }
-                        latency.lock().expect("samples").extend(samples);
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
-                started.elapsed()
-            })
-        }),
-    );
-    let lean = p99(&mut lean_latency.lock().expect("samples"));
-    let peer = p99(&mut peer_latency.lock().expect("samples"));
-    eprintln!("echo_rtt_256conn p99: ours {lean:.0} µs, plain_tcp_echo {peer:.0} µs");
-
-    let ours_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let peer_latency = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let work = (CONNECTIONS * ROUNDS) as f64;
-    compare(
-        "echo_rtt_256conn_runtime_client",
-        "round trips/s",
-        "plain_tcp_echo",
-        Side::timed(work, || {
-            let clients = clients.clone();
-            let latency = ours_latency.clone();
-            runtime.block_on(async move {
-                let started = Instant::now();
-                let mut tasks = tokio::task::JoinSet::new();
-                for client in clients {
-                    let latency = latency.clone();
-                    tasks.spawn(async move {
-                        let mut samples = Vec::with_capacity(ROUNDS);
-                        for _ in 0..ROUNDS {
-                            let sent = Instant::now();
-                            let answer = client.invoke(query()).await.expect("an answer");
-                            assert_eq!(answer.expect("not an error").len(), PAYLOAD);
-                            samples.push(sent.elapsed());
-                        }
-                        latency.lock().expect("samples").extend(samples);
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
-                started.elapsed()
-            })
-        }),
-        Side::timed(work, || {
-            let peers = peers.clone();
-            let latency = peer_latency.clone();
-            runtime.block_on(async move {
-                let started = Instant::now();
-                let mut tasks = tokio::task::JoinSet::new();
-                for peer in peers {
-                    let latency = latency.clone();
-                    tasks.spawn(async move {
-                        let mut stream = peer.lock().await;
-                        let mut frame = (PAYLOAD as u32).to_le_bytes().to_vec();
-                        frame.extend_from_slice(&query());
-                        let mut back = vec![0u8; frame.len()];
-                        let mut samples = Vec::with_capacity(ROUNDS);
-                        for _ in 0..ROUNDS {
-                            let sent = Instant::now();
-                            stream.write_all(&frame).await.expect("a write");
-                            stream.read_exact(&mut back).await.expect("a read");
-                            samples.push(sent.elapsed());
-                        }
-                        latency.lock().expect("samples").extend(samples);
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
-                started.elapsed()
-            })
-        }),
-    );
-    let ours = p99(&mut ours_latency.lock().expect("samples"));
-    let peer = p99(&mut peer_latency.lock().expect("samples"));
-    eprintln!(
-        "echo_rtt_256conn_runtime_client p99: ours {ours:.0} µs, plain_tcp_echo {peer:.0} µs"
-    );
+    for (bench, ours) in [
+        ("echo_rtt_256conn", Ours::Lean(&leans)),
+        ("echo_rtt_256conn_runtime_client", Ours::Runtime(&clients)),
+    ] {
+        let ours_latency = Samples::default();
+        let peer_latency = Samples::default();
+        compare(
+            bench,
+            "round trips/s",
+            "plain_tcp_echo",
+            Side::timed(work, || match ours {
+                Ours::Lean(leans) => batch(&runtime, leans, &ours_latency, lean_rounds),
+                Ours::Runtime(clients) => batch(&runtime, clients, &ours_latency, client_rounds),
+            }),
+            Side::timed(work, || batch(&runtime, &peers, &peer_latency, peer_rounds)),
+        );
+        let ours = p99(&mut ours_latency.lock().expect("samples"));
+        let peer = p99(&mut peer_latency.lock().expect("samples"));
+        eprintln!("{bench} p99: ours {ours:.0} µs, plain_tcp_echo {peer:.0} µs");
+    }
 }
