@@ -16,24 +16,15 @@ use std::time::{Duration, Instant};
 
 use columba_mtproto::crypto::{RsaPrivateKey, TELEGRAM_DH_PRIME};
 use columba_mtproto::handshake::{
-    ClientConfig, ClientEvent, ClientHandshake, Now, ServerConfig, ServerEvent, ServerHandshake,
+    ClientConfig, ClientEvent, ClientHandshake, ServerConfig, ServerEvent, ServerHandshake,
 };
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::rsa::{Padding, Rsa};
 use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 
-use super::{Side, compare};
+use super::{Side, compare, now};
 
 const PEER: &str = "OpenSSL (big-number work only)";
-
-fn now() -> Now {
-    Now {
-        monotonic: Instant::now(),
-        unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default(),
-    }
-}
 
 /// Which side's calls to time.
 #[derive(Clone, Copy, PartialEq)]

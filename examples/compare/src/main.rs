@@ -28,6 +28,16 @@ const MEASURE: Duration = Duration::from_millis(300);
 /// Measurements per side, after one warm-up each.
 const REPETITIONS: usize = 5;
 
+/// The clocks now, as the sans-IO layers take them.
+fn now() -> columba_mtproto::time::Now {
+    columba_mtproto::time::Now {
+        monotonic: Instant::now(),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}
+
 /// One side of a comparison: a closure doing `work` units per call, returning the time that
 /// counts (for closures that also do untimed setup), or `None` to count the whole call.
 struct Side<'a> {

@@ -29,7 +29,6 @@ use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction, RsaPrivateKey};
 use columba_mtproto::handshake;
 use columba_mtproto::message::{Padding, open, seal};
-use columba_mtproto::time::Now;
 use columba_mtproto::transport::{
     ClientConfig as FramingConfig, Frame, Framing, Outgoing, Transport,
 };
@@ -45,7 +44,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Side, compare};
+use super::{Side, compare, now};
 
 const CONNECTIONS: usize = 256;
 /// Round trips per connection in one timed batch.
@@ -65,15 +64,6 @@ fn query() -> Bytes {
     let mut body = 0x1234_5678u32.to_le_bytes().to_vec();
     body.resize(PAYLOAD, 0x5a);
     Bytes::from(body)
-}
-
-fn now() -> Now {
-    Now {
-        monotonic: Instant::now(),
-        unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default(),
-    }
 }
 
 /// A client that is one task: its session, its socket, its buffers.

@@ -12,27 +12,16 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::message::{ENCRYPTED_HEADROOM, EncryptedHeader, Padding, open, seal};
-use columba_mtproto::time::Now;
 use columba_session::salt::SaltSource;
 use columba_session::{ClientEvent, ClientSession, ServerEvent, ServerSession, SessionConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
-use super::{Side, compare};
-
-fn now() -> Now {
-    Now {
-        monotonic: Instant::now(),
-        unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO),
-    }
-}
+use super::{Side, compare, now};
 
 /// A client and a server session with everything one round trip needs.
 struct Loop {

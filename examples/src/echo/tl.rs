@@ -1,7 +1,7 @@
 //! Telegram API objects built from what the stores keep.
 
+use columba_mtproto::tl::Deserializable as _;
 use columba_mtproto::tl::api::{enums, types};
-use columba_mtproto::tl::{Deserializable as _, Serializable as _};
 use columba_store::message::{Peer, StoredMessage};
 
 use super::secrets::Secret;
@@ -39,11 +39,6 @@ pub fn peer(peer: Peer) -> enums::Peer {
         Peer::Chat(chat_id) => types::PeerChat { chat_id }.into(),
         Peer::Channel(channel_id) => types::PeerChannel { channel_id }.into(),
     }
-}
-
-/// What a message's `media` holds: the `MessageMedia` as it was sent, TL-encoded.
-pub fn encode_media(media: &enums::MessageMedia) -> Vec<u8> {
-    media.to_bytes()
 }
 
 /// A stored message as its box's owner sees it.

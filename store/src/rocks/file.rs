@@ -303,8 +303,8 @@ impl RocksFileStore {
     }
 
     /// Reads parts `0..parts` back, each checked against its piece hashes, and hashes them
-    /// whole (with MD5 when asked) and into 128 KiB ranges (from the piece hashes when the
-    /// parts are whole ranges).
+    /// whole (with MD5 when asked) and into 128 KiB ranges: the piece hashes when the parts
+    /// are whole ranges, otherwise a hash of the bytes over range boundaries.
     fn hash_by_reading(
         &self,
         reader: &Reader<'_>,
@@ -312,35 +312,46 @@ impl RocksFileStore {
         parts: u32,
         file_id: i64,
         with_md5: bool,
+        parts_are_ranges: bool,
     ) -> Result<(Whole, Vec<[u8; 32]>), FileError> {
         let mut md5 = with_md5.then(Md5::new);
         let mut whole = Sha256::new();
         let mut ranges = RangeHasher::new();
         let mut range_hashes = Vec::new();
-        let mut parts_are_ranges = true;
         for part in 0..parts {
             let (record, bytes) = self.read_part(reader, upload.blob, part, file_id)?;
             if let Some(md5) = &mut md5 {
                 md5.update(&bytes);
             }
             whole.update(&bytes);
-            // A part shorter than a range that is not the last: the parts are not ranges.
-            if part + 1 < parts && u64::from(record.len) < HASH_RANGE {
-                parts_are_ranges = false;
+            if parts_are_ranges {
+                range_hashes.extend(record.hashes);
+            } else {
+                ranges.update(&bytes);
             }
-            range_hashes.extend(record.hashes);
-            ranges.update(&bytes);
         }
-        let range_hashes = if parts_are_ranges {
-            range_hashes
-        } else {
-            ranges.finish()
-        };
+        if !parts_are_ranges {
+            range_hashes = ranges.finish();
+        }
         let whole = Whole {
             sha256: whole.finalize().into(),
             md5: md5.map(|md5| md5.finalize().into()),
         };
         Ok((whole, range_hashes))
+    }
+
+    /// The deletes of an upload's row and of its entry in the expiry index.
+    fn drop_upload_rows(upload: &UploadRecord, owner: i64, file_id: i64, ops: &mut Vec<BatchOp>) {
+        ops.push(BatchOp::delete(keys::owned_file(
+            Prefix::Upload,
+            owner,
+            file_id,
+        )));
+        ops.push(BatchOp::delete(keys::upload_expiry(
+            upload.touched,
+            owner,
+            file_id,
+        )));
     }
 
     /// The deletes of every part of an upload.
@@ -584,7 +595,14 @@ impl FileStore for RocksFileStore {
         .filter(|whole| !check_md5 || whole.md5.is_some());
         let (whole, range_hashes) = match running {
             Some(whole) => (whole, self.range_hashes_from_rows(&reader, &upload, parts)?),
-            None => self.hash_by_reading(&reader, &upload, parts, file_id, check_md5)?,
+            None => self.hash_by_reading(
+                &reader,
+                &upload,
+                parts,
+                file_id,
+                check_md5,
+                parts_are_ranges,
+            )?,
         };
         if let Some(expected) = request
             .md5_checksum
@@ -647,16 +665,7 @@ impl FileStore for RocksFileStore {
             file_id,
         };
         ops.push(BatchOp::put(file_key, encode_file(&info)));
-        ops.push(BatchOp::delete(keys::owned_file(
-            Prefix::Upload,
-            owner,
-            file_id,
-        )));
-        ops.push(BatchOp::delete(keys::upload_expiry(
-            upload.touched,
-            owner,
-            file_id,
-        )));
+        Self::drop_upload_rows(&upload, owner, file_id, &mut ops);
         self.write(&ops)?;
         if duplicate {
             self.release(upload.blob);
@@ -837,16 +846,7 @@ impl FileStore for RocksFileStore {
             }
             let mut ops = Vec::new();
             Self::drop_parts(&upload, &mut ops);
-            ops.push(BatchOp::delete(keys::owned_file(
-                Prefix::Upload,
-                owner,
-                file_id,
-            )));
-            ops.push(BatchOp::delete(keys::upload_expiry(
-                upload.touched,
-                owner,
-                file_id,
-            )));
+            Self::drop_upload_rows(&upload, owner, file_id, &mut ops);
             if upload.touched != touched {
                 ops.push(BatchOp::delete(keys::upload_expiry(
                     touched, owner, file_id,

@@ -18,19 +18,17 @@ impl EchoApp {
         if String::from_utf8_lossy(&text).chars().count() > MAX_TEXT_CHARS {
             return Err(bad_request("MESSAGE_TOO_LONG"));
         }
-        let outcome = self
-            .messages
-            .send(&SendRequest {
-                sender: user,
-                peer: Peer::User(target),
-                random_id,
-                date: now_unix(),
-                body: text.clone(),
-                media: media.clone(),
-                flags: 0,
-                members: Vec::new(),
-            })
-            .map_err(message_error)?;
+        let request = SendRequest {
+            sender: user,
+            peer: Peer::User(target),
+            random_id,
+            date: now_unix(),
+            body: text,
+            media,
+            flags: 0,
+            members: Vec::new(),
+        };
+        let outcome = self.messages.send(&request).map_err(message_error)?;
         let mine = outcome
             .deliveries
             .first()
@@ -64,8 +62,8 @@ impl EchoApp {
             if target == ECHO_USER_ID && user != ECHO_USER_ID {
                 after.push(After::Echo {
                     user,
-                    text,
-                    media,
+                    text: request.body,
+                    media: request.media,
                     source: mine.message_id,
                 });
             } else if let Some(theirs) = outcome.deliveries.get(1) {
@@ -225,7 +223,7 @@ impl EchoApp {
             return Err(bad_request("MESSAGE_NOT_MODIFIED"));
         }
         let media = match &request.media {
-            Some(input) => Some(tl::encode_media(&self.media(user, input)?)),
+            Some(input) => Some(self.media(user, input)?.to_bytes()),
             None => current.media.clone(),
         };
         let affected = self

@@ -375,7 +375,7 @@ impl EchoApp {
                     target,
                     request.random_id,
                     request.message.into_bytes(),
-                    Some(tl::encode_media(&media)),
+                    Some(media.to_bytes()),
                 )
             }
             functions::messages::GetHistory::CONSTRUCTOR_ID => {
