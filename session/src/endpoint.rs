@@ -234,6 +234,11 @@ impl Endpoint {
         &self.salts
     }
 
+    /// The endpoint's limits.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
     /// Sessions held.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -32,12 +32,26 @@ impl<V> IdMap<V> {
         self.entries.len()
     }
 
-    /// Where `key` is, or where it would go; the back is checked first.
+    /// Where `key` is, or where it would go. The ends are checked first: the newest key
+    /// (an answer to the latest request) and the oldest (an acknowledgement of the oldest
+    /// message sent) are the common cases, and a binary search of a long map costs a cache
+    /// miss per step.
     fn position(&self, key: i64) -> Result<usize, usize> {
-        match self.entries.back() {
-            None => Err(0),
-            Some(&(last, _)) if key > last => Err(self.entries.len()),
-            Some(_) => self.entries.binary_search_by_key(&key, |&(k, _)| k),
+        let (Some(&(first, _)), Some(&(last, _))) = (self.entries.front(), self.entries.back())
+        else {
+            return Err(0);
+        };
+        let len = self.entries.len();
+        if key > last {
+            Err(len)
+        } else if key == last {
+            Ok(len - 1)
+        } else if key < first {
+            Err(0)
+        } else if key == first {
+            Ok(0)
+        } else {
+            self.entries.binary_search_by_key(&key, |&(k, _)| k)
         }
     }
 

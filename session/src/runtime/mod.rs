@@ -5,6 +5,7 @@ mod bus;
 pub mod client;
 pub mod io;
 pub mod server;
+mod shards;
 
 pub use bus::InProcessUpdateBus;
 pub use client::{Client, ClientError, ClientOptions, SavedKey};

@@ -8,8 +8,11 @@
 //! timeout, the largest frame (`transport::Config::max_frame_len`). Shutdown stops accepting,
 //! waits for running requests (up to a grace period), sends their answers and closes.
 //!
-//! Locking: the endpoint's mutex is held only for routing and bookkeeping, never across an
-//! await, a cryptographic operation on a frame, or the application's code.
+//! Locking: the endpoint is split by auth_key_id into shards with a mutex each
+//! ([`ServerOptions::endpoint_shards`]), so that frames of different keys do not wait for
+//! each other. A shard's mutex is held only for routing and bookkeeping, never across an
+//! await, a cryptographic operation on a frame, or the application's code, and never together
+//! with another shard's.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,7 +36,8 @@ use tokio::task::JoinSet;
 
 use super::io::{Accepted, ByteStream, Listener};
 use super::now;
-use crate::endpoint::{ConnectionId, Endpoint, EndpointConfig, EndpointEvent, SessionKey};
+use super::shards::Shards;
+use crate::endpoint::{ConnectionId, EndpointConfig, EndpointEvent, SessionKey};
 use crate::plugins::{BoxFuture, Notification, PushProvider, Service, UpdateBus};
 use crate::rpc::RpcError;
 use crate::rpc::RpcOutcome;
@@ -47,8 +51,13 @@ const BOOL_TRUE: [u8; 4] = columba_mtproto::tl::BOOL_TRUE_ID.to_le_bytes();
 /// The server's limits and options.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// Sessions and their limits.
+    /// Sessions and their limits. `max_sessions` and `max_cached_keys` are divided among
+    /// the [`Self::endpoint_shards`] (rounded up).
     pub endpoint: EndpointConfig,
+    /// How many independently locked parts the endpoint is split into, by auth_key_id. More
+    /// shards mean less waiting between the runtime's worker threads; a few times the number
+    /// of workers is plenty. At least one.
+    pub endpoint_shards: usize,
     /// The key exchange (RSA keys, DH group, its own limits).
     pub handshake: Arc<handshake::ServerConfig>,
     /// Framing limits (largest frame, obfuscation policy).
@@ -74,6 +83,7 @@ impl ServerOptions {
     pub fn new(handshake: Arc<handshake::ServerConfig>) -> Self {
         Self {
             endpoint: EndpointConfig::default(),
+            endpoint_shards: 64,
             handshake,
             // The largest request is a 512 KiB file part and the largest answer a 1 MiB file
             // window; 2 MiB leaves room and keeps one frame's cost small.
@@ -124,7 +134,7 @@ struct Connection {
 }
 
 struct Shared {
-    endpoint: Mutex<Endpoint>,
+    endpoint: Shards,
     store: Arc<dyn AuthKeyStore>,
     service: Arc<dyn Service>,
     push: Arc<dyn PushProvider>,
@@ -191,11 +201,11 @@ impl Server {
         endpoint_config
             .refuse_msg_ids_before
             .get_or_insert_with(|| now().unix);
-        let endpoint = Endpoint::new(store.clone(), salts, endpoint_config);
+        let endpoint = Shards::new(&store, &salts, &endpoint_config, options.endpoint_shards);
         let (stopping, _) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
-                endpoint: Mutex::new(endpoint),
+                endpoint,
                 store,
                 service,
                 push,
@@ -243,7 +253,7 @@ impl Server {
 
     /// Tells the endpoint that a key changed in the store (bound, signed in or out).
     pub fn refresh_key(&self, auth_key_id: i64) {
-        lock(&self.shared.endpoint).refresh_key(auth_key_id);
+        self.shared.refresh_key(auth_key_id);
     }
 
     /// Accepts connections from `listener` until `shutdown` completes, then shuts down
@@ -327,8 +337,20 @@ impl Server {
 }
 
 impl Shared {
+    /// Forgets what the endpoint caches about a key, in every shard: temporary keys bound to
+    /// a permanent key live in shards of their own.
+    fn refresh_key(&self, auth_key_id: i64) {
+        for mut endpoint in self.endpoint.each() {
+            endpoint.refresh_key(auth_key_id);
+        }
+    }
+
     fn deliver_update(self: &Arc<Self>, user_id: i64, update: Bytes) {
-        let delivered = lock(&self.endpoint).push_update(user_id, &update);
+        let delivered: usize = self
+            .endpoint
+            .each()
+            .map(|mut endpoint| endpoint.push_update(user_id, &update))
+            .sum();
         if delivered > 0 {
             self.wake_all();
         } else {
@@ -411,14 +433,14 @@ impl Shared {
                 }
                 _ => RpcError::new(500, "INTERNAL"),
             })?;
-        lock(&self.endpoint).refresh_key(temp_id);
+        self.refresh_key(temp_id);
         Ok(Bytes::from_static(&BOOL_TRUE))
     }
 
     /// Hands a finished (or cancelled) call's answer to its session.
     fn finish_call(&self, session: SessionKey, msg_id: i64, outcome: RpcOutcome) {
         let connection = {
-            let mut endpoint = lock(&self.endpoint);
+            let mut endpoint = self.endpoint.of(session.auth_key_id);
             endpoint.answer(session, msg_id, outcome, now());
             endpoint.connection_of(session)
         };
@@ -455,7 +477,7 @@ impl Shared {
                     // Perfect forward secrecy is the runtime's business: it has the store.
                     let outcome = self.bind_temp_auth_key(&context, msg_id, &body);
                     let connection = {
-                        let mut endpoint = lock(&self.endpoint);
+                        let mut endpoint = self.endpoint.of(context.session.auth_key_id);
                         endpoint.answer(context.session, msg_id, outcome, now());
                         endpoint.connection_of(context.session)
                     };
@@ -541,20 +563,26 @@ impl Shared {
 /// Runs the endpoint's timers.
 async fn timer_loop(shared: Arc<Shared>) {
     loop {
-        let next = lock(&shared.endpoint).poll_timeout();
+        let next = shared
+            .endpoint
+            .each()
+            .filter_map(|endpoint| endpoint.poll_timeout())
+            .min();
         let cap = Instant::now() + Duration::from_secs(1);
         let at = next.map_or(cap, |at| at.min(cap));
         tokio::time::sleep_until(at.into()).await;
-        let (events, wake) = {
-            let mut endpoint = lock(&shared.endpoint);
-            let wake = endpoint.handle_timeout(now());
-            let events = std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>();
-            (events, wake)
-        };
-        let ready = shared.dispatch(events);
-        shared.finish_ready(ready);
-        for connection in wake {
-            shared.wake(connection);
+        for index in 0..shared.endpoint.len() {
+            let (events, wake) = {
+                let mut endpoint = shared.endpoint.at(index);
+                let wake = endpoint.handle_timeout(now());
+                let events = std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>();
+                (events, wake)
+            };
+            let ready = shared.dispatch(events);
+            shared.finish_ready(ready);
+            for connection in wake {
+                shared.wake(connection);
+            }
         }
     }
 }
@@ -594,7 +622,9 @@ async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
         shared.finished(std::mem::take(&mut driver.ready).len());
         driver.linger().await;
         lock(&shared.connections).remove(&connection);
-        lock(&shared.endpoint).connection_closed(connection);
+        for mut endpoint in shared.endpoint.each() {
+            endpoint.connection_closed(connection);
+        }
     }
     shared.counters.connections.fetch_sub(1, Ordering::AcqRel);
     if let Some(ip) = ip {
@@ -676,6 +706,9 @@ struct Driver {
     ready: Vec<Ready>,
     /// Messages taken from the endpoint, waiting to be sealed.
     outgoing: Vec<(Arc<AuthKey>, EncryptedHeader, BytesMut)>,
+    /// The endpoint shards of the keys this connection has carried: where its sessions, and
+    /// so its messages to send, can be (nearly always one).
+    shards: Vec<usize>,
 }
 
 impl Driver {
@@ -701,6 +734,7 @@ impl Driver {
             established: false,
             ready: Vec::new(),
             outgoing: Vec::new(),
+            shards: Vec::new(),
         }
     }
 
@@ -826,7 +860,7 @@ impl Driver {
                         tracing::warn!(%error, "new auth key not stored");
                         return Err(ConnectionEnd::Closed("key not stored"));
                     }
-                    lock(&self.shared.endpoint).note_first_salt(
+                    self.shared.endpoint.of(key.auth_key.id()).note_first_salt(
                         key.auth_key.id(),
                         key.server_salt,
                         now(),
@@ -848,7 +882,8 @@ impl Driver {
         data: &mut [u8],
         quick_ack: bool,
     ) -> Result<(), ConnectionEnd> {
-        let key = lock(&self.shared.endpoint).auth_key(key_id, now());
+        let shard = self.shared.endpoint.index(key_id);
+        let key = self.shared.endpoint.at(shard).auth_key(key_id, now());
         let key = match key {
             Ok(key) => key,
             Err(error) => {
@@ -877,8 +912,11 @@ impl Driver {
                 .encode(Outgoing::QuickAck(opened.quick_ack_token), &mut self.output)
                 .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
         }
+        if !self.shards.contains(&shard) {
+            self.shards.push(shard);
+        }
         let events = {
-            let mut endpoint = lock(&self.shared.endpoint);
+            let mut endpoint = self.shared.endpoint.at(shard);
             endpoint.handle_message(
                 self.connection,
                 key_id,
@@ -918,18 +956,30 @@ impl Driver {
         Ok(())
     }
 
-    /// Seals and writes everything the endpoint has for this connection.
     /// Hands the ready answers to the endpoint and sends what it has for this connection:
-    /// one hold of the endpoint's lock for both (per batch of messages), sealing outside it.
+    /// one hold of a shard's lock for both (per batch of messages), sealing outside it.
     async fn flush(&mut self) -> Result<(), ConnectionEnd> {
         loop {
-            let answered = self.ready.len();
+            let mut ready = std::mem::take(&mut self.ready);
+            let waiting = ready.len();
             let mut elsewhere = Vec::new();
-            {
-                let mut endpoint = lock(&self.shared.endpoint);
-                let now = now();
-                for answer in self.ready.drain(..) {
-                    endpoint.answer(answer.session, answer.msg_id, answer.outcome, now);
+            // An answer's session is in a shard this connection carried (the request came
+            // here); noted all the same, so that no answer can be left behind.
+            for answer in &ready {
+                let shard = self.shared.endpoint.index(answer.session.auth_key_id);
+                if !self.shards.contains(&shard) {
+                    self.shards.push(shard);
+                }
+            }
+            let now = now();
+            for &shard in &self.shards {
+                let mut endpoint = self.shared.endpoint.at(shard);
+                ready.retain_mut(|answer| {
+                    if self.shared.endpoint.index(answer.session.auth_key_id) != shard {
+                        return true;
+                    }
+                    let outcome = std::mem::replace(&mut answer.outcome, Ok(Bytes::new()));
+                    endpoint.answer(answer.session, answer.msg_id, outcome, now);
                     // The session may have moved to another connection meanwhile.
                     match endpoint.connection_of(answer.session) {
                         Some(connection) if connection != self.connection => {
@@ -937,7 +987,8 @@ impl Driver {
                         }
                         _ => {}
                     }
-                }
+                    false
+                });
                 while self.outgoing.len() < TRANSMIT_BATCH {
                     self.scratch.reserve(4096);
                     let Some((key, header)) =
@@ -947,13 +998,22 @@ impl Driver {
                     };
                     self.outgoing.push((key, header, self.scratch.split()));
                 }
+                if self.outgoing.len() >= TRANSMIT_BATCH {
+                    break;
+                }
             }
+            let answered = waiting - ready.len();
+            // What a full batch left for later shards waits for the next round; the vector
+            // goes back either way, keeping its capacity.
+            self.ready = ready;
             self.shared.finished(answered);
             for connection in elsewhere {
                 self.shared.wake(connection);
             }
             let full = self.outgoing.len() >= TRANSMIT_BATCH;
-            for (key, header, mut message) in std::mem::take(&mut self.outgoing) {
+            // Taken and put back, so that the vector keeps its capacity.
+            let mut outgoing = std::mem::take(&mut self.outgoing);
+            for (key, header, mut message) in outgoing.drain(..) {
                 if !super::seal_message(&mut message, &key, Direction::ServerToClient, &header) {
                     continue;
                 }
@@ -970,6 +1030,7 @@ impl Driver {
                     self.write_output().await?;
                 }
             }
+            self.outgoing = outgoing;
             if !full {
                 break;
             }
