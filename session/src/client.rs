@@ -309,7 +309,7 @@ impl ClientSession {
         }
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        let body = maybe_gzip(&body, self.config.gzip_threshold);
+        let body = maybe_gzip(body, self.config.gzip_threshold);
         if let Ok(destroy) =
             <functions::DestroySession as columba_mtproto::tl::Deserializable>::from_bytes(&body)
         {

@@ -43,7 +43,7 @@ pub type RpcOutcome = Result<Bytes, RpcError>;
 /// `gzip_threshold` bytes and that makes it smaller.
 pub(crate) fn rpc_result_body(
     req_msg_id: i64,
-    outcome: &RpcOutcome,
+    outcome: RpcOutcome,
     gzip_threshold: Option<usize>,
 ) -> Bytes {
     let result: Bytes = match outcome {
@@ -57,18 +57,19 @@ pub(crate) fn rpc_result_body(
     body.freeze()
 }
 
-/// `body` as it is, or `gzip_packed` when that is smaller and `body` is long enough.
-pub(crate) fn maybe_gzip(body: &Bytes, gzip_threshold: Option<usize>) -> Bytes {
+/// `body` as it is, or `gzip_packed` when that is smaller and `body` is long enough. Takes
+/// `body` by value: a clone of a `Bytes` made from a `Vec` allocates.
+pub(crate) fn maybe_gzip(body: Bytes, gzip_threshold: Option<usize>) -> Bytes {
     match gzip_threshold {
         Some(threshold) if body.len() >= threshold => {
-            let packed = GzipPacked::pack(body).to_bytes();
+            let packed = GzipPacked::pack(&body).to_bytes();
             if packed.len() < body.len() {
                 Bytes::from(packed)
             } else {
-                body.clone()
+                body
             }
         }
-        _ => body.clone(),
+        _ => body,
     }
 }
 

@@ -289,7 +289,7 @@ impl ServerSession {
                 failed: outcome.is_err(),
             },
         );
-        let body = rpc_result_body(msg_id, &outcome, self.config.gzip_threshold);
+        let body = rpc_result_body(msg_id, outcome, self.config.gzip_threshold);
         // The answer acknowledges the request (core.telegram.org/mtproto/service_messages):
         // no separate msgs_ack for it.
         self.out.acks.remove(msg_id);
@@ -682,7 +682,7 @@ impl ServerSession {
             _ => types::RpcAnswerUnknown {}.into(),
         };
         let outcome: RpcOutcome = Ok(Bytes::from(answer.to_bytes()));
-        let body = rpc_result_body(msg_id, &outcome, None);
+        let body = rpc_result_body(msg_id, outcome, None);
         self.out
             .push(body, true, MsgIdKind::ServerReply, Tag::Other);
     }

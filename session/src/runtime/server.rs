@@ -686,6 +686,9 @@ struct Ready {
     outcome: RpcOutcome,
 }
 
+/// Bytes reserved before a message is written (headroom, body, padding of a small one).
+const SCRATCH_RESERVE: usize = 512;
+
 /// Messages written under one hold of the endpoint's lock, at most.
 const TRANSMIT_BATCH: usize = 64;
 
@@ -990,7 +993,10 @@ impl Driver {
                     false
                 });
                 while self.outgoing.len() < TRANSMIT_BATCH {
-                    self.scratch.reserve(4096);
+                    // Room for a small message; a larger one grows the buffer as it is
+                    // written. (Reserving much more would allocate for nearly every message:
+                    // the split-off messages keep the buffer's earlier part in use.)
+                    self.scratch.reserve(SCRATCH_RESERVE);
                     let Some((key, header)) =
                         endpoint.poll_transmit(self.connection, now, &mut self.scratch)
                     else {

@@ -47,7 +47,13 @@ impl Shards {
         per_shard.max_sessions = config.max_sessions.div_ceil(count);
         per_shard.max_cached_keys = config.max_cached_keys.div_ceil(count);
         let shards = (0..count)
-            .map(|_| Mutex::new(Endpoint::new(store.clone(), salts.clone(), per_shard.clone())))
+            .map(|_| {
+                Mutex::new(Endpoint::new(
+                    store.clone(),
+                    salts.clone(),
+                    per_shard.clone(),
+                ))
+            })
             .collect();
         Self { shards }
     }
