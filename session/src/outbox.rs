@@ -287,72 +287,82 @@ impl Outbox {
             return None;
         }
 
-        // Number each message and gather them, within the container's limits.
-        let mut batch: Vec<(i64, i32, Bytes, MsgIdKind)> = Vec::new();
-        let mut bytes = CONTAINER_HEADER;
-        if let Some(ids) = acks {
-            let body = Bytes::from(MsgsAck { msg_ids: ids }.to_bytes());
-            let msg_id = self.ids.next(now, self.plain_kind);
-            let seq_no = self.seq.next(false);
-            bytes += INNER_HEADER + body.len();
-            batch.push((msg_id, seq_no, body, self.plain_kind));
-        }
-        while let Some(next) = self.queue.front() {
+        // How many queued messages go in this transmission, within the container's limits
+        // (counted first, so that each body is written once, straight into `buf`, and then
+        // moved into the record of unacknowledged messages without a copy).
+        let ack_body = acks.map(|ids| Bytes::from(MsgsAck { msg_ids: ids }.to_bytes()));
+        let mut count = usize::from(ack_body.is_some());
+        let mut bytes = CONTAINER_HEADER + ack_body.as_ref().map_or(0, |b| INNER_HEADER + b.len());
+        let mut take = 0;
+        for next in &self.queue {
             let size = INNER_HEADER + next.body.len();
-            let fits = batch.len() < self.max_container_messages
-                && bytes + size <= self.max_container_bytes;
-            if !fits && !batch.is_empty() {
+            let fits =
+                count < self.max_container_messages && bytes + size <= self.max_container_bytes;
+            if !fits && count > 0 {
                 break;
             }
-            let Some(queued) = self.queue.pop_front() else {
-                break;
-            };
-            self.queued_bytes = self.queued_bytes.saturating_sub(queued.body.len());
             bytes += size;
-            let msg_id = self.ids.next(now, queued.kind);
-            let seq_no = self.seq.next(queued.content_related);
-            self.assigned.push((msg_id, queued.tag));
-            let mut queued = queued;
-            if let Some(build) = &queued.build {
-                queued.body = build(msg_id);
-            }
-            if queued.content_related {
-                self.record_unacked(msg_id, seq_no, &queued, now.monotonic, stats);
-            }
-            batch.push((msg_id, seq_no, queued.body, queued.kind));
+            count += 1;
+            take += 1;
         }
+        let contained = count > 1;
 
         buf.clear();
         buf.resize(ENCRYPTED_HEADROOM, 0);
-        if let [(msg_id, seq_no, body, _)] = batch.as_slice() {
-            buf.extend_from_slice(body);
-            return Some(Written {
-                msg_id: *msg_id,
-                seq_no: *seq_no,
-            });
+        let mut inner = Vec::new();
+        if contained {
+            buf.reserve(bytes);
+            buf.put_u32_le(MsgContainer::CONSTRUCTOR_ID);
+            buf.put_i32_le(i32::try_from(count).unwrap_or(i32::MAX));
+            inner.reserve(count);
         }
+        let mut single = None;
         // A container takes the reply kind only when everything inside is a reply.
-        let kind = if batch
-            .iter()
-            .all(|(_, _, _, kind)| *kind == MsgIdKind::ServerReply)
-        {
+        let mut all_replies = true;
+        let mut write = |buf: &mut BytesMut, msg_id: i64, seq_no: i32, body: &[u8]| {
+            if contained {
+                buf.put_i64_le(msg_id);
+                buf.put_i32_le(seq_no);
+                buf.put_i32_le(i32::try_from(body.len()).unwrap_or(i32::MAX));
+                inner.push(msg_id);
+            } else {
+                single = Some(Written { msg_id, seq_no });
+            }
+            buf.extend_from_slice(body);
+        };
+        if let Some(body) = ack_body {
+            let msg_id = self.ids.next(now, self.plain_kind);
+            let seq_no = self.seq.next(false);
+            all_replies &= self.plain_kind == MsgIdKind::ServerReply;
+            write(buf, msg_id, seq_no, &body);
+        }
+        for _ in 0..take {
+            let Some(mut queued) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes = self.queued_bytes.saturating_sub(queued.body.len());
+            let msg_id = self.ids.next(now, queued.kind);
+            let seq_no = self.seq.next(queued.content_related);
+            self.assigned.push((msg_id, queued.tag));
+            if let Some(build) = &queued.build {
+                queued.body = build(msg_id);
+            }
+            all_replies &= queued.kind == MsgIdKind::ServerReply;
+            write(buf, msg_id, seq_no, &queued.body);
+            if queued.content_related {
+                self.record_unacked(msg_id, seq_no, queued, now.monotonic, stats);
+            }
+        }
+        if !contained {
+            return single;
+        }
+        let kind = if all_replies {
             MsgIdKind::ServerReply
         } else {
             self.plain_kind
         };
         let msg_id = self.ids.next(now, kind);
         let seq_no = self.seq.next(false);
-        buf.reserve(bytes);
-        buf.put_u32_le(MsgContainer::CONSTRUCTOR_ID);
-        buf.put_i32_le(i32::try_from(batch.len()).unwrap_or(i32::MAX));
-        let mut inner = Vec::with_capacity(batch.len());
-        for (id, seq, body, _) in &batch {
-            buf.put_i64_le(*id);
-            buf.put_i32_le(*seq);
-            buf.put_i32_le(i32::try_from(body.len()).unwrap_or(i32::MAX));
-            buf.extend_from_slice(body);
-            inner.push(*id);
-        }
         if self.containers.len() >= REMEMBERED_CONTAINERS {
             self.containers.pop_front();
         }
@@ -364,7 +374,7 @@ impl Outbox {
         &mut self,
         msg_id: i64,
         seq_no: i32,
-        queued: &Queued,
+        queued: Queued,
         now: Instant,
         stats: &mut SessionStats,
     ) {
@@ -372,8 +382,8 @@ impl Outbox {
         self.unacked.insert(
             msg_id,
             Unacked {
-                body: queued.body.clone(),
-                build: queued.build.clone(),
+                body: queued.body,
+                build: queued.build,
                 seq_no,
                 kind: queued.kind,
                 tag: queued.tag,

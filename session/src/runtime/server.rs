@@ -28,6 +28,7 @@ use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::handshake::bind::{BindRequest, verify_binding};
 use columba_mtproto::handshake::{self, ServerHandshake};
 use columba_mtproto::message::{EncryptedHeader, open};
+use columba_mtproto::time::Now;
 use columba_mtproto::transport::{self, ERROR_FLOOD, Frame, Outgoing, Transport};
 use columba_store::auth_key::{AuthKeyStore, KeyLifetime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -686,6 +687,10 @@ struct Ready {
     outcome: RpcOutcome,
 }
 
+/// Room left after a message for the padding `seal` appends (12 to 27 bytes with
+/// [`columba_mtproto::message::Padding::Minimal`]).
+const SEAL_ROOM: usize = 32;
+
 /// Bytes reserved before a message is written (headroom, body, padding of a small one).
 const SCRATCH_RESERVE: usize = 512;
 
@@ -762,17 +767,35 @@ impl Driver {
         // frames cost no timer updates.
         let silence = tokio::time::sleep_until(self.deadline(started, last_input).into());
         tokio::pin!(silence);
+        // The wake-up and shutdown futures live across iterations too: made anew on every
+        // turn, each would register with (and leave) its notifier's waiter list, a lock
+        // each way, for every frame.
+        let wake = self.wake.clone();
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        let stop = stopping.changed();
+        tokio::pin!(stop);
         loop {
-            tokio::select! {
+            // The clocks are read once per turn: what comes in and what goes out in it share
+            // one time.
+            let now = tokio::select! {
                 read = self.stream.read_buf(&mut self.input), if reading => {
                     if read? == 0 {
                         return Err(ConnectionEnd::Closed("peer closed"));
                     }
-                    last_input = Instant::now();
-                    self.take_frames().await?;
+                    let now = now();
+                    last_input = now.monotonic;
+                    self.take_frames(now).await?;
+                    now
                 }
-                () = self.wake.notified() => {}
-                _ = stopping.changed(), if reading => reading = false,
+                () = &mut woken => {
+                    woken.set(wake.notified());
+                    now()
+                }
+                _ = &mut stop, if reading => {
+                    reading = false;
+                    now()
+                }
                 () = &mut silence => {
                     let deadline = self.deadline(started, last_input);
                     if Instant::now() >= deadline {
@@ -783,9 +806,10 @@ impl Driver {
                         }));
                     }
                     silence.as_mut().reset(deadline.into());
+                    now()
                 }
-            }
-            self.flush().await?;
+            };
+            self.flush(now).await?;
             if self.closing.load(Ordering::Acquire) {
                 let close = lock(&self.shared.connections)
                     .get(&self.connection)
@@ -819,7 +843,7 @@ impl Driver {
         .await;
     }
 
-    async fn take_frames(&mut self) -> Result<(), ConnectionEnd> {
+    async fn take_frames(&mut self, now: Now) -> Result<(), ConnectionEnd> {
         while let Some(frame) = self.transport.decode(&mut self.input)? {
             let Frame::Payload {
                 mut data,
@@ -835,7 +859,8 @@ impl Driver {
             if key_id == 0 {
                 self.handle_plain(&data).await?;
             } else {
-                self.handle_encrypted(key_id, &mut data, quick_ack).await?;
+                self.handle_encrypted(key_id, &mut data, quick_ack, now)
+                    .await?;
             }
         }
         Ok(())
@@ -884,9 +909,10 @@ impl Driver {
         key_id: i64,
         data: &mut [u8],
         quick_ack: bool,
+        now: Now,
     ) -> Result<(), ConnectionEnd> {
         let shard = self.shared.endpoint.index(key_id);
-        let key = self.shared.endpoint.at(shard).auth_key(key_id, now());
+        let key = self.shared.endpoint.at(shard).auth_key(key_id, now);
         let key = match key {
             Ok(key) => key,
             Err(error) => {
@@ -925,7 +951,7 @@ impl Driver {
                 key_id,
                 &opened.header,
                 opened.body,
-                now(),
+                now,
                 &mut rand::rng(),
             );
             std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>()
@@ -961,7 +987,7 @@ impl Driver {
 
     /// Hands the ready answers to the endpoint and sends what it has for this connection:
     /// one hold of a shard's lock for both (per batch of messages), sealing outside it.
-    async fn flush(&mut self) -> Result<(), ConnectionEnd> {
+    async fn flush(&mut self, now: Now) -> Result<(), ConnectionEnd> {
         loop {
             let mut ready = std::mem::take(&mut self.ready);
             let waiting = ready.len();
@@ -974,7 +1000,6 @@ impl Driver {
                     self.shards.push(shard);
                 }
             }
-            let now = now();
             for &shard in &self.shards {
                 let mut endpoint = self.shared.endpoint.at(shard);
                 ready.retain_mut(|answer| {
@@ -1002,7 +1027,13 @@ impl Driver {
                     else {
                         break;
                     };
-                    self.outgoing.push((key, header, self.scratch.split()));
+                    // The message leaves with room for its padding, so that sealing it
+                    // needs no allocation (a split-off buffer's capacity is its length).
+                    let len = self.scratch.len();
+                    self.scratch.resize(len + SEAL_ROOM, 0);
+                    let mut message = self.scratch.split();
+                    message.truncate(len);
+                    self.outgoing.push((key, header, message));
                 }
                 if self.outgoing.len() >= TRANSMIT_BATCH {
                     break;
