@@ -460,19 +460,18 @@ impl Endpoint {
                 stale = true;
                 continue;
             }
-            // The key first, so that a message is never numbered and then left unsent (a
-            // refreshed cache entry is loaded again).
-            if !self.keys.contains_key(&key.auth_key_id)
-                && self.auth_key(key.auth_key_id, now).is_err()
-            {
+            if !slot.session.has_output() {
                 continue;
             }
-            let Some(auth_key) = self
-                .keys
-                .get(&key.auth_key_id)
-                .map(|cached| cached.key.clone())
-            else {
-                continue;
+            // The key first, so that a message is never numbered and then left unsent (a
+            // refreshed cache entry is loaded again; a destroyed key's entry is still used,
+            // to seal its last answers).
+            let auth_key = match self.keys.get(&key.auth_key_id) {
+                Some(cached) => cached.key.clone(),
+                None => match self.auth_key(key.auth_key_id, now) {
+                    Ok(auth_key) => auth_key,
+                    Err(_) => continue,
+                },
             };
             let Some(slot) = self.sessions.get_mut(key) else {
                 continue;

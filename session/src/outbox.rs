@@ -187,6 +187,12 @@ impl Outbox {
         Some(record)
     }
 
+    /// Whether [`Self::poll_transmit`] may have something to write: messages queued, or
+    /// acknowledgements pending (which may not be due yet).
+    pub(crate) fn may_transmit(&self) -> bool {
+        !self.queue.is_empty() || !self.acks.is_empty()
+    }
+
     /// Bytes waiting to be sent.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes

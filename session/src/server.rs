@@ -184,6 +184,12 @@ impl ServerSession {
         self.running
     }
 
+    /// Whether [`Self::poll_transmit`] may have something to write (when `false`, it has
+    /// nothing, whatever the time).
+    pub fn has_output(&self) -> bool {
+        self.out.may_transmit()
+    }
+
     /// Content-related messages sent and not acknowledged yet.
     pub fn unacknowledged(&self) -> usize {
         self.out.unacked.len()

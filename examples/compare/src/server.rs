@@ -29,6 +29,7 @@ use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction, RsaPrivateKey};
 use columba_mtproto::handshake;
 use columba_mtproto::message::{Padding, open, seal};
+use columba_mtproto::time::Now;
 use columba_mtproto::transport::{
     ClientConfig as FramingConfig, Frame, Framing, Outgoing, Transport,
 };
@@ -115,8 +116,9 @@ impl Lean {
         }
     }
 
-    async fn flush(&mut self) {
-        while let Some(header) = self.session.poll_transmit(now(), &mut self.scratch) {
+    /// Seals and writes what the session has to send (the clocks read once by the caller).
+    async fn flush(&mut self, now: Now) {
+        while let Some(header) = self.session.poll_transmit(now, &mut self.scratch) {
             seal(
                 &mut self.scratch,
                 &self.key,
@@ -146,7 +148,7 @@ impl Lean {
     async fn round_trip(&mut self) -> Duration {
         let sent = Instant::now();
         let id = self.session.invoke(query()).expect("invoked");
-        self.flush().await;
+        self.flush(now()).await;
         loop {
             while let Some(event) = self.session.poll_event() {
                 if let ClientEvent::Response {
@@ -168,10 +170,11 @@ impl Lean {
             };
             if let Frame::Payload { mut data, .. } = frame {
                 let opened = open(&mut data, &self.key, Direction::ServerToClient).expect("opened");
+                let now = now();
                 self.session
-                    .handle_message(&opened.header, opened.body, now());
+                    .handle_message(&opened.header, opened.body, now);
                 // Acknowledgements ride along when the session has some to send.
-                self.flush().await;
+                self.flush(now).await;
             }
         }
     }
