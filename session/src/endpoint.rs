@@ -444,8 +444,9 @@ impl Endpoint {
         now: Now,
         buf: &mut BytesMut,
     ) -> Option<(Arc<AuthKey>, EncryptedHeader)> {
-        // Taken out of the index for the scan (not copied) and put back after.
-        let Some(mut carried) = self.by_connection.remove(&connection) else {
+        // Taken out of the index for the scan (not copied) and put back after; the entry
+        // stays, so that putting it back is a lookup, not an insertion.
+        let Some(mut carried) = self.by_connection.get_mut(&connection).map(std::mem::take) else {
             self.finish_doomed(connection);
             return None;
         };
@@ -489,7 +490,9 @@ impl Endpoint {
                     .is_some_and(|slot| slot.connection == Some(connection))
             });
         }
-        self.by_connection.insert(connection, carried);
+        if let Some(entry) = self.by_connection.get_mut(&connection) {
+            *entry = carried;
+        }
         if found.is_some() {
             return found;
         }

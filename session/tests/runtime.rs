@@ -35,7 +35,8 @@ fn rsa_key() -> Arc<RsaPrivateKey> {
 }
 
 /// Echoes the request; a request starting with 0xdead fails; 0x51ee sleeps 300 ms first;
-/// 0xc01d answers the permanent key id behind the session.
+/// 0xc01d answers the permanent key id behind the session, 0xc11d the key the session uses,
+/// 0x055e the user signed in (0 for none).
 struct Echo;
 
 impl Service for Echo {
@@ -45,6 +46,12 @@ impl Service for Echo {
                 // Who am I: the permanent key behind the session.
                 Some([0x1d, 0xc0]) => Ok(Bytes::copy_from_slice(
                     &context.perm_auth_key_id.unwrap_or(0).to_le_bytes(),
+                )),
+                Some([0x1d, 0xc1]) => Ok(Bytes::copy_from_slice(
+                    &context.session.auth_key_id.to_le_bytes(),
+                )),
+                Some([0x5e, 0x05]) => Ok(Bytes::copy_from_slice(
+                    &context.user_id.unwrap_or(0).to_le_bytes(),
                 )),
                 Some([0xad, 0xde]) => Err(RpcError::new(400, "REQUEST_INVALID")),
                 Some([0xee, 0x51]) => {
@@ -382,6 +389,60 @@ async fn temporary_keys_are_bound_to_the_permanent_key() {
         .unwrap()
         .unwrap();
     assert_eq!(who.as_ref(), perm.to_le_bytes());
+}
+
+/// Asks the server for an `i64` the test service answers (`0xc11d`, `0x055e`).
+async fn ask(client: &Client, what: [u8; 2]) -> i64 {
+    let answer = client
+        .invoke(Bytes::copy_from_slice(&[what[0], what[1], 0, 0]))
+        .await
+        .unwrap()
+        .unwrap();
+    i64::from_le_bytes(answer.as_ref().try_into().unwrap())
+}
+
+/// The endpoint is sharded by auth_key_id (the id modulo the shard count picks the shard): a
+/// sign-in on the permanent key must reach what is cached about its temporary keys in other
+/// shards, and updates for the user must find them there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_reaches_temporary_keys_in_other_shards() {
+    const SHARDS: usize = 8;
+    let running = start(|options| options.endpoint_shards = SHARDS).await;
+    let mut options = client_options(Framing::Intermediate, false);
+    options.temporary_key = Some(Duration::from_secs(3600));
+    let connector = Arc::new(TcpConnector::new(running.addr));
+    let shard = |id: i64| id as u64 % SHARDS as u64;
+    let mut saved = None;
+    let mut found = None;
+    // A new temporary key per connection: one in another shard than the permanent key's
+    // comes within a few tries (7 in 8 each).
+    for _ in 0..32 {
+        let client = Client::connect(connector.clone(), options.clone(), saved.clone())
+            .await
+            .unwrap();
+        let perm = client.saved_key().auth_key.id();
+        saved = Some(client.saved_key());
+        let temp = ask(&client, [0x1d, 0xc1]).await;
+        assert_ne!(temp, perm, "the session runs on a temporary key");
+        if shard(temp) != shard(perm) {
+            found = Some((client, perm));
+            break;
+        }
+        client.close().await;
+    }
+    let (client, perm) = found.expect("a temporary key in another shard");
+    let mut updates = client.updates().unwrap();
+    assert_eq!(ask(&client, [0x5e, 0x05]).await, 0, "nobody signed in yet");
+
+    running.store.set_user(perm, Some(7)).unwrap();
+    running.server.refresh_key(perm);
+    assert_eq!(ask(&client, [0x5e, 0x05]).await, 7);
+    running.server.send_update(7, request(99));
+    let update = tokio::time::timeout(Duration::from_secs(5), updates.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(update, request(99));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -579,7 +579,9 @@ impl Driver {
     }
 
     async fn flush(&mut self, scratch: &mut BytesMut) -> Result<(), ClientError> {
-        while let Some(header) = self.session.poll_transmit(now(), scratch) {
+        // The clocks are read once: the messages of one flush share a time.
+        let now = now();
+        while let Some(header) = self.session.poll_transmit(now, scratch) {
             if !super::seal_message(scratch, &self.key, Direction::ClientToServer, &header) {
                 continue;
             }
