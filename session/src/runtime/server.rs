@@ -1,5 +1,6 @@
 //! The server runtime: an accept loop over any [`Listener`], one task per connection, the
-//! [`Endpoint`] shared behind a mutex, requests handed to the application's [`Service`].
+//! [`crate::endpoint::Endpoint`] shared in shards by key (each behind a mutex), requests
+//! handed to the application's [`Service`].
 //!
 //! Per connection: the MTProto framing is detected from the first bytes; unencrypted
 //! messages go to a handshake (the new key is stored in the [`AuthKeyStore`]); encrypted ones
