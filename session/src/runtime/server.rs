@@ -464,12 +464,12 @@ impl Shared {
         }
     }
 
-    /// Acts on the endpoint's events: requests go to the service, closes to connections.
-    /// Returns the answers of calls that were ready at once, for the caller to hand to the
-    /// endpoint (a connection's task does it together with its next transmission).
-    fn dispatch(self: &Arc<Self>, events: Vec<EndpointEvent>) -> Vec<Ready> {
-        let mut ready = Vec::new();
-        for event in events {
+    /// Acts on the endpoint's events (drained from `events`): requests go to the service,
+    /// closes to connections. The answers of calls that were ready at once go to `ready`, for
+    /// the caller to hand to the endpoint (a connection's task does it together with its next
+    /// transmission). Both vectors are the caller's, so that a connection reuses its own.
+    fn dispatch(self: &Arc<Self>, events: &mut Vec<EndpointEvent>, ready: &mut Vec<Ready>) {
+        for event in events.drain(..) {
             match event {
                 EndpointEvent::Request {
                     context,
@@ -543,7 +543,6 @@ impl Shared {
                 }
             }
         }
-        ready
     }
 
     /// Hands answers that were ready at once to their sessions (one by one, waking their
@@ -574,13 +573,14 @@ async fn timer_loop(shared: Arc<Shared>) {
         let at = next.map_or(cap, |at| at.min(cap));
         tokio::time::sleep_until(at.into()).await;
         for index in 0..shared.endpoint.len() {
-            let (events, wake) = {
+            let (mut events, wake) = {
                 let mut endpoint = shared.endpoint.at(index);
                 let wake = endpoint.handle_timeout(now());
                 let events = std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>();
                 (events, wake)
             };
-            let ready = shared.dispatch(events);
+            let mut ready = Vec::new();
+            shared.dispatch(&mut events, &mut ready);
             shared.finish_ready(ready);
             for connection in wake {
                 shared.wake(connection);
@@ -713,6 +713,8 @@ struct Driver {
     established: bool,
     /// Answers ready at once, handed to the endpoint with the next transmission.
     ready: Vec<Ready>,
+    /// The endpoint's events of the frame being handled (kept for its capacity).
+    events: Vec<EndpointEvent>,
     /// Messages taken from the endpoint, waiting to be sealed.
     outgoing: Vec<(Arc<AuthKey>, EncryptedHeader, BytesMut)>,
     /// The endpoint shards of the keys this connection has carried: where its sessions, and
@@ -742,6 +744,7 @@ impl Driver {
             scratch: BytesMut::with_capacity(4096),
             established: false,
             ready: Vec::new(),
+            events: Vec::new(),
             outgoing: Vec::new(),
             shards: Vec::new(),
         }
@@ -945,7 +948,7 @@ impl Driver {
         if !self.shards.contains(&shard) {
             self.shards.push(shard);
         }
-        let events = {
+        {
             let mut endpoint = self.shared.endpoint.at(shard);
             endpoint.handle_message(
                 self.connection,
@@ -955,10 +958,10 @@ impl Driver {
                 now,
                 &mut rand::rng(),
             );
-            std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>()
-        };
-        let ready = self.shared.dispatch(events);
-        self.ready.extend(ready);
+            self.events
+                .extend(std::iter::from_fn(|| endpoint.poll_event()));
+        }
+        self.shared.dispatch(&mut self.events, &mut self.ready);
         Ok(())
     }
 
