@@ -300,3 +300,93 @@ async fn sign_in_echo_files_history_and_a_restart() {
     alice.close().await;
     stop(running).await;
 }
+
+/// The server stopped after storing a message to @echo and before the echo's reply: the
+/// next start makes the reply up (once), and the client's resend of the message (same
+/// random_id, no answer seen) stores neither a second message nor a second reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_makes_up_the_echo_a_stop_cut_off() {
+    use columba_store::{MessageStore, Peer, RocksMessageStore, RocksOptions, SendRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path()).await;
+    let alice = EchoClient::connect(&running.target, None).await.unwrap();
+    let me = alice.sign_in("+1 555 0177", CODE).await.unwrap();
+    let echo_peer = alice.echo_peer().await.unwrap();
+    let saved = alice.saved_key();
+    alice.close().await;
+    stop(running).await;
+
+    // What the server had done when it stopped: the message stored, no reply.
+    let cut_off = {
+        let messages =
+            RocksMessageStore::open(dir.path().join("messages"), RocksOptions::default()).unwrap();
+        let outcome = messages
+            .send(&SendRequest {
+                sender: me.id,
+                peer: Peer::User(100),
+                random_id: 21,
+                date: 1_700_000_000,
+                body: b"cut off".to_vec(),
+                media: None,
+                flags: 0,
+                members: Vec::new(),
+            })
+            .unwrap();
+        assert!(!outcome.repeated);
+        outcome.deliveries[0].message_id
+    };
+
+    let running = start(dir.path()).await;
+    let alice = EchoClient::connect(&running.target, Some(saved))
+        .await
+        .unwrap();
+    let history = async || {
+        let history = alice
+            .call(&functions::messages::GetHistory {
+                peer: echo_peer.clone(),
+                offset_id: 0,
+                offset_date: 0,
+                add_offset: 0,
+                limit: 10,
+                max_id: 0,
+                min_id: 0,
+                hash: 0,
+            })
+            .await
+            .unwrap();
+        let enums::messages::Messages::Messages(history) = history else {
+            panic!("one page: {history:?}");
+        };
+        history
+            .messages
+            .iter()
+            .map(|message| match message {
+                enums::Message::Message(message) => {
+                    (message.id, message.out, message.message.clone())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        (cut_off + 1, false, "cut off".to_owned()),
+        (cut_off, true, "cut off".to_owned()),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while history().await != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reply made up in 10 s: {:?}",
+            history().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client's resend is the same message, and the reply there is not stored again.
+    let again = alice.send_text(&echo_peer, "cut off", 21).await.unwrap();
+    assert_eq!(again.id, cut_off);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(history().await, expected);
+    alice.close().await;
+    stop(running).await;
+}

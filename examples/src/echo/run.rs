@@ -123,15 +123,25 @@ pub async fn start_with(
     })
 }
 
+/// Messages of each user's chat with the echo that a start checks for a missing reply: a
+/// stop cuts off at most the replies of the messages in flight, which are the newest.
+pub const ECHO_CATCH_UP: i32 = 100;
+
 impl Started {
     /// The runtime's handle (statistics, updates).
     pub fn server(&self) -> &Server {
         &self.server
     }
 
-    /// Serves until `shutdown` completes, then shuts down gracefully.
+    /// Serves until `shutdown` completes, then shuts down gracefully. Meanwhile, in the
+    /// background, the echo answers what a previous stop left unanswered
+    /// ([`crate::echo::EchoApp::catch_up_echoes`], the newest [`ECHO_CATCH_UP`] messages of each chat).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let app = self.app.clone();
+        let catch_up = tokio::task::spawn_blocking(move || app.catch_up_echoes(ECHO_CATCH_UP));
         let served = self.server.serve(self.listener, shutdown).await;
+        // The stores close only once nothing uses them.
+        let _ = catch_up.await;
         self.app.detach();
         served
     }

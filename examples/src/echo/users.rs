@@ -140,6 +140,11 @@ impl Users {
         self.lock().by_id.get(&id).cloned()
     }
 
+    /// The ids of every registered user, the echo user's included.
+    pub fn ids(&self) -> Vec<i64> {
+        self.lock().by_id.keys().copied().collect()
+    }
+
     /// A user by username (case-insensitive).
     pub fn by_username(&self, username: &str) -> Option<UserRecord> {
         self.lock()

@@ -58,15 +58,19 @@ impl EchoApp {
             message.date,
         );
         let mut after = Vec::new();
-        if !outcome.repeated {
-            if target == ECHO_USER_ID && user != ECHO_USER_ID {
-                after.push(After::Echo {
-                    user,
-                    text: request.body,
-                    media: request.media,
-                    source: mine.message_id,
-                });
-            } else if let Some(theirs) = outcome.deliveries.get(1) {
+        if target == ECHO_USER_ID && user != ECHO_USER_ID {
+            // A repeated send asks for the echo again: the server may have stopped between
+            // storing the message and the echo's reply, and the client's resend (same
+            // random_id, no answer seen) is the moment to make up for it. The reply's own
+            // random_id follows from the message, so an echo that exists is not stored twice.
+            after.push(After::Echo {
+                user,
+                text: request.body,
+                media: request.media,
+                source: mine.message_id,
+            });
+        } else if !outcome.repeated {
+            if let Some(theirs) = outcome.deliveries.get(1) {
                 after.push(After::Notify(vec![Affected {
                     box_id: theirs.box_id,
                     pts: theirs.pts,

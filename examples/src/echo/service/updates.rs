@@ -168,34 +168,7 @@ impl EchoApp {
                 media,
                 source,
             } => {
-                // The reply's random id follows from the message it answers, so that
-                // echoing the same message twice stores one reply.
-                let random_id = (user as u64)
-                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    .wrapping_add(source as u64) as i64;
-                let sent = self.messages.send(&SendRequest {
-                    sender: ECHO_USER_ID,
-                    peer: Peer::User(user),
-                    random_id,
-                    date: now_unix(),
-                    body: text,
-                    media,
-                    flags: 0,
-                    members: Vec::new(),
-                });
-                match sent {
-                    Ok(outcome) if !outcome.repeated => {
-                        if let Some(theirs) = outcome.deliveries.get(1) {
-                            self.notify(Affected {
-                                box_id: theirs.box_id,
-                                pts: theirs.pts,
-                                pts_count: 1,
-                            });
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "the echo could not answer"),
-                }
+                self.echo(user, text, media, source);
             }
             After::Notify(affected) => {
                 for affected in affected {
@@ -203,5 +176,90 @@ impl EchoApp {
                 }
             }
         }
+    }
+
+    /// The echo user answers `user`'s message `source` with `text` and `media`; `true` if a
+    /// reply was stored now (`false`: it was there already, or the store failed). The reply's
+    /// random id follows from the message it answers, so that echoing the same message twice
+    /// stores one reply.
+    fn echo(&self, user: i64, text: Vec<u8>, media: Option<Vec<u8>>, source: i32) -> bool {
+        let random_id = (user as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(source as u64) as i64;
+        let sent = self.messages.send(&SendRequest {
+            sender: ECHO_USER_ID,
+            peer: Peer::User(user),
+            random_id,
+            date: now_unix(),
+            body: text,
+            media,
+            flags: 0,
+            members: Vec::new(),
+        });
+        match sent {
+            Ok(outcome) if !outcome.repeated => {
+                if let Some(theirs) = outcome.deliveries.get(1) {
+                    self.notify(Affected {
+                        box_id: theirs.box_id,
+                        pts: theirs.pts,
+                        pts_count: 1,
+                    });
+                }
+                true
+            }
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(%error, "the echo could not answer");
+                false
+            }
+        }
+    }
+
+    /// Answers the messages to the echo user that a stop cut off before their reply: the
+    /// newest `per_user` messages of every user's chat with the echo are echoed again, and
+    /// the replies that exist already are not stored twice (their random ids follow from the
+    /// messages). Returns how many replies were made up. Run once at start, before or while
+    /// serving.
+    pub fn catch_up_echoes(&self, per_user: i32) -> usize {
+        let mut made_up = 0;
+        for user in self.users.ids() {
+            if user == ECHO_USER_ID {
+                continue;
+            }
+            let page = self.messages.get_history(
+                BoxId::User(user),
+                Peer::User(ECHO_USER_ID),
+                &HistoryQuery {
+                    offset_id: 0,
+                    offset_date: 0,
+                    add_offset: 0,
+                    limit: per_user,
+                    max_id: 0,
+                    min_id: 0,
+                },
+            );
+            let page = match page {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, user, "echo catch-up: history unreadable");
+                    continue;
+                }
+            };
+            // Oldest first, so that made-up replies come in the order of their messages.
+            for message in page
+                .messages
+                .into_iter()
+                .rev()
+                .filter(|message| message.out)
+            {
+                if self.echo(user, message.body, message.media, message.id) {
+                    made_up += 1;
+                }
+            }
+        }
+        if made_up > 0 {
+            tracing::info!(made_up, "echo replies a stop had cut off were sent");
+        }
+        made_up
     }
 }
