@@ -54,6 +54,34 @@ fn rpc_error(result: Result<impl std::fmt::Debug, CallError>) -> (i32, String) {
     }
 }
 
+/// The newest ten messages of the chat with `peer`, newest first.
+async fn history_of(client: &EchoClient, peer: &enums::InputPeer) -> Vec<types::Message> {
+    let history = client
+        .call(&functions::messages::GetHistory {
+            peer: peer.clone(),
+            offset_id: 0,
+            offset_date: 0,
+            add_offset: 0,
+            limit: 10,
+            max_id: 0,
+            min_id: 0,
+            hash: 0,
+        })
+        .await
+        .unwrap();
+    let enums::messages::Messages::Messages(history) = history else {
+        panic!("the whole history fits one page: {history:?}");
+    };
+    history
+        .messages
+        .into_iter()
+        .map(|message| match message {
+            enums::Message::Message(message) => *message,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 fn document_of(message: &types::Message) -> types::Document {
     match &message.media {
         Some(enums::MessageMedia::MessageMediaDocument(media)) => match &media.document {
@@ -272,29 +300,10 @@ async fn sign_in_echo_files_history_and_a_restart() {
         .await
         .unwrap();
     assert!(matches!(&users[..], [enums::User::User(user)] if user.id == me.id));
-    let history = alice
-        .call(&functions::messages::GetHistory {
-            peer: echo_peer.clone(),
-            offset_id: 0,
-            offset_date: 0,
-            add_offset: 0,
-            limit: 10,
-            max_id: 0,
-            min_id: 0,
-            hash: 0,
-        })
+    let texts: Vec<String> = history_of(&alice, &echo_peer)
         .await
-        .unwrap();
-    let enums::messages::Messages::Messages(history) = history else {
-        panic!("the whole history fits one page: {history:?}");
-    };
-    let texts: Vec<String> = history
-        .messages
-        .iter()
-        .map(|message| match message {
-            enums::Message::Message(message) => message.message.clone(),
-            other => panic!("{other:?}"),
-        })
+        .into_iter()
+        .map(|message| message.message)
         .collect();
     assert_eq!(texts, ["a file", "a file", "hello", "hello"]);
     alice.close().await;
@@ -342,31 +351,10 @@ async fn a_start_makes_up_the_echo_a_stop_cut_off() {
         .await
         .unwrap();
     let history = async || {
-        let history = alice
-            .call(&functions::messages::GetHistory {
-                peer: echo_peer.clone(),
-                offset_id: 0,
-                offset_date: 0,
-                add_offset: 0,
-                limit: 10,
-                max_id: 0,
-                min_id: 0,
-                hash: 0,
-            })
+        history_of(&alice, &echo_peer)
             .await
-            .unwrap();
-        let enums::messages::Messages::Messages(history) = history else {
-            panic!("one page: {history:?}");
-        };
-        history
-            .messages
-            .iter()
-            .map(|message| match message {
-                enums::Message::Message(message) => {
-                    (message.id, message.out, message.message.clone())
-                }
-                other => panic!("{other:?}"),
-            })
+            .into_iter()
+            .map(|message| (message.id, message.out, message.message))
             .collect::<Vec<_>>()
     };
     let expected = vec![
