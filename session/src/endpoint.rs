@@ -315,11 +315,27 @@ impl Endpoint {
 
     /// Forgets what is cached about a key, so that the next message reloads it from the
     /// store (after `auth.bindTempAuthKey`, a sign-in, or a sign-out changed it).
-    pub fn refresh_key(&mut self, auth_key_id: i64) {
+    ///
+    /// Keys that have sessions are loaded again at once: updates find a user's sessions
+    /// through the cached keys, and a session on a quiet connection would otherwise miss them
+    /// until its client sends something. (A key that fails to load stays out of the cache,
+    /// and its next frame tries again.)
+    pub fn refresh_key(&mut self, auth_key_id: i64, now: Now) {
         self.keys.remove(&auth_key_id);
         // Temporary keys bound to it carry its user too.
-        self.keys
-            .retain(|_, cached| cached.perm_auth_key_id != Some(auth_key_id));
+        let mut dropped = vec![auth_key_id];
+        self.keys.retain(|&id, cached| {
+            let bound = cached.perm_auth_key_id == Some(auth_key_id);
+            if bound {
+                dropped.push(id);
+            }
+            !bound
+        });
+        for id in dropped {
+            if self.of_key.contains_key(&id) {
+                let _ = self.auth_key(id, now);
+            }
+        }
     }
 
     /// Handles an opened message that came on `connection`, encrypted with `auth_key_id`
@@ -655,10 +671,13 @@ impl Endpoint {
         }
         let doomed = std::mem::take(&mut self.doomed);
         for auth_key_id in doomed {
+            // Waiting on another connection: a message not acknowledged yet, or one not even
+            // sent (the answer `destroy_auth_key_ok` itself is not content-related, so it is
+            // never counted as unacknowledged).
             let pending = self.sessions.iter().any(|(key, slot)| {
                 key.auth_key_id == auth_key_id
                     && slot.connection != Some(connection)
-                    && slot.session.unacknowledged() > 0
+                    && (slot.session.unacknowledged() > 0 || slot.session.has_output())
             });
             if pending {
                 self.doomed.push(auth_key_id);

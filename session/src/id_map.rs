@@ -37,21 +37,22 @@ impl<V> IdMap<V> {
     /// message sent) are the common cases, and a binary search of a long map costs a cache
     /// miss per step.
     fn position(&self, key: i64) -> Result<usize, usize> {
-        let (Some(&(first, _)), Some(&(last, _))) = (self.entries.front(), self.entries.back())
-        else {
+        // The back first, and the front only when needed: in a long map the front is
+        // usually out of the cache, and an insertion at the back need not touch it.
+        let Some(&(last, _)) = self.entries.back() else {
             return Err(0);
         };
         let len = self.entries.len();
         if key > last {
-            Err(len)
-        } else if key == last {
-            Ok(len - 1)
-        } else if key < first {
-            Err(0)
-        } else if key == first {
-            Ok(0)
-        } else {
-            self.entries.binary_search_by_key(&key, |&(k, _)| k)
+            return Err(len);
+        }
+        if key == last {
+            return Ok(len - 1);
+        }
+        match self.entries.front() {
+            Some(&(first, _)) if key < first => Err(0),
+            Some(&(first, _)) if key == first => Ok(0),
+            _ => self.entries.binary_search_by_key(&key, |&(k, _)| k),
         }
     }
 

@@ -356,7 +356,7 @@ fn answers_go_out_after_the_key_cache_is_refreshed() {
     client.invoke(query(1)).unwrap();
     w.up(&mut client, ConnectionId(1));
     // A sign-in refreshed the key between the answer and the flush.
-    w.endpoint.refresh_key(w.key.id());
+    w.endpoint.refresh_key(w.key.id(), w.now);
     assert!(w.down(Some(&mut client), ConnectionId(1)) > 0);
     assert_eq!(responses(&mut client), vec![query(1)]);
 }
@@ -454,4 +454,39 @@ fn messages_from_before_a_restart_cannot_run_again() {
     );
     w.down(Some(&mut client), ConnectionId(1));
     assert_eq!(responses(&mut client), vec![query(1)]);
+}
+
+#[test]
+fn a_refreshed_key_with_sessions_is_loaded_again_so_updates_find_them() {
+    let mut w = world();
+    let mut a = w.client();
+    a.invoke(query(1)).unwrap();
+    w.up(&mut a, ConnectionId(1));
+    w.down(Some(&mut a), ConnectionId(1));
+    // The key signs in as another user; the client stays quiet.
+    w.store.set_user(w.key.id(), Some(778)).unwrap();
+    w.endpoint.refresh_key(w.key.id(), w.now);
+    let update = query(9);
+    assert_eq!(w.endpoint.push_update(778, &update), 1);
+    assert_eq!(w.endpoint.push_update(777, &update), 0, "the user it had");
+}
+
+#[test]
+fn a_destroyed_key_s_answer_survives_another_connection_s_poll() {
+    let mut w = world();
+    let mut a = w.client();
+    let mut b = w.client();
+    b.invoke(query(1)).unwrap();
+    w.up(&mut b, ConnectionId(2));
+    w.down(Some(&mut b), ConnectionId(2));
+    a.invoke(Bytes::from(functions::DestroyAuthKey {}.to_bytes()))
+        .unwrap();
+    w.up(&mut a, ConnectionId(1));
+    // Another connection of the key polls before connection 1 sends the answer: the key's
+    // sessions (and the answer queued in one) must not be forgotten yet.
+    w.down(None, ConnectionId(2));
+    assert!(
+        w.down(Some(&mut a), ConnectionId(1)) > 0,
+        "the answer to destroy_auth_key still goes out"
+    );
 }

@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::handshake;
@@ -138,9 +139,14 @@ impl Started {
     /// ([`crate::echo::EchoApp::catch_up_echoes`], the newest [`ECHO_CATCH_UP`] messages of each chat).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let app = self.app.clone();
-        let catch_up = tokio::task::spawn_blocking(move || app.catch_up_echoes(ECHO_CATCH_UP));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let catch_up =
+            tokio::task::spawn_blocking(move || app.catch_up_echoes(ECHO_CATCH_UP, &stopping));
         let served = self.server.serve(self.listener, shutdown).await;
-        // The stores close only once nothing uses them.
+        // The stores close only once nothing uses them: the catch-up stops after the user
+        // it is at.
+        stop.store(true, Ordering::Relaxed);
         let _ = catch_up.await;
         self.app.detach();
         served

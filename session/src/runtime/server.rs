@@ -58,7 +58,7 @@ pub struct ServerOptions {
     pub endpoint: EndpointConfig,
     /// How many independently locked parts the endpoint is split into, by auth_key_id. More
     /// shards mean less waiting between the runtime's worker threads; a few times the number
-    /// of workers is plenty. At least one.
+    /// of workers is plenty. At least one, at most 4096 (the timers visit every shard).
     pub endpoint_shards: usize,
     /// The key exchange (RSA keys, DH group, its own limits).
     pub handshake: Arc<handshake::ServerConfig>,
@@ -334,6 +334,11 @@ impl Server {
         for (_, call) in lock(&shared.calls).drain() {
             call.abort();
         }
+        // An aborted task is dropped when a worker next gets to it: waiting for them here
+        // means that what they hold (the service, and through it the application's stores)
+        // is let go of by the time `serve` returns, so that a restart can open the stores.
+        while connections.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
         Ok(())
     }
 }
@@ -342,8 +347,9 @@ impl Shared {
     /// Forgets what the endpoint caches about a key, in every shard: temporary keys bound to
     /// a permanent key live in shards of their own.
     fn refresh_key(&self, auth_key_id: i64) {
+        let now = now();
         for mut endpoint in self.endpoint.each() {
-            endpoint.refresh_key(auth_key_id);
+            endpoint.refresh_key(auth_key_id, now);
         }
     }
 
@@ -619,13 +625,16 @@ async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
         if let Err(error) = driver.run().await {
             tracing::debug!(%error, connection = connection.0, "connection ended");
         }
-        // Answers ready but never handed over (the connection broke first) still end their
-        // calls, so that a graceful shutdown does not wait for them.
-        shared.finished(std::mem::take(&mut driver.ready).len());
+        // Answers ready but never handed over (the connection broke first) go to their
+        // sessions all the same: they are sent on the sessions' next connection (a resent
+        // request finds its answer), and their calls end, so that a graceful shutdown does
+        // not wait for them.
+        shared.finish_ready(std::mem::take(&mut driver.ready));
         driver.linger().await;
         lock(&shared.connections).remove(&connection);
-        for mut endpoint in shared.endpoint.each() {
-            endpoint.connection_closed(connection);
+        // Only the shards of the keys it carried can know the connection.
+        for &shard in &driver.shards {
+            shared.endpoint.at(shard).connection_closed(connection);
         }
     }
     shared.counters.connections.fetch_sub(1, Ordering::AcqRel);
@@ -992,6 +1001,7 @@ impl Driver {
     /// Hands the ready answers to the endpoint and sends what it has for this connection:
     /// one hold of a shard's lock for both (per batch of messages), sealing outside it.
     async fn flush(&mut self, now: Now) -> Result<(), ConnectionEnd> {
+        let mut now = now;
         loop {
             let mut ready = std::mem::take(&mut self.ready);
             let waiting = ready.len();
@@ -1075,6 +1085,8 @@ impl Driver {
             if !full {
                 break;
             }
+            // Writes may have waited: the next batch is numbered at the time it is taken.
+            now = super::now();
         }
         self.write_output().await
     }

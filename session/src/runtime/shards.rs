@@ -1,7 +1,7 @@
 //! The server runtime's endpoint, split by auth_key_id into independently locked shards.
 //!
-//! Every frame needs the endpoint three times (the key to open it, routing, the answer and the
-//! next transmission). Behind one mutex, the workers of a multi-threaded runtime queue on
+//! Every frame needs the endpoint three times: the key to open it, routing, then the answer
+//! together with the next transmission. Behind one mutex, the workers of a multi-threaded runtime queue on
 //! each other for every frame of every connection, and a worker that blocks on the lock
 //! sleeps in the kernel. A session belongs to one key and a connection nearly always carries
 //! one key, so shards by key let frames of different connections run in parallel while
@@ -19,6 +19,9 @@ use columba_store::auth_key::AuthKeyStore;
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::salt::SaltSource;
 
+/// The most shards: the timers and a shutdown visit every shard.
+pub(super) const MAX_SHARDS: usize = 4096;
+
 /// The endpoint's shards.
 pub(super) struct Shards {
     shards: Box<[Mutex<Endpoint>]>,
@@ -33,16 +36,18 @@ fn lock(mutex: &Mutex<Endpoint>) -> MutexGuard<'_, Endpoint> {
 }
 
 impl Shards {
-    /// `count` shards (at least one) over `store`. `config.max_sessions` and
-    /// `config.max_cached_keys` are divided among them, rounded up: the totals are kept
-    /// within the configured figure plus the number of shards.
+    /// `count` shards (at least one, at most [`MAX_SHARDS`]) over `store`.
+    /// `config.max_sessions` and `config.max_cached_keys` are divided among them, rounded
+    /// up: the totals stay within the configured figure plus the number of shards, and
+    /// eviction works per shard (a full shard evicts its own least recently active session
+    /// even when others have room).
     pub(super) fn new(
         store: &Arc<dyn AuthKeyStore>,
         salts: &Arc<SaltSource>,
         config: &EndpointConfig,
         count: usize,
     ) -> Self {
-        let count = count.max(1);
+        let count = count.clamp(1, MAX_SHARDS);
         let mut per_shard = config.clone();
         per_shard.max_sessions = config.max_sessions.div_ceil(count);
         per_shard.max_cached_keys = config.max_cached_keys.div_ceil(count);
@@ -60,7 +65,8 @@ impl Shards {
 
     /// The shard `auth_key_id` lives in. Key ids are 64 bits of a SHA-1 of the key, spread
     /// evenly; a client can only choose its id by grinding key exchanges, and crowding one
-    /// shard slows no one but the sessions in it.
+    /// shard costs the sessions in it (waits for its lock, evictions within it) and no
+    /// others.
     pub(super) fn index(&self, auth_key_id: i64) -> usize {
         let len = self.shards.len();
         // The modulus is below `len`, which is a `usize`.
@@ -116,11 +122,13 @@ mod tests {
     }
 
     #[test]
-    fn zero_shards_means_one() {
-        let shards = shards(0, &EndpointConfig::default());
-        assert_eq!(shards.len(), 1);
-        assert_eq!(shards.index(i64::MIN), 0);
-        drop(shards.at(5));
+    fn the_count_is_kept_within_its_bounds() {
+        let one = shards(0, &EndpointConfig::default());
+        assert_eq!(one.len(), 1);
+        assert_eq!(one.index(i64::MIN), 0);
+        drop(one.at(5));
+        let most = shards(MAX_SHARDS * 10, &EndpointConfig::default());
+        assert_eq!(most.len(), MAX_SHARDS);
     }
 
     #[test]

@@ -208,6 +208,9 @@ impl EchoApp {
                 true
             }
             Ok(_) => false,
+            // The same reply is being stored right now (a resend raced the start's
+            // catch-up): it is answered.
+            Err(MessageError::RandomIdDuplicate) => false,
             Err(error) => {
                 tracing::warn!(%error, "the echo could not answer");
                 false
@@ -219,10 +222,13 @@ impl EchoApp {
     /// newest `per_user` messages of every user's chat with the echo are echoed again, and
     /// the replies that exist already are not stored twice (their random ids follow from the
     /// messages). Returns how many replies were made up. Run once at start, before or while
-    /// serving.
-    pub fn catch_up_echoes(&self, per_user: i32) -> usize {
+    /// serving; it stops between two users once `stop` is set.
+    pub fn catch_up_echoes(&self, per_user: i32, stop: &AtomicBool) -> usize {
         let mut made_up = 0;
         for user in self.users.ids() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             if user == ECHO_USER_ID {
                 continue;
             }
