@@ -258,6 +258,45 @@ async fn sign_in_echo_files_history_and_a_restart() {
     assert_eq!(dialogs.messages.len(), 3);
     assert!(dialogs.users.len() >= 3);
 
+    // In pages of two: a slice with the whole count, then the rest below its last top
+    // message.
+    let page = |offset_id: i32| functions::messages::GetDialogs {
+        exclude_pinned: false,
+        folder_id: None,
+        offset_date: 0,
+        offset_id,
+        offset_peer: types::InputPeerEmpty {}.into(),
+        limit: 2,
+        hash: 0,
+    };
+    let first = alice.call(&page(0)).await.unwrap();
+    let enums::messages::Dialogs::DialogsSlice(first) = first else {
+        panic!("a slice: {first:?}");
+    };
+    assert_eq!(first.count, 3);
+    assert_eq!(first.dialogs.len(), 2);
+    let last_top = match first.dialogs.last() {
+        Some(enums::Dialog::Dialog(dialog)) => dialog.top_message,
+        other => panic!("{other:?}"),
+    };
+    let rest = alice.call(&page(last_top)).await.unwrap();
+    let enums::messages::Dialogs::DialogsSlice(rest) = rest else {
+        panic!("a slice: {rest:?}");
+    };
+    assert_eq!(rest.count, 3);
+    let rest_peers: Vec<i64> = rest
+        .dialogs
+        .iter()
+        .map(|dialog| match dialog {
+            enums::Dialog::Dialog(dialog) => match dialog.peer {
+                enums::Peer::PeerUser(ref peer) => peer.user_id,
+                ref other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(rest_peers, [100]);
+
     // The full profile of the echo user.
     let full = alice
         .call(&functions::users::GetFullUser {

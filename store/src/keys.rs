@@ -321,6 +321,14 @@ pub fn dialog_order(box_id: BoxId, top_id: i32, peer: Peer) -> Vec<u8> {
     out
 }
 
+/// The [`dialog_order`] keys of `box_id` with a top id below `top_id` all sort before this
+/// (the prefix and the id, without a peer), and those at or above it after.
+pub fn dialog_order_bound(box_id: BoxId, top_id: i32) -> Vec<u8> {
+    let mut out = box_prefix(Prefix::DialogOrder, box_id);
+    put_i32(&mut out, top_id);
+    out
+}
+
 /// Reads a [`dialog_order`] key.
 pub fn decode_dialog_order(key: &[u8]) -> Result<(BoxId, i32, Peer), KeyError> {
     let mut fields = Fields::new(key, Prefix::DialogOrder)?;

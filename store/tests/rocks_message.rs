@@ -55,8 +55,16 @@ impl MessageStore for TempStore {
     fn state(&self, box_id: BoxId) -> Result<BoxState, MessageError> {
         self.store.state(box_id)
     }
-    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError> {
-        self.store.dialogs(user_id, limit)
+    fn dialogs(
+        &self,
+        user_id: i64,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<Dialog>, MessageError> {
+        self.store.dialogs(user_id, offset_id, limit)
+    }
+    fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError> {
+        self.store.dialog_count(user_id)
     }
     fn edit(
         &self,
@@ -136,7 +144,7 @@ fn views(store: &dyn MessageStore, users: &[i64]) -> Vec<String> {
     for user in users {
         let box_id = BoxId::User(*user);
         out.push(format!("{:?}", store.state(box_id).unwrap()));
-        out.push(format!("{:?}", store.dialogs(*user, 100).unwrap()));
+        out.push(format!("{:?}", store.dialogs(*user, 0, 100).unwrap()));
         out.push(format!(
             "{:?}",
             store.get_difference(box_id, 0, 1000).unwrap()

@@ -26,6 +26,7 @@ pub fn run_all(factory: Factory<'_>) {
     edits_reach_every_copy(factory);
     deletes_for_me_and_revoked(factory);
     read_markers_and_unread_counts(factory);
+    dialogs_come_in_pages_by_top_message(factory);
     bad_input_gets_typed_errors(factory);
 }
 
@@ -347,7 +348,7 @@ pub fn read_markers_and_unread_counts(factory: Factory<'_>) {
     for n in 0..4 {
         store.send(&private(2, 1, 10 + n, "hi")).unwrap();
     }
-    let dialogs = store.dialogs(1, 10).unwrap();
+    let dialogs = store.dialogs(1, 0, 10).unwrap();
     assert_eq!(dialogs.len(), 2);
     assert_eq!(dialogs[0].peer, Peer::User(2), "newest top message first");
     assert_eq!(dialogs[0].unread_count, 4);
@@ -357,10 +358,10 @@ pub fn read_markers_and_unread_counts(factory: Factory<'_>) {
         2,
         "the reader's inbox and the sender's outbox"
     );
-    let dialogs = store.dialogs(1, 10).unwrap();
+    let dialogs = store.dialogs(1, 0, 10).unwrap();
     assert_eq!(dialogs[0].read_inbox_max_id, 3);
     assert_eq!(dialogs[0].unread_count, 2);
-    let sender = store.dialogs(2, 10).unwrap();
+    let sender = store.dialogs(2, 0, 10).unwrap();
     assert_eq!(
         sender[0].read_outbox_max_id, 2,
         "two of the sender's messages were read"
@@ -371,10 +372,54 @@ pub fn read_markers_and_unread_counts(factory: Factory<'_>) {
     );
     store.read_history(1, Peer::User(2), 0).unwrap();
     assert_eq!(
-        store.dialogs(1, 10).unwrap()[0].unread_count,
+        store.dialogs(1, 0, 10).unwrap()[0].unread_count,
         0,
         "0 reads everything"
     );
+}
+
+/// Dialogs page by top message: each page starts below the last top message of the one
+/// before, the pages together are the whole list once, and the count is the whole list's.
+pub fn dialogs_come_in_pages_by_top_message(factory: Factory<'_>) {
+    let store = store(factory);
+    assert_eq!(store.dialog_count(1).unwrap(), 0);
+    assert!(store.dialogs(1, 0, 10).unwrap().is_empty());
+    // Five chats; the third one's top message is moved up by a later message.
+    for (n, peer) in [2i64, 3, 4, 5, 6].into_iter().enumerate() {
+        store.send(&private(peer, 1, n as i64, "hi")).unwrap();
+    }
+    store.send(&private(4, 1, 99, "again")).unwrap();
+    let all = store.dialogs(1, 0, 10).unwrap();
+    let peers: Vec<Peer> = all.iter().map(|dialog| dialog.peer).collect();
+    assert_eq!(
+        peers,
+        [4, 6, 5, 3, 2].map(Peer::User),
+        "newest top message first"
+    );
+    assert_eq!(store.dialog_count(1).unwrap(), 5);
+    let mut paged = Vec::new();
+    let mut offset = 0;
+    // Bounded: a backend that ignored the offset would repeat its first page for ever.
+    for _ in 0..10 {
+        let page = store.dialogs(1, offset, 2).unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else {
+            break;
+        };
+        offset = last.top_message;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    // An offset between two top messages starts below it; one below every top message gives
+    // nothing.
+    let below_third = store.dialogs(1, all[2].top_message + 1, 10).unwrap();
+    assert_eq!(below_third.first().map(|d| d.peer), Some(all[2].peer));
+    let lowest = all
+        .iter()
+        .map(|dialog| dialog.top_message)
+        .min()
+        .unwrap_or(0);
+    assert!(store.dialogs(1, lowest, 10).unwrap().is_empty());
 }
 
 /// Impossible arguments give typed errors, never a panic.
@@ -405,7 +450,7 @@ pub fn bad_input_gets_typed_errors(factory: Factory<'_>) {
         Err(MessageError::PeerIdInvalid),
         "a group with no members"
     );
-    assert_eq!(store.dialogs(1, 0), Err(MessageError::LimitInvalid));
+    assert_eq!(store.dialogs(1, 0, 0), Err(MessageError::LimitInvalid));
     assert_eq!(
         store.get_difference(BoxId::User(1), 0, 0),
         Err(MessageError::LimitInvalid)
@@ -770,7 +815,12 @@ fn check_views(store: &dyn MessageStore, model: &Model, step: usize) {
             .map(|(_, pts, kind)| (*pts, kind.clone()))
             .collect();
         assert_eq!(entries, expected, "step {step}: log of {user}");
-        let dialogs = store.dialogs(user, 100).unwrap();
+        let dialogs = store.dialogs(user, 0, 100).unwrap();
+        assert_eq!(
+            store.dialog_count(user).unwrap(),
+            dialogs.len(),
+            "step {step}: dialog count of {user}"
+        );
         for dialog in dialogs {
             let Peer::User(peer) = dialog.peer else {
                 panic!("private chats only")

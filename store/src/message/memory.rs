@@ -309,7 +309,12 @@ impl MessageStore for MemoryMessageStore {
             .unwrap_or_default())
     }
 
-    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError> {
+    fn dialogs(
+        &self,
+        user_id: i64,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<Dialog>, MessageError> {
         check_limit(limit)?;
         let inner = self.lock();
         let Some(mailbox) = inner.boxes.get(&BoxId::User(user_id)) else {
@@ -339,10 +344,26 @@ impl MessageStore for MemoryMessageStore {
                 dialog.unread_count += 1;
             }
         }
-        let mut dialogs: Vec<Dialog> = dialogs.into_values().collect();
+        let mut dialogs: Vec<Dialog> = dialogs
+            .into_values()
+            .filter(|dialog| offset_id <= 0 || dialog.top_message < offset_id)
+            .collect();
         dialogs.sort_by_key(|dialog| std::cmp::Reverse(dialog.top_message));
         dialogs.truncate(limit);
         Ok(dialogs)
+    }
+
+    fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError> {
+        let inner = self.lock();
+        let Some(mailbox) = inner.boxes.get(&BoxId::User(user_id)) else {
+            return Ok(0);
+        };
+        let peers: std::collections::HashSet<Peer> = mailbox
+            .messages
+            .values()
+            .map(|copy| copy.message.peer)
+            .collect();
+        Ok(peers.len())
     }
 
     fn edit(

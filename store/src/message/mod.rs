@@ -332,8 +332,19 @@ pub trait MessageStore: Send + Sync {
     /// The box's pts and highest message id.
     fn state(&self, box_id: BoxId) -> Result<BoxState, MessageError>;
 
-    /// The user's chats, the one with the newest top message first, at most `limit`.
-    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError>;
+    /// The user's chats, the one with the newest top message first, at most `limit`; with
+    /// `offset_id` above zero, only those whose top message is older than it (the
+    /// `messages.getDialogs` offset: a client asks for the next page with the last top
+    /// message it has; a top message's id is unique in the user's box).
+    fn dialogs(
+        &self,
+        user_id: i64,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<Dialog>, MessageError>;
+
+    /// How many chats the user has (the `count` of a `messages.dialogsSlice`).
+    fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError>;
 
     /// Replaces the body (and media) of message `id` in `editor`'s box and in every other
     /// copy of it; each box takes a pts. Only the sender may edit.

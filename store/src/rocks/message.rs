@@ -569,15 +569,28 @@ impl MessageStore for RocksMessageStore {
         Ok(read_meta(&reader, box_id)?.state)
     }
 
-    fn dialogs(&self, user_id: i64, limit: usize) -> Result<Vec<Dialog>, MessageError> {
+    fn dialogs(
+        &self,
+        user_id: i64,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<Dialog>, MessageError> {
         check_limit(limit)?;
         let box_id = BoxId::User(user_id);
         let reader = self.shards.of(box_id)?.snapshot();
         let number = reader.instance.number;
         let mut order = Vec::new();
         {
-            let mut walk = reader.range(&keys::box_prefix(Prefix::DialogOrder, box_id))?;
-            walk.last();
+            let prefix = keys::box_prefix(Prefix::DialogOrder, box_id);
+            let mut walk = reader.range(&prefix)?;
+            if offset_id > 0 {
+                // The order keys are the prefix, the top id, then the peer: the last key at
+                // or before the prefix and the offset alone is the newest chat whose top
+                // message is older than the offset.
+                walk.seek_for_prev(&keys::dialog_order_bound(box_id, offset_id));
+            } else {
+                walk.last();
+            }
             while order.len() < limit {
                 let Some((key, _)) = walk.item()? else {
                     break;
@@ -605,6 +618,19 @@ impl MessageStore for RocksMessageStore {
             });
         }
         Ok(dialogs)
+    }
+
+    fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError> {
+        let box_id = BoxId::User(user_id);
+        let reader = self.shards.of(box_id)?.snapshot();
+        let mut walk = reader.range(&keys::box_prefix(Prefix::DialogOrder, box_id))?;
+        walk.first();
+        let mut count = 0;
+        while walk.item()?.is_some() {
+            count += 1;
+            walk.next();
+        }
+        Ok(count)
     }
 
     fn edit(

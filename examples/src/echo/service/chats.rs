@@ -169,45 +169,75 @@ impl EchoApp {
         .to_bytes())
     }
 
-    pub(super) fn dialogs(&self, user: i64, limit: i32) -> Result<Vec<u8>, RpcError> {
+    /// `messages.getDialogs`: a page of at most `limit` (1 to 100) chats below `offset_id`
+    /// (the last top message of the page before; 0 for the first), as `messages.dialogs` when
+    /// it is all there is and `messages.dialogsSlice` (with the whole count) otherwise.
+    /// (`offset_date` and `offset_peer` add nothing: a top message's id is unique in the box.)
+    pub(super) fn dialogs(
+        &self,
+        user: i64,
+        offset_id: i32,
+        limit: i32,
+    ) -> Result<Vec<u8>, RpcError> {
         let limit = usize::try_from(limit.clamp(1, 100)).unwrap_or(100);
-        let dialogs = self.messages.dialogs(user, limit).map_err(message_error)?;
+        // One more than asked, to know whether there is more.
+        let mut dialogs = self
+            .messages
+            .dialogs(user, offset_id, limit + 1)
+            .map_err(message_error)?;
+        let partial = offset_id > 0 || dialogs.len() > limit;
+        dialogs.truncate(limit);
         let tops: Vec<i32> = dialogs.iter().map(|dialog| dialog.top_message).collect();
         let messages = self
             .messages
             .get_messages(BoxId::User(user), &tops)
             .map_err(message_error)?;
         let users = self.users_of(&messages, user);
-        let answer = types::messages::Dialogs {
-            dialogs: dialogs
-                .iter()
-                .map(|dialog| {
-                    types::Dialog {
-                        pinned: false,
-                        unread_mark: false,
-                        view_forum_as_messages: false,
-                        peer: tl::peer(dialog.peer),
-                        top_message: dialog.top_message,
-                        read_inbox_max_id: dialog.read_inbox_max_id,
-                        read_outbox_max_id: dialog.read_outbox_max_id,
-                        unread_count: dialog.unread_count,
-                        unread_mentions_count: 0,
-                        unread_reactions_count: 0,
-                        unread_poll_votes_count: 0,
-                        notify_settings: tl::notify_settings(),
-                        pts: None,
-                        draft: None,
-                        folder_id: None,
-                        ttl_period: None,
-                    }
-                    .into()
-                })
-                .collect(),
-            messages: messages.iter().map(tl::message).collect(),
-            chats: Vec::new(),
-            users,
+        let dialogs: Vec<enums::Dialog> = dialogs
+            .iter()
+            .map(|dialog| {
+                types::Dialog {
+                    pinned: false,
+                    unread_mark: false,
+                    view_forum_as_messages: false,
+                    peer: tl::peer(dialog.peer),
+                    top_message: dialog.top_message,
+                    read_inbox_max_id: dialog.read_inbox_max_id,
+                    read_outbox_max_id: dialog.read_outbox_max_id,
+                    unread_count: dialog.unread_count,
+                    unread_mentions_count: 0,
+                    unread_reactions_count: 0,
+                    unread_poll_votes_count: 0,
+                    notify_settings: tl::notify_settings(),
+                    pts: None,
+                    draft: None,
+                    folder_id: None,
+                    ttl_period: None,
+                }
+                .into()
+            })
+            .collect();
+        let messages: Vec<enums::Message> = messages.iter().map(tl::message).collect();
+        let answer: enums::messages::Dialogs = if partial {
+            let count = self.messages.dialog_count(user).map_err(message_error)?;
+            types::messages::DialogsSlice {
+                count: i32::try_from(count).unwrap_or(i32::MAX),
+                dialogs,
+                messages,
+                chats: Vec::new(),
+                users,
+            }
+            .into()
+        } else {
+            types::messages::Dialogs {
+                dialogs,
+                messages,
+                chats: Vec::new(),
+                users,
+            }
+            .into()
         };
-        Ok(enums::messages::Dialogs::from(answer).to_bytes())
+        Ok(answer.to_bytes())
     }
 
     pub(super) fn edit(&self, user: i64, request: functions::messages::EditMessage) -> Handled {

@@ -389,7 +389,7 @@ impl EchoApp {
             }
             functions::messages::GetDialogs::CONSTRUCTOR_ID => {
                 let request: functions::messages::GetDialogs = decode(body)?;
-                done(self.dialogs(user, request.limit)?)
+                done(self.dialogs(user, request.offset_id, request.limit)?)
             }
             functions::messages::ReadHistory::CONSTRUCTOR_ID => {
                 let request: functions::messages::ReadHistory = decode(body)?;
