@@ -82,6 +82,33 @@ async fn history_of(client: &EchoClient, peer: &enums::InputPeer) -> Vec<types::
         .collect()
 }
 
+/// `messages.getDialogs` for a page of `limit` below `offset_id`.
+fn dialogs_page(offset_id: i32, limit: i32) -> functions::messages::GetDialogs {
+    functions::messages::GetDialogs {
+        exclude_pinned: false,
+        folder_id: None,
+        offset_date: 0,
+        offset_id,
+        offset_peer: types::InputPeerEmpty {}.into(),
+        limit,
+        hash: 0,
+    }
+}
+
+/// The user ids of the chats in a list of dialogs.
+fn dialog_peers(dialogs: &[enums::Dialog]) -> Vec<i64> {
+    dialogs
+        .iter()
+        .map(|dialog| match dialog {
+            enums::Dialog::Dialog(dialog) => match dialog.peer {
+                enums::Peer::PeerUser(ref peer) => peer.user_id,
+                ref other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 fn document_of(message: &types::Message) -> types::Document {
     match &message.media {
         Some(enums::MessageMedia::MessageMediaDocument(media)) => match &media.document {
@@ -228,48 +255,17 @@ async fn sign_in_echo_files_history_and_a_restart() {
     assert!(matches!(note.peer_id, enums::Peer::PeerUser(ref peer) if peer.user_id == me.id));
 
     // Dialogs: the three chats, newest first, with their top messages and users.
-    let dialogs = alice
-        .call(&functions::messages::GetDialogs {
-            exclude_pinned: false,
-            folder_id: None,
-            offset_date: 0,
-            offset_id: 0,
-            offset_peer: types::InputPeerEmpty {}.into(),
-            limit: 20,
-            hash: 0,
-        })
-        .await
-        .unwrap();
+    let dialogs = alice.call(&dialogs_page(0, 20)).await.unwrap();
     let enums::messages::Dialogs::Dialogs(dialogs) = dialogs else {
         panic!("{dialogs:?}");
     };
-    let peers: Vec<i64> = dialogs
-        .dialogs
-        .iter()
-        .map(|dialog| match dialog {
-            enums::Dialog::Dialog(dialog) => match dialog.peer {
-                enums::Peer::PeerUser(ref peer) => peer.user_id,
-                ref other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(peers, [me.id, bob_user.id, 100]);
+    assert_eq!(dialog_peers(&dialogs.dialogs), [me.id, bob_user.id, 100]);
     assert_eq!(dialogs.messages.len(), 3);
     assert!(dialogs.users.len() >= 3);
 
     // In pages of two: a slice with the whole count, then the rest below its last top
     // message.
-    let page = |offset_id: i32| functions::messages::GetDialogs {
-        exclude_pinned: false,
-        folder_id: None,
-        offset_date: 0,
-        offset_id,
-        offset_peer: types::InputPeerEmpty {}.into(),
-        limit: 2,
-        hash: 0,
-    };
-    let first = alice.call(&page(0)).await.unwrap();
+    let first = alice.call(&dialogs_page(0, 2)).await.unwrap();
     let enums::messages::Dialogs::DialogsSlice(first) = first else {
         panic!("a slice: {first:?}");
     };
@@ -279,23 +275,12 @@ async fn sign_in_echo_files_history_and_a_restart() {
         Some(enums::Dialog::Dialog(dialog)) => dialog.top_message,
         other => panic!("{other:?}"),
     };
-    let rest = alice.call(&page(last_top)).await.unwrap();
+    let rest = alice.call(&dialogs_page(last_top, 2)).await.unwrap();
     let enums::messages::Dialogs::DialogsSlice(rest) = rest else {
         panic!("a slice: {rest:?}");
     };
     assert_eq!(rest.count, 3);
-    let rest_peers: Vec<i64> = rest
-        .dialogs
-        .iter()
-        .map(|dialog| match dialog {
-            enums::Dialog::Dialog(dialog) => match dialog.peer {
-                enums::Peer::PeerUser(ref peer) => peer.user_id,
-                ref other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(rest_peers, [100]);
+    assert_eq!(dialog_peers(&rest.dialogs), [100]);
 
     // The full profile of the echo user.
     let full = alice
