@@ -27,6 +27,7 @@ use super::io::{ByteStream, Connector};
 use super::now;
 use crate::client::{ClientEvent, ClientSession, RequestId};
 use columba_mtproto::handshake::bind::bind_temp_auth_key;
+use columba_mtproto::time::Now;
 
 /// `auth.bindTempAuthKey#cdd42a05` (API schema).
 const BIND_TEMP_AUTH_KEY_ID: u32 = 0xcdd4_2a05;
@@ -248,6 +249,7 @@ impl Client {
             updates: updates_tx,
             waiting,
             saved: saved.clone(),
+            published: None,
         };
         tokio::spawn(driver.run());
         let client = Self {
@@ -431,6 +433,9 @@ struct Driver {
     updates: mpsc::Sender<Bytes>,
     waiting: HashMap<RequestId, Waiting>,
     saved: Arc<std::sync::Mutex<SavedKey>>,
+    /// The salt and time offset last written to `saved` (which is locked only when they
+    /// change).
+    published: Option<(i64, i64)>,
 }
 
 impl Driver {
@@ -466,8 +471,11 @@ impl Driver {
         let mut armed = far();
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
+        // The clocks are read once per turn, when something happened: the work it causes and
+        // the flush after it share that time.
+        let mut now = now();
         loop {
-            self.flush(&mut scratch).await?;
+            self.flush(&mut scratch, now).await?;
             let deadline = self.waiting.values().map(|waiting| waiting.deadline).min();
             let due = [self.session.poll_timeout(), deadline]
                 .into_iter()
@@ -478,24 +486,29 @@ impl Driver {
                 timer.as_mut().reset(armed.into());
             }
             tokio::select! {
-                command = self.commands.recv() => match command {
-                    Some(Command::Invoke { body, reply }) => match self.session.invoke(body) {
-                        Ok(id) => {
-                            let deadline = Instant::now() + self.options.request_timeout;
-                            self.waiting.insert(id, Waiting { reply, deadline });
-                        }
-                        Err(_) => {
-                            let _ = reply.send(Err(ClientError::TooManyPending));
-                        }
-                    },
-                    Some(Command::Close) | None => return Ok(()),
-                },
+                command = self.commands.recv() => {
+                    now = super::now();
+                    match command {
+                        Some(Command::Invoke { body, reply }) => match self.session.invoke(body) {
+                            Ok(id) => {
+                                let deadline = now.monotonic + self.options.request_timeout;
+                                self.waiting.insert(id, Waiting { reply, deadline });
+                            }
+                            Err(_) => {
+                                let _ = reply.send(Err(ClientError::TooManyPending));
+                            }
+                        },
+                        Some(Command::Close) | None => return Ok(()),
+                    }
+                }
                 frame = self.link.frame() => {
                     let frame = frame.map_err(|error| ClientError::Unreachable(error.to_string()))?;
-                    self.handle_frame(frame)?;
+                    now = super::now();
+                    self.handle_frame(frame, now)?;
                 }
                 () = &mut timer => {
-                    self.session.handle_timeout(now());
+                    now = super::now();
+                    self.session.handle_timeout(now);
                     self.expire_requests();
                     armed = far();
                     timer.as_mut().reset(armed.into());
@@ -505,7 +518,7 @@ impl Driver {
         }
     }
 
-    fn handle_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
+    fn handle_frame(&mut self, frame: Frame, now: Now) -> Result<(), ClientError> {
         match frame {
             Frame::Payload { mut data, .. } => {
                 // A frame that does not authenticate is dropped and nothing in it is used;
@@ -514,7 +527,7 @@ impl Driver {
                     return Err(ClientError::Unreachable("message rejected".to_owned()));
                 };
                 self.session
-                    .handle_message(&opened.header, opened.body, now());
+                    .handle_message(&opened.header, opened.body, now);
                 Ok(())
             }
             Frame::QuickAck(_) => Ok(()),
@@ -550,15 +563,20 @@ impl Driver {
                 }
             }
         }
+        let current = (self.session.salt(), self.session.time_offset());
+        if self.published == Some(current) {
+            return;
+        }
+        self.published = Some(current);
         let mut saved = self
             .saved
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Salts are per key: only the permanent key's own session updates the saved one.
         if saved.auth_key.id() == self.key.id() {
-            saved.salt = self.session.salt();
+            saved.salt = current.0;
         }
-        saved.time_offset = self.session.time_offset();
+        saved.time_offset = current.1;
     }
 
     /// Fails the requests past their deadline, and tells the server to drop their answers.
@@ -578,9 +596,7 @@ impl Driver {
         }
     }
 
-    async fn flush(&mut self, scratch: &mut BytesMut) -> Result<(), ClientError> {
-        // The clocks are read once: the messages of one flush share a time.
-        let now = now();
+    async fn flush(&mut self, scratch: &mut BytesMut, now: Now) -> Result<(), ClientError> {
         while let Some(header) = self.session.poll_transmit(now, scratch) {
             if !super::seal_message(scratch, &self.key, Direction::ClientToServer, &header) {
                 continue;
