@@ -447,6 +447,12 @@ impl Shared {
 
     /// Hands a finished (or cancelled) call's answer to its session.
     fn finish_call(&self, session: SessionKey, msg_id: i64, outcome: RpcOutcome) {
+        self.answer(session, msg_id, outcome);
+        self.finished(1);
+    }
+
+    /// Hands an answer to its session and wakes the connection that carries it.
+    fn answer(&self, session: SessionKey, msg_id: i64, outcome: RpcOutcome) {
         let connection = {
             let mut endpoint = self.endpoint.of(session.auth_key_id);
             endpoint.answer(session, msg_id, outcome, now());
@@ -455,7 +461,6 @@ impl Shared {
         if let Some(connection) = connection {
             self.wake(connection);
         }
-        self.finished(1);
     }
 
     fn wake(&self, connection: ConnectionId) {
@@ -484,14 +489,7 @@ impl Shared {
                 } if body.get(..4) == Some(&BIND_TEMP_AUTH_KEY_ID.to_le_bytes()[..]) => {
                     // Perfect forward secrecy is the runtime's business: it has the store.
                     let outcome = self.bind_temp_auth_key(&context, msg_id, &body);
-                    let connection = {
-                        let mut endpoint = self.endpoint.of(context.session.auth_key_id);
-                        endpoint.answer(context.session, msg_id, outcome, now());
-                        endpoint.connection_of(context.session)
-                    };
-                    if let Some(connection) = connection {
-                        self.wake(connection);
-                    }
+                    self.answer(context.session, msg_id, outcome);
                 }
                 EndpointEvent::Request {
                     context,

@@ -18,16 +18,7 @@ impl EchoApp {
         if String::from_utf8_lossy(&text).chars().count() > MAX_TEXT_CHARS {
             return Err(bad_request("MESSAGE_TOO_LONG"));
         }
-        let request = SendRequest {
-            sender: user,
-            peer: Peer::User(target),
-            random_id,
-            date: now_unix(),
-            body: text,
-            media,
-            flags: 0,
-            members: Vec::new(),
-        };
+        let request = private_message(user, target, random_id, text, media);
         let outcome = self.messages.send(&request).map_err(message_error)?;
         let mine = outcome
             .deliveries

@@ -92,6 +92,26 @@ enum After {
 
 type Handled = Result<(Vec<u8>, Vec<After>), RpcError>;
 
+/// A private message from `sender` to user `target`, dated now.
+fn private_message(
+    sender: i64,
+    target: i64,
+    random_id: i64,
+    body: Vec<u8>,
+    media: Option<Vec<u8>>,
+) -> SendRequest {
+    SendRequest {
+        sender,
+        peer: Peer::User(target),
+        random_id,
+        date: now_unix(),
+        body,
+        media,
+        flags: 0,
+        members: Vec::new(),
+    }
+}
+
 fn now_unix() -> i32 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)

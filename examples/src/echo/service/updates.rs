@@ -186,16 +186,9 @@ impl EchoApp {
         let random_id = (user as u64)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(source as u64) as i64;
-        let sent = self.messages.send(&SendRequest {
-            sender: ECHO_USER_ID,
-            peer: Peer::User(user),
-            random_id,
-            date: now_unix(),
-            body: text,
-            media,
-            flags: 0,
-            members: Vec::new(),
-        });
+        let sent = self
+            .messages
+            .send(&private_message(ECHO_USER_ID, user, random_id, text, media));
         match sent {
             Ok(outcome) if !outcome.repeated => {
                 if let Some(theirs) = outcome.deliveries.get(1) {
