@@ -37,6 +37,7 @@ fn every_dependency_has_a_reason() {
         "tl-gen",
         "session",
         "store",
+        "api",
         "examples",
         "examples/compare",
         "fuzz",

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use columba_examples::echo::client::{CallError, EchoClient, Target};
+use columba_examples::client::{CallError, EchoClient, Target};
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::tl::api::{enums, functions, types};
 use columba_mtproto::transport::Framing;

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use columba_examples::echo::client::{EchoClient, Target, new_messages};
+use columba_examples::client::{EchoClient, Target, new_messages};
 use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::message::{ENCRYPTED_HEADROOM, EncryptedHeader, Padding, open, seal};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

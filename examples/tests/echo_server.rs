@@ -18,7 +18,7 @@ use common::Running;
 use std::time::Duration;
 
 use bytes::Bytes;
-use columba_examples::echo::client::{CallError, EchoClient, new_messages};
+use columba_examples::client::{CallError, EchoClient, new_messages};
 use columba_mtproto::tl::api::{enums, functions, types};
 
 const CODE: &str = "31415";

@@ -192,6 +192,9 @@ pub struct Endpoint {
     by_connection: HashMap<ConnectionId, Vec<SessionKey>>,
     /// The session ids of each key.
     of_key: HashMap<i64, Vec<i64>>,
+    /// The cached keys of each signed-in user, so that an update for one user visits that
+    /// user's sessions only.
+    of_user: HashMap<i64, Vec<i64>>,
     /// The first salt of keys created recently (auth_key_id -> salt, valid until).
     first_salts: HashMap<i64, (i64, i64)>,
     /// Keys destroyed, whose last answer has yet to go out.
@@ -223,6 +226,7 @@ impl Endpoint {
             sessions: HashMap::new(),
             by_connection: HashMap::new(),
             of_key: HashMap::new(),
+            of_user: HashMap::new(),
             first_salts: HashMap::new(),
             doomed: Vec::new(),
             events: std::collections::VecDeque::new(),
@@ -260,7 +264,7 @@ impl Endpoint {
             if cached.expires_at.is_none_or(|at| now_secs < at) {
                 return Ok(cached.key.clone());
             }
-            self.keys.remove(&auth_key_id);
+            self.uncache_key(auth_key_id);
             return Err(KeyLookupError::NotFound);
         }
         let record = self
@@ -286,7 +290,7 @@ impl Endpoint {
         if self.keys.len() >= self.config.max_cached_keys {
             self.evict_a_key();
         }
-        self.keys.insert(
+        self.cache_key(
             auth_key_id,
             CachedKey {
                 key: key.clone(),
@@ -321,16 +325,17 @@ impl Endpoint {
     /// until its client sends something. (A key that fails to load stays out of the cache,
     /// and its next frame tries again.)
     pub fn refresh_key(&mut self, auth_key_id: i64, now: Now) {
-        self.keys.remove(&auth_key_id);
         // Temporary keys bound to it carry its user too.
         let mut dropped = vec![auth_key_id];
-        self.keys.retain(|&id, cached| {
-            let bound = cached.perm_auth_key_id == Some(auth_key_id);
-            if bound {
-                dropped.push(id);
-            }
-            !bound
-        });
+        dropped.extend(
+            self.keys
+                .iter()
+                .filter(|(_, cached)| cached.perm_auth_key_id == Some(auth_key_id))
+                .map(|(&id, _)| id),
+        );
+        for &id in &dropped {
+            self.uncache_key(id);
+        }
         for id in dropped {
             if self.of_key.contains_key(&id) {
                 let _ = self.auth_key(id, now);
@@ -429,19 +434,45 @@ impl Endpoint {
     /// Returns how many sessions got it: zero means the user has no live session (the
     /// runtime then turns to the push provider).
     pub fn push_update(&mut self, user_id: i64, body: &Bytes) -> usize {
-        let keys: Vec<i64> = self
-            .keys
-            .iter()
-            .filter(|(_, cached)| cached.user_id == Some(user_id))
-            .map(|(&id, _)| id)
-            .collect();
+        let mut connections = Vec::new();
+        self.push_update_to(user_id, body, &mut connections)
+    }
+
+    /// [`Self::push_update`], adding to `connections` the connection of each session that
+    /// took the update (once each), so that only those are woken. Visits the user's own
+    /// sessions only (through an index of the cached keys by user), whatever the number of
+    /// other sessions.
+    pub fn push_update_to(
+        &mut self,
+        user_id: i64,
+        body: &Bytes,
+        connections: &mut Vec<ConnectionId>,
+    ) -> usize {
+        let Some(keys) = self.of_user.get(&user_id) else {
+            return 0;
+        };
         let mut delivered = 0;
-        for slot in self.sessions.values_mut() {
-            if slot.connection.is_some()
-                && keys.contains(&slot.session.auth_key_id())
-                && slot.session.push_update(body.clone())
-            {
-                delivered += 1;
+        for &auth_key_id in keys {
+            let Some(session_ids) = self.of_key.get(&auth_key_id) else {
+                continue;
+            };
+            for &session_id in session_ids {
+                let key = SessionKey {
+                    auth_key_id,
+                    session_id,
+                };
+                let Some(slot) = self.sessions.get_mut(&key) else {
+                    continue;
+                };
+                let Some(connection) = slot.connection else {
+                    continue;
+                };
+                if slot.session.push_update(body.clone()) {
+                    delivered += 1;
+                    if !connections.contains(&connection) {
+                        connections.push(connection);
+                    }
+                }
             }
         }
         delivered
@@ -689,7 +720,7 @@ impl Endpoint {
                     session_id,
                 });
             }
-            self.keys.remove(&auth_key_id);
+            self.uncache_key(auth_key_id);
         }
     }
 
@@ -746,7 +777,33 @@ impl Endpoint {
             .copied()
             .find(|id| !self.of_key.contains_key(id));
         if let Some(id) = unused {
-            self.keys.remove(&id);
+            self.uncache_key(id);
+        }
+    }
+
+    /// Caches a key, and indexes it under its user.
+    fn cache_key(&mut self, auth_key_id: i64, cached: CachedKey) {
+        self.uncache_key(auth_key_id);
+        if let Some(user_id) = cached.user_id {
+            self.of_user.entry(user_id).or_default().push(auth_key_id);
+        }
+        self.keys.insert(auth_key_id, cached);
+    }
+
+    /// Drops a key from the cache and from its user's index.
+    fn uncache_key(&mut self, auth_key_id: i64) {
+        if let Some(old) = self.keys.remove(&auth_key_id) {
+            self.unindex_user(auth_key_id, old.user_id);
+        }
+    }
+
+    fn unindex_user(&mut self, auth_key_id: i64, user_id: Option<i64>) {
+        let Some(user_id) = user_id else { return };
+        if let Some(keys) = self.of_user.get_mut(&user_id) {
+            keys.retain(|id| *id != auth_key_id);
+            if keys.is_empty() {
+                self.of_user.remove(&user_id);
+            }
         }
     }
 }

@@ -30,6 +30,14 @@ pub trait Service: Send + Sync + 'static {
     /// for running queries on graceful shutdown. The future must not hold locks across
     /// awaits that the same session's other queries need.
     fn call(&self, context: RequestContext, request: Bytes) -> BoxFuture<'_, RpcOutcome>;
+
+    /// Called once by the runtime that will call this service, with a weak handle on it (to
+    /// push updates and refresh keys). The handle does not keep the server alive, so a
+    /// service may keep it without making a reference cycle. Does nothing by default.
+    #[cfg(feature = "tokio")]
+    fn bind(&self, server: crate::runtime::ServerHandle) {
+        let _ = server;
+    }
 }
 
 /// A notification for a user who has no live session.

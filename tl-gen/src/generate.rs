@@ -786,6 +786,37 @@ impl<'a> Model<'a> {
         }
         out.push_str("}\n");
 
+        // A constructor for the structs that cannot derive `Default`: the fields without a
+        // flag are its arguments, in schema order; every flag field starts absent (false
+        // for `true` flags), so that `Message::new(id, peer_id, date, message)` is a whole
+        // message.
+        if !defaultable && def.generics.is_empty() {
+            let mut args = Vec::new();
+            let mut inits = Vec::new();
+            for (p, kind) in def.params.iter().zip(&kinds) {
+                let Some(kind) = kind else { continue };
+                let field = field_ident(&p.name);
+                match &p.ty {
+                    ParamType::Normal { flag: Some(_), .. } if *kind == Kind::True => {
+                        inits.push(format!("{field}: false"));
+                    }
+                    ParamType::Normal { flag: Some(_), .. } => {
+                        inits.push(format!("{field}: ::std::option::Option::None"));
+                    }
+                    _ => {
+                        args.push(format!("{field}: {}", self.rust_type(kind, &owner)));
+                        inits.push(field.clone());
+                    }
+                }
+            }
+            let _ = writeln!(
+                out,
+                "impl {name} {{\n    /// A value with these fields and every flag field absent.\n    #[allow(clippy::too_many_arguments)]\n    pub fn new({}) -> Self {{ Self {{ {} }} }}\n}}",
+                args.join(", "),
+                inits.join(", ")
+            );
+        }
+
         // Identifiable.
         let _ = writeln!(
             out,
@@ -1354,6 +1385,14 @@ mod tests {
             "an enum field has none"
         );
         assert!(!derive_of("Wrap").contains("Default"), "a generic has none");
+        assert!(
+            code.contains("pub fn new(peer: crate::s::enums::Peer) -> Self { Self { peer } }"),
+            "a struct without Default has a constructor of its required fields"
+        );
+        assert!(
+            !code.contains("impl PeerUser {"),
+            "one with Default needs none"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod api;
 mod crypto;
 mod files;
 mod handshake;
@@ -115,6 +116,7 @@ const SUITES: &[(&str, fn())] = &[
     ("store", store::run),
     ("files", files::run),
     ("server", server::run),
+    ("api", api::run),
 ];
 
 fn main() -> ExitCode {

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use columba_examples::cli;
-use columba_examples::echo::client::{CallError, EchoClient, Target, new_messages};
+use columba_examples::client::{CallError, EchoClient, Target, new_messages};
 use columba_mtproto::crypto::{AuthKey, RsaPublicKey};
 use columba_mtproto::tl::api::{enums, functions, types};
 use columba_mtproto::transport::Framing;

@@ -26,7 +26,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use columba_examples::cli;
-use columba_examples::echo::client::{EchoClient, Target, new_messages};
+use columba_examples::client::{EchoClient, Target, new_messages};
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::tl::api::{enums, functions};
 use hdrhistogram::Histogram;

@@ -1,21 +1,19 @@
-//! The echo server's application: a subset of the Telegram API (layer 229) over Columba's
-//! stores, with a user `@echo` that answers every message with the same text and media.
+//! The echo server: the stock modules of `columba-api` over RocksDB stores, and a user
+//! `@echo` that answers every message with the same text and media.
 //!
-//! - [`users`]: who is registered (phone numbers, the echo user).
+//! - [`bot`]: the echo user's behaviour (the stock sends, wrapped).
+//! - [`users`]: who is registered (a file of accounts, the echo user).
 //! - [`secrets`]: the RSA key and the secret behind access hashes.
-//! - [`tl`]: Telegram objects built from stored records.
-//! - [`service`]: the requests and their answers.
-//! - [`client`]: a client of it over Columba's client runtime (tests, the load generator).
-//! - [`image`]: the size of uploaded photos (JPEG and PNG headers).
 //! - [`run`]: the data directory, the stores and the runtime put together.
 
-pub mod client;
-pub mod image;
+pub mod bot;
 pub mod run;
 pub mod secrets;
-pub mod service;
-pub mod tl;
 pub mod users;
 
-pub use run::{EchoOptions, Started, start, start_with};
-pub use service::{EchoApp, EchoService, EchoSettings};
+pub use bot::Echo;
+pub use run::{ECHO_CATCH_UP, EchoOptions, Started, start, start_with};
+pub use users::{ECHO_USER_ID, ECHO_USERNAME, Users};
+
+/// The DC this server says it is.
+pub const THIS_DC: i32 = 1;

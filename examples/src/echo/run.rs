@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use columba_api::auth::{Login, LoginOptions, SignUp, danger};
+use columba_api::{Api, Backend, DcList};
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::handshake;
 use columba_session::plugins::{CodeSender, LoggingCodeSender, LoggingPushProvider};
@@ -15,8 +17,9 @@ use columba_store::{
     Durability, RocksAuthKeyStore, RocksFileStore, RocksMessageStore, RocksOptions,
 };
 
-use super::secrets::{Secret, load_or_create_rsa_key};
-use super::service::{EchoApp, EchoService, EchoSettings};
+use super::THIS_DC;
+use super::bot::Echo;
+use super::secrets::{load_or_create_access_secret, load_or_create_rsa_key};
 use super::users::Users;
 
 /// How to start the echo server.
@@ -42,7 +45,7 @@ pub struct Started {
     pub new_key: bool,
     server: Server,
     listener: TcpAcceptor,
-    app: Arc<EchoApp>,
+    echo: Arc<Echo>,
 }
 
 impl std::fmt::Debug for Started {
@@ -70,8 +73,8 @@ pub async fn start_with(
     let data = options.data;
     std::fs::create_dir_all(&data)?;
     let (rsa, new_key) = load_or_create_rsa_key(&data.join("server-key.pem"))?;
-    let secret = Secret::load_or_create(&data.join("secret"))?;
-    let users = Users::open(&data.join("users.tsv"))?;
+    let access = load_or_create_access_secret(&data.join("secret"))?;
+    let users = Arc::new(Users::open(&data.join("users.tsv"))?);
     let keys = Arc::new(
         RocksAuthKeyStore::open(data.join("keys"), Durability::Sync).map_err(store_error)?,
     );
@@ -90,18 +93,23 @@ pub async fn start_with(
     let listener = TcpAcceptor::bind(options.listen).await?;
     let address = listener.local_addr()?;
     let public_key = rsa.public_key().clone();
-    let app = EchoApp::new(
-        EchoSettings {
-            address,
-            fixed_code: options.fixed_code,
-        },
-        users,
-        secret,
+    let backend = Backend::new(
         messages,
         files,
         keys.clone(),
-        code_sender,
+        users.clone(),
+        access,
+        DcList::single(THIS_DC, address),
     );
+    // Any phone number signs in, registered on its first sign-in.
+    let mut login_options = LoginOptions::default();
+    login_options.sign_up = SignUp::Automatic;
+    if let Some(code) = options.fixed_code {
+        login_options = danger::fixed_code(login_options, code);
+    }
+    let login = Login::new(backend.clone(), code_sender, login_options);
+    let echo = Echo::new(backend.clone(), users);
+    let router = columba_api::stock(backend, login).merge(echo.router());
     let mut server_options =
         ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![Arc::new(rsa)])));
     if let Some(limit) = options.max_connections_per_ip {
@@ -110,17 +118,16 @@ pub async fn start_with(
     let server = Server::new(
         server_options,
         keys,
-        Arc::new(EchoService(app.clone())),
+        Arc::new(Api::new(router)),
         Arc::new(LoggingPushProvider),
     );
-    app.attach(server.clone());
     Ok(Started {
         address,
         public_key,
         new_key,
         server,
         listener,
-        app,
+        echo,
     })
 }
 
@@ -136,19 +143,19 @@ impl Started {
 
     /// Serves until `shutdown` completes, then shuts down gracefully. Meanwhile, in the
     /// background, the echo answers what a previous stop left unanswered
-    /// ([`crate::echo::EchoApp::catch_up_echoes`], the newest [`ECHO_CATCH_UP`] messages of each chat).
+    /// ([`Echo::catch_up`], the newest [`ECHO_CATCH_UP`] messages of each chat).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let app = self.app.clone();
+        let echo = self.echo.clone();
+        let handle = self.server.handle();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let catch_up =
-            tokio::task::spawn_blocking(move || app.catch_up_echoes(ECHO_CATCH_UP, &stopping));
+            tokio::task::spawn_blocking(move || echo.catch_up(&handle, ECHO_CATCH_UP, &stopping));
         let served = self.server.serve(self.listener, shutdown).await;
         // The stores close only once nothing uses them: the catch-up stops after the user
         // it is at.
         stop.store(true, Ordering::Relaxed);
         let _ = catch_up.await;
-        self.app.detach();
         served
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use columba_examples::echo::client::Target;
+use columba_examples::client::Target;
 use columba_examples::echo::{self, EchoOptions};
 use columba_session::runtime::Server;
 use tokio::sync::oneshot;

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -205,7 +205,7 @@ impl Server {
             .get_or_insert_with(|| now().unix);
         let endpoint = Shards::new(&store, &salts, &endpoint_config, options.endpoint_shards);
         let (stopping, _) = watch::channel(false);
-        Self {
+        let server = Self {
             shared: Arc::new(Shared {
                 endpoint,
                 store,
@@ -222,6 +222,17 @@ impl Server {
                 counters: Counters::default(),
                 stopping,
             }),
+        };
+        // A weak handle: the service may keep it without keeping the server alive.
+        server.shared.service.bind(server.handle());
+        server
+    }
+
+    /// A handle that does not keep the server alive: what a [`Service`] keeps to push
+    /// updates and refresh keys without a reference cycle.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::downgrade(&self.shared),
         }
     }
 
@@ -343,6 +354,49 @@ impl Server {
     }
 }
 
+/// A weak handle on a [`Server`], given to its [`Service`] through [`Service::bind`]. Once
+/// the server is dropped its methods do nothing.
+#[derive(Clone, Default)]
+pub struct ServerHandle {
+    shared: Weak<Shared>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("live", &(self.shared.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// A handle on no server (tests of a service outside a runtime): every call does nothing.
+    pub fn detached() -> Self {
+        Self::default()
+    }
+
+    /// [`Server::send_update`], if the server is still there.
+    pub fn send_update(&self, user_id: i64, update: Bytes) {
+        if let Some(shared) = self.shared.upgrade() {
+            Server { shared }.send_update(user_id, update);
+        }
+    }
+
+    /// [`Server::refresh_key`], if the server is still there.
+    pub fn refresh_key(&self, auth_key_id: i64) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.refresh_key(auth_key_id);
+        }
+    }
+
+    /// [`Server::stats`], if the server is still there.
+    pub fn stats(&self) -> Option<ServerStats> {
+        self.shared
+            .upgrade()
+            .map(|shared| Server { shared }.stats())
+    }
+}
+
 impl Shared {
     /// Forgets what the endpoint caches about a key, in every shard: temporary keys bound to
     /// a permanent key live in shards of their own.
@@ -354,13 +408,20 @@ impl Shared {
     }
 
     fn deliver_update(self: &Arc<Self>, user_id: i64, update: Bytes) {
+        let mut woken = Vec::new();
         let delivered: usize = self
             .endpoint
             .each()
-            .map(|mut endpoint| endpoint.push_update(user_id, &update))
+            .map(|mut endpoint| endpoint.push_update_to(user_id, &update, &mut woken))
             .sum();
         if delivered > 0 {
-            self.wake_all();
+            // Only the connections that got the update.
+            let connections = lock(&self.connections);
+            for connection in &woken {
+                if let Some(entry) = connections.get(connection) {
+                    entry.wake.notify_one();
+                }
+            }
         } else {
             let shared = self.clone();
             tokio::spawn(async move {
@@ -465,12 +526,6 @@ impl Shared {
 
     fn wake(&self, connection: ConnectionId) {
         if let Some(entry) = lock(&self.connections).get(&connection) {
-            entry.wake.notify_one();
-        }
-    }
-
-    fn wake_all(&self) {
-        for entry in lock(&self.connections).values() {
             entry.wake.notify_one();
         }
     }

@@ -17,8 +17,8 @@ use columba_session::runtime::{Client, ClientError, ClientOptions, SavedKey, Tcp
 use rand::Rng as _;
 use tokio::sync::mpsc;
 
-use super::tl::THIS_DC;
-use super::users::ECHO_USERNAME;
+use crate::echo::ECHO_USERNAME;
+use crate::echo::THIS_DC;
 
 /// The part size of uploads (what Telethon uses for files up to 100 MB).
 pub const PART_SIZE: usize = 128 * 1024;

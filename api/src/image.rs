@@ -2,10 +2,10 @@
 //! described as `photo` with one `photoSize`. Nothing is decoded; any input is safe.
 
 /// How many leading bytes [`dimensions`] looks at, at most.
-pub const HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const HEAD_BYTES: usize = 64 * 1024;
 
 /// Width and height of a JPEG or PNG image, if `head` (its first bytes) says them.
-pub fn dimensions(head: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn dimensions(head: &[u8]) -> Option<(u32, u32)> {
     png(head).or_else(|| jpeg(head))
 }
 

@@ -1,0 +1,99 @@
+//! Access hashes: the keyed hashes that make `inputUser`, documents and file references
+//! unguessable. A client can only name a user or a file it was shown by this server.
+
+use columba_store::file::ContentId;
+use rand::RngCore;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+/// The server's secret behind access hashes (32 bytes; keep it across restarts, or every
+/// client's cached access hashes stop working).
+#[derive(Clone)]
+pub struct AccessSecret([u8; 32]);
+
+impl std::fmt::Debug for AccessSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessSecret(..)")
+    }
+}
+
+impl AccessSecret {
+    /// The secret of these bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A new random secret.
+    pub fn generate(rng: &mut impl RngCore) -> Self {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The secret's bytes (to save it).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    fn mac(&self, label: &[u8], data: &[u8]) -> i64 {
+        let digest = Sha256::new()
+            .chain_update(self.0)
+            .chain_update(label)
+            .chain_update(data)
+            .finalize();
+        let mut head = [0u8; 8];
+        for (out, byte) in head.iter_mut().zip(digest.iter()) {
+            *out = *byte;
+        }
+        i64::from_le_bytes(head)
+    }
+
+    /// The access hash of a user (the same for every viewer).
+    pub fn user_hash(&self, user_id: i64) -> i64 {
+        self.mac(b"user", &user_id.to_le_bytes())
+    }
+
+    /// Whether `hash` is the user's access hash (constant time).
+    pub fn check_user_hash(&self, user_id: i64, hash: i64) -> bool {
+        bool::from(
+            self.user_hash(user_id)
+                .to_le_bytes()
+                .ct_eq(&hash.to_le_bytes()),
+        )
+    }
+
+    /// The access hash of a document whose file reference is its content id.
+    pub fn document_hash(&self, content: &ContentId) -> i64 {
+        self.mac(b"document", &content.0)
+    }
+
+    /// Whether `hash` is the document's access hash (constant time).
+    pub fn check_document_hash(&self, content: &ContentId, hash: i64) -> bool {
+        bool::from(
+            self.document_hash(content)
+                .to_le_bytes()
+                .ct_eq(&hash.to_le_bytes()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_check_only_with_their_secret_and_subject() {
+        let secret = AccessSecret::new([7; 32]);
+        assert!(secret.check_user_hash(7, secret.user_hash(7)));
+        assert!(!secret.check_user_hash(8, secret.user_hash(7)));
+        let other = AccessSecret::new([1; 32]);
+        assert!(!other.check_user_hash(7, secret.user_hash(7)));
+        let content = ContentId([3; 32]);
+        assert!(secret.check_document_hash(&content, secret.document_hash(&content)));
+        assert!(!secret.check_document_hash(&ContentId([4; 32]), secret.document_hash(&content)));
+        assert_eq!(
+            AccessSecret::new(secret.to_bytes()).user_hash(9),
+            secret.user_hash(9)
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! [`Backend`]: what the stock modules work on (the stores, the accounts, the access
+//! secret, the DC list), and the lookups several modules share (users as a viewer sees
+//! them, `InputPeer` and `InputUser` checked against their access hashes).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use columba_mtproto::tl::api::enums;
+use columba_store::message::{Peer, StoredMessage};
+use columba_store::{AuthKeyStore, FileStore, MessageStore};
+
+use crate::access::AccessSecret;
+use crate::accounts::Accounts;
+use crate::error::ApiError;
+use crate::objects::{self, DcList};
+
+/// The stores and settings behind the stock modules. Shared (`Arc`) by every handler.
+#[non_exhaustive]
+pub struct Backend {
+    /// Boxes, the update log, history.
+    pub messages: Arc<dyn MessageStore>,
+    /// File parts and finished files.
+    pub files: Arc<dyn FileStore>,
+    /// Auth keys (sign-in binds a key to its user).
+    pub keys: Arc<dyn AuthKeyStore>,
+    /// The users.
+    pub accounts: Arc<dyn Accounts>,
+    /// The secret behind access hashes.
+    pub access: AccessSecret,
+    /// The DCs clients are told about.
+    pub dcs: DcList,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("dcs", &self.dcs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    /// A backend over these stores.
+    pub fn new(
+        messages: Arc<dyn MessageStore>,
+        files: Arc<dyn FileStore>,
+        keys: Arc<dyn AuthKeyStore>,
+        accounts: Arc<dyn Accounts>,
+        access: AccessSecret,
+        dcs: DcList,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            messages,
+            files,
+            keys,
+            accounts,
+            access,
+            dcs,
+        })
+    }
+
+    /// User `id` as `viewer` sees it, if it exists.
+    pub fn user_object(&self, id: i64, viewer: i64) -> Result<Option<enums::User>, ApiError> {
+        Ok(self
+            .accounts
+            .get(id)?
+            .map(|account| objects::user(&account, viewer, &self.access)))
+    }
+
+    /// These users (each once, missing ones left out) as `viewer` sees them.
+    pub fn user_objects(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+        viewer: i64,
+    ) -> Result<Vec<enums::User>, ApiError> {
+        let mut users = Vec::new();
+        for id in ids.into_iter().collect::<BTreeSet<_>>() {
+            users.extend(self.user_object(id, viewer)?);
+        }
+        Ok(users)
+    }
+
+    /// The users that `messages` name (senders, private peers) and the viewer.
+    pub fn users_of(
+        &self,
+        messages: &[StoredMessage],
+        viewer: i64,
+    ) -> Result<Vec<enums::User>, ApiError> {
+        let ids = messages.iter().flat_map(|message| {
+            let peer = match message.peer {
+                Peer::User(id) => Some(id),
+                _ => None,
+            };
+            [Some(message.from), peer].into_iter().flatten()
+        });
+        self.user_objects(ids.chain([viewer]), viewer)
+    }
+
+    /// The user an `InputPeer` names, checked (its access hash, its existence):
+    /// `PEER_ID_INVALID` otherwise. Only users for now.
+    pub fn input_peer(&self, viewer: i64, peer: &enums::InputPeer) -> Result<i64, ApiError> {
+        let invalid = || ApiError::bad_request("PEER_ID_INVALID");
+        let target = match peer {
+            enums::InputPeer::InputPeerSelf(_) => viewer,
+            enums::InputPeer::InputPeerUser(peer) => {
+                if !self.access.check_user_hash(peer.user_id, peer.access_hash) {
+                    return Err(invalid());
+                }
+                peer.user_id
+            }
+            _ => return Err(invalid()),
+        };
+        match self.accounts.get(target)? {
+            Some(account) => Ok(account.id),
+            None => Err(invalid()),
+        }
+    }
+
+    /// The user an `InputUser` names, checked: `USER_ID_INVALID` otherwise.
+    pub fn input_user(&self, viewer: i64, input: &enums::InputUser) -> Result<i64, ApiError> {
+        let invalid = || ApiError::bad_request("USER_ID_INVALID");
+        let target = match input {
+            enums::InputUser::InputUserSelf(_) => viewer,
+            enums::InputUser::InputUser(input) => {
+                if !self
+                    .access
+                    .check_user_hash(input.user_id, input.access_hash)
+                {
+                    return Err(invalid());
+                }
+                input.user_id
+            }
+            _ => return Err(invalid()),
+        };
+        match self.accounts.get(target)? {
+            Some(account) => Ok(account.id),
+            None => Err(invalid()),
+        }
+    }
+}

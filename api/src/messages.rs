@@ -1,0 +1,496 @@
+//! `messages` in private chats: sends (text and media), history, messages by id, dialogs,
+//! read markers, deletes and edits. Every change answers the caller with its own box's
+//! updates and tells the other boxes' owners after the answer ([`crate::updates::notify`]).
+//!
+//! [`send`] is public on its own, without the routing, so that an application can wrap the
+//! stock send (the echo server answers messages to its bot this way).
+
+use std::sync::Arc;
+
+use columba_mtproto::tl::Serializable as _;
+use columba_mtproto::tl::api::{enums, functions, types};
+use columba_store::message::{Affected, BoxId, HistoryQuery, Peer, SendRequest, StoredMessage};
+
+use crate::backend::Backend;
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::objects::{self, now_unix};
+use crate::router::Router;
+use crate::updates::notify_after;
+use crate::upload;
+
+/// The longest text message, in characters (`message_length_max` of the config).
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// Messages asked for at most in one `messages.getMessages`.
+pub const MAX_GET_MESSAGES: usize = 200;
+/// Dialogs in one page at most.
+pub const MAX_DIALOGS: usize = 100;
+
+/// Every method of this module.
+pub fn router(backend: Arc<Backend>) -> Router {
+    Router::new()
+        .route_with(backend.clone(), send_message)
+        .route_with(backend.clone(), send_media)
+        .route_with(backend.clone(), get_history)
+        .route_with(backend.clone(), get_messages)
+        .route_with(backend.clone(), get_dialogs)
+        .route_with(backend.clone(), read_history)
+        .route_with(backend.clone(), delete_messages)
+        .route_with(backend, edit_message)
+}
+
+/// A message to send: to whom, its idempotency key, its text and media.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Outgoing {
+    /// The recipient (a user id, checked).
+    pub target: i64,
+    /// The client's random id.
+    pub random_id: i64,
+    /// The text.
+    pub text: String,
+    /// The media, as the `MessageMedia` bytes stored with the message.
+    pub media: Option<Vec<u8>>,
+}
+
+impl Outgoing {
+    /// A message to `target` with this random id, text and media.
+    pub fn new(target: i64, random_id: i64, text: String, media: Option<Vec<u8>>) -> Self {
+        Self {
+            target,
+            random_id,
+            text,
+            media,
+        }
+    }
+}
+
+/// What [`send`] stored.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Sent {
+    /// The sender.
+    pub sender: i64,
+    /// The recipient.
+    pub target: i64,
+    /// The sender's copy.
+    pub message: StoredMessage,
+    /// The sender's answer: `updateMessageID` and `updateNewMessage`.
+    pub updates: enums::Updates,
+    /// The recipient's box, changed by this send; `None` when the send repeated an earlier
+    /// one (nothing new was stored) or the message went to the sender's own box only.
+    pub delivered: Option<Affected>,
+}
+
+impl Sent {
+    /// Tells the recipient of the new message, after the answer.
+    pub fn notify_recipient(&self, ctx: &Ctx, backend: &Arc<Backend>) {
+        notify_after(ctx, backend, self.delivered.into_iter().collect());
+    }
+}
+
+/// A private message from `sender` to `target`, dated now.
+pub fn private_message(sender: i64, outgoing: &Outgoing) -> SendRequest {
+    SendRequest {
+        sender,
+        peer: Peer::User(outgoing.target),
+        random_id: outgoing.random_id,
+        date: now_unix(),
+        body: outgoing.text.clone().into_bytes(),
+        media: outgoing.media.clone(),
+        flags: 0,
+        members: Vec::new(),
+    }
+}
+
+/// Stores `outgoing` from the caller (idempotent by random id: a repeat answers with the
+/// original message) and builds the caller's answer. The recipient is not told: the caller
+/// decides ([`Sent::notify_recipient`]).
+pub async fn send(ctx: &Ctx, backend: &Arc<Backend>, outgoing: Outgoing) -> Result<Sent, ApiError> {
+    let sender = ctx.user()?;
+    if outgoing.text.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::bad_request("MESSAGE_TOO_LONG"));
+    }
+    let backend = backend.clone();
+    ctx.blocking(move || {
+        let request = private_message(sender, &outgoing);
+        let outcome = backend.messages.send(&request)?;
+        let missing = || ApiError::new(500, "INTERNAL");
+        let mine = outcome.deliveries.first().ok_or_else(missing)?;
+        let message = backend
+            .messages
+            .get_messages(BoxId::User(sender), &[mine.message_id])?
+            .into_iter()
+            .next()
+            .ok_or_else(missing)?;
+        let updates = objects::updates(
+            vec![
+                types::UpdateMessageID {
+                    id: mine.message_id,
+                    random_id: outgoing.random_id,
+                }
+                .into(),
+                types::UpdateNewMessage {
+                    message: objects::message(&message),
+                    pts: mine.pts,
+                    pts_count: 1,
+                }
+                .into(),
+            ],
+            backend.user_objects([sender, outgoing.target], sender)?,
+            message.date,
+        );
+        let delivered = match (outcome.repeated, outcome.deliveries.get(1)) {
+            (false, Some(theirs)) => Some(Affected {
+                box_id: theirs.box_id,
+                pts: theirs.pts,
+                pts_count: 1,
+            }),
+            _ => None,
+        };
+        Ok(Sent {
+            sender,
+            target: outgoing.target,
+            message,
+            updates,
+            delivered,
+        })
+    })
+    .await
+}
+
+/// The [`Outgoing`] of a `messages.sendMessage` (checked: `MESSAGE_EMPTY`, the peer).
+pub fn outgoing_text(
+    backend: &Backend,
+    user: i64,
+    request: functions::messages::SendMessage,
+) -> Result<Outgoing, ApiError> {
+    if request.message.is_empty() {
+        return Err(ApiError::bad_request("MESSAGE_EMPTY"));
+    }
+    Ok(Outgoing {
+        target: backend.input_peer(user, &request.peer)?,
+        random_id: request.random_id,
+        text: request.message,
+        media: None,
+    })
+}
+
+/// The [`Outgoing`] of a `messages.sendMedia` (the upload is finished here). Blocking.
+pub fn outgoing_media(
+    backend: &Backend,
+    user: i64,
+    request: functions::messages::SendMedia,
+) -> Result<Outgoing, ApiError> {
+    let target = backend.input_peer(user, &request.peer)?;
+    let media = upload::media(backend, user, &request.media)?;
+    Ok(Outgoing {
+        target,
+        random_id: request.random_id,
+        text: request.message,
+        media: Some(media.to_bytes()),
+    })
+}
+
+/// `messages.sendMessage` to a user.
+pub async fn send_message(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::SendMessage,
+) -> Result<enums::Updates, ApiError> {
+    let user = ctx.user()?;
+    let outgoing = {
+        let backend = backend.clone();
+        ctx.blocking(move || outgoing_text(&backend, user, request))
+            .await?
+    };
+    let sent = send(&ctx, &backend, outgoing).await?;
+    sent.notify_recipient(&ctx, &backend);
+    Ok(sent.updates)
+}
+
+/// `messages.sendMedia` of an uploaded document or photo to a user.
+pub async fn send_media(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::SendMedia,
+) -> Result<enums::Updates, ApiError> {
+    let user = ctx.user()?;
+    let outgoing = {
+        let backend = backend.clone();
+        ctx.blocking(move || outgoing_media(&backend, user, request))
+            .await?
+    };
+    let sent = send(&ctx, &backend, outgoing).await?;
+    sent.notify_recipient(&ctx, &backend);
+    Ok(sent.updates)
+}
+
+/// `messages.getHistory` of a private chat, with Telegram's paging rules (the store's).
+pub async fn get_history(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::GetHistory,
+) -> Result<enums::messages::Messages, ApiError> {
+    let user = ctx.user()?;
+    ctx.blocking(move || {
+        let target = backend.input_peer(user, &request.peer)?;
+        let page = backend.messages.get_history(
+            BoxId::User(user),
+            Peer::User(target),
+            &HistoryQuery {
+                offset_id: request.offset_id,
+                offset_date: request.offset_date,
+                add_offset: request.add_offset,
+                limit: request.limit,
+                max_id: request.max_id,
+                min_id: request.min_id,
+            },
+        )?;
+        let users = backend.users_of(&page.messages, user)?;
+        let messages: Vec<enums::Message> = page.messages.iter().map(objects::message).collect();
+        Ok(if messages.len() == page.count {
+            types::messages::Messages {
+                messages,
+                topics: Vec::new(),
+                chats: Vec::new(),
+                users,
+            }
+            .into()
+        } else {
+            types::messages::MessagesSlice {
+                inexact: false,
+                count: i32::try_from(page.count).unwrap_or(i32::MAX),
+                next_rate: None,
+                offset_id_offset: Some(i32::try_from(page.offset_id_offset).unwrap_or(i32::MAX)),
+                search_flood: None,
+                messages,
+                topics: Vec::new(),
+                chats: Vec::new(),
+                users,
+            }
+            .into()
+        })
+    })
+    .await
+}
+
+/// `messages.getMessages`: the messages asked for by id, `messageEmpty` for those missing.
+pub async fn get_messages(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::GetMessages,
+) -> Result<enums::messages::Messages, ApiError> {
+    let user = ctx.user()?;
+    if request.id.len() > MAX_GET_MESSAGES {
+        return Err(ApiError::bad_request("LIMIT_INVALID"));
+    }
+    ctx.blocking(move || {
+        let wanted: Vec<i32> = request
+            .id
+            .iter()
+            .filter_map(|input| match input {
+                enums::InputMessage::InputMessageID(input) => Some(input.id),
+                _ => None,
+            })
+            .collect();
+        let found = backend.messages.get_messages(BoxId::User(user), &wanted)?;
+        let messages = wanted
+            .iter()
+            .map(|id| match found.iter().find(|message| message.id == *id) {
+                Some(message) => objects::message(message),
+                None => types::MessageEmpty {
+                    id: *id,
+                    peer_id: None,
+                }
+                .into(),
+            })
+            .collect();
+        Ok(types::messages::Messages {
+            messages,
+            topics: Vec::new(),
+            chats: Vec::new(),
+            users: backend.users_of(&found, user)?,
+        }
+        .into())
+    })
+    .await
+}
+
+/// `messages.getDialogs`: a page of at most `limit` (1 to [`MAX_DIALOGS`]) chats below
+/// `offset_id` (the last top message of the page before; 0 for the first), as
+/// `messages.dialogs` when it is all there is and `messages.dialogsSlice` (with the whole
+/// count) otherwise. (`offset_date` and `offset_peer` add nothing: a top message's id is
+/// unique in the box.)
+pub async fn get_dialogs(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::GetDialogs,
+) -> Result<enums::messages::Dialogs, ApiError> {
+    let user = ctx.user()?;
+    let limit = usize::try_from(request.limit)
+        .unwrap_or(0)
+        .clamp(1, MAX_DIALOGS);
+    let offset_id = request.offset_id;
+    ctx.blocking(move || {
+        // One more than asked, to know whether there is more.
+        let mut dialogs = backend.messages.dialogs(user, offset_id, limit + 1)?;
+        let partial = offset_id > 0 || dialogs.len() > limit;
+        dialogs.truncate(limit);
+        let tops: Vec<i32> = dialogs.iter().map(|dialog| dialog.top_message).collect();
+        let messages = backend.messages.get_messages(BoxId::User(user), &tops)?;
+        let users = backend.users_of(&messages, user)?;
+        let dialogs: Vec<enums::Dialog> = dialogs
+            .iter()
+            .map(|dialog| {
+                types::Dialog::new(
+                    objects::peer(dialog.peer),
+                    dialog.top_message,
+                    dialog.read_inbox_max_id,
+                    dialog.read_outbox_max_id,
+                    dialog.unread_count,
+                    0,
+                    0,
+                    0,
+                    objects::notify_settings(),
+                )
+                .into()
+            })
+            .collect();
+        let messages: Vec<enums::Message> = messages.iter().map(objects::message).collect();
+        Ok(if partial {
+            let count = backend.messages.dialog_count(user)?;
+            types::messages::DialogsSlice {
+                count: i32::try_from(count).unwrap_or(i32::MAX),
+                dialogs,
+                messages,
+                chats: Vec::new(),
+                users,
+            }
+            .into()
+        } else {
+            types::messages::Dialogs {
+                dialogs,
+                messages,
+                chats: Vec::new(),
+                users,
+            }
+            .into()
+        })
+    })
+    .await
+}
+
+/// `messages.affectedMessages` for the caller's box; the other boxes are told.
+fn affected(
+    ctx: &Ctx,
+    backend: &Arc<Backend>,
+    user: i64,
+    affected: Vec<Affected>,
+) -> Result<enums::messages::AffectedMessages, ApiError> {
+    let box_id = BoxId::User(user);
+    let (mine, others): (Vec<Affected>, Vec<Affected>) = affected
+        .into_iter()
+        .partition(|affected| affected.box_id == box_id);
+    let (pts, pts_count) = match mine.first() {
+        Some(affected) => (affected.pts, affected.pts_count),
+        None => (backend.messages.state(box_id)?.pts, 0),
+    };
+    notify_after(ctx, backend, others);
+    Ok(types::messages::AffectedMessages { pts, pts_count }.into())
+}
+
+/// `messages.readHistory` of a private chat.
+pub async fn read_history(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::ReadHistory,
+) -> Result<enums::messages::AffectedMessages, ApiError> {
+    let user = ctx.user()?;
+    let task_ctx = ctx.clone();
+    ctx.blocking(move || {
+        let target = backend.input_peer(user, &request.peer)?;
+        let changed = backend
+            .messages
+            .read_history(user, Peer::User(target), request.max_id)?;
+        affected(&task_ctx, &backend, user, changed)
+    })
+    .await
+}
+
+/// `messages.deleteMessages` (for everyone with `revoke`).
+pub async fn delete_messages(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::DeleteMessages,
+) -> Result<enums::messages::AffectedMessages, ApiError> {
+    let user = ctx.user()?;
+    let task_ctx = ctx.clone();
+    ctx.blocking(move || {
+        let changed = backend
+            .messages
+            .delete(BoxId::User(user), &request.id, request.revoke)?;
+        affected(&task_ctx, &backend, user, changed)
+    })
+    .await
+}
+
+/// `messages.editMessage` of the caller's own message: text and media.
+pub async fn edit_message(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::EditMessage,
+) -> Result<enums::Updates, ApiError> {
+    let user = ctx.user()?;
+    let task_ctx = ctx.clone();
+    ctx.blocking(move || {
+        let box_id = BoxId::User(user);
+        let invalid = || ApiError::bad_request("MESSAGE_ID_INVALID");
+        let current = backend
+            .messages
+            .get_messages(box_id, &[request.id])?
+            .into_iter()
+            .next()
+            .ok_or_else(invalid)?;
+        let body = match request.message {
+            Some(text) => text.into_bytes(),
+            None => current.body.clone(),
+        };
+        if body == current.body && request.media.is_none() {
+            return Err(ApiError::bad_request("MESSAGE_NOT_MODIFIED"));
+        }
+        let media = match &request.media {
+            Some(input) => Some(upload::media(&backend, user, input)?.to_bytes()),
+            None => current.media.clone(),
+        };
+        let changed = backend
+            .messages
+            .edit(user, box_id, request.id, body, media, now_unix())?;
+        let (mine, others): (Vec<Affected>, Vec<Affected>) = changed
+            .into_iter()
+            .partition(|affected| affected.box_id == box_id);
+        let edited = backend
+            .messages
+            .get_messages(box_id, &[request.id])?
+            .into_iter()
+            .next()
+            .ok_or_else(invalid)?;
+        let (pts, pts_count) = mine
+            .first()
+            .map_or((0, 0), |affected| (affected.pts, affected.pts_count));
+        notify_after(&task_ctx, &backend, others);
+        Ok(objects::updates(
+            vec![
+                types::UpdateEditMessage {
+                    message: objects::message(&edited),
+                    pts,
+                    pts_count,
+                }
+                .into(),
+            ],
+            backend.users_of(std::slice::from_ref(&edited), user)?,
+            now_unix(),
+        ))
+    })
+    .await
+}

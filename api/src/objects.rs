@@ -1,0 +1,270 @@
+//! Telegram objects built from what the stores keep: users, peers, messages, `updates`,
+//! `updates.State`, `updates.Difference`, the `config`.
+
+use std::net::SocketAddr;
+
+use columba_mtproto::tl::Deserializable as _;
+use columba_mtproto::tl::api::{enums, types};
+use columba_store::message::{Difference, Peer, StoredMessage, UpdateEntry, UpdateKind};
+
+use crate::access::AccessSecret;
+use crate::accounts::Account;
+
+/// The data centres clients are told about (`help.getConfig`, `help.getNearestDc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DcList {
+    /// The DC this server is.
+    pub this_dc: i32,
+    /// Every DC's id and address (this one's included).
+    pub options: Vec<(i32, SocketAddr)>,
+}
+
+impl DcList {
+    /// One DC, `this_dc`, at `address`.
+    pub fn single(this_dc: i32, address: SocketAddr) -> Self {
+        Self {
+            this_dc,
+            options: vec![(this_dc, address)],
+        }
+    }
+}
+
+/// `peerUser` of a user id.
+pub fn peer_user(user_id: i64) -> enums::Peer {
+    types::PeerUser { user_id }.into()
+}
+
+/// The Telegram peer of a stored peer.
+pub fn peer(peer: Peer) -> enums::Peer {
+    match peer {
+        Peer::User(id) => peer_user(id),
+        Peer::Chat(chat_id) => types::PeerChat { chat_id }.into(),
+        Peer::Channel(channel_id) => types::PeerChannel { channel_id }.into(),
+    }
+}
+
+/// A user as `viewer` sees it (the phone number only for the user itself).
+pub fn user(account: &Account, viewer: i64, access: &AccessSecret) -> enums::User {
+    let is_self = account.id == viewer;
+    types::User {
+        self_: is_self,
+        contact: !is_self,
+        mutual_contact: !is_self,
+        id: account.id,
+        access_hash: Some(access.user_hash(account.id)),
+        first_name: Some(account.first_name.clone()),
+        last_name: (!account.last_name.is_empty()).then(|| account.last_name.clone()),
+        username: account.username.clone(),
+        phone: (is_self && !account.phone.is_empty()).then(|| account.phone.clone()),
+        ..Default::default()
+    }
+    .into()
+}
+
+/// A stored message as its box's owner sees it. Media that no longer decodes (a schema
+/// change) is left out rather than failing the whole answer.
+pub fn message(stored: &StoredMessage) -> enums::Message {
+    let mut message = types::Message::new(
+        stored.id,
+        peer(stored.peer),
+        stored.date,
+        String::from_utf8_lossy(&stored.body).into_owned(),
+    );
+    message.out = stored.out;
+    message.from_id = Some(peer_user(stored.from));
+    message.edit_date = stored.edit_date;
+    message.media = stored
+        .media
+        .as_deref()
+        .and_then(|bytes| enums::MessageMedia::from_bytes(bytes).ok());
+    message.into()
+}
+
+/// An `updates` of these updates.
+pub fn updates(updates: Vec<enums::Update>, users: Vec<enums::User>, date: i32) -> enums::Updates {
+    types::Updates {
+        updates,
+        users,
+        chats: Vec::new(),
+        date,
+        seq: 0,
+    }
+    .into()
+}
+
+/// `updates.state` of a box at `pts`.
+pub fn state(pts: i32, date: i32) -> enums::updates::State {
+    types::updates::State {
+        pts,
+        qts: 0,
+        date,
+        seq: 0,
+        unread_count: 0,
+    }
+    .into()
+}
+
+/// Default notification settings.
+pub fn notify_settings() -> enums::PeerNotifySettings {
+    types::PeerNotifySettings::default().into()
+}
+
+/// The update of one log entry, as the box's owner sees it (`messages` holds the messages
+/// that new-message and edit entries refer to; an entry whose message is gone is `None`).
+pub fn update_of(entry: &UpdateEntry, messages: &[StoredMessage]) -> Option<enums::Update> {
+    let find = |id: i32| messages.iter().find(|message| message.id == id);
+    let (pts, pts_count) = (entry.pts, entry.pts_count);
+    Some(match &entry.kind {
+        UpdateKind::NewMessage { id } => types::UpdateNewMessage {
+            message: message(find(*id)?),
+            pts,
+            pts_count,
+        }
+        .into(),
+        UpdateKind::EditMessage { id } => types::UpdateEditMessage {
+            message: message(find(*id)?),
+            pts,
+            pts_count,
+        }
+        .into(),
+        UpdateKind::DeleteMessages { ids } => types::UpdateDeleteMessages {
+            messages: ids.clone(),
+            pts,
+            pts_count,
+        }
+        .into(),
+        UpdateKind::ReadInbox { peer: chat, max_id } => types::UpdateReadHistoryInbox {
+            folder_id: None,
+            peer: peer(*chat),
+            top_msg_id: None,
+            max_id: *max_id,
+            still_unread_count: 0,
+            pts,
+            pts_count,
+        }
+        .into(),
+        UpdateKind::ReadOutbox { peer: chat, max_id } => types::UpdateReadHistoryOutbox {
+            peer: peer(*chat),
+            max_id: *max_id,
+            pts,
+            pts_count,
+        }
+        .into(),
+    })
+}
+
+/// `updates.Difference` of a store [`Difference`]: `differenceEmpty`, `differenceTooLong`,
+/// or the changes (`difference` when complete, `differenceSlice` with the state reached
+/// otherwise). `users` are the users the messages name, as the caller sees them.
+pub fn difference(
+    difference: Difference,
+    users: impl FnOnce(&[StoredMessage]) -> Vec<enums::User>,
+    date: i32,
+) -> enums::updates::Difference {
+    match difference {
+        Difference::Empty { .. } => types::updates::DifferenceEmpty { date, seq: 0 }.into(),
+        Difference::TooLong { pts } => types::updates::DifferenceTooLong { pts }.into(),
+        Difference::Changes {
+            entries,
+            messages,
+            complete,
+            pts: box_pts,
+        } => {
+            let mut new_messages = Vec::new();
+            let mut other_updates = Vec::new();
+            for entry in &entries {
+                match update_of(entry, &messages) {
+                    Some(enums::Update::UpdateNewMessage(update)) => {
+                        new_messages.push(update.message);
+                    }
+                    Some(update) => other_updates.push(update),
+                    None => {}
+                }
+            }
+            let users = users(&messages);
+            let reached = entries.last().map_or(box_pts, |entry| entry.pts);
+            if complete {
+                types::updates::Difference {
+                    new_messages,
+                    new_encrypted_messages: Vec::new(),
+                    other_updates,
+                    chats: Vec::new(),
+                    users,
+                    state: state(box_pts, date),
+                }
+                .into()
+            } else {
+                types::updates::DifferenceSlice {
+                    new_messages,
+                    new_encrypted_messages: Vec::new(),
+                    other_updates,
+                    chats: Vec::new(),
+                    users,
+                    intermediate_state: state(reached, date),
+                }
+                .into()
+            }
+        }
+    }
+}
+
+/// A `config` naming the DCs of `dcs`, with Telegram's usual limits.
+pub fn config(dcs: &DcList, now: i32) -> enums::Config {
+    types::Config {
+        date: now,
+        expires: now.saturating_add(3600),
+        test_mode: false,
+        this_dc: dcs.this_dc,
+        dc_options: dcs
+            .options
+            .iter()
+            .map(|(id, address)| {
+                types::DcOption {
+                    ipv6: address.is_ipv6(),
+                    id: *id,
+                    ip_address: address.ip().to_string(),
+                    port: i32::from(address.port()),
+                    ..Default::default()
+                }
+                .into()
+            })
+            .collect(),
+        chat_size_max: 200,
+        megagroup_size_max: 200_000,
+        forwarded_count_max: 100,
+        online_update_period_ms: 210_000,
+        offline_blur_timeout_ms: 5_000,
+        offline_idle_timeout_ms: 30_000,
+        online_cloud_timeout_ms: 300_000,
+        notify_cloud_delay_ms: 30_000,
+        notify_default_delay_ms: 1_500,
+        push_chat_period_ms: 60_000,
+        push_chat_limit: 2,
+        edit_time_limit: 172_800,
+        revoke_time_limit: i32::MAX,
+        revoke_pm_time_limit: i32::MAX,
+        rating_e_decay: 2_419_200,
+        stickers_recent_limit: 200,
+        channels_read_media_period: 604_800,
+        call_receive_timeout_ms: 20_000,
+        call_ring_timeout_ms: 90_000,
+        call_connect_timeout_ms: 30_000,
+        call_packet_timeout_ms: 10_000,
+        me_url_prefix: "https://t.me/".to_owned(),
+        caption_length_max: 1024,
+        message_length_max: crate::messages::MAX_TEXT_CHARS as i32,
+        webfile_dc_id: dcs.this_dc,
+        ..Default::default()
+    }
+    .into()
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> i32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    i32::try_from(secs).unwrap_or(i32::MAX)
+}

@@ -1,0 +1,95 @@
+//! `users` (and `contacts.resolveUsername`): users by id, the full user, users by username.
+
+use std::sync::Arc;
+
+use columba_mtproto::tl::api::{enums, functions, types};
+
+use crate::backend::Backend;
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::objects;
+use crate::router::Router;
+
+/// Users asked for at most in one `users.getUsers`.
+pub const MAX_GET_USERS: usize = 200;
+
+/// `users.getUsers`, `users.getFullUser`, `contacts.resolveUsername`.
+pub fn router(backend: Arc<Backend>) -> Router {
+    Router::new()
+        .route_with(backend.clone(), get_users)
+        .route_with(backend.clone(), get_full_user)
+        .route_with(backend, resolve_username)
+}
+
+/// `users.getUsers`: the users whose `InputUser` checks, in the order asked; the others
+/// are left out, as Telegram does.
+pub async fn get_users(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::users::GetUsers,
+) -> Result<Vec<enums::User>, ApiError> {
+    let viewer = ctx.user()?;
+    if request.id.len() > MAX_GET_USERS {
+        return Err(ApiError::bad_request("LIMIT_INVALID"));
+    }
+    ctx.blocking(move || {
+        let mut users = Vec::new();
+        for input in &request.id {
+            if let Ok(id) = backend.input_user(viewer, input) {
+                users.extend(backend.user_object(id, viewer)?);
+            }
+        }
+        Ok(users)
+    })
+    .await
+}
+
+/// `users.getFullUser`: the user with empty settings (no about, no photo yet).
+pub async fn get_full_user(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::users::GetFullUser,
+) -> Result<enums::users::UserFull, ApiError> {
+    let viewer = ctx.user()?;
+    ctx.blocking(move || {
+        let target = backend.input_user(viewer, &request.id)?;
+        let user = backend
+            .user_object(target, viewer)?
+            .ok_or_else(|| ApiError::bad_request("USER_ID_INVALID"))?;
+        let full_user = types::UserFull::new(
+            target,
+            types::PeerSettings::default().into(),
+            objects::notify_settings(),
+            0,
+        );
+        Ok(types::users::UserFull {
+            full_user: full_user.into(),
+            chats: Vec::new(),
+            users: vec![user],
+        }
+        .into())
+    })
+    .await
+}
+
+/// `contacts.resolveUsername`: `USERNAME_NOT_OCCUPIED` when no one has it.
+pub async fn resolve_username(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::contacts::ResolveUsername,
+) -> Result<enums::contacts::ResolvedPeer, ApiError> {
+    let viewer = ctx.user()?;
+    ctx.blocking(move || {
+        let found = backend
+            .accounts
+            .by_username(&request.username)?
+            .ok_or_else(|| ApiError::bad_request("USERNAME_NOT_OCCUPIED"))?;
+        Ok(types::contacts::ResolvedPeer {
+            peer: objects::peer_user(found.id),
+            chats: Vec::new(),
+            users: vec![objects::user(&found, viewer, &backend.access)],
+        }
+        .into())
+    })
+    .await
+}

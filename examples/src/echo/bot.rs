@@ -1,0 +1,182 @@
+//! The `@echo` user: every message sent to it comes back with the same text and media.
+//!
+//! It is the stock `messages.sendMessage` and `messages.sendMedia` of `columba-api`,
+//! wrapped: the message is stored by [`messages::send`], and when it went to the echo user
+//! the reply is stored and pushed to the sender after the answer. The reply's random id
+//! follows from the message it answers, so that echoing one message twice stores one reply:
+//! a resent message asks for its echo again, and a start makes up the replies a stop cut
+//! off ([`Echo::catch_up`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use columba_api::messages::{self, Outgoing, Sent};
+use columba_api::{ApiError, Backend, Ctx, Router, updates};
+use columba_mtproto::tl::api::{enums, functions};
+use columba_session::runtime::ServerHandle;
+use columba_store::MessageError;
+use columba_store::message::{Affected, BoxId, HistoryQuery, Peer};
+
+use super::users::{ECHO_USER_ID, Users};
+
+/// The echo user's behaviour.
+#[derive(Debug)]
+pub struct Echo {
+    backend: Arc<Backend>,
+    users: Arc<Users>,
+}
+
+impl Echo {
+    /// The echo over `backend`, whose accounts are `users`.
+    pub fn new(backend: Arc<Backend>, users: Arc<Users>) -> Arc<Self> {
+        Arc::new(Self { backend, users })
+    }
+
+    /// `messages.sendMessage` and `messages.sendMedia`, echoing what goes to the echo user.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route_with(
+                self.clone(),
+                |ctx, echo: Arc<Self>, request: functions::messages::SendMessage| async move {
+                    let user = ctx.user()?;
+                    let backend = echo.backend.clone();
+                    let outgoing = ctx
+                        .blocking(move || messages::outgoing_text(&backend, user, request))
+                        .await?;
+                    echo.send(ctx, outgoing).await
+                },
+            )
+            .route_with(
+                self.clone(),
+                |ctx, echo: Arc<Self>, request: functions::messages::SendMedia| async move {
+                    let user = ctx.user()?;
+                    let backend = echo.backend.clone();
+                    let outgoing = ctx
+                        .blocking(move || messages::outgoing_media(&backend, user, request))
+                        .await?;
+                    echo.send(ctx, outgoing).await
+                },
+            )
+    }
+
+    async fn send(
+        self: Arc<Self>,
+        ctx: Ctx,
+        outgoing: Outgoing,
+    ) -> Result<enums::Updates, ApiError> {
+        let sent = messages::send(&ctx, &self.backend, outgoing).await?;
+        if sent.target == ECHO_USER_ID && sent.sender != ECHO_USER_ID {
+            // Even a repeated send asks for the echo: the server may have stopped between
+            // the message and its reply, and the client's resend is the moment to make up
+            // for it (a reply that exists is not stored twice).
+            let server = ctx.server().clone();
+            let echo = self.clone();
+            let Sent {
+                sender, message, ..
+            } = sent.clone();
+            ctx.after(move || {
+                echo.reply(&server, sender, message.body, message.media, message.id);
+            });
+        } else {
+            sent.notify_recipient(&ctx, &self.backend);
+        }
+        Ok(sent.updates)
+    }
+
+    /// The echo user answers `user`'s message `source` with `text` and `media`; `true` if a
+    /// reply was stored now (`false`: it was there already, or the store failed).
+    fn reply(
+        &self,
+        server: &ServerHandle,
+        user: i64,
+        text: Vec<u8>,
+        media: Option<Vec<u8>>,
+        source: i32,
+    ) -> bool {
+        let random_id = (user as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(source as u64) as i64;
+        let reply = Outgoing::new(
+            user,
+            random_id,
+            String::from_utf8_lossy(&text).into_owned(),
+            media,
+        );
+        match self
+            .backend
+            .messages
+            .send(&messages::private_message(ECHO_USER_ID, &reply))
+        {
+            Ok(outcome) if !outcome.repeated => {
+                if let Some(theirs) = outcome.deliveries.get(1) {
+                    let affected = Affected {
+                        box_id: theirs.box_id,
+                        pts: theirs.pts,
+                        pts_count: 1,
+                    };
+                    updates::notify(server, &self.backend, affected);
+                }
+                true
+            }
+            Ok(_) => false,
+            // The same reply is being stored right now (a resend raced the start's
+            // catch-up): it is answered.
+            Err(MessageError::RandomIdDuplicate) => false,
+            Err(error) => {
+                tracing::warn!(%error, "the echo could not answer");
+                false
+            }
+        }
+    }
+
+    /// Answers the messages to the echo user that a stop cut off before their reply: the
+    /// newest `per_user` messages of every user's chat with the echo are echoed again, and
+    /// the replies that exist already are not stored twice. Returns how many replies were
+    /// made up. Run once at start, before or while serving; it stops between two users
+    /// once `stop` is set.
+    pub fn catch_up(&self, server: &ServerHandle, per_user: i32, stop: &AtomicBool) -> usize {
+        let mut made_up = 0;
+        for user in self.users.ids() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if user == ECHO_USER_ID {
+                continue;
+            }
+            let query = HistoryQuery {
+                offset_id: 0,
+                offset_date: 0,
+                add_offset: 0,
+                limit: per_user,
+                max_id: 0,
+                min_id: 0,
+            };
+            let page = match self.backend.messages.get_history(
+                BoxId::User(user),
+                Peer::User(ECHO_USER_ID),
+                &query,
+            ) {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, user, "echo catch-up: history unreadable");
+                    continue;
+                }
+            };
+            // Oldest first, so that made-up replies come in the order of their messages.
+            for message in page
+                .messages
+                .into_iter()
+                .rev()
+                .filter(|message| message.out)
+            {
+                if self.reply(server, user, message.body, message.media, message.id) {
+                    made_up += 1;
+                }
+            }
+        }
+        if made_up > 0 {
+            tracing::info!(made_up, "echo replies a stop had cut off were sent");
+        }
+        made_up
+    }
+}
