@@ -461,7 +461,7 @@ pub async fn edit_message(
         }
         let media = match &request.media {
             Some(input) => Some(upload::media(&backend, user, input)?.to_bytes()),
-            None => current.media.clone(),
+            None => current.media,
         };
         let changed = backend
             .messages

@@ -243,6 +243,11 @@ impl Endpoint {
         &self.config
     }
 
+    /// Whether the key is in use here: cached, or carrying sessions.
+    pub fn has_key(&self, auth_key_id: i64) -> bool {
+        self.keys.contains_key(&auth_key_id) || self.of_key.contains_key(&auth_key_id)
+    }
+
     /// Sessions held.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -498,3 +498,100 @@ async fn updates_travel_through_the_update_bus() {
         .unwrap();
     assert_eq!(update, request(99));
 }
+
+/// The sweep, with a simulated clock: a connected client's key stays though it never signed
+/// in, keys of a flood that went away go, a signed-in key and a young key stay, an expired
+/// temporary key and an abandoned upload go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_what_nobody_uses_and_keeps_what_is_in_use() {
+    use columba_store::auth_key::{AuthKeyRecord, KeyLifetime};
+    use columba_store::{FileStore, MemoryFileStore};
+
+    let files = Arc::new(MemoryFileStore::new());
+    let sweep_files: Arc<dyn FileStore> = files.clone();
+    let running = start(move |options| {
+        options.housekeeping.files = Some(sweep_files);
+        options.housekeeping.unsigned_key_age = Some(Duration::from_secs(3600));
+    })
+    .await;
+    let connector = Arc::new(TcpConnector::new(running.addr));
+    let client = Client::connect(
+        connector,
+        client_options(Framing::Intermediate, false),
+        None,
+    )
+    .await
+    .unwrap();
+    client.invoke(request(1)).await.unwrap().unwrap();
+    let connected = client.saved_key().auth_key.id();
+    let created = running.store.get(connected).unwrap().unwrap().created_at;
+
+    let record =
+        |id: i64, lifetime: KeyLifetime, created_at: i64, user_id: Option<i64>| AuthKeyRecord {
+            auth_key_id: id,
+            key: [id as u8; 256],
+            lifetime,
+            created_at,
+            dc: None,
+            user_id,
+        };
+    for id in 1..=1000 {
+        running
+            .store
+            .insert(record(id, KeyLifetime::Permanent, created, None))
+            .unwrap();
+    }
+    running
+        .store
+        .insert(record(2001, KeyLifetime::Permanent, created, Some(7)))
+        .unwrap();
+    running
+        .store
+        .insert(record(
+            2002,
+            KeyLifetime::Permanent,
+            created + 3 * 3600,
+            None,
+        ))
+        .unwrap();
+    let expires_at = created + 60;
+    running
+        .store
+        .insert(record(
+            2003,
+            KeyLifetime::Temporary { expires_at },
+            created,
+            None,
+        ))
+        .unwrap();
+    files.save_part(7, 99, 0, b"abandoned", created).unwrap();
+
+    // Three hours and a second later: the unfinished upload (three hours) and the
+    // unsigned keys (one hour) are old enough; key 2002, made just now, is not.
+    let server = running.server.clone();
+    let report = tokio::task::spawn_blocking(move || server.sweep(created + 3 * 3600 + 1))
+        .await
+        .unwrap();
+    assert_eq!(report.unsigned_keys, 1000, "{report:?}");
+    assert_eq!(report.expired_keys, 1, "{report:?}");
+    assert_eq!(report.uploads, 1, "{report:?}");
+    assert!(
+        running.store.contains(connected).unwrap(),
+        "the connected client's key stays"
+    );
+    assert!(
+        running.store.contains(2001).unwrap(),
+        "a signed-in key stays"
+    );
+    assert!(!running.store.contains(500).unwrap());
+    assert!(running.store.contains(2002).unwrap(), "a young key stays");
+    // The connected client goes on.
+    client.invoke(request(2)).await.unwrap().unwrap();
+    // And a sweep long after keeps the young key only while it is young.
+    let server = running.server.clone();
+    let later = tokio::task::spawn_blocking(move || server.sweep(created + 3 * 3600 + 3601))
+        .await
+        .unwrap();
+    assert_eq!(later.unsigned_keys, 1);
+    assert!(!running.store.contains(2002).unwrap());
+}

@@ -14,7 +14,7 @@
 //!   with reference counts, expiry of unfinished uploads; [`MemoryFileStore`].
 //!
 //! - [`keys`], [`codec`] and [`shard`]: the storage keys, value encodings and shard map the
-//!   RocksDB backend will use (`docs/storage-format.md`).
+//!   RocksDB backend uses (`docs/storage-format.md`).
 //!
 //! - [`rocks`] (feature `rocksdb`, on by default): [`RocksMessageStore`], the sharded,
 //!   crash-safe RocksDB backend of [`MessageStore`], and [`RocksAuthKeyStore`].

@@ -44,6 +44,13 @@ impl AuthKeyStore for TempStore {
     fn remove_expired(&self, now: i64) -> Result<usize, AuthKeyError> {
         self.store.remove_expired(now)
     }
+    fn remove_unsigned(
+        &self,
+        created_before: i64,
+        in_use: &dyn Fn(i64) -> bool,
+    ) -> Result<usize, AuthKeyError> {
+        self.store.remove_unsigned(created_before, in_use)
+    }
 }
 
 #[test]
@@ -110,4 +117,51 @@ fn relaxed_durability_is_refused_for_keys() {
         Durability::Periodic(std::time::Duration::from_secs(1)),
     );
     assert!(matches!(refused, Err(OpenError::Options(_))));
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// An anonymous handshake flood (thousands of keys that never sign in) does not grow the
+/// data directory for ever: the sweep, with a clock past the keys' age, gives the space back.
+#[test]
+fn a_sweep_of_unsigned_keys_gives_the_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    const FLOOD: i64 = 5_000;
+    {
+        let store = RocksAuthKeyStore::open(dir.path(), Durability::Sync).unwrap();
+        for id in 1..=FLOOD {
+            store.insert(record(id, KeyLifetime::Permanent)).unwrap();
+        }
+        store.insert(record_with_user(FLOOD + 1, 77)).unwrap();
+    }
+    // Reopened, so that what the flood wrote is in table files, not only the log.
+    let flooded = {
+        let _store = RocksAuthKeyStore::open(dir.path(), Durability::Sync).unwrap();
+        dir_size(dir.path())
+    };
+    {
+        let store = RocksAuthKeyStore::open(dir.path(), Durability::Sync).unwrap();
+        // `record` keys are created at 1 000; the simulated clock is past their age.
+        assert_eq!(
+            store.remove_unsigned(1_001, &|_| false).unwrap(),
+            FLOOD as usize
+        );
+        assert!(
+            store.contains(FLOOD + 1).unwrap(),
+            "the signed-in key stays"
+        );
+    }
+    let swept = {
+        let _store = RocksAuthKeyStore::open(dir.path(), Durability::Sync).unwrap();
+        dir_size(dir.path())
+    };
+    assert!(
+        flooded > 1_000_000 && swept * 3 < flooded,
+        "{flooded} bytes after the flood, {swept} after the sweep"
+    );
 }

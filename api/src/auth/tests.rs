@@ -220,8 +220,10 @@ async fn wrong_codes_use_up_attempts_and_codes_expire() {
 
 #[tokio::test]
 async fn codes_per_number_are_limited_with_flood_wait() {
-    let mut options = LoginOptions::default();
-    options.codes_per_window = 2;
+    let options = LoginOptions {
+        codes_per_window: 2,
+        ..LoginOptions::default()
+    };
     let f = fixture(options);
     f.send_code("15550004").await.unwrap();
     f.send_code("15550004").await.unwrap();
@@ -240,8 +242,10 @@ async fn codes_per_number_are_limited_with_flood_wait() {
 
 #[tokio::test]
 async fn pending_numbers_are_bounded() {
-    let mut options = LoginOptions::default();
-    options.max_pending = 3;
+    let options = LoginOptions {
+        max_pending: 3,
+        ..LoginOptions::default()
+    };
     let f = fixture(options);
     for phone in ["1001", "1002", "1003"] {
         f.send_code(phone).await.unwrap();

@@ -131,7 +131,8 @@ fn batch(
     runtime.block_on(async {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
-        for client in clients.iter().cloned() {
+        for client in clients {
+            let client = Arc::clone(client);
             tasks.spawn(async move {
                 let requests = requests();
                 for round in 0..ROUNDS {

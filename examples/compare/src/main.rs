@@ -20,6 +20,7 @@ mod api;
 mod crypto;
 mod files;
 mod handshake;
+mod push;
 mod server;
 mod session;
 mod store;

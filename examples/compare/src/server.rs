@@ -13,6 +13,8 @@
 //!   (`columba_session::runtime::Client`: a driver task per connection, requests and answers
 //!   handed over by channels), against the same peer.
 //!
+//! - `push_one_user_10k`: see [`super::push`].
+//!
 //! Everything runs on one multi-threaded tokio runtime (a worker per core), clients and
 //! servers alike. The p99 of each side's round trips is printed on stderr.
 #![allow(
@@ -53,7 +55,7 @@ const ROUNDS: usize = 20;
 const PAYLOAD: usize = 64;
 
 /// Answers every query with its own bytes.
-struct Echo;
+pub(crate) struct Echo;
 
 impl Service for Echo {
     fn call(&self, _: RequestContext, request: Bytes) -> BoxFuture<'_, RpcOutcome> {
@@ -73,7 +75,7 @@ static QUERY: [u8; PAYLOAD] = {
 };
 
 /// The query, made once: both sides send bytes they already have.
-fn query() -> Bytes {
+pub(crate) fn query() -> Bytes {
     Bytes::from_static(&QUERY)
 }
 
@@ -375,4 +377,5 @@ pub(crate) fn run() {
         let peer = p99(&mut peer_latency.lock().expect("samples"));
         eprintln!("{bench} p99: ours {ours:.0} µs, plain_tcp_echo {peer:.0} µs");
     }
+    super::push::run(&runtime, &key);
 }

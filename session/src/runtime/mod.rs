@@ -13,7 +13,7 @@ pub use io::{
     Accepted, ByteStream, Connector, Listener, MemoryConnector, MemoryListener, TcpAcceptor,
     TcpConnector, memory_transport,
 };
-pub use server::{Server, ServerHandle, ServerOptions, ServerStats};
+pub use server::{Housekeeping, Server, ServerHandle, ServerOptions, ServerStats, SweepReport};
 
 /// Seals the message [`crate::ServerSession::poll_transmit`] or
 /// [`crate::ClientSession::poll_transmit`] wrote into `buf`, with minimal padding and a fresh

@@ -31,6 +31,7 @@ use columba_mtproto::handshake::{self, ServerHandshake};
 use columba_mtproto::message::{EncryptedHeader, open};
 use columba_mtproto::time::Now;
 use columba_mtproto::transport::{self, ERROR_FLOOD, Frame, Outgoing, Transport};
+use columba_store::FileStore;
 use columba_store::auth_key::{AuthKeyStore, KeyLifetime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
@@ -78,6 +79,57 @@ pub struct ServerOptions {
     /// A write to a connection that takes longer than this closes it (a client that stops
     /// reading must not hold its connection, or the server's memory, for ever).
     pub write_timeout: Duration,
+    /// What the runtime sweeps from the stores on a schedule.
+    pub housekeeping: Housekeeping,
+}
+
+/// The runtime's sweeps of the stores ([`Server::sweep`], run every [`Self::interval`] while
+/// serving): expired temporary keys, permanent keys nobody signed in with, and abandoned
+/// uploads.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Housekeeping {
+    /// How often the sweep runs. Default 10 minutes.
+    pub interval: Duration,
+    /// Permanent keys that never had a user signed in, are not in use here (no session, not
+    /// cached) and are older than this are removed; `None` keeps them. Default 1 day: a
+    /// client that made a key and went away has no use for it, and an anonymous handshake
+    /// flood must not grow the key store for ever.
+    pub unsigned_key_age: Option<Duration>,
+    /// A file store whose abandoned uploads are swept ([`FileStore::sweep`]), if any.
+    pub files: Option<Arc<dyn FileStore>>,
+}
+
+impl Default for Housekeeping {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(600),
+            unsigned_key_age: Some(Duration::from_secs(86_400)),
+            files: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Housekeeping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Housekeeping")
+            .field("interval", &self.interval)
+            .field("unsigned_key_age", &self.unsigned_key_age)
+            .field("files", &self.files.is_some())
+            .finish()
+    }
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SweepReport {
+    /// Temporary keys past their expiry.
+    pub expired_keys: usize,
+    /// Permanent keys nobody signed in with.
+    pub unsigned_keys: usize,
+    /// Uploads abandoned past their expiry.
+    pub uploads: usize,
 }
 
 impl ServerOptions {
@@ -99,6 +151,7 @@ impl ServerOptions {
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            housekeeping: Housekeeping::default(),
         }
     }
 }
@@ -264,6 +317,14 @@ impl Server {
         }
     }
 
+    /// Runs the sweeps of [`ServerOptions::housekeeping`] once, as of `now` (Unix seconds):
+    /// what [`Self::serve`] does on a schedule, public for tools and tests with a simulated
+    /// clock. Blocking (store calls): call it from the blocking pool. A failing store is
+    /// logged and the other sweeps still run.
+    pub fn sweep(&self, now: i64) -> SweepReport {
+        self.shared.sweep(now)
+    }
+
     /// Tells the endpoint that a key changed in the store (bound, signed in or out).
     pub fn refresh_key(&self, auth_key_id: i64) {
         self.shared.refresh_key(auth_key_id);
@@ -281,6 +342,7 @@ impl Server {
         let shared = self.shared.clone();
         let mut tasks = JoinSet::new();
         tasks.spawn(timer_loop(shared.clone()));
+        tasks.spawn(housekeeping_loop(shared.clone()));
         if let Some(bus) = &shared.bus {
             let mut subscription = bus.subscribe();
             let shared = shared.clone();
@@ -397,7 +459,53 @@ impl ServerHandle {
     }
 }
 
+/// Sweeps the stores every [`Housekeeping::interval`], off the runtime's workers.
+async fn housekeeping_loop(shared: Arc<Shared>) {
+    let interval = shared
+        .options
+        .housekeeping
+        .interval
+        .max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(interval).await;
+        let sweeping = shared.clone();
+        let now = i64::try_from(now().unix.as_secs()).unwrap_or(i64::MAX);
+        match tokio::task::spawn_blocking(move || sweeping.sweep(now)).await {
+            Ok(report) if report != SweepReport::default() => {
+                tracing::info!(?report, "housekeeping");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "housekeeping failed"),
+        }
+    }
+}
+
 impl Shared {
+    fn sweep(&self, now: i64) -> SweepReport {
+        let housekeeping = &self.options.housekeeping;
+        let mut report = SweepReport::default();
+        match self.store.remove_expired(now) {
+            Ok(count) => report.expired_keys = count,
+            Err(error) => tracing::warn!(%error, "sweep of expired keys failed"),
+        }
+        if let Some(age) = housekeeping.unsigned_key_age {
+            let before = now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+            // A key is in use while its shard caches it or holds its sessions.
+            let in_use = |id: i64| self.endpoint.of(id).has_key(id);
+            match self.store.remove_unsigned(before, &in_use) {
+                Ok(count) => report.unsigned_keys = count,
+                Err(error) => tracing::warn!(%error, "sweep of unsigned keys failed"),
+            }
+        }
+        if let Some(files) = &housekeeping.files {
+            match files.sweep(now) {
+                Ok(count) => report.uploads = count,
+                Err(error) => tracing::warn!(%error, "sweep of uploads failed"),
+            }
+        }
+        report
+    }
+
     /// Forgets what the endpoint caches about a key, in every shard: temporary keys bound to
     /// a permanent key live in shards of their own.
     fn refresh_key(&self, auth_key_id: i64) {

@@ -36,6 +36,54 @@ pub fn run_all(factory: Factory<'_>) {
     expiry_and_sweep(factory);
     removal_drops_bindings(factory);
     users(factory);
+    unsigned_keys_sweep(factory);
+}
+
+/// Permanent keys nobody signed in with go once old enough, unless in use; signed-in keys,
+/// young keys and temporary keys stay; a removed key's binding goes with it.
+pub fn unsigned_keys_sweep(factory: Factory<'_>) {
+    let store = factory();
+    let mut old = record(1, KeyLifetime::Permanent);
+    old.created_at = 100;
+    store.insert(old).unwrap();
+    let mut busy = record(2, KeyLifetime::Permanent);
+    busy.created_at = 100;
+    store.insert(busy).unwrap();
+    let mut signed = record(3, KeyLifetime::Permanent);
+    signed.created_at = 100;
+    store.insert(signed).unwrap();
+    store.set_user(3, Some(77)).unwrap();
+    let mut young = record(4, KeyLifetime::Permanent);
+    young.created_at = 5_000;
+    store.insert(young).unwrap();
+    let mut temporary = record(5, temp(90_000));
+    temporary.created_at = 100;
+    store.insert(temporary).unwrap();
+    store.bind_temp(5, 1, 90_000, 200).unwrap();
+
+    let in_use = |id: i64| id == 2;
+    assert_eq!(store.remove_unsigned(1_000, &in_use).unwrap(), 1);
+    assert!(!store.contains(1).unwrap(), "old, unsigned, unused: gone");
+    for id in [2, 3, 4, 5] {
+        assert!(store.contains(id).unwrap(), "key {id} stays");
+    }
+    assert!(
+        matches!(
+            store.resolve(5, 300),
+            Err(AuthKeyError::Unbound(5) | AuthKeyError::Expired(5))
+        ),
+        "the binding to the removed key went with it"
+    );
+    assert_eq!(
+        store.remove_unsigned(1_000, &in_use).unwrap(),
+        0,
+        "nothing twice"
+    );
+    assert_eq!(
+        store.remove_unsigned(10_000, &|_| false).unwrap(),
+        2,
+        "busy and young, later"
+    );
 }
 
 /// Keys round-trip; a taken id is refused and the original stays.

@@ -191,6 +191,30 @@ impl AuthKeyStore for MemoryAuthKeyStore {
         }
         Ok(expired.len())
     }
+
+    fn remove_unsigned(
+        &self,
+        created_before: i64,
+        in_use: &dyn Fn(i64) -> bool,
+    ) -> Result<usize, AuthKeyError> {
+        let mut inner = self.lock();
+        let unsigned: Vec<i64> = inner
+            .keys
+            .values()
+            .filter(|record| {
+                record.lifetime == KeyLifetime::Permanent
+                    && record.user_id.is_none()
+                    && record.created_at < created_before
+                    && !in_use(record.auth_key_id)
+            })
+            .map(|record| record.auth_key_id)
+            .collect();
+        for id in &unsigned {
+            inner.unbind_perm(*id);
+            inner.keys.remove(id);
+        }
+        Ok(unsigned.len())
+    }
 }
 
 #[cfg(test)]

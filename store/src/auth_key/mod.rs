@@ -144,6 +144,17 @@ pub trait AuthKeyStore: Send + Sync {
 
     /// Deletes temporary keys (and bindings) expired at `now`; how many keys went.
     fn remove_expired(&self, now: i64) -> Result<usize, AuthKeyError>;
+
+    /// Deletes permanent keys that never had a user signed in and were created before
+    /// `created_before` (Unix seconds), except those `in_use` says are (a live session), with
+    /// their bindings; how many keys went. An anonymous handshake flood must not grow the
+    /// store without bound: Telegram drops such keys too. Backends may scan every key, so
+    /// call it on a schedule, not per request.
+    fn remove_unsigned(
+        &self,
+        created_before: i64,
+        in_use: &dyn Fn(i64) -> bool,
+    ) -> Result<usize, AuthKeyError>;
 }
 
 #[cfg(any(test, feature = "testing"))]

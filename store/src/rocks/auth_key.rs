@@ -289,4 +289,45 @@ impl AuthKeyStore for RocksAuthKeyStore {
         }
         Ok(expired.len())
     }
+
+    fn remove_unsigned(
+        &self,
+        created_before: i64,
+        in_use: &dyn Fn(i64) -> bool,
+    ) -> Result<usize, AuthKeyError> {
+        let _writer = self.lock();
+        let reader = self.instance.latest();
+        let mut unsigned = Vec::new();
+        {
+            let mut walk = reader.range(&[Prefix::AuthKey as u8]).map_err(backend)?;
+            walk.first();
+            while let Some((_, value)) = walk.item().map_err(backend)? {
+                let record = decode_auth_key(value)
+                    .map_err(|error| AuthKeyError::Backend(format!("key store: {error}")))?;
+                if record.lifetime == KeyLifetime::Permanent
+                    && record.user_id.is_none()
+                    && record.created_at < created_before
+                    && !in_use(record.auth_key_id)
+                {
+                    unsigned.push(record.auth_key_id);
+                }
+                walk.next();
+            }
+        }
+        // In batches: one synced write per thousand keys, not one per key.
+        for chunk in unsigned.chunks(1000) {
+            let mut ops = Vec::new();
+            for id in chunk {
+                Self::unbind_perm(&reader, *id, &mut ops)?;
+                ops.push(BatchOp::delete(keys::auth_key(Prefix::AuthKey, *id)));
+            }
+            self.write(&ops)?;
+        }
+        if !unsigned.is_empty() {
+            self.instance
+                .compact_prefix(&[Prefix::AuthKey as u8])
+                .map_err(backend)?;
+        }
+        Ok(unsigned.len())
+    }
 }

@@ -246,6 +246,15 @@ impl Instance {
     }
 
     /// A ticker of the engine's statistics.
+    /// Compacts the rows under `prefix`, so that the space of deleted rows comes back now
+    /// rather than at the engine's next compaction of them.
+    pub(crate) fn compact_prefix(&self, prefix: &[u8]) -> Result<(), MessageError> {
+        let cf = self.cf_of(prefix)?;
+        self.db
+            .compact_range_cf(cf, Some(prefix), prefix_end(prefix).as_deref());
+        Ok(())
+    }
+
     pub(crate) fn ticker(&self, ticker: rocksdb::statistics::Ticker) -> u64 {
         self.options.get_ticker_count(ticker)
     }
