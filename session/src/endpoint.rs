@@ -12,7 +12,8 @@
 //! outlives its connections: when a connection closes, its sessions keep what the client has
 //! not acknowledged, and send it again on the next connection that carries them.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +52,7 @@ pub fn key_record(
 pub struct ConnectionId(pub u64);
 
 /// A session: the auth key it uses and its id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionKey {
     /// The key messages of this session are encrypted with.
     pub auth_key_id: i64,
@@ -178,6 +179,9 @@ struct Slot {
     session: ServerSession,
     connection: Option<ConnectionId>,
     last_active: Instant,
+    /// The deadline this session has in [`Endpoint::timers`], if any: never later than
+    /// its true next deadline (an entry that comes due early is looked at and put back).
+    scheduled: Option<Instant>,
 }
 
 /// The server's sessions, by key and session id.
@@ -199,6 +203,11 @@ pub struct Endpoint {
     first_salts: HashMap<i64, (i64, i64)>,
     /// Keys destroyed, whose last answer has yet to go out.
     doomed: Vec<i64>,
+    /// The sessions' deadlines, earliest first, so that a timer visits the sessions due
+    /// and not every session. An entry is current when it equals its slot's `scheduled`;
+    /// the others (a session gone, or given an earlier entry) are dropped when they come
+    /// up, and the heap is rebuilt when they outnumber the sessions.
+    timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
     events: std::collections::VecDeque<EndpointEvent>,
 }
 
@@ -229,6 +238,7 @@ impl Endpoint {
             of_user: HashMap::new(),
             first_salts: HashMap::new(),
             doomed: Vec::new(),
+            timers: BinaryHeap::new(),
             events: std::collections::VecDeque::new(),
         }
     }
@@ -389,6 +399,7 @@ impl Endpoint {
                     session,
                     connection: None,
                     last_active: now.monotonic,
+                    scheduled: None,
                 },
             );
         }
@@ -456,6 +467,7 @@ impl Endpoint {
         let Some(keys) = self.of_user.get(&user_id) else {
             return 0;
         };
+        let idle = self.config.session_idle_timeout;
         let mut delivered = 0;
         for &auth_key_id in keys {
             let Some(session_ids) = self.of_key.get(&auth_key_id) else {
@@ -477,6 +489,7 @@ impl Endpoint {
                     if !connections.contains(&connection) {
                         connections.push(connection);
                     }
+                    Self::schedule(&mut self.timers, idle, key, slot);
                 }
             }
         }
@@ -530,6 +543,8 @@ impl Endpoint {
                 continue;
             };
             if let Some(header) = slot.session.poll_transmit(now, buf) {
+                let idle = self.config.session_idle_timeout;
+                Self::schedule(&mut self.timers, idle, *key, slot);
                 found = Some((auth_key, header));
                 break;
             }
@@ -554,10 +569,13 @@ impl Endpoint {
 
     /// The connection is gone: its sessions wait for the next one.
     pub fn connection_closed(&mut self, connection: ConnectionId) {
+        let idle = self.config.session_idle_timeout;
         for key in self.by_connection.remove(&connection).unwrap_or_default() {
             if let Some(slot) = self.sessions.get_mut(&key) {
                 if slot.connection == Some(connection) {
                     slot.connection = None;
+                    // From now on it has an idle deadline.
+                    Self::schedule(&mut self.timers, idle, key, slot);
                 }
             }
         }
@@ -570,67 +588,102 @@ impl Endpoint {
 
     /// When [`Self::handle_timeout`] has work next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions
-            .values()
-            .filter_map(|slot| match slot.connection {
-                // Acks are due only where they can be sent.
-                Some(_) => slot.session.poll_timeout(),
-                None => {
-                    let idle = slot.last_active + self.config.session_idle_timeout;
-                    let own = slot.session.poll_timeout_detached();
-                    [Some(idle), own].into_iter().flatten().min()
-                }
-            })
-            .min()
+        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Runs the timers due: the sessions' own, and forgetting idle sessions. Returns the
-    /// connections that may now have something to send.
+    /// connections that may now have something to send. Visits the sessions whose
+    /// deadline came, not every session.
     pub fn handle_timeout(&mut self, now: Now) -> Vec<ConnectionId> {
         let idle = self.config.session_idle_timeout;
-        let expired: Vec<SessionKey> = self
-            .sessions
-            .iter()
-            .filter(|(_, slot)| {
-                slot.connection.is_none() && now.monotonic >= slot.last_active + idle
-            })
-            .map(|(key, _)| *key)
-            .collect();
-        for key in expired {
-            self.remove_session(key);
+        // Everything due is taken off first: handling a session puts its next deadline
+        // back, which may be due already (acks wait for the connection to send them).
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now.monotonic {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            if slot.scheduled == Some(at) {
+                slot.scheduled = None;
+                due.push(key);
+            }
         }
-        let due: Vec<SessionKey> = self
-            .sessions
-            .iter()
-            .filter(|(_, slot)| {
-                let at = match slot.connection {
-                    Some(_) => slot.session.poll_timeout(),
-                    None => slot.session.poll_timeout_detached(),
-                };
-                at.is_some_and(|at| at <= now.monotonic)
-            })
-            .map(|(key, _)| *key)
-            .collect();
         let mut wake = Vec::new();
         for key in due {
-            if let Some(slot) = self.sessions.get_mut(&key) {
-                slot.session.handle_timeout(now);
-                wake.extend(slot.connection);
+            let Some(slot) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            if slot.connection.is_none() && now.monotonic >= slot.last_active + idle {
+                self.remove_session(key);
+                continue;
             }
+            slot.session.handle_timeout(now);
+            wake.extend(slot.connection);
+            // Which gives the session its next entry.
             self.collect(key);
+        }
+        if self.timers.len() > 2 * self.sessions.len() + 1024 {
+            self.rebuild_timers();
         }
         wake.sort_unstable();
         wake.dedup();
         wake
     }
 
+    /// The next deadline of a session: its own timers, and with no connection, the time
+    /// it is forgotten (acks wait: they cannot go out until a connection comes).
+    fn deadline(slot: &Slot, idle: Duration) -> Option<Instant> {
+        match slot.connection {
+            Some(_) => slot.session.poll_timeout(),
+            None => {
+                let forgotten = slot.last_active + idle;
+                let own = slot.session.poll_timeout_detached();
+                Some(own.map_or(forgotten, |own| own.min(forgotten)))
+            }
+        }
+    }
+
+    /// Gives the session an entry in the timers if its next deadline is earlier than the
+    /// one it has (a later one waits for the earlier entry to come up and be renewed).
+    fn schedule(
+        timers: &mut BinaryHeap<Reverse<(Instant, SessionKey)>>,
+        idle: Duration,
+        key: SessionKey,
+        slot: &mut Slot,
+    ) {
+        let Some(at) = Self::deadline(slot, idle) else {
+            return;
+        };
+        if slot.scheduled.is_none_or(|scheduled| at < scheduled) {
+            slot.scheduled = Some(at);
+            timers.push(Reverse((at, key)));
+        }
+    }
+
+    /// The timers again from the sessions' current entries, dropping the stale ones.
+    fn rebuild_timers(&mut self) {
+        self.timers = self
+            .sessions
+            .iter()
+            .filter_map(|(key, slot)| slot.scheduled.map(|at| Reverse((at, *key))))
+            .collect();
+    }
+
     /// Turns a session's events into the endpoint's.
+    /// Then renews the session's entry in the timers, as whatever made the events may
+    /// have moved its deadline.
     fn collect(&mut self, key: SessionKey) {
+        let idle = self.config.session_idle_timeout;
         loop {
             let Some(slot) = self.sessions.get_mut(&key) else {
                 return;
             };
             let Some(event) = slot.session.poll_event() else {
+                Self::schedule(&mut self.timers, idle, key, slot);
                 return;
             };
             let connection = slot.connection;

@@ -490,3 +490,47 @@ fn a_destroyed_key_s_answer_survives_another_connection_s_poll() {
         "the answer to destroy_auth_key still goes out"
     );
 }
+
+#[test]
+fn the_timers_forget_idle_sessions_when_they_are_due_and_not_before() {
+    let mut w = world();
+    let idle = EndpointConfig::default().session_idle_timeout;
+    let mut clients: Vec<ClientSession> = (0..20).map(|_| w.client()).collect();
+    for (index, client) in clients.iter_mut().enumerate() {
+        client.invoke(query(1)).unwrap();
+        let connection = ConnectionId(index as u64);
+        w.up(client, connection);
+        w.down(Some(client), connection);
+    }
+    assert_eq!(w.endpoint.session_count(), 20);
+    // Half lose their connections at once; the rest stay connected.
+    let closed_at = w.now.monotonic;
+    for index in 0..10 {
+        w.endpoint.connection_closed(ConnectionId(index));
+    }
+    let next = w.endpoint.poll_timeout().unwrap();
+    assert!(
+        next <= closed_at + idle,
+        "the earliest deadline is no later than the first idle session's"
+    );
+    // Timers run often in between (they are due for the connected sessions' acks).
+    for _ in 0..10 {
+        w.now.monotonic += idle / 20;
+        w.endpoint.handle_timeout(w.now);
+        for index in 10..20 {
+            let connection = ConnectionId(index);
+            w.down(Some(&mut clients[index as usize]), connection);
+        }
+    }
+    w.now.monotonic = closed_at + idle - Duration::from_secs(1);
+    w.endpoint.handle_timeout(w.now);
+    assert_eq!(w.endpoint.session_count(), 20, "not idle long enough yet");
+    w.now.monotonic = closed_at + idle;
+    w.endpoint.handle_timeout(w.now);
+    assert_eq!(w.endpoint.session_count(), 10, "the detached ones are gone");
+    // A connected session is asked again and answers: the survivors are the live ones.
+    clients[15].invoke(query(2)).unwrap();
+    w.up(&mut clients[15], ConnectionId(15));
+    assert!(w.down(Some(&mut clients[15]), ConnectionId(15)) > 0);
+    assert_eq!(responses(&mut clients[15]).last().unwrap(), &query(2));
+}
