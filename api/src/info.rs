@@ -38,7 +38,8 @@ pub struct SessionInfo {
     pub layer: Option<i32>,
     /// The client, if it sent `initConnection`.
     pub client: Option<ClientInfo>,
-    /// The session asked for no updates (`invokeWithoutUpdates`).
+    /// The session asked for no updates (`invokeWithoutUpdates`); from then on the runtime
+    /// pushes it none (`ServerHandle::set_receives_updates`).
     pub without_updates: bool,
 }
 

@@ -99,6 +99,13 @@ impl Api {
             Ok(unwrapped) => unwrapped,
             Err(error) => return ready(Err(error)),
         };
+        if unwrapped.without_updates && !self.infos.get(context.session).without_updates {
+            // The session asked for no updates (a session for file transfers): the runtime
+            // stops pushing them to it.
+            if let Some(server) = self.server.get() {
+                server.set_receives_updates(context.session, false);
+            }
+        }
         let info = if unwrapped.has_news() {
             self.infos.update(context.session, |info| {
                 if unwrapped.layer.is_some() {

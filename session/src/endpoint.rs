@@ -182,6 +182,10 @@ struct Slot {
     /// The deadline this session has in [`Endpoint::timers`], if any: never later than
     /// its true next deadline (an entry that comes due early is looked at and put back).
     scheduled: Option<Instant>,
+    /// Whether updates are pushed to it: the application turns it off for a session
+    /// that asked for none (`invokeWithoutUpdates`: file transfers on a session of their
+    /// own).
+    receives_updates: bool,
 }
 
 /// The server's sessions, by key and session id.
@@ -400,6 +404,7 @@ impl Endpoint {
                     connection: None,
                     last_active: now.monotonic,
                     scheduled: None,
+                    receives_updates: true,
                 },
             );
         }
@@ -484,6 +489,9 @@ impl Endpoint {
                 let Some(connection) = slot.connection else {
                     continue;
                 };
+                if !slot.receives_updates {
+                    continue;
+                }
                 if slot.session.push_update(body.clone()) {
                     delivered += 1;
                     if !connections.contains(&connection) {
@@ -494,6 +502,17 @@ impl Endpoint {
             }
         }
         delivered
+    }
+
+    /// Whether updates are pushed to `session` (all sessions are, until told otherwise):
+    /// off for a session that asked for none with `invokeWithoutUpdates`. `false` if the
+    /// session is not here.
+    pub fn set_receives_updates(&mut self, session: SessionKey, receives: bool) -> bool {
+        let Some(slot) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        slot.receives_updates = receives;
+        true
     }
 
     /// The connection `session` answers on, if it has one.

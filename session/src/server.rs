@@ -124,6 +124,9 @@ pub struct ServerSession {
     /// What the `gzip_packed` objects of the message being handled may still expand to.
     inflater: Inflater,
     disconnect_at: Option<Instant>,
+    /// Updates were dropped on a full queue and the client has not been told yet: it is
+    /// sent `updatesTooLong` (fetch the difference) as soon as the queue has room.
+    updates_lost: bool,
     stats: SessionStats,
 }
 
@@ -154,6 +157,7 @@ impl ServerSession {
             first_salt: None,
             inflater: Inflater::default(),
             disconnect_at: None,
+            updates_lost: false,
             stats: SessionStats::default(),
         }
     }
@@ -307,15 +311,35 @@ impl ServerSession {
 
     /// Sends an update (any TL object the client did not ask for), as a server-initiated
     /// content-related message. Returns `false`, and drops the update, when the send queue
-    /// is over [`SessionConfig::max_queued_bytes`] (a client that does not read).
+    /// is over [`SessionConfig::max_queued_bytes`] (a client that does not read); the
+    /// client is then sent `updatesTooLong` once the queue has room, so that it fetches
+    /// what it missed with `updates.getDifference` instead of silently lacking it.
     pub fn push_update(&mut self, body: Bytes) -> bool {
+        self.tell_of_lost_updates();
         if self.out.queued_bytes() + body.len() > self.config.max_queued_bytes {
             self.stats.dropped_updates += 1;
+            self.updates_lost = true;
             return false;
         }
         self.out
             .push(body, true, MsgIdKind::ServerInitiated, Tag::Other);
         true
+    }
+
+    /// Queues `updatesTooLong` if updates were dropped and there is room for it now.
+    fn tell_of_lost_updates(&mut self) {
+        let too_long = columba_mtproto::tl::api::types::UpdatesTooLong {}.to_bytes();
+        if self.updates_lost
+            && self.out.queued_bytes() + too_long.len() <= self.config.max_queued_bytes
+        {
+            self.updates_lost = false;
+            self.out.push(
+                Bytes::from(too_long),
+                true,
+                MsgIdKind::ServerInitiated,
+                Tag::Other,
+            );
+        }
     }
 
     /// Answers a `destroy_session` request passed on as [`ServerEvent::DestroySession`].
@@ -348,6 +372,8 @@ impl ServerSession {
     /// nothing is due.
     pub fn poll_transmit(&mut self, now: Now, buf: &mut BytesMut) -> Option<EncryptedHeader> {
         let written = self.out.poll_transmit(now, buf, &mut self.stats)?;
+        // What was written left room in the queue.
+        self.tell_of_lost_updates();
         Some(EncryptedHeader {
             salt: self.current_salt(now.unix_secs()),
             session_id: self.session_id,

@@ -1041,8 +1041,19 @@ fn updates_stop_queueing_when_the_client_does_not_read() {
     assert!(f.server.push_update(update.clone()));
     assert!(!f.server.push_update(update.clone()));
     assert_eq!(f.server.stats().dropped_updates, 1);
-    f.sent();
+    let sent = f.sent();
+    // The client learns that it lost updates: `updatesTooLong` follows what was queued.
+    let too_long = columba_mtproto::tl::api::types::UpdatesTooLong {}.to_bytes();
+    let bodies: Vec<&[u8]> = sent.iter().map(|(_, _, body)| body.as_ref()).collect();
+    let told = bodies
+        .iter()
+        .filter(|body| **body == too_long.as_slice())
+        .count();
+    assert_eq!(told, 1, "updatesTooLong once: {bodies:?}");
     assert!(f.server.push_update(update), "room again once sent");
+    // Once told, it is not told again until more are lost.
+    let again = f.sent();
+    assert!(again.iter().all(|(_, _, body)| *body != too_long));
 }
 
 #[test]

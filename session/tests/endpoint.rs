@@ -534,3 +534,51 @@ fn the_timers_forget_idle_sessions_when_they_are_due_and_not_before() {
     assert!(w.down(Some(&mut clients[15]), ConnectionId(15)) > 0);
     assert_eq!(responses(&mut clients[15]).last().unwrap(), &query(2));
 }
+
+#[test]
+fn a_session_told_to_take_no_updates_gets_none_and_the_others_still_do() {
+    let mut w = world();
+    let mut files = w.client();
+    let mut main = w.client();
+    files.invoke(query(1)).unwrap();
+    let events = w.up(&mut files, ConnectionId(1));
+    let files_session = events
+        .iter()
+        .find_map(|event| match event {
+            EndpointEvent::Request { context, .. } => Some(context.session),
+            _ => None,
+        })
+        .unwrap();
+    w.down(Some(&mut files), ConnectionId(1));
+    main.invoke(query(2)).unwrap();
+    w.up(&mut main, ConnectionId(2));
+    w.down(Some(&mut main), ConnectionId(2));
+
+    assert_eq!(
+        w.endpoint.push_update(777, &query(8)),
+        2,
+        "both take updates"
+    );
+    assert!(w.endpoint.set_receives_updates(files_session, false));
+    assert_eq!(w.endpoint.push_update(777, &query(9)), 1);
+    w.down(Some(&mut files), ConnectionId(1));
+    w.down(Some(&mut main), ConnectionId(2));
+    let updates = |client: &mut ClientSession| -> Vec<Bytes> {
+        std::iter::from_fn(|| client.poll_event())
+            .filter_map(|event| match event {
+                ClientEvent::Update { body } => Some(body),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(updates(&mut files), vec![query(8)]);
+    assert_eq!(updates(&mut main), vec![query(8), query(9)]);
+    let gone = SessionKey {
+        auth_key_id: w.key.id(),
+        session_id: 12345,
+    };
+    assert!(
+        !w.endpoint.set_receives_updates(gone, false),
+        "no such session"
+    );
+}

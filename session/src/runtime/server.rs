@@ -325,6 +325,17 @@ impl Server {
         self.shared.sweep(now)
     }
 
+    /// Whether updates are pushed to `session` (all sessions are, until told otherwise):
+    /// an API turns it off for a session that asked for none (`invokeWithoutUpdates`).
+    /// A user none of whose live sessions takes updates counts as not live: the push
+    /// provider is asked.
+    pub fn set_receives_updates(&self, session: SessionKey, receives: bool) {
+        self.shared
+            .endpoint
+            .of(session.auth_key_id)
+            .set_receives_updates(session, receives);
+    }
+
     /// Tells the endpoint that a key changed in the store (bound, signed in or out).
     pub fn refresh_key(&self, auth_key_id: i64) {
         self.shared.refresh_key(auth_key_id);
@@ -448,6 +459,13 @@ impl ServerHandle {
     pub fn refresh_key(&self, auth_key_id: i64) {
         if let Some(shared) = self.shared.upgrade() {
             shared.refresh_key(auth_key_id);
+        }
+    }
+
+    /// [`Server::set_receives_updates`], if the server is still there.
+    pub fn set_receives_updates(&self, session: SessionKey, receives: bool) {
+        if let Some(shared) = self.shared.upgrade() {
+            Server { shared }.set_receives_updates(session, receives);
         }
     }
 
