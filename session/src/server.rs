@@ -328,10 +328,12 @@ impl ServerSession {
 
     /// Queues `updatesTooLong` if updates were dropped and there is room for it now.
     fn tell_of_lost_updates(&mut self) {
+        // Checked first: this runs on every transmission.
+        if !self.updates_lost {
+            return;
+        }
         let too_long = columba_mtproto::tl::api::types::UpdatesTooLong {}.to_bytes();
-        if self.updates_lost
-            && self.out.queued_bytes() + too_long.len() <= self.config.max_queued_bytes
-        {
+        if self.out.queued_bytes() + too_long.len() <= self.config.max_queued_bytes {
             self.updates_lost = false;
             self.out.push(
                 Bytes::from(too_long),
