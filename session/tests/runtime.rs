@@ -595,3 +595,33 @@ async fn the_sweep_removes_what_nobody_uses_and_keeps_what_is_in_use() {
     assert_eq!(later.unsigned_keys, 1);
     assert!(!running.store.contains(2002).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_one_message_still_sends_everything() {
+    let running = start(|options| {
+        options.transmit_batch = 1;
+        options.close_linger = Duration::from_millis(50);
+    })
+    .await;
+    let client = Arc::new(
+        Client::connect(
+            Arc::new(TcpConnector::new(running.addr)),
+            client_options(Framing::Intermediate, false),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..200u32 {
+        let client = client.clone();
+        calls.spawn(async move { (n, client.invoke(request(n)).await.unwrap().unwrap()) });
+    }
+    let mut answered = 0;
+    while let Some(done) = calls.join_next().await {
+        let (n, answer) = done.unwrap();
+        assert_eq!(answer, request(n));
+        answered += 1;
+    }
+    assert_eq!(answered, 200);
+}

@@ -79,6 +79,15 @@ pub struct ServerOptions {
     /// A write to a connection that takes longer than this closes it (a client that stops
     /// reading must not hold its connection, or the server's memory, for ever).
     pub write_timeout: Duration,
+    /// Messages a connection writes under one hold of its endpoint shard's lock, at most
+    /// (then the frames go out and the lock is taken again): larger batches take the lock
+    /// less often, smaller ones let other connections of the shard in sooner. Default 64;
+    /// 0 counts as 1.
+    pub transmit_batch: usize,
+    /// How long a closing connection reads and discards what the client still sends after
+    /// the server's last bytes, so that closing with unread input does not reset the
+    /// connection and destroy them in flight. Default 500 ms.
+    pub close_linger: Duration,
     /// What the runtime sweeps from the stores on a schedule.
     pub housekeeping: Housekeeping,
 }
@@ -151,6 +160,8 @@ impl ServerOptions {
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            transmit_batch: 64,
+            close_linger: Duration::from_millis(500),
             housekeeping: Housekeeping::default(),
         }
     }
@@ -883,9 +894,6 @@ const SEAL_ROOM: usize = 32;
 /// Bytes reserved before a message is written (headroom, body, padding of a small one).
 const SCRATCH_RESERVE: usize = 512;
 
-/// Messages written under one hold of the endpoint's lock, at most.
-const TRANSMIT_BATCH: usize = 64;
-
 /// One connection's task.
 struct Driver {
     shared: Arc<Shared>,
@@ -1022,7 +1030,7 @@ impl Driver {
     /// destroy the data in flight.
     async fn linger(&mut self) {
         let _ = self.stream.shutdown().await;
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let _ = tokio::time::timeout(self.shared.options.close_linger, async {
             let mut sink = [0u8; 4096];
             let mut drained = 0usize;
             while drained < 256 * 1024 {
@@ -1181,6 +1189,7 @@ impl Driver {
     /// one hold of a shard's lock for both (per batch of messages), sealing outside it.
     async fn flush(&mut self, now: Now) -> Result<(), ConnectionEnd> {
         let mut now = now;
+        let batch = self.shared.options.transmit_batch.max(1);
         loop {
             let mut ready = std::mem::take(&mut self.ready);
             let waiting = ready.len();
@@ -1210,7 +1219,7 @@ impl Driver {
                     }
                     false
                 });
-                while self.outgoing.len() < TRANSMIT_BATCH {
+                while self.outgoing.len() < batch {
                     // Room for a small message; a larger one grows the buffer as it is
                     // written. (Reserving much more would allocate for nearly every message:
                     // the split-off messages keep the buffer's earlier part in use.)
@@ -1228,7 +1237,7 @@ impl Driver {
                     message.truncate(len);
                     self.outgoing.push((key, header, message));
                 }
-                if self.outgoing.len() >= TRANSMIT_BATCH {
+                if self.outgoing.len() >= batch {
                     break;
                 }
             }
@@ -1240,7 +1249,7 @@ impl Driver {
             for connection in elsewhere {
                 self.shared.wake(connection);
             }
-            let full = self.outgoing.len() >= TRANSMIT_BATCH;
+            let full = self.outgoing.len() >= batch;
             // Taken and put back, so that the vector keeps its capacity.
             let mut outgoing = std::mem::take(&mut self.outgoing);
             for (key, header, mut message) in outgoing.drain(..) {
