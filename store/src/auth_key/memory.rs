@@ -197,23 +197,34 @@ impl AuthKeyStore for MemoryAuthKeyStore {
         created_before: i64,
         in_use: &dyn Fn(i64) -> bool,
     ) -> Result<usize, AuthKeyError> {
+        let unsigned = |record: &AuthKeyRecord| {
+            record.lifetime == KeyLifetime::Permanent
+                && record.user_id.is_none()
+                && record.created_at < created_before
+        };
+        let candidates: Vec<i64> = {
+            let inner = self.lock();
+            inner
+                .keys
+                .values()
+                .filter(|record| unsigned(record))
+                .map(|record| record.auth_key_id)
+                .collect()
+        };
+        // Asked with the lock released: the caller's check takes its own locks, which may
+        // be held by someone waiting for this store.
+        let idle: Vec<i64> = candidates.into_iter().filter(|id| !in_use(*id)).collect();
         let mut inner = self.lock();
-        let unsigned: Vec<i64> = inner
-            .keys
-            .values()
-            .filter(|record| {
-                record.lifetime == KeyLifetime::Permanent
-                    && record.user_id.is_none()
-                    && record.created_at < created_before
-                    && !in_use(record.auth_key_id)
-            })
-            .map(|record| record.auth_key_id)
-            .collect();
-        for id in &unsigned {
-            inner.unbind_perm(*id);
-            inner.keys.remove(id);
+        let mut removed = 0;
+        for id in idle {
+            // Signed in meanwhile: it stays.
+            if inner.keys.get(&id).is_some_and(unsigned) {
+                inner.unbind_perm(id);
+                inner.keys.remove(&id);
+                removed += 1;
+            }
         }
-        Ok(unsigned.len())
+        Ok(removed)
     }
 }
 

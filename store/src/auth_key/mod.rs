@@ -149,7 +149,9 @@ pub trait AuthKeyStore: Send + Sync {
     /// `created_before` (Unix seconds), except those `in_use` says are (a live session), with
     /// their bindings; how many keys went. An anonymous handshake flood must not grow the
     /// store without bound: Telegram drops such keys too. Backends may scan every key, so
-    /// call it on a schedule, not per request.
+    /// call it on a schedule, not per request. `in_use` is called with none of the store's
+    /// locks held (it may take its own, such as a runtime's endpoint locks, under which the
+    /// store is called); a key signed in after it was checked stays.
     fn remove_unsigned(
         &self,
         created_before: i64,

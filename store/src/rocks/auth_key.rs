@@ -295,39 +295,53 @@ impl AuthKeyStore for RocksAuthKeyStore {
         created_before: i64,
         in_use: &dyn Fn(i64) -> bool,
     ) -> Result<usize, AuthKeyError> {
-        let _writer = self.lock();
-        let reader = self.instance.latest();
-        let mut unsigned = Vec::new();
+        let unsigned = |record: &AuthKeyRecord| {
+            record.lifetime == KeyLifetime::Permanent
+                && record.user_id.is_none()
+                && record.created_at < created_before
+        };
+        // The scan reads a snapshot and needs no lock; the caller's check is asked with
+        // none held, as it takes its own locks, which may be held by someone waiting to
+        // write here.
+        let mut candidates = Vec::new();
         {
+            let reader = self.instance.latest();
             let mut walk = reader.range(&[Prefix::AuthKey as u8]).map_err(backend)?;
             walk.first();
             while let Some((_, value)) = walk.item().map_err(backend)? {
                 let record = decode_auth_key(value)
                     .map_err(|error| AuthKeyError::Backend(format!("key store: {error}")))?;
-                if record.lifetime == KeyLifetime::Permanent
-                    && record.user_id.is_none()
-                    && record.created_at < created_before
-                    && !in_use(record.auth_key_id)
-                {
-                    unsigned.push(record.auth_key_id);
+                if unsigned(&record) {
+                    candidates.push(record.auth_key_id);
                 }
                 walk.next();
             }
         }
+        candidates.retain(|id| !in_use(*id));
+        let _writer = self.lock();
+        let reader = self.instance.latest();
+        let mut removed = 0;
         // In batches: one synced write per thousand keys, not one per key.
-        for chunk in unsigned.chunks(1000) {
+        for chunk in candidates.chunks(1000) {
             let mut ops = Vec::new();
-            for id in chunk {
-                Self::unbind_perm(&reader, *id, &mut ops)?;
-                ops.push(BatchOp::delete(keys::auth_key(Prefix::AuthKey, *id)));
+            for &id in chunk {
+                // Signed in or gone meanwhile: left alone.
+                if !Self::record(&reader, id)?.as_ref().is_some_and(unsigned) {
+                    continue;
+                }
+                Self::unbind_perm(&reader, id, &mut ops)?;
+                ops.push(BatchOp::delete(keys::auth_key(Prefix::AuthKey, id)));
+                removed += 1;
             }
-            self.write(&ops)?;
+            if !ops.is_empty() {
+                self.write(&ops)?;
+            }
         }
-        if !unsigned.is_empty() {
+        if removed > 0 {
             self.instance
                 .compact_prefix(&[Prefix::AuthKey as u8])
                 .map_err(backend)?;
         }
-        Ok(unsigned.len())
+        Ok(removed)
     }
 }

@@ -245,7 +245,6 @@ impl Instance {
         }
     }
 
-    /// A ticker of the engine's statistics.
     /// Compacts the rows under `prefix`, so that the space of deleted rows comes back now
     /// rather than at the engine's next compaction of them.
     pub(crate) fn compact_prefix(&self, prefix: &[u8]) -> Result<(), MessageError> {
@@ -255,6 +254,7 @@ impl Instance {
         Ok(())
     }
 
+    /// A ticker of the engine's statistics.
     pub(crate) fn ticker(&self, ticker: rocksdb::statistics::Ticker) -> u64 {
         self.options.get_ticker_count(ticker)
     }
