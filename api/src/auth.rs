@@ -341,7 +341,7 @@ impl Login {
         let user = account.id;
         ctx.blocking(move || Ok(backend.keys.set_user(perm, Some(user))?))
             .await?;
-        ctx.server().refresh_key(perm);
+        ctx.server().set_user(perm, Some(user));
         tracing::info!(user_id = user, "signed in");
         Ok(types::auth::Authorization {
             setup_password_required: false,
@@ -508,7 +508,7 @@ pub async fn log_out(
     let backend = login.backend.clone();
     ctx.blocking(move || Ok(backend.keys.set_user(perm, None)?))
         .await?;
-    ctx.server().refresh_key(perm);
+    ctx.server().set_user(perm, None);
     Ok(types::auth::LoggedOut {
         future_auth_token: None,
     }

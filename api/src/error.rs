@@ -107,7 +107,9 @@ impl From<DecodeError> for ApiError {
 impl From<MessageError> for ApiError {
     fn from(error: MessageError) -> Self {
         match error {
-            MessageError::Backend(_) | MessageError::Exhausted => Self::internal(&error),
+            MessageError::Backend(_) | MessageError::Poisoned { .. } | MessageError::Exhausted => {
+                Self::internal(&error)
+            }
             MessageError::RandomIdDuplicate => Self::bad_request("RANDOM_ID_DUPLICATE"),
             MessageError::MessageIdInvalid => Self::bad_request("MESSAGE_ID_INVALID"),
             MessageError::MessageAuthorRequired => Self::forbidden("MESSAGE_AUTHOR_REQUIRED"),
@@ -143,7 +145,9 @@ mod tests {
     fn store_errors_keep_telegram_names_and_hide_server_faults() {
         let error = ApiError::from(MessageError::PeerIdInvalid);
         assert_eq!((error.code(), error.name()), (400, "PEER_ID_INVALID"));
-        let error = ApiError::from(MessageError::Backend("disk on fire".to_owned()));
+        let error = ApiError::from(MessageError::Backend(columba_store::BackendError::new(
+            "disk on fire",
+        )));
         assert_eq!((error.code(), error.name()), (500, "INTERNAL"));
         assert!(error.is_internal());
         let error = ApiError::from(FileError::FilePartsInvalid);

@@ -1,11 +1,21 @@
 //! The server's router: messages in by auth_key_id and session_id, messages out by
 //! connection.
 //!
-//! Sans-IO, like the sessions it holds. The driver (the tokio runtime, the harness, or an
-//! application's own loop) reads the auth_key_id of a frame, gets the key from
-//! [`Endpoint::auth_key`] (a miss is transport error -404), opens the frame, and passes the
-//! header and body to [`Endpoint::handle_message`] with the connection it came on. It then
-//! seals what [`Endpoint::poll_transmit`] gives for that connection.
+//! Sans-IO, like the sessions it holds, and free of storage: the endpoint never calls a store.
+//! The driver (the tokio runtime, the harness, or an application's own loop) reads the
+//! auth_key_id of a frame and asks [`Endpoint::lookup_key`]; a key that is not cached is
+//! read from the store by the driver, outside whatever lock guards the endpoint
+//! ([`load_key`]), and handed over with [`Endpoint::insert_key`]. The driver opens the frame,
+//! passes the header and body to [`Endpoint::handle_message`] with the connection it came
+//! on, and seals what [`Endpoint::poll_transmit`] gives for that connection. Changes to a key
+//! made in the store elsewhere (a sign-in, a binding, a removal) are told to the endpoint
+//! after the store has them: [`Endpoint::set_user`], [`Endpoint::bind_key`],
+//! [`Endpoint::forget_key`].
+//!
+//! Loads race with those changes: a load that read the store before a change and reaches the
+//! endpoint after it would cache what is no longer true. Every change bumps the endpoint's
+//! *generation*; a load carries the generation it started at, and [`Endpoint::insert_key`]
+//! refuses it (asking for a new load) when a change came in between.
 //!
 //! Sessions and connections: one auth key may have several sessions, and a session may use
 //! several connections; answers go to the connection the session last heard from. A session
@@ -21,8 +31,9 @@ use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::AuthKey;
 use columba_mtproto::message::EncryptedHeader;
 use columba_mtproto::time::Now;
-use columba_mtproto::transport::{ERROR_AUTH_KEY_NOT_FOUND, ERROR_FLOOD};
+use columba_mtproto::transport::ERROR_FLOOD;
 use columba_store::auth_key::{AuthKeyError, AuthKeyStore, KeyLifetime};
+
 use rand_core::RngCore;
 
 use crate::config::SessionConfig;
@@ -101,31 +112,106 @@ pub enum EndpointEvent {
         /// The transport error to send first.
         error: Option<i32>,
     },
-    /// A key was destroyed by its owner (`destroy_auth_key`); the application may drop what
-    /// it keeps about it.
-    KeyDestroyed {
-        /// The key.
-        auth_key_id: i64,
+    /// The owner of a key asked to destroy it (`destroy_auth_key`): remove it from the store,
+    /// then tell the endpoint with [`Endpoint::key_destroyed`], which answers the client.
+    DestroyKey {
+        /// The session that asked (its key is the one to destroy).
+        session: SessionKey,
     },
 }
 
-/// Why a frame's key cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyLookupError {
-    /// No such key, or an expired temporary key: the client gets transport error -404.
-    #[error("auth key not found")]
-    NotFound,
-    /// The key store failed.
-    #[error(transparent)]
-    Store(#[from] AuthKeyError),
+/// What the endpoint knows about the key of a frame.
+#[derive(Debug, Clone)]
+pub enum KeyLookup {
+    /// Cached: open the frame with it.
+    Ready(Arc<AuthKey>),
+    /// Not usable: destroyed, or a temporary key past its expiry. The client gets transport
+    /// error -404.
+    Refused,
+    /// Not cached: read it from the store ([`load_key`]) and give it with
+    /// [`Endpoint::insert_key`], with this generation.
+    Missing {
+        /// The endpoint's generation when the key was found missing.
+        generation: u64,
+    },
 }
 
-impl KeyLookupError {
-    /// The transport error the client gets, if any.
-    pub fn transport_error(&self) -> Option<i32> {
-        match self {
-            Self::NotFound => Some(ERROR_AUTH_KEY_NOT_FOUND),
-            Self::Store(_) => None,
+/// A key as the endpoint caches it: the key and what it is bound to.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KeyEntry {
+    /// The key.
+    pub key: Arc<AuthKey>,
+    /// For a temporary key, when it expires (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// The permanent key behind it: itself, the permanent key a temporary key is bound to,
+    /// or `None` for a temporary key not bound yet.
+    pub perm_auth_key_id: Option<i64>,
+    /// The user signed in on the permanent key.
+    pub user_id: Option<i64>,
+}
+
+impl KeyEntry {
+    /// A permanent key, with the user signed in on it.
+    pub fn permanent(key: Arc<AuthKey>, user_id: Option<i64>) -> Self {
+        let perm_auth_key_id = Some(key.id());
+        Self {
+            key,
+            expires_at: None,
+            perm_auth_key_id,
+            user_id,
+        }
+    }
+
+    /// A temporary key expiring at `expires_at`, bound to `perm_auth_key_id` (with its
+    /// user) or not bound yet.
+    pub fn temporary(
+        key: Arc<AuthKey>,
+        expires_at: i64,
+        perm_auth_key_id: Option<i64>,
+        user_id: Option<i64>,
+    ) -> Self {
+        Self {
+            key,
+            expires_at: Some(expires_at),
+            perm_auth_key_id,
+            user_id,
+        }
+    }
+}
+
+/// Reads what the endpoint needs about a key from `store`, as of `now_secs`: `Ok(None)` for
+/// a key the store does not have, a temporary key past its expiry, or one bound to a
+/// permanent key that is gone. The driver calls it outside the endpoint's lock (it is
+/// blocking I/O for a durable store).
+pub fn load_key(
+    store: &dyn AuthKeyStore,
+    auth_key_id: i64,
+    now_secs: i64,
+) -> Result<Option<KeyEntry>, AuthKeyError> {
+    let Some(record) = store.get(auth_key_id)? else {
+        return Ok(None);
+    };
+    let key = Arc::new(AuthKey::from_bytes(record.key));
+    match record.lifetime {
+        KeyLifetime::Permanent => Ok(Some(KeyEntry::permanent(key, record.user_id))),
+        KeyLifetime::Temporary { expires_at } => {
+            if now_secs >= expires_at {
+                return Ok(None);
+            }
+            match store.resolve(auth_key_id, now_secs) {
+                Ok(resolved) => Ok(Some(KeyEntry::temporary(
+                    key,
+                    expires_at,
+                    Some(resolved.perm_auth_key_id),
+                    resolved.user_id,
+                ))),
+                Err(AuthKeyError::Unbound(_)) => {
+                    Ok(Some(KeyEntry::temporary(key, expires_at, None, None)))
+                }
+                Err(AuthKeyError::Expired(_) | AuthKeyError::NotFound(_)) => Ok(None),
+                Err(other) => Err(other),
+            }
         }
     }
 }
@@ -174,6 +260,18 @@ struct CachedKey {
     expires_at: Option<i64>,
 }
 
+impl From<KeyEntry> for CachedKey {
+    fn from(entry: KeyEntry) -> Self {
+        Self {
+            key: entry.key,
+            destroyed: false,
+            perm_auth_key_id: entry.perm_auth_key_id,
+            user_id: entry.user_id,
+            expires_at: entry.expires_at,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
     session: ServerSession,
@@ -189,11 +287,17 @@ struct Slot {
 }
 
 /// The server's sessions, by key and session id.
+///
+/// Invariant: every key that has sessions is cached (a key with sessions is never evicted,
+/// and forgetting a key forgets its sessions), so that a session's answers can always be
+/// sealed.
 pub struct Endpoint {
-    store: Arc<dyn AuthKeyStore>,
     salts: Arc<SaltSource>,
     config: EndpointConfig,
     keys: HashMap<i64, CachedKey>,
+    /// Bumped by every change told to the endpoint ([`Self::set_user`], [`Self::bind_key`],
+    /// [`Self::forget_key`]): a load that started before it may be stale.
+    generation: u64,
     sessions: HashMap<SessionKey, Slot>,
     /// The sessions each connection carries (entries whose session moved away or went are
     /// dropped lazily), so that a connection's work does not scan every session.
@@ -225,17 +329,13 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint over `store`, with salts from `salts`.
-    pub fn new(
-        store: Arc<dyn AuthKeyStore>,
-        salts: Arc<SaltSource>,
-        config: EndpointConfig,
-    ) -> Self {
+    /// An endpoint with salts from `salts`.
+    pub fn new(salts: Arc<SaltSource>, config: EndpointConfig) -> Self {
         Self {
-            store,
             salts,
             config,
             keys: HashMap::new(),
+            generation: 0,
             sessions: HashMap::new(),
             by_connection: HashMap::new(),
             of_key: HashMap::new(),
@@ -272,54 +372,113 @@ impl Endpoint {
         self.sessions.get(&key).map(|slot| &slot.session)
     }
 
-    /// The key to open a frame with. An unknown key, or a temporary key past its expiry, is
-    /// [`KeyLookupError::NotFound`] (-404).
-    pub fn auth_key(&mut self, auth_key_id: i64, now: Now) -> Result<Arc<AuthKey>, KeyLookupError> {
-        let now_secs = now.unix_secs();
-        if let Some(cached) = self.keys.get(&auth_key_id) {
-            if cached.destroyed {
-                return Err(KeyLookupError::NotFound);
-            }
-            if cached.expires_at.is_none_or(|at| now_secs < at) {
-                return Ok(cached.key.clone());
-            }
-            self.uncache_key(auth_key_id);
-            return Err(KeyLookupError::NotFound);
-        }
-        let record = self
-            .store
-            .get(auth_key_id)?
-            .ok_or(KeyLookupError::NotFound)?;
-        let expires_at = match record.lifetime {
-            KeyLifetime::Permanent => None,
-            KeyLifetime::Temporary { expires_at } => Some(expires_at),
+    /// The key to open a frame with, if it is cached. A destroyed key, or a temporary key
+    /// past its expiry, is [`KeyLookup::Refused`] (-404; the expired key's sessions are
+    /// forgotten).
+    pub fn lookup_key(&mut self, auth_key_id: i64, now: Now) -> KeyLookup {
+        let Some(cached) = self.keys.get(&auth_key_id) else {
+            return KeyLookup::Missing {
+                generation: self.generation,
+            };
         };
-        if expires_at.is_some_and(|at| now_secs >= at) {
-            return Err(KeyLookupError::NotFound);
+        if cached.destroyed {
+            return KeyLookup::Refused;
         }
-        let (perm_auth_key_id, user_id) = match self.store.resolve(auth_key_id, now_secs) {
-            Ok(resolved) => (Some(resolved.perm_auth_key_id), resolved.user_id),
-            Err(AuthKeyError::Unbound(_)) => (None, None),
-            Err(AuthKeyError::Expired(_) | AuthKeyError::NotFound(_)) => {
-                return Err(KeyLookupError::NotFound);
+        if cached.expires_at.is_none_or(|at| now.unix_secs() < at) {
+            return KeyLookup::Ready(cached.key.clone());
+        }
+        self.drop_key(auth_key_id);
+        KeyLookup::Refused
+    }
+
+    /// Caches a key the driver read from the store ([`load_key`]) after
+    /// [`Self::lookup_key`] found it [`KeyLookup::Missing`] at `generation`. What a frame
+    /// may do with it is the answer: [`KeyLookup::Missing`] again (with the new generation)
+    /// when a change came since the load started, so that the driver reads the store again;
+    /// a key cached meanwhile by another connection is kept and answered.
+    pub fn insert_key(
+        &mut self,
+        auth_key_id: i64,
+        entry: KeyEntry,
+        generation: u64,
+        now: Now,
+    ) -> KeyLookup {
+        if generation != self.generation {
+            return KeyLookup::Missing {
+                generation: self.generation,
+            };
+        }
+        if !self.keys.contains_key(&auth_key_id) {
+            if self.keys.len() >= self.config.max_cached_keys {
+                self.evict_a_key();
             }
-            Err(other) => return Err(other.into()),
-        };
-        let key = Arc::new(AuthKey::from_bytes(record.key));
-        if self.keys.len() >= self.config.max_cached_keys {
-            self.evict_a_key();
+            self.cache_key(auth_key_id, entry.into());
         }
-        self.cache_key(
-            auth_key_id,
-            CachedKey {
-                key: key.clone(),
-                destroyed: false,
-                perm_auth_key_id,
-                user_id,
-                expires_at,
-            },
-        );
-        Ok(key)
+        self.lookup_key(auth_key_id, now)
+    }
+
+    /// The user signed in on the permanent key `perm_auth_key_id` changed (a sign-in, or
+    /// `None` for a sign-out), after the store recorded it: the key and the temporary keys
+    /// bound to it carry the new user for requests and updates from now on.
+    pub fn set_user(&mut self, perm_auth_key_id: i64, user_id: Option<i64>) {
+        self.generation = self.generation.wrapping_add(1);
+        let changed: Vec<i64> = self
+            .keys
+            .iter()
+            .filter(|&(&id, cached)| {
+                id == perm_auth_key_id || cached.perm_auth_key_id == Some(perm_auth_key_id)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in changed {
+            self.rekey_user(id, user_id);
+        }
+    }
+
+    /// The temporary key `temp_auth_key_id` was bound to `perm_auth_key_id` (whose user is
+    /// `user_id`), after the store recorded it.
+    pub fn bind_key(&mut self, temp_auth_key_id: i64, perm_auth_key_id: i64, user_id: Option<i64>) {
+        self.generation = self.generation.wrapping_add(1);
+        if let Some(cached) = self.keys.get_mut(&temp_auth_key_id) {
+            cached.perm_auth_key_id = Some(perm_auth_key_id);
+        }
+        self.rekey_user(temp_auth_key_id, user_id);
+    }
+
+    /// The key is gone from the store (removed, or its authorization reset): its sessions
+    /// are forgotten and its next frame gets -404. Temporary keys bound to a forgotten
+    /// permanent key are forgotten too.
+    pub fn forget_key(&mut self, auth_key_id: i64) {
+        self.generation = self.generation.wrapping_add(1);
+        let bound: Vec<i64> = self
+            .keys
+            .iter()
+            .filter(|(_, cached)| cached.perm_auth_key_id == Some(auth_key_id))
+            .map(|(&id, _)| id)
+            .collect();
+        self.drop_key(auth_key_id);
+        for id in bound {
+            self.drop_key(id);
+        }
+    }
+
+    /// Answers a [`EndpointEvent::DestroyKey`]: whether the store removed the key. A
+    /// destroyed key refuses every new frame; it stays only to seal its last answers, then
+    /// goes with its sessions.
+    pub fn key_destroyed(&mut self, session: SessionKey, destroyed: bool) {
+        self.generation = self.generation.wrapping_add(1);
+        if let Some(slot) = self.sessions.get_mut(&session) {
+            slot.session.answer_destroy_auth_key(destroyed);
+        }
+        if destroyed {
+            if let Some(cached) = self.keys.get_mut(&session.auth_key_id) {
+                cached.destroyed = true;
+            }
+            if !self.doomed.contains(&session.auth_key_id) {
+                self.doomed.push(session.auth_key_id);
+            }
+        }
+        self.collect(session);
     }
 
     /// A key exchange just created `auth_key_id` and gave the client `salt`: the key's
@@ -336,34 +495,9 @@ impl Endpoint {
         }
     }
 
-    /// Forgets what is cached about a key, so that the next message reloads it from the
-    /// store (after `auth.bindTempAuthKey`, a sign-in, or a sign-out changed it).
-    ///
-    /// Keys that have sessions are loaded again at once: updates find a user's sessions
-    /// through the cached keys, and a session on a quiet connection would otherwise miss them
-    /// until its client sends something. (A key that fails to load stays out of the cache,
-    /// and its next frame tries again.)
-    pub fn refresh_key(&mut self, auth_key_id: i64, now: Now) {
-        // Temporary keys bound to it carry its user too.
-        let mut dropped = vec![auth_key_id];
-        dropped.extend(
-            self.keys
-                .iter()
-                .filter(|(_, cached)| cached.perm_auth_key_id == Some(auth_key_id))
-                .map(|(&id, _)| id),
-        );
-        for &id in &dropped {
-            self.uncache_key(id);
-        }
-        for id in dropped {
-            if self.of_key.contains_key(&id) {
-                let _ = self.auth_key(id, now);
-            }
-        }
-    }
-
     /// Handles an opened message that came on `connection`, encrypted with `auth_key_id`
-    /// (which [`Self::auth_key`] returned a key for).
+    /// (which [`Self::lookup_key`] or [`Self::insert_key`] gave). A message whose key was
+    /// forgotten since is dropped.
     pub fn handle_message<R: RngCore + ?Sized>(
         &mut self,
         connection: ConnectionId,
@@ -377,6 +511,9 @@ impl Endpoint {
             auth_key_id,
             session_id: header.session_id,
         };
+        if !self.keys.contains_key(&auth_key_id) {
+            return;
+        }
         if !self.sessions.contains_key(&key) {
             self.make_room(auth_key_id);
             let unique_id = i64::from_le_bytes(rng.next_u64().to_le_bytes());
@@ -549,14 +686,14 @@ impl Endpoint {
                 continue;
             }
             // The key first, so that a message is never numbered and then left unsent (a
-            // refreshed cache entry is loaded again; a destroyed key's entry is still used,
-            // to seal its last answers).
-            let auth_key = match self.keys.get(&key.auth_key_id) {
-                Some(cached) => cached.key.clone(),
-                None => match self.auth_key(key.auth_key_id, now) {
-                    Ok(auth_key) => auth_key,
-                    Err(_) => continue,
-                },
+            // destroyed key's entry is still used, to seal its last answers). A key with
+            // sessions is always cached.
+            let Some(auth_key) = self
+                .keys
+                .get(&key.auth_key_id)
+                .map(|cached| cached.key.clone())
+            else {
+                continue;
             };
             let Some(slot) = self.sessions.get_mut(key) else {
                 continue;
@@ -738,19 +875,8 @@ impl Endpoint {
                     }
                 }
                 ServerEvent::DestroyAuthKey => {
-                    let destroyed = self.store.remove(key.auth_key_id).unwrap_or(false);
-                    if let Some(slot) = self.sessions.get_mut(&key) {
-                        slot.session.answer_destroy_auth_key(destroyed);
-                    }
-                    if destroyed {
-                        if let Some(cached) = self.keys.get_mut(&key.auth_key_id) {
-                            cached.destroyed = true;
-                        }
-                        self.doomed.push(key.auth_key_id);
-                        self.events.push_back(EndpointEvent::KeyDestroyed {
-                            auth_key_id: key.auth_key_id,
-                        });
-                    }
+                    self.events
+                        .push_back(EndpointEvent::DestroyKey { session: key });
                 }
                 ServerEvent::Disconnect => {
                     if let Some(connection) = connection {
@@ -865,6 +991,33 @@ impl Endpoint {
             self.of_user.entry(user_id).or_default().push(auth_key_id);
         }
         self.keys.insert(auth_key_id, cached);
+    }
+
+    /// Changes the user a cached key is indexed under.
+    fn rekey_user(&mut self, auth_key_id: i64, user_id: Option<i64>) {
+        let Some(cached) = self.keys.get_mut(&auth_key_id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut cached.user_id, user_id);
+        if old == user_id {
+            return;
+        }
+        self.unindex_user(auth_key_id, old);
+        if let Some(user_id) = user_id {
+            self.of_user.entry(user_id).or_default().push(auth_key_id);
+        }
+    }
+
+    /// Forgets a key and its sessions.
+    fn drop_key(&mut self, auth_key_id: i64) {
+        for session_id in self.of_key.get(&auth_key_id).cloned().unwrap_or_default() {
+            self.remove_session(SessionKey {
+                auth_key_id,
+                session_id,
+            });
+        }
+        self.doomed.retain(|&id| id != auth_key_id);
+        self.uncache_key(auth_key_id);
     }
 
     /// Drops a key from the cache and from its user's index.

@@ -8,11 +8,24 @@
 //! spec says the peer gets (a bad_msg_notification code, a transport error, or a silent
 //! drop) and is counted in [`SessionStats`].
 //!
+//! Above the sessions, still sans-IO: a [`ServerConnection`] per byte stream (framing,
+//! key exchanges, quick acks, opening and sealing) and the [`Endpoint`] that routes opened
+//! messages to sessions by key and session id and holds the server's key cache, told about
+//! keys by the driver (it never calls a store). Around them, behind the `tokio` feature, the
+//! runtime that drives both over real byte streams.
+//!
 //! It is not a codec (framing and TL live in `columba-mtproto`) and not storage (the
 //! persistence traits live in `columba-store`).
 //!
 //! Modules:
-//! - [`server`] and [`client`]: the two roles.
+//! - [`server`] and [`client`]: the two roles of a session.
+//! - [`connection`]: one connection's protocol below the sessions, in each role.
+//! - [`endpoint`]: the server's sessions and key cache; requests out as events, answers and
+//!   updates in, messages out per connection, the sessions' timers.
+//! - [`plugins`]: the traits an application implements ([`plugins::Service`],
+//!   [`plugins::PushProvider`], [`plugins::CodeSender`], [`plugins::UpdateBus`]).
+//! - `runtime` (feature `tokio`): the server's accept loop and connection tasks, the client,
+//!   and the application's transports (`Listener`, `Connector`).
 //! - [`msg_id`]: generating msg_ids and seq_no, and checking a peer's (parity, time window,
 //!   the window of recent ids, seq_no parity and order, each refusal with its
 //!   bad_msg_notification code).
@@ -30,6 +43,7 @@
 pub mod ack;
 pub mod client;
 pub mod config;
+pub mod connection;
 pub mod container;
 pub mod endpoint;
 mod id_map;
@@ -48,9 +62,13 @@ pub mod testing;
 
 pub use client::{ClientEvent, ClientSession, InvokeError, RequestFailure, RequestId};
 pub use config::SessionConfig;
+pub use connection::{
+    ClientCloseReason, ClientConnection, ClientConnectionEvent, CloseReason, ConnectionEvent,
+    IncomingMessage, ServerConnection,
+};
 pub use endpoint::{
-    ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyLookupError, RequestContext,
-    SessionKey, key_record,
+    ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyEntry, KeyLookup, RequestContext,
+    SessionKey, key_record, load_key,
 };
 pub use outbox::BodyBuilder;
 pub use rpc::{RpcError, RpcOutcome};

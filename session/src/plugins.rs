@@ -49,10 +49,32 @@ pub struct Notification {
     pub update: Bytes,
 }
 
-/// Why a notification or a code could not be sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DeliveryError(pub String);
+/// Why a notification, a login code or an update could not be delivered, saying whose fault
+/// it is and keeping the provider's own error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The provider refused this delivery (an unknown device token, an invalid number):
+    /// sending it again will not help.
+    #[error("delivery refused: {0}")]
+    Refused(#[source] Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// The provider could not be reached or failed (a timeout, an outage, a full queue): it
+    /// may work later.
+    #[error("delivery failed: {0}")]
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl DeliveryError {
+    /// [`Self::Refused`], with its cause.
+    pub fn refused(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Refused(Arc::new(cause))
+    }
+
+    /// [`Self::Unavailable`], with its cause.
+    pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Arc::new(cause))
+    }
+}
 
 /// Push notifications (APNs, FCM, a webhook) for users with no live session.
 pub trait PushProvider: Send + Sync + 'static {
@@ -199,8 +221,8 @@ mod tests {
     fn recorders_keep_what_they_are_given() {
         let codes = RecordingCodeSender::new();
         let sender: Arc<dyn CodeSender> = Arc::new(codes.clone());
-        assert_eq!(block_on(sender.send_code("15550001", "12345")), Ok(()));
-        assert_eq!(block_on(sender.send_code("15550001", "67890")), Ok(()));
+        assert!(block_on(sender.send_code("15550001", "12345")).is_ok());
+        assert!(block_on(sender.send_code("15550001", "67890")).is_ok());
         assert_eq!(codes.last_code("15550001").as_deref(), Some("67890"));
         assert_eq!(codes.last_code("15550002"), None);
         assert_eq!(codes.sent().len(), 2);
@@ -211,7 +233,7 @@ mod tests {
             user_id: 7,
             update: Bytes::from_static(b"\x01\x02\x03\x04"),
         };
-        assert_eq!(block_on(provider.push(notification.clone())), Ok(()));
+        assert!(block_on(provider.push(notification.clone())).is_ok());
         assert_eq!(pushes.sent(), vec![notification]);
     }
 

@@ -18,8 +18,8 @@ use columba_mtproto::tl::Serializable;
 use columba_mtproto::tl::mtproto::functions;
 use columba_session::salt::SaltSource;
 use columba_session::{
-    ClientEvent, ClientSession, ConnectionId, Endpoint, EndpointConfig, EndpointEvent,
-    KeyLookupError, SessionConfig, SessionKey,
+    ClientEvent, ClientSession, ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyLookup,
+    SessionConfig, SessionKey, load_key,
 };
 use columba_store::{AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore};
 use rand_chacha::ChaCha20Rng;
@@ -51,7 +51,7 @@ fn world() -> World {
         .unwrap();
     store.set_user(key.id(), Some(777)).unwrap();
     let salts = Arc::new(SaltSource::generate(&mut rng));
-    let endpoint = Endpoint::new(store.clone(), salts, EndpointConfig::default());
+    let endpoint = Endpoint::new(salts, EndpointConfig::default());
     World {
         endpoint,
         store,
@@ -65,6 +65,22 @@ fn world() -> World {
 }
 
 impl World {
+    /// The key of a frame, the way a driver gets it: from the endpoint's cache, or read from
+    /// the store and handed over (again if a change voided the load). `None`: -404.
+    fn key(&mut self, id: i64) -> Option<Arc<AuthKey>> {
+        let mut lookup = self.endpoint.lookup_key(id, self.now);
+        loop {
+            match lookup {
+                KeyLookup::Ready(key) => return Some(key),
+                KeyLookup::Refused => return None,
+                KeyLookup::Missing { generation } => {
+                    let entry = load_key(&*self.store, id, self.now.unix_secs()).unwrap()?;
+                    lookup = self.endpoint.insert_key(id, entry, generation, self.now);
+                }
+            }
+        }
+    }
+
     fn client(&mut self) -> ClientSession {
         let salt = self
             .endpoint
@@ -94,7 +110,7 @@ impl World {
             .unwrap();
             let mut frame = buf.to_vec();
             let key_id = i64::from_le_bytes(frame[..8].try_into().unwrap());
-            let key = self.endpoint.auth_key(key_id, self.now).unwrap();
+            let key = self.key(key_id).unwrap();
             let opened = open(&mut frame, &key, Direction::ClientToServer).unwrap();
             self.endpoint.handle_message(
                 connection,
@@ -107,14 +123,20 @@ impl World {
         }
         let mut events = Vec::new();
         while let Some(event) = self.endpoint.poll_event() {
-            if let EndpointEvent::Request {
-                context,
-                msg_id,
-                body,
-            } = &event
-            {
-                self.endpoint
-                    .answer(context.session, *msg_id, Ok(body.clone()), self.now);
+            match &event {
+                EndpointEvent::Request {
+                    context,
+                    msg_id,
+                    body,
+                } => {
+                    self.endpoint
+                        .answer(context.session, *msg_id, Ok(body.clone()), self.now);
+                }
+                EndpointEvent::DestroyKey { session } => {
+                    let destroyed = self.store.remove(session.auth_key_id).unwrap();
+                    self.endpoint.key_destroyed(*session, destroyed);
+                }
+                _ => {}
             }
             events.push(event);
         }
@@ -166,9 +188,7 @@ fn query(n: u8) -> Bytes {
 #[test]
 fn unknown_and_expired_keys_are_404() {
     let mut w = world();
-    let error = w.endpoint.auth_key(12345, w.now).unwrap_err();
-    assert_eq!(error, KeyLookupError::NotFound);
-    assert_eq!(error.transport_error(), Some(-404));
+    assert!(w.key(12345).is_none());
     let mut temp = AuthKeyRecord {
         auth_key_id: 999,
         key: [1; 256],
@@ -181,15 +201,13 @@ fn unknown_and_expired_keys_are_404() {
     };
     temp.auth_key_id = AuthKey::from_bytes(temp.key).id();
     w.store.insert(temp.clone()).unwrap();
-    assert!(
-        w.endpoint.auth_key(temp.auth_key_id, w.now).is_ok(),
-        "unbound but valid"
-    );
+    assert!(w.key(temp.auth_key_id).is_some(), "unbound but valid");
     w.now.unix += Duration::from_secs(11);
-    assert_eq!(
-        w.endpoint.auth_key(temp.auth_key_id, w.now).unwrap_err(),
-        KeyLookupError::NotFound
-    );
+    assert!(matches!(
+        w.endpoint.lookup_key(temp.auth_key_id, w.now),
+        KeyLookup::Refused
+    ));
+    assert!(w.key(temp.auth_key_id).is_none(), "and not loaded again");
 }
 
 #[test]
@@ -297,18 +315,21 @@ fn destroy_auth_key_answers_then_forgets_the_key() {
     a.invoke(Bytes::from(functions::DestroyAuthKey {}.to_bytes()))
         .unwrap();
     let events = w.up(&mut a, ConnectionId(1));
-    assert!(events.contains(&EndpointEvent::KeyDestroyed {
-        auth_key_id: w.key.id()
-    }));
+    let session = events
+        .iter()
+        .find_map(|event| match event {
+            EndpointEvent::DestroyKey { session } => Some(*session),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(session.auth_key_id, w.key.id());
     assert!(
         w.down(Some(&mut a), ConnectionId(1)) > 0,
         "the answer still goes out"
     );
     assert!(w.store.get(w.key.id()).unwrap().is_none());
-    assert_eq!(
-        w.endpoint.auth_key(w.key.id(), w.now).unwrap_err(),
-        KeyLookupError::NotFound
-    );
+    let id = w.key.id();
+    assert!(w.key(id).is_none());
 }
 
 #[test]
@@ -339,10 +360,10 @@ fn a_destroyed_key_is_refused_at_once() {
     a.invoke(Bytes::from(functions::DestroyAuthKey {}.to_bytes()))
         .unwrap();
     w.up(&mut a, ConnectionId(1));
-    assert_eq!(
-        w.endpoint.auth_key(w.key.id(), w.now).unwrap_err(),
-        KeyLookupError::NotFound
-    );
+    assert!(matches!(
+        w.endpoint.lookup_key(w.key.id(), w.now),
+        KeyLookup::Refused
+    ));
     assert!(
         w.down(Some(&mut a), ConnectionId(1)) > 0,
         "the last answer is still sealed"
@@ -350,13 +371,14 @@ fn a_destroyed_key_is_refused_at_once() {
 }
 
 #[test]
-fn answers_go_out_after_the_key_cache_is_refreshed() {
+fn answers_go_out_after_a_sign_in_changed_the_key() {
     let mut w = world();
     let mut client = w.client();
     client.invoke(query(1)).unwrap();
     w.up(&mut client, ConnectionId(1));
-    // A sign-in refreshed the key between the answer and the flush.
-    w.endpoint.refresh_key(w.key.id(), w.now);
+    // A sign-in changed the key between the answer and the flush.
+    w.store.set_user(w.key.id(), Some(778)).unwrap();
+    w.endpoint.set_user(w.key.id(), Some(778));
     assert!(w.down(Some(&mut client), ConnectionId(1)) > 0);
     assert_eq!(responses(&mut client), vec![query(1)]);
 }
@@ -417,7 +439,8 @@ fn messages_from_before_a_restart_cannot_run_again() {
     let feed = |w: &mut World, frames: &[Vec<u8>]| -> usize {
         for frame in frames {
             let mut frame = frame.clone();
-            let key = w.endpoint.auth_key(w.key.id(), w.now).unwrap();
+            let id = w.key.id();
+            let key = w.key(id).unwrap();
             let opened = open(&mut frame, &key, Direction::ClientToServer).unwrap();
             w.endpoint.handle_message(
                 ConnectionId(1),
@@ -439,7 +462,7 @@ fn messages_from_before_a_restart_cannot_run_again() {
         refuse_msg_ids_before: Some(w.now.unix + Duration::from_secs(1)),
         ..EndpointConfig::default()
     };
-    w.endpoint = Endpoint::new(w.store.clone(), salts, config);
+    w.endpoint = Endpoint::new(salts, config);
     w.now.unix += Duration::from_secs(3);
     w.now.monotonic += Duration::from_secs(3);
     assert_eq!(feed(&mut w, &captured), 0, "the replay runs nothing");
@@ -457,7 +480,7 @@ fn messages_from_before_a_restart_cannot_run_again() {
 }
 
 #[test]
-fn a_refreshed_key_with_sessions_is_loaded_again_so_updates_find_them() {
+fn a_sign_in_reaches_a_quiet_session_so_updates_find_it() {
     let mut w = world();
     let mut a = w.client();
     a.invoke(query(1)).unwrap();
@@ -465,10 +488,61 @@ fn a_refreshed_key_with_sessions_is_loaded_again_so_updates_find_them() {
     w.down(Some(&mut a), ConnectionId(1));
     // The key signs in as another user; the client stays quiet.
     w.store.set_user(w.key.id(), Some(778)).unwrap();
-    w.endpoint.refresh_key(w.key.id(), w.now);
+    w.endpoint.set_user(w.key.id(), Some(778));
     let update = query(9);
     assert_eq!(w.endpoint.push_update(778, &update), 1);
     assert_eq!(w.endpoint.push_update(777, &update), 0, "the user it had");
+    // And a sign-out takes it away.
+    w.endpoint.set_user(w.key.id(), None);
+    assert_eq!(w.endpoint.push_update(778, &update), 0);
+}
+
+/// A load that read the store before a sign-in and reaches the endpoint after it must not
+/// cache the old user: the endpoint asks for a new load.
+#[test]
+fn a_load_that_raced_a_change_is_refused_and_done_again() {
+    let mut w = world();
+    let id = w.key.id();
+    let KeyLookup::Missing { generation } = w.endpoint.lookup_key(id, w.now) else {
+        panic!("not cached yet");
+    };
+    let stale = load_key(&*w.store, id, w.now.unix_secs()).unwrap().unwrap();
+    assert_eq!(stale.user_id, Some(777));
+    // Meanwhile the key signs in as another user on another connection.
+    w.store.set_user(id, Some(778)).unwrap();
+    w.endpoint.set_user(id, Some(778));
+    let KeyLookup::Missing { generation: again } =
+        w.endpoint.insert_key(id, stale, generation, w.now)
+    else {
+        panic!("a stale load was cached");
+    };
+    assert_ne!(again, generation);
+    let fresh = load_key(&*w.store, id, w.now.unix_secs()).unwrap().unwrap();
+    assert!(matches!(
+        w.endpoint.insert_key(id, fresh, again, w.now),
+        KeyLookup::Ready(_)
+    ));
+    let mut a = w.client();
+    a.invoke(query(1)).unwrap();
+    w.up(&mut a, ConnectionId(1));
+    let update = query(9);
+    assert_eq!(w.endpoint.push_update(778, &update), 1);
+    assert_eq!(w.endpoint.push_update(777, &update), 0);
+}
+
+#[test]
+fn a_forgotten_key_loses_its_sessions_and_gets_404() {
+    let mut w = world();
+    let mut a = w.client();
+    a.invoke(query(1)).unwrap();
+    w.up(&mut a, ConnectionId(1));
+    assert_eq!(w.endpoint.session_count(), 1);
+    w.store.remove(w.key.id()).unwrap();
+    w.endpoint.forget_key(w.key.id());
+    assert_eq!(w.endpoint.session_count(), 0);
+    assert_eq!(w.endpoint.push_update(777, &query(9)), 0);
+    let id = w.key.id();
+    assert!(w.key(id).is_none());
 }
 
 #[test]

@@ -218,7 +218,7 @@ async fn a_saved_key_is_reused_and_an_unknown_key_is_rejected() {
     );
     // The server forgets the key: the client hears -404.
     running.store.remove(saved.auth_key.id()).unwrap();
-    running.server.refresh_key(saved.auth_key.id());
+    running.server.forget_key(saved.auth_key.id());
     let third = Client::connect(connector, options, Some(saved))
         .await
         .unwrap();
@@ -322,7 +322,7 @@ async fn updates_reach_live_clients_and_push_otherwise() {
     // Sign the key in as user 5.
     let key_id = client.saved_key().auth_key.id();
     store.set_user(key_id, Some(5)).unwrap();
-    server.refresh_key(key_id);
+    server.set_user(key_id, Some(5));
     client.invoke(request(2)).await.unwrap().unwrap();
     server.send_update(5, request(77));
     let update = tokio::time::timeout(Duration::from_secs(5), updates.recv())
@@ -435,7 +435,7 @@ async fn a_sign_in_reaches_temporary_keys_in_other_shards() {
     assert_eq!(ask(&client, [0x5e, 0x05]).await, 0, "nobody signed in yet");
 
     running.store.set_user(perm, Some(7)).unwrap();
-    running.server.refresh_key(perm);
+    running.server.set_user(perm, Some(7));
     assert_eq!(ask(&client, [0x5e, 0x05]).await, 7);
     running.server.send_update(7, request(99));
     let update = tokio::time::timeout(Duration::from_secs(5), updates.recv())
@@ -488,7 +488,7 @@ async fn updates_travel_through_the_update_bus() {
     let mut updates = client.updates().unwrap();
     let key_id = client.saved_key().auth_key.id();
     store.set_user(key_id, Some(9)).unwrap();
-    second.refresh_key(key_id);
+    second.set_user(key_id, Some(9));
     client.invoke(request(1)).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     first.send_update(9, request(99));

@@ -32,6 +32,7 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 
 pub mod auth_key;
 pub mod codec;
+mod error;
 pub mod file;
 pub mod keys;
 pub mod message;
@@ -44,6 +45,7 @@ mod strategies;
 pub use auth_key::{
     AuthKeyError, AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore, ResolvedKey,
 };
+pub use error::BackendError;
 pub use file::{FileError, FileStore, MemoryFileStore};
 pub use message::{
     BoxId, MemoryMessageStore, MessageError, MessageStore, MessageStoreConfig, Peer, SendRequest,

@@ -252,7 +252,12 @@ fn a_failed_delivery_poisons_its_instance_and_completes_on_reopen() {
         // Bob's instance refuses writes now; alice's still works for others.
         let refused = store.send(&private(bob, bob, 3, "note to self"));
         assert!(
-            matches!(refused, Err(MessageError::Backend(ref m)) if m.contains("refuses writes"))
+            matches!(
+                refused,
+                Err(MessageError::Poisoned { ref cause, .. })
+                    if cause.to_string().contains("injected write failure")
+            ),
+            "{refused:?}"
         );
         assert_eq!(
             store.state(BoxId::User(bob)).unwrap().max_id,
@@ -306,7 +311,10 @@ fn a_failed_sync_refuses_further_writes_and_keeps_the_store_consistent() {
         assert!(store.send(&private(user, user, 2, "two")).is_err());
         for attempt in 3..6 {
             let refused = store.send(&private(user, user, attempt, "more"));
-            assert!(matches!(refused, Err(MessageError::Backend(_))));
+            assert!(
+                matches!(refused, Err(MessageError::Poisoned { .. })),
+                "{refused:?}"
+            );
         }
         // Reads still work.
         assert_eq!(store.state(BoxId::User(user)).unwrap().pts, 2);

@@ -2,8 +2,11 @@
 //!
 //! Only what the handshake needs: numbers of a fixed count of 64-bit limbs (16 for RSA's
 //! 1024-bit CRT halves, 32 for 2048-bit moduli), Montgomery multiplication (CIOS) with a
-//! masked final subtraction, and exponentiation with a fixed 4-bit window whose table is read
-//! by scanning every entry. Secret operands never steer a branch or an address: the loops run
+//! masked final subtraction, and two constant-time exponentiations: fixed windows of
+//! `WINDOW` (5) bits over a table of the base's powers, and for a base known in advance (the
+//! DH generator) a table of its powers by every 4-bit digit position, one multiplication per
+//! digit and no squarings. Every table read scans every entry. Secret operands never steer a
+//! branch or an address: the loops run
 //! a count fixed by the size, the carries are arithmetic, the selections are masks.
 //! Functions whose names end in `_vartime` branch on their inputs and are only used on public
 //! values (moduli, public exponents, Miller-Rabin on public primes).

@@ -48,6 +48,18 @@ pub struct BindRequest {
 }
 
 #[cfg(feature = "api")]
+impl From<crate::tl::api::functions::auth::BindTempAuthKey> for BindRequest {
+    fn from(function: crate::tl::api::functions::auth::BindTempAuthKey) -> Self {
+        Self {
+            perm_auth_key_id: function.perm_auth_key_id,
+            nonce: function.nonce,
+            expires_at: function.expires_at,
+            encrypted_message: function.encrypted_message,
+        }
+    }
+}
+
+#[cfg(feature = "api")]
 impl BindRequest {
     /// The `auth.bindTempAuthKey` function to send (over the temporary key).
     pub fn to_function(&self) -> crate::tl::api::functions::auth::BindTempAuthKey {

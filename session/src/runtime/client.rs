@@ -15,24 +15,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use columba_mtproto::crypto::{AuthKey, Direction};
-use columba_mtproto::handshake::{self, ClientHandshake};
-use columba_mtproto::message::open;
-use columba_mtproto::transport::{self, Frame, Outgoing, Transport};
+use columba_mtproto::crypto::AuthKey;
+use columba_mtproto::handshake::{self, HandshakeError};
+use columba_mtproto::transport;
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::io::{ByteStream, Connector};
 use super::now;
-use crate::client::{ClientEvent, ClientSession, RequestId};
+use crate::client::{ClientEvent, ClientSession, RequestFailure, RequestId};
+use crate::config::SessionConfig;
+use crate::connection::{ClientCloseReason, ClientConnection, ClientConnectionEvent};
+use crate::rpc::{RpcError, RpcOutcome};
 use columba_mtproto::handshake::bind::bind_temp_auth_key;
 use columba_mtproto::time::Now;
-
-/// `auth.bindTempAuthKey#cdd42a05` (API schema).
-const BIND_TEMP_AUTH_KEY_ID: u32 = 0xcdd4_2a05;
-use crate::config::SessionConfig;
-use crate::rpc::RpcOutcome;
+use columba_mtproto::tl::Serializable;
 
 /// How a client connects and behaves.
 #[derive(Debug, Clone)]
@@ -94,15 +92,66 @@ pub struct SavedKey {
     pub time_offset: i64,
 }
 
+/// Why the client cannot reach the server, or lost its connection.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The application's transport failed (connect, read or write).
+    #[error("i/o: {0}")]
+    Io(#[source] Arc<io::Error>),
+    /// Connecting took longer than [`ClientOptions::connect_timeout`].
+    #[error("timed out")]
+    TimedOut,
+    /// The server closed the stream.
+    #[error("the server closed the connection")]
+    ServerClosed,
+    /// The connection's protocol broke (framing, a message that did not authenticate).
+    #[error(transparent)]
+    Connection(#[from] ClientCloseReason),
+}
+
+impl From<io::Error> for LinkError {
+    fn from(error: io::Error) -> Self {
+        Self::Io(Arc::new(error))
+    }
+}
+
+/// Compared by kind (an I/O error by its `ErrorKind`): what tests and retry policies ask.
+impl PartialEq for LinkError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Io(a), Self::Io(b)) => a.kind() == b.kind(),
+            (Self::TimedOut, Self::TimedOut) | (Self::ServerClosed, Self::ServerClosed) => true,
+            (Self::Connection(a), Self::Connection(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for LinkError {}
+
+/// Why the server did not bind the temporary key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindFailure {
+    /// It answered with an error (`ENCRYPTED_MESSAGE_INVALID`, `TEMP_AUTH_KEY_EMPTY`, ...).
+    #[error(transparent)]
+    Refused(#[from] RpcError),
+    /// It answered something other than `boolTrue`.
+    #[error("unexpected answer")]
+    UnexpectedAnswer,
+}
+
 /// Why a request or the connection failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Could not connect (or reconnect) to the server.
     #[error("cannot reach the server: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] LinkError),
     /// The key exchange failed.
     #[error("key exchange failed: {0}")]
-    Handshake(String),
+    Handshake(#[source] HandshakeError),
     /// The server does not know the key (transport error -404): make a new one.
     #[error("the server does not know this auth key")]
     KeyRejected,
@@ -111,7 +160,7 @@ pub enum ClientError {
     TransportError(i32),
     /// The request will get no answer (refused by the server, or an unreadable result).
     #[error("request failed: {0}")]
-    RequestFailed(String),
+    RequestFailed(#[source] RequestFailure),
     /// Too many requests are waiting for answers.
     #[error("too many requests are waiting")]
     TooManyPending,
@@ -123,7 +172,7 @@ pub enum ClientError {
     Closed,
     /// The server refused to bind the temporary key.
     #[error("binding the temporary key failed: {0}")]
-    Bind(String),
+    Bind(#[source] BindFailure),
 }
 
 enum Command {
@@ -155,7 +204,7 @@ impl Client {
             let stream = connector
                 .connect()
                 .await
-                .map_err(|error| ClientError::Unreachable(error.to_string()))?;
+                .map_err(|error| ClientError::Unreachable(error.into()))?;
             let mut link = Link::new(stream, &options);
             let key = match key {
                 Some(key) => key,
@@ -179,13 +228,16 @@ impl Client {
         };
         let (link, key, temporary) = tokio::time::timeout(options.connect_timeout, connect)
             .await
-            .map_err(|_| ClientError::Unreachable("timed out".to_owned()))??;
+            .map_err(|_| ClientError::Unreachable(LinkError::TimedOut))??;
         let session_id = i64::from_le_bytes(rand::rng().next_u64().to_le_bytes());
         // The session runs on the temporary key when there is one.
         let (session_key, salt, offset) = match &temporary {
             Some((temp, _)) => (temp.auth_key.clone(), temp.salt, temp.time_offset),
             None => (key.auth_key.clone(), key.salt, key.time_offset),
         };
+        let session_key = Arc::new(session_key);
+        let mut link = link;
+        link.connection.set_key(session_key.clone());
         let mut session = ClientSession::new(
             session_id,
             salt,
@@ -206,13 +258,7 @@ impl Client {
                         expires_at,
                         &mut rand::rng(),
                     );
-                    let mut body = Vec::with_capacity(140);
-                    body.extend_from_slice(&BIND_TEMP_AUTH_KEY_ID.to_le_bytes());
-                    body.extend_from_slice(&request.perm_auth_key_id.to_le_bytes());
-                    body.extend_from_slice(&request.nonce.to_le_bytes());
-                    body.extend_from_slice(&request.expires_at.to_le_bytes());
-                    columba_mtproto::tl::write_bytes(&mut body, &request.encrypted_message);
-                    Bytes::from(body)
+                    Bytes::from(request.to_function().to_bytes())
                 });
                 Some(
                     session
@@ -263,8 +309,8 @@ impl Client {
             match answer {
                 Ok(result)
                     if result.as_ref() == columba_mtproto::tl::BOOL_TRUE_ID.to_le_bytes() => {}
-                Ok(_) => return Err(ClientError::Bind("unexpected answer".to_owned())),
-                Err(error) => return Err(ClientError::Bind(error.to_string())),
+                Ok(_) => return Err(ClientError::Bind(BindFailure::UnexpectedAnswer)),
+                Err(error) => return Err(ClientError::Bind(error.into())),
             }
         }
         Ok(client)
@@ -316,63 +362,41 @@ impl Client {
     }
 }
 
-/// One stream with its framing.
+/// One stream and the connection's protocol on it.
 struct Link {
     stream: Box<dyn ByteStream>,
-    transport: Transport,
-    input: BytesMut,
-    output: BytesMut,
+    connection: ClientConnection,
 }
 
 impl Link {
     fn new(stream: Box<dyn ByteStream>, options: &ClientOptions) -> Self {
         Self {
             stream,
-            transport: Transport::client(options.transport.clone(), &mut rand::rng()),
-            input: BytesMut::with_capacity(16 * 1024),
-            output: BytesMut::with_capacity(16 * 1024),
+            connection: ClientConnection::new(options.transport.clone(), &mut rand::rng()),
         }
     }
 
-    async fn send(&mut self, payload: &[u8]) -> Result<(), ClientError> {
-        self.queue(payload)?;
-        self.write().await
-    }
-
-    fn queue(&mut self, payload: &[u8]) -> Result<(), ClientError> {
-        self.transport
-            .encode(
-                Outgoing::Payload {
-                    data: payload,
-                    quick_ack: false,
-                },
-                &mut self.output,
-            )
-            .map_err(|error| ClientError::Unreachable(error.to_string()))
-    }
-
     async fn write(&mut self) -> Result<(), ClientError> {
-        if !self.output.is_empty() {
+        let pending = self.connection.outgoing();
+        if !pending.is_empty() {
+            let len = pending.len();
             self.stream
-                .write_all(&self.output)
+                .write_all(pending)
                 .await
-                .map_err(|error| ClientError::Unreachable(error.to_string()))?;
-            self.output.clear();
+                .map_err(|error| ClientError::Unreachable(error.into()))?;
+            self.connection.advance_outgoing(len);
         }
         Ok(())
     }
 
-    /// The next frame, reading as needed.
-    async fn frame(&mut self) -> io::Result<Frame> {
+    /// The connection's next event, reading as needed. Cancel-safe: what was read stays in
+    /// the connection's buffer.
+    async fn event(&mut self) -> Result<ClientConnectionEvent, ClientError> {
         loop {
-            match self.transport.decode(&mut self.input) {
-                Ok(Some(frame)) => return Ok(frame),
-                Ok(None) => {}
-                Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+            if let Some(event) = self.connection.poll_event() {
+                return Ok(event);
             }
-            if self.stream.read_buf(&mut self.input).await? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
+            self.read().await?;
         }
     }
 
@@ -382,24 +406,18 @@ impl Link {
         &mut self,
         config: handshake::ClientConfig,
     ) -> Result<(SavedKey, Option<i64>), ClientError> {
-        let (mut machine, first) = ClientHandshake::start(config, now(), &mut rand::rng());
-        self.send(&first).await?;
+        self.connection
+            .start_key_exchange(config, now(), &mut rand::rng());
         loop {
-            let frame = self
-                .frame()
-                .await
-                .map_err(|error| ClientError::Unreachable(error.to_string()))?;
-            let data = match frame {
-                Frame::Payload { data, .. } => data,
-                Frame::TransportError(code) => return Err(ClientError::TransportError(code)),
-                Frame::QuickAck(_) => continue,
+            // The exchange's messages are written as the connection makes them (they come
+            // with no event).
+            self.write().await?;
+            let event = self.event_or_output().await?;
+            let Some(event) = event else {
+                continue;
             };
-            // Bound first: the thread's generator must not live across the await below (the
-            // future would not be `Send`).
-            let event = machine.handle(&data, now(), &mut rand::rng());
             match event {
-                Ok(handshake::ClientEvent::Send(message)) => self.send(&message).await?,
-                Ok(handshake::ClientEvent::Done(key)) => {
+                ClientConnectionEvent::KeyCreated(key) => {
                     return Ok((
                         SavedKey {
                             auth_key: key.auth_key,
@@ -409,8 +427,53 @@ impl Link {
                         key.expires_at,
                     ));
                 }
-                Err(error) => return Err(ClientError::Handshake(error.to_string())),
+                ClientConnectionEvent::Closed(reason) => return Err(reason.into()),
+                _ => {}
             }
+        }
+    }
+
+    /// The connection's next event, or `None` as soon as it has bytes to write.
+    async fn event_or_output(&mut self) -> Result<Option<ClientConnectionEvent>, ClientError> {
+        loop {
+            if let Some(event) = self.connection.poll_event() {
+                return Ok(Some(event));
+            }
+            if !self.connection.outgoing().is_empty() {
+                return Ok(None);
+            }
+            self.read().await?;
+        }
+    }
+
+    async fn read(&mut self) -> Result<(), ClientError> {
+        let read = self
+            .stream
+            .read_buf(self.connection.input_buffer())
+            .await
+            .map_err(|error| ClientError::Unreachable(error.into()))?;
+        if read == 0 {
+            return Err(ClientError::Unreachable(LinkError::ServerClosed));
+        }
+        // Bound in its own statement: the thread's generator must not live across an
+        // await (the future would not be `Send`).
+        self.connection.handle_input(now(), &mut rand::rng());
+        Ok(())
+    }
+}
+
+impl From<ClientCloseReason> for ClientError {
+    fn from(reason: ClientCloseReason) -> Self {
+        match reason {
+            ClientCloseReason::TransportError(transport::ERROR_AUTH_KEY_NOT_FOUND) => {
+                Self::KeyRejected
+            }
+            ClientCloseReason::TransportError(code) => Self::TransportError(code),
+            ClientCloseReason::KeyExchange(error) => Self::Handshake(error),
+            ClientCloseReason::Local => Self::Closed,
+            // A frame that does not authenticate is dropped and nothing in it is used; the
+            // guidelines suggest reconnecting, which this does.
+            other => Self::Unreachable(other.into()),
         }
     }
 }
@@ -426,7 +489,7 @@ struct Driver {
     ended: Arc<std::sync::Mutex<Option<ClientError>>>,
     connector: Arc<dyn Connector>,
     options: ClientOptions,
-    key: AuthKey,
+    key: Arc<AuthKey>,
     session: ClientSession,
     link: Link,
     commands: mpsc::Receiver<Command>,
@@ -501,10 +564,9 @@ impl Driver {
                         Some(Command::Close) | None => return Ok(()),
                     }
                 }
-                frame = self.link.frame() => {
-                    let frame = frame.map_err(|error| ClientError::Unreachable(error.to_string()))?;
+                event = self.link.event() => {
                     now = super::now();
-                    self.handle_frame(frame, now)?;
+                    self.handle_connection_event(event?, now)?;
                 }
                 () = &mut timer => {
                     now = super::now();
@@ -518,23 +580,19 @@ impl Driver {
         }
     }
 
-    fn handle_frame(&mut self, frame: Frame, now: Now) -> Result<(), ClientError> {
-        match frame {
-            Frame::Payload { mut data, .. } => {
-                // A frame that does not authenticate is dropped and nothing in it is used;
-                // the guidelines suggest reconnecting, which the next failure will do.
-                let Ok(opened) = open(&mut data, &self.key, Direction::ServerToClient) else {
-                    return Err(ClientError::Unreachable("message rejected".to_owned()));
-                };
+    fn handle_connection_event(
+        &mut self,
+        event: ClientConnectionEvent,
+        now: Now,
+    ) -> Result<(), ClientError> {
+        match event {
+            ClientConnectionEvent::Message(message) => {
                 self.session
-                    .handle_message(&opened.header, opened.body, now);
+                    .handle_message(&message.header, &message.body, now);
                 Ok(())
             }
-            Frame::QuickAck(_) => Ok(()),
-            Frame::TransportError(code) if code == transport::ERROR_AUTH_KEY_NOT_FOUND => {
-                Err(ClientError::KeyRejected)
-            }
-            Frame::TransportError(code) => Err(ClientError::TransportError(code)),
+            ClientConnectionEvent::Closed(reason) => Err(reason.into()),
+            _ => Ok(()),
         }
     }
 
@@ -548,9 +606,7 @@ impl Driver {
                 }
                 ClientEvent::Failed { id, reason } => {
                     if let Some(waiting) = self.waiting.remove(&id) {
-                        let _ = waiting
-                            .reply
-                            .send(Err(ClientError::RequestFailed(reason.to_string())));
+                        let _ = waiting.reply.send(Err(ClientError::RequestFailed(reason)));
                     }
                 }
                 ClientEvent::Update { body } => {
@@ -598,17 +654,18 @@ impl Driver {
 
     async fn flush(&mut self, scratch: &mut BytesMut, now: Now) -> Result<(), ClientError> {
         while let Some(header) = self.session.poll_transmit(now, scratch) {
-            if !super::seal_message(scratch, &self.key, Direction::ClientToServer, &header) {
-                continue;
-            }
-            self.link.queue(scratch)?;
+            // A message that cannot be sealed or framed is dropped; the session sends it
+            // again when the server does not acknowledge it.
+            self.link
+                .connection
+                .send_message(&header, scratch, false, &mut rand::rng());
         }
         self.link.write().await
     }
 
     async fn reconnect(&mut self) -> Result<(), ClientError> {
         let mut delay = self.options.reconnect_delay;
-        let mut last = String::new();
+        let mut last = LinkError::TimedOut;
         for _ in 0..self.options.reconnect_attempts {
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2);
@@ -616,11 +673,12 @@ impl Driver {
             {
                 Ok(Ok(stream)) => {
                     self.link = Link::new(stream, &self.options);
+                    self.link.connection.set_key(self.key.clone());
                     self.session.handle_new_connection();
                     return Ok(());
                 }
-                Ok(Err(error)) => last = error.to_string(),
-                Err(_) => last = "timed out".to_owned(),
+                Ok(Err(error)) => last = error.into(),
+                Err(_) => last = LinkError::TimedOut,
             }
         }
         Err(ClientError::Unreachable(last))

@@ -25,12 +25,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use columba_mtproto::crypto::{AuthKey, Direction};
+use columba_mtproto::crypto::AuthKey;
 use columba_mtproto::handshake::bind::{BindRequest, verify_binding};
-use columba_mtproto::handshake::{self, ServerHandshake};
-use columba_mtproto::message::{EncryptedHeader, open};
+use columba_mtproto::handshake::{self};
+use columba_mtproto::message::EncryptedHeader;
 use columba_mtproto::time::Now;
-use columba_mtproto::transport::{self, ERROR_FLOOD, Frame, Outgoing, Transport};
+use columba_mtproto::tl::api::functions::auth::BindTempAuthKey;
+use columba_mtproto::tl::{Deserializable, Identifiable};
+use columba_mtproto::transport::{self, ERROR_FLOOD};
 use columba_store::FileStore;
 use columba_store::auth_key::{AuthKeyStore, KeyLifetime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,14 +42,15 @@ use tokio::task::JoinSet;
 use super::io::{Accepted, ByteStream, Listener};
 use super::now;
 use super::shards::Shards;
-use crate::endpoint::{ConnectionId, EndpointConfig, EndpointEvent, SessionKey};
+use crate::connection::{CloseReason, ConnectionEvent, IncomingMessage, ServerConnection};
+use crate::endpoint::{
+    ConnectionId, EndpointConfig, EndpointEvent, KeyLookup, SessionKey, load_key,
+};
 use crate::plugins::{BoxFuture, Notification, PushProvider, Service, UpdateBus};
 use crate::rpc::RpcError;
 use crate::rpc::RpcOutcome;
 use crate::salt::SaltSource;
 
-/// `auth.bindTempAuthKey#cdd42a05` (API schema).
-const BIND_TEMP_AUTH_KEY_ID: u32 = 0xcdd4_2a05;
 /// `boolTrue#997275b5`, little-endian.
 const BOOL_TRUE: [u8; 4] = columba_mtproto::tl::BOOL_TRUE_ID.to_le_bytes();
 
@@ -84,6 +87,9 @@ pub struct ServerOptions {
     /// less often, smaller ones let other connections of the shard in sooner. Default 64;
     /// 0 counts as 1.
     pub transmit_batch: usize,
+    /// How long a connection refused over a limit is given to show its framing (the -429 is
+    /// sent in it) before it is closed without a word. Default 5 s.
+    pub refuse_wait: Duration,
     /// How long a closing connection reads and discards what the client still sends after
     /// the server's last bytes, so that closing with unread input does not reset the
     /// connection and destroy them in flight. Default 500 ms.
@@ -162,6 +168,7 @@ impl ServerOptions {
             write_timeout: Duration::from_secs(30),
             transmit_batch: 64,
             close_linger: Duration::from_millis(500),
+            refuse_wait: Duration::from_secs(5),
             housekeeping: Housekeeping::default(),
         }
     }
@@ -267,7 +274,7 @@ impl Server {
         endpoint_config
             .refuse_msg_ids_before
             .get_or_insert_with(|| now().unix);
-        let endpoint = Shards::new(&store, &salts, &endpoint_config, options.endpoint_shards);
+        let endpoint = Shards::new(&salts, &endpoint_config, options.endpoint_shards);
         let (stopping, _) = watch::channel(false);
         let server = Self {
             shared: Arc::new(Shared {
@@ -347,9 +354,22 @@ impl Server {
             .set_receives_updates(session, receives);
     }
 
-    /// Tells the endpoint that a key changed in the store (bound, signed in or out).
-    pub fn refresh_key(&self, auth_key_id: i64) {
-        self.shared.refresh_key(auth_key_id);
+    /// Tells the endpoint who is signed in on a permanent key (`None`: signed out), after
+    /// the key store recorded it: requests on the key and on the temporary keys bound to it
+    /// carry the user from now on, and the user's updates reach their sessions.
+    pub fn set_user(&self, perm_auth_key_id: i64, user_id: Option<i64>) {
+        for mut endpoint in self.shared.endpoint.each() {
+            endpoint.set_user(perm_auth_key_id, user_id);
+        }
+    }
+
+    /// Tells the endpoint that a key is gone from the key store (removed, its authorization
+    /// reset): its sessions, and those of the temporary keys bound to it, are forgotten, and
+    /// its next frame gets -404.
+    pub fn forget_key(&self, auth_key_id: i64) {
+        for mut endpoint in self.shared.endpoint.each() {
+            endpoint.forget_key(auth_key_id);
+        }
     }
 
     /// Accepts connections from `listener` until `shutdown` completes, then shuts down
@@ -466,10 +486,17 @@ impl ServerHandle {
         }
     }
 
-    /// [`Server::refresh_key`], if the server is still there.
-    pub fn refresh_key(&self, auth_key_id: i64) {
+    /// [`Server::set_user`], if the server is still there.
+    pub fn set_user(&self, perm_auth_key_id: i64, user_id: Option<i64>) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.refresh_key(auth_key_id);
+            Server { shared }.set_user(perm_auth_key_id, user_id);
+        }
+    }
+
+    /// [`Server::forget_key`], if the server is still there.
+    pub fn forget_key(&self, auth_key_id: i64) {
+        if let Some(shared) = self.shared.upgrade() {
+            Server { shared }.forget_key(auth_key_id);
         }
     }
 
@@ -535,13 +562,16 @@ impl Shared {
         report
     }
 
-    /// Forgets what the endpoint caches about a key, in every shard: temporary keys bound to
-    /// a permanent key live in shards of their own.
-    fn refresh_key(&self, auth_key_id: i64) {
-        let now = now();
-        for mut endpoint in self.endpoint.each() {
-            endpoint.refresh_key(auth_key_id, now);
-        }
+    /// Runs `work` with the key store on the blocking pool: durable stores block, and a
+    /// runtime worker must not. `None` if the work panicked.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn AuthKeyStore) -> T + Send + 'static,
+    ) -> Option<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(&*store))
+            .await
+            .ok()
     }
 
     fn deliver_update(self: &Arc<Self>, user_id: i64, update: Bytes) {
@@ -573,7 +603,8 @@ impl Shared {
     /// `auth.bindTempAuthKey perm_auth_key_id:long nonce:long expires_at:int
     /// encrypted_message:bytes = Bool`, sent over the temporary key: verified
     /// (`handshake::bind::verify_binding`) against the permanent key, the temporary key's
-    /// own expiry, and the session and msg_id it came with, then stored.
+    /// own expiry, and the session and msg_id it came with, then stored. Blocking (store
+    /// calls): run on the blocking pool.
     fn bind_temp_auth_key(
         &self,
         context: &crate::endpoint::RequestContext,
@@ -581,21 +612,9 @@ impl Shared {
         body: &[u8],
     ) -> RpcOutcome {
         let invalid = || RpcError::new(400, "ENCRYPTED_MESSAGE_INVALID");
-        let mut reader = columba_mtproto::tl::Reader::new(body);
-        let parsed = (|| {
-            reader.read_u32()?;
-            let perm_auth_key_id = reader.read_i64()?;
-            let nonce = reader.read_i64()?;
-            let expires_at = reader.read_i32()?;
-            let encrypted_message = reader.read_bytes()?.to_vec();
-            Ok::<_, columba_mtproto::tl::DecodeError>(BindRequest {
-                perm_auth_key_id,
-                nonce,
-                expires_at,
-                encrypted_message,
-            })
-        })();
-        let request = parsed.map_err(|_| RpcError::new(400, "INPUT_REQUEST_INVALID"))?;
+        let request = BindTempAuthKey::from_bytes(body)
+            .map(BindRequest::from)
+            .map_err(|_| RpcError::new(400, "INPUT_REQUEST_INVALID"))?;
         let temp_id = context.session.auth_key_id;
         let store_error = |_| RpcError::new(500, "INTERNAL");
         let temp = self
@@ -639,7 +658,9 @@ impl Shared {
                 }
                 _ => RpcError::new(500, "INTERNAL"),
             })?;
-        self.refresh_key(temp_id);
+        self.endpoint
+            .of(temp_id)
+            .bind_key(temp_id, binding.perm_auth_key_id, perm.user_id);
         Ok(Bytes::from_static(&BOOL_TRUE))
     }
 
@@ -678,10 +699,16 @@ impl Shared {
                     context,
                     msg_id,
                     body,
-                } if body.get(..4) == Some(&BIND_TEMP_AUTH_KEY_ID.to_le_bytes()[..]) => {
-                    // Perfect forward secrecy is the runtime's business: it has the store.
-                    let outcome = self.bind_temp_auth_key(&context, msg_id, &body);
-                    self.answer(context.session, msg_id, outcome);
+                } if body.get(..4) == Some(&BindTempAuthKey::CONSTRUCTOR_ID.to_le_bytes()[..]) => {
+                    // Perfect forward secrecy is the runtime's business: it has the key
+                    // store. The binding runs on the blocking pool, and counts as a running
+                    // call (a graceful shutdown waits for it).
+                    self.running.fetch_add(1, Ordering::AcqRel);
+                    let shared = self.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let outcome = shared.bind_temp_auth_key(&context, msg_id, &body);
+                        shared.finish_call(context.session, msg_id, outcome);
+                    });
                 }
                 EndpointEvent::Request {
                     context,
@@ -734,8 +761,29 @@ impl Shared {
                         self.finish_call(session, msg_id, Err(RpcError::new(400, "CANCELLED")));
                     }
                 }
-                EndpointEvent::KeyDestroyed { auth_key_id } => {
-                    tracing::info!(auth_key_id, "auth key destroyed by its owner");
+                EndpointEvent::DestroyKey { session } => {
+                    let shared = self.clone();
+                    tokio::spawn(async move {
+                        let id = session.auth_key_id;
+                        let removed = shared.blocking(move |store| store.remove(id)).await;
+                        let destroyed = matches!(removed, Some(Ok(true)));
+                        if destroyed {
+                            tracing::info!(auth_key_id = id, "auth key destroyed by its owner");
+                        }
+                        let (mut events, connection) = {
+                            let mut endpoint = shared.endpoint.of(id);
+                            endpoint.key_destroyed(session, destroyed);
+                            let events: Vec<_> =
+                                std::iter::from_fn(|| endpoint.poll_event()).collect();
+                            (events, endpoint.connection_of(session))
+                        };
+                        let mut ready = Vec::new();
+                        shared.dispatch(&mut events, &mut ready);
+                        shared.finish_ready(ready);
+                        if let Some(connection) = connection {
+                            shared.wake(connection);
+                        }
+                    });
                 }
             }
         }
@@ -800,20 +848,20 @@ async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
         shared.counters.refused.fetch_add(1, Ordering::Relaxed);
         refuse(&shared, accepted.stream).await;
     } else {
-        let connection = ConnectionId(shared.next_connection.fetch_add(1, Ordering::Relaxed));
+        let id = ConnectionId(shared.next_connection.fetch_add(1, Ordering::Relaxed));
         let wake = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
         lock(&shared.connections).insert(
-            connection,
+            id,
             Connection {
                 wake: wake.clone(),
                 closing: closing.clone(),
                 close: None,
             },
         );
-        let mut driver = Driver::new(shared.clone(), connection, accepted.stream, wake, closing);
+        let mut driver = Driver::new(shared.clone(), id, accepted.stream, wake, closing);
         if let Err(error) = driver.run().await {
-            tracing::debug!(%error, connection = connection.0, "connection ended");
+            tracing::debug!(%error, connection = id.0, "connection ended");
         }
         // Answers ready but never handed over (the connection broke first) go to their
         // sessions all the same: they are sent on the sessions' next connection (a resent
@@ -821,10 +869,10 @@ async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
         // not wait for them.
         shared.finish_ready(std::mem::take(&mut driver.ready));
         driver.linger().await;
-        lock(&shared.connections).remove(&connection);
+        lock(&shared.connections).remove(&id);
         // Only the shards of the keys it carried can know the connection.
         for &shard in &driver.shards {
-            shared.endpoint.at(shard).connection_closed(connection);
+            shared.endpoint.at(shard).connection_closed(id);
         }
     }
     shared.counters.connections.fetch_sub(1, Ordering::AcqRel);
@@ -841,31 +889,23 @@ async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
 
 /// Sends -429 in the client's framing (which needs its first bytes) and closes.
 async fn refuse(shared: &Shared, mut stream: Box<dyn ByteStream>) {
-    let mut transport = Transport::server(shared.options.transport.clone(), &mut rand::rng());
-    let mut input = BytesMut::with_capacity(128);
-    let detected = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if stream.read_buf(&mut input).await.ok()? == 0 {
-                return None;
-            }
-            if transport.decode(&mut input).is_err() {
-                return None;
-            }
-            if transport.framing().is_some() {
-                return Some(());
+    let options = &shared.options;
+    let mut connection = ServerConnection::new(
+        options.transport.clone(),
+        options.handshake.clone(),
+        &mut rand::rng(),
+    );
+    connection.refuse(ERROR_FLOOD);
+    let _ = tokio::time::timeout(options.refuse_wait, async {
+        while !connection.is_closed() {
+            match stream.read_buf(connection.input_buffer()).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => connection.handle_input(now(), &mut rand::rng()),
             }
         }
+        let _ = stream.write_all(connection.outgoing()).await;
     })
     .await;
-    if let Ok(Some(())) = detected {
-        let mut out = BytesMut::new();
-        if transport
-            .encode(Outgoing::TransportError(ERROR_FLOOD), &mut out)
-            .is_ok()
-        {
-            let _ = stream.write_all(&out).await;
-        }
-    }
     let _ = stream.shutdown().await;
 }
 
@@ -874,8 +914,8 @@ async fn refuse(shared: &Shared, mut stream: Box<dyn ByteStream>) {
 enum ConnectionEnd {
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
-    #[error("framing: {0}")]
-    Transport(#[from] transport::TransportError),
+    #[error(transparent)]
+    Connection(#[from] CloseReason),
     #[error("{0}")]
     Closed(&'static str),
 }
@@ -894,19 +934,20 @@ const SEAL_ROOM: usize = 32;
 /// Bytes reserved before a message is written (headroom, body, padding of a small one).
 const SCRATCH_RESERVE: usize = 512;
 
-/// One connection's task.
+/// Loads of one frame's key that a change to the endpoint may void ([`crate::Endpoint::insert_key`]
+/// asks for a new load then); past this the connection closes and its client retries.
+const MAX_KEY_LOADS: usize = 8;
+
+/// One connection's task: drives a [`ServerConnection`] over its stream, and the endpoint
+/// for its sessions.
 struct Driver {
     shared: Arc<Shared>,
-    connection: ConnectionId,
+    id: ConnectionId,
     stream: Box<dyn ByteStream>,
     wake: Arc<Notify>,
     closing: Arc<AtomicBool>,
-    transport: Transport,
-    handshake: Option<ServerHandshake>,
-    input: BytesMut,
-    output: BytesMut,
+    connection: ServerConnection,
     scratch: BytesMut,
-    established: bool,
     /// Answers ready at once, handed to the endpoint with the next transmission.
     ready: Vec<Ready>,
     /// The endpoint's events of the frame being handled (kept for its capacity).
@@ -921,24 +962,24 @@ struct Driver {
 impl Driver {
     fn new(
         shared: Arc<Shared>,
-        connection: ConnectionId,
+        id: ConnectionId,
         stream: Box<dyn ByteStream>,
         wake: Arc<Notify>,
         closing: Arc<AtomicBool>,
     ) -> Self {
-        let transport = Transport::server(shared.options.transport.clone(), &mut rand::rng());
+        let connection = ServerConnection::new(
+            shared.options.transport.clone(),
+            shared.options.handshake.clone(),
+            &mut rand::rng(),
+        );
         Self {
             shared,
-            connection,
+            id,
             stream,
             wake,
             closing,
-            transport,
-            handshake: None,
-            input: BytesMut::with_capacity(16 * 1024),
-            output: BytesMut::with_capacity(16 * 1024),
+            connection,
             scratch: BytesMut::with_capacity(4096),
-            established: false,
             ready: Vec::new(),
             events: Vec::new(),
             outgoing: Vec::new(),
@@ -950,7 +991,7 @@ impl Driver {
     /// input, and until a key or an encrypted message, the handshake deadline.
     fn deadline(&self, started: Instant, last_input: Instant) -> Instant {
         let idle = last_input + self.shared.options.idle_timeout;
-        if self.established {
+        if self.connection.is_established() {
             idle
         } else {
             idle.min(started + self.shared.options.handshake_timeout)
@@ -979,13 +1020,14 @@ impl Driver {
             // The clocks are read once per turn: what comes in and what goes out in it share
             // one time.
             let now = tokio::select! {
-                read = self.stream.read_buf(&mut self.input), if reading => {
+                read = self.stream.read_buf(self.connection.input_buffer()), if reading => {
                     if read? == 0 {
                         return Err(ConnectionEnd::Closed("peer closed"));
                     }
                     let now = now();
                     last_input = now.monotonic;
-                    self.take_frames(now).await?;
+                    self.connection.handle_input(now, &mut rand::rng());
+                    self.handle_events(now).await?;
                     now
                 }
                 () = &mut woken => {
@@ -999,7 +1041,7 @@ impl Driver {
                 () = &mut silence => {
                     let deadline = self.deadline(started, last_input);
                     if Instant::now() >= deadline {
-                        return Err(ConnectionEnd::Closed(if self.established {
+                        return Err(ConnectionEnd::Closed(if self.connection.is_established() {
                             "idle"
                         } else {
                             "no key in time"
@@ -1012,12 +1054,11 @@ impl Driver {
             self.flush(now).await?;
             if self.closing.load(Ordering::Acquire) {
                 let close = lock(&self.shared.connections)
-                    .get(&self.connection)
+                    .get(&self.id)
                     .and_then(|entry| entry.close);
                 if let Some(error) = close {
-                    if let Some(code) = error {
-                        self.send_transport_error(code).await?;
-                    }
+                    self.connection.close(error);
+                    self.write_output().await?;
                     return Err(ConnectionEnd::Closed("closed by the endpoint"));
                 }
             }
@@ -1043,114 +1084,121 @@ impl Driver {
         .await;
     }
 
-    async fn take_frames(&mut self, now: Now) -> Result<(), ConnectionEnd> {
-        while let Some(frame) = self.transport.decode(&mut self.input)? {
-            let Frame::Payload {
-                mut data,
-                quick_ack,
-            } = frame
-            else {
-                continue;
-            };
-            let key_id = data
-                .first_chunk::<8>()
-                .map(|bytes| i64::from_le_bytes(*bytes))
-                .ok_or(ConnectionEnd::Closed("frame too short"))?;
-            if key_id == 0 {
-                self.handle_plain(&data).await?;
-            } else {
-                self.handle_encrypted(key_id, &mut data, quick_ack, now)
-                    .await?;
+    /// Answers the connection's events: what needs the key store runs on the blocking pool,
+    /// never under a lock; opened messages go to the endpoint.
+    async fn handle_events(&mut self, now: Now) -> Result<(), ConnectionEnd> {
+        while let Some(event) = self.connection.poll_event() {
+            match event {
+                ConnectionEvent::CheckAuthKeyId(id) => {
+                    // A store that cannot answer counts the id as taken: the handshake then
+                    // asks for another key rather than risk a collision.
+                    let in_use = self
+                        .shared
+                        .blocking(move |store| store.contains(id).unwrap_or(true))
+                        .await
+                        .unwrap_or(true);
+                    self.connection
+                        .confirm_auth_key_id(in_use, super::now(), &mut rand::rng());
+                }
+                ConnectionEvent::KeyCreated(key) => {
+                    let record = crate::endpoint::key_record(&key);
+                    let stored = self
+                        .shared
+                        .blocking(move |store| store.insert(record))
+                        .await;
+                    let stored = match stored {
+                        Some(Ok(())) => true,
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, "new auth key not stored");
+                            false
+                        }
+                        None => false,
+                    };
+                    if stored {
+                        let id = key.auth_key.id();
+                        self.shared.endpoint.of(id).note_first_salt(
+                            id,
+                            key.server_salt,
+                            super::now(),
+                        );
+                    }
+                    self.connection
+                        .key_stored(stored, super::now(), &mut rand::rng());
+                }
+                ConnectionEvent::KeyNeeded(id) => {
+                    let key = self.key(id, now).await?;
+                    if key.is_none() {
+                        self.shared
+                            .counters
+                            .rejected_frames
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.connection
+                        .provide_key(key.as_deref(), now, &mut rand::rng());
+                }
+                ConnectionEvent::Message(message) => self.handle_message(&message, now),
+                ConnectionEvent::Closed(reason) => {
+                    if reason == CloseReason::Rejected {
+                        self.shared
+                            .counters
+                            .rejected_frames
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.write_output().await?;
+                    return Err(reason.into());
+                }
             }
         }
         Ok(())
     }
 
-    async fn handle_plain(&mut self, data: &[u8]) -> Result<(), ConnectionEnd> {
-        let handshake = self
-            .handshake
-            .get_or_insert_with(|| ServerHandshake::new(self.shared.options.handshake.clone()));
-        let mut event = handshake.handle(data, now(), &mut rand::rng());
-        loop {
-            match event {
-                Ok(handshake::ServerEvent::Reply(reply)) => return self.send_payload(&reply).await,
-                Ok(handshake::ServerEvent::Failed(reply)) => {
-                    self.send_payload(&reply).await?;
-                    return Err(ConnectionEnd::Closed("key exchange failed"));
+    /// The key of a frame: from the endpoint's cache, or read from the store on the blocking
+    /// pool (no lock held) and cached. `None` for a key the client must hear -404 for; a
+    /// store that fails closes the connection without it (the key may well exist).
+    async fn key(&mut self, id: i64, now: Now) -> Result<Option<Arc<AuthKey>>, ConnectionEnd> {
+        let shard = self.shared.endpoint.index(id);
+        let mut lookup = self.shared.endpoint.at(shard).lookup_key(id, now);
+        for _ in 0..MAX_KEY_LOADS {
+            let generation = match lookup {
+                KeyLookup::Ready(key) => return Ok(Some(key)),
+                KeyLookup::Refused => return Ok(None),
+                KeyLookup::Missing { generation } => generation,
+            };
+            let unix = now.unix_secs();
+            let loaded = self
+                .shared
+                .blocking(move |store| load_key(store, id, unix))
+                .await;
+            let entry = match loaded {
+                Some(Ok(Some(entry))) => entry,
+                Some(Ok(None)) => return Ok(None),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "auth key not loaded");
+                    return Err(ConnectionEnd::Closed("key store failed"));
                 }
-                Ok(handshake::ServerEvent::CheckAuthKeyId(id)) => {
-                    let in_use = self.shared.store.contains(id).unwrap_or(true);
-                    event = handshake.confirm_auth_key_id(in_use, now());
-                }
-                Ok(handshake::ServerEvent::Done { reply, key }) => {
-                    let record = crate::endpoint::key_record(&key);
-                    if let Err(error) = self.shared.store.insert(record) {
-                        tracing::warn!(%error, "new auth key not stored");
-                        return Err(ConnectionEnd::Closed("key not stored"));
-                    }
-                    self.shared.endpoint.of(key.auth_key.id()).note_first_salt(
-                        key.auth_key.id(),
-                        key.server_salt,
-                        now(),
-                    );
-                    self.established = true;
-                    return self.send_payload(&reply).await;
-                }
-                Err(error) => {
-                    self.send_transport_error(error.transport_error()).await?;
-                    return Err(ConnectionEnd::Closed("bad key exchange message"));
-                }
-            }
+                None => return Err(ConnectionEnd::Closed("key store failed")),
+            };
+            lookup = self
+                .shared
+                .endpoint
+                .at(shard)
+                .insert_key(id, entry, generation, now);
         }
+        Err(ConnectionEnd::Closed("key changed while loading"))
     }
 
-    async fn handle_encrypted(
-        &mut self,
-        key_id: i64,
-        data: &mut [u8],
-        quick_ack: bool,
-        now: Now,
-    ) -> Result<(), ConnectionEnd> {
-        let shard = self.shared.endpoint.index(key_id);
-        let key = self.shared.endpoint.at(shard).auth_key(key_id, now);
-        let key = match key {
-            Ok(key) => key,
-            Err(error) => {
-                self.shared
-                    .counters
-                    .rejected_frames
-                    .fetch_add(1, Ordering::Relaxed);
-                if let Some(code) = error.transport_error() {
-                    self.send_transport_error(code).await?;
-                }
-                return Err(ConnectionEnd::Closed("unknown auth key"));
-            }
-        };
-        // Any failure before or at the msg_key check is one outcome: the connection closes
-        // (security guidelines; R2 and R4 in reference/security.md).
-        let Ok(opened) = open(data, &key, Direction::ClientToServer) else {
-            self.shared
-                .counters
-                .rejected_frames
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(ConnectionEnd::Closed("message rejected"));
-        };
-        self.established = true;
-        if quick_ack {
-            self.transport
-                .encode(Outgoing::QuickAck(opened.quick_ack_token), &mut self.output)
-                .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
-        }
+    fn handle_message(&mut self, message: &IncomingMessage, now: Now) {
+        let shard = self.shared.endpoint.index(message.auth_key_id);
         if !self.shards.contains(&shard) {
             self.shards.push(shard);
         }
         {
             let mut endpoint = self.shared.endpoint.at(shard);
             endpoint.handle_message(
-                self.connection,
-                key_id,
-                &opened.header,
-                opened.body,
+                self.id,
+                message.auth_key_id,
+                &message.header,
+                &message.body,
                 now,
                 &mut rand::rng(),
             );
@@ -1158,31 +1206,6 @@ impl Driver {
                 .extend(std::iter::from_fn(|| endpoint.poll_event()));
         }
         self.shared.dispatch(&mut self.events, &mut self.ready);
-        Ok(())
-    }
-
-    async fn send_payload(&mut self, payload: &[u8]) -> Result<(), ConnectionEnd> {
-        self.transport
-            .encode(
-                Outgoing::Payload {
-                    data: payload,
-                    quick_ack: false,
-                },
-                &mut self.output,
-            )
-            .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
-        self.write_output().await
-    }
-
-    async fn send_transport_error(&mut self, code: i32) -> Result<(), ConnectionEnd> {
-        if self
-            .transport
-            .encode(Outgoing::TransportError(code), &mut self.output)
-            .is_ok()
-        {
-            self.write_output().await?;
-        }
-        Ok(())
     }
 
     /// Hands the ready answers to the endpoint and sends what it has for this connection:
@@ -1212,7 +1235,7 @@ impl Driver {
                     endpoint.answer(answer.session, answer.msg_id, outcome, now);
                     // The session may have moved to another connection meanwhile.
                     match endpoint.connection_of(answer.session) {
-                        Some(connection) if connection != self.connection => {
+                        Some(connection) if connection != self.id => {
                             elsewhere.push(connection);
                         }
                         _ => {}
@@ -1225,7 +1248,7 @@ impl Driver {
                     // the split-off messages keep the buffer's earlier part in use.)
                     self.scratch.reserve(SCRATCH_RESERVE);
                     let Some((key, header)) =
-                        endpoint.poll_transmit(self.connection, now, &mut self.scratch)
+                        endpoint.poll_transmit(self.id, now, &mut self.scratch)
                     else {
                         break;
                     };
@@ -1253,19 +1276,12 @@ impl Driver {
             // Taken and put back, so that the vector keeps its capacity.
             let mut outgoing = std::mem::take(&mut self.outgoing);
             for (key, header, mut message) in outgoing.drain(..) {
-                if !super::seal_message(&mut message, &key, Direction::ServerToClient, &header) {
-                    continue;
-                }
-                self.transport
-                    .encode(
-                        Outgoing::Payload {
-                            data: &message,
-                            quick_ack: false,
-                        },
-                        &mut self.output,
-                    )
-                    .map_err(|_| ConnectionEnd::Closed("cannot encode"))?;
-                if self.output.len() >= 64 * 1024 {
+                // A message that cannot be sealed or framed is dropped (the session sends
+                // it again if the client asks). The thread's generator is taken per message:
+                // it must not live across the write's await (the task would not be `Send`).
+                self.connection
+                    .send_message(&key, &header, &mut message, &mut rand::rng());
+                if self.connection.outgoing().len() >= 64 * 1024 {
                     self.write_output().await?;
                 }
             }
@@ -1280,8 +1296,10 @@ impl Driver {
     }
 
     async fn write_output(&mut self) -> Result<(), ConnectionEnd> {
-        if !self.output.is_empty() {
-            let write = self.stream.write_all(&self.output);
+        let pending = self.connection.outgoing();
+        if !pending.is_empty() {
+            let len = pending.len();
+            let write = self.stream.write_all(pending);
             tokio::pin!(write);
             // Most writes complete at once: the timeout's timer is only set for one that
             // has to wait (polling first with a no-op waker is sound, as the timed poll
@@ -1293,7 +1311,7 @@ impl Driver {
                     .await
                     .map_err(|_| ConnectionEnd::Closed("write timed out"))??,
             }
-            self.output.clear();
+            self.connection.advance_outgoing(len);
         }
         Ok(())
     }

@@ -14,8 +14,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use columba_store::auth_key::AuthKeyStore;
-
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::salt::SaltSource;
 
@@ -36,29 +34,18 @@ fn lock(mutex: &Mutex<Endpoint>) -> MutexGuard<'_, Endpoint> {
 }
 
 impl Shards {
-    /// `count` shards (at least one, at most [`MAX_SHARDS`]) over `store`.
+    /// `count` shards (at least one, at most [`MAX_SHARDS`]).
     /// `config.max_sessions` and `config.max_cached_keys` are divided among them, rounded
     /// up: the totals stay within the configured figure plus the number of shards, and
     /// eviction works per shard (a full shard evicts its own least recently active session
     /// even when others have room).
-    pub(super) fn new(
-        store: &Arc<dyn AuthKeyStore>,
-        salts: &Arc<SaltSource>,
-        config: &EndpointConfig,
-        count: usize,
-    ) -> Self {
+    pub(super) fn new(salts: &Arc<SaltSource>, config: &EndpointConfig, count: usize) -> Self {
         let count = count.clamp(1, MAX_SHARDS);
         let mut per_shard = config.clone();
         per_shard.max_sessions = config.max_sessions.div_ceil(count);
         per_shard.max_cached_keys = config.max_cached_keys.div_ceil(count);
         let shards = (0..count)
-            .map(|_| {
-                Mutex::new(Endpoint::new(
-                    store.clone(),
-                    salts.clone(),
-                    per_shard.clone(),
-                ))
-            })
+            .map(|_| Mutex::new(Endpoint::new(salts.clone(), per_shard.clone())))
             .collect();
         Self { shards }
     }
@@ -101,12 +88,10 @@ impl Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use columba_store::MemoryAuthKeyStore;
 
     fn shards(count: usize, config: &EndpointConfig) -> Shards {
-        let store: Arc<dyn AuthKeyStore> = Arc::new(MemoryAuthKeyStore::new());
         let salts = Arc::new(SaltSource::generate(&mut rand::rng()));
-        Shards::new(&store, &salts, config, count)
+        Shards::new(&salts, config, count)
     }
 
     #[test]

@@ -108,7 +108,11 @@ pub enum AuthKeyError {
     AlreadyBound(i64),
     /// The storage engine failed.
     #[error("storage backend: {0}")]
-    Backend(String),
+    Backend(#[source] crate::BackendError),
+    /// A write failed before and the store refuses more until it is reopened (what reached
+    /// the disk is unknown).
+    #[error("the key store refuses writes after a failed write; reopen it")]
+    Poisoned(#[source] crate::BackendError),
 }
 
 /// Storage of authorization keys. Object-safe, shared between threads; each call is atomic.

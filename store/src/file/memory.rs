@@ -119,7 +119,9 @@ impl MemoryFileStore {
         }
         // Checked above: only now is anything stored.
         let Some(upload) = inner.uploads.get_mut(&(owner, file_id)) else {
-            return Err(FileError::Backend("upload vanished".to_owned()));
+            return Err(FileError::Backend(crate::BackendError::new(
+                "upload vanished",
+            )));
         };
         upload.sizes.insert(part, bytes.len());
         upload.parts.insert(

@@ -70,9 +70,9 @@ pub enum FileError {
         /// The part.
         part: u32,
     },
-    /// The storage engine failed.
+    /// The storage engine failed (or refuses writes after a failed one).
     #[error("storage backend: {0}")]
-    Backend(String),
+    Backend(#[source] crate::BackendError),
 }
 
 impl FileError {
@@ -448,7 +448,12 @@ mod tests {
             FileError::Md5ChecksumInvalid.rpc_error(),
             (400, "MD5_CHECKSUM_INVALID".to_owned())
         );
-        assert_eq!(FileError::Backend("disk".to_owned()).rpc_error().0, 500);
+        assert_eq!(
+            FileError::Backend(crate::BackendError::new("disk"))
+                .rpc_error()
+                .0,
+            500
+        );
     }
 
     proptest! {

@@ -264,10 +264,19 @@ pub enum MessageError {
     /// The box has used every message id or pts (2^31 - 1).
     #[error("the box's id space is exhausted")]
     Exhausted,
-    /// The storage engine failed, or a previous write failed and the store refuses to go on
-    /// with unknown state.
+    /// The storage engine failed.
     #[error("storage backend: {0}")]
-    Backend(String),
+    Backend(#[source] crate::BackendError),
+    /// A write or sync of this RocksDB instance failed before: what reached the disk is
+    /// unknown, so the instance refuses writes until the store is reopened (and recovered).
+    #[error("instance {instance} refuses writes after a failed write; reopen the store")]
+    Poisoned {
+        /// The instance.
+        instance: u32,
+        /// The failure that poisoned it.
+        #[source]
+        cause: crate::BackendError,
+    },
 }
 
 /// Limits of a message store.

@@ -6,6 +6,7 @@
 //! `0c` a permanent key's current temporary key, `0d` temporary keys by expiry (for the
 //! sweep).
 
+use crate::BackendError;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -28,8 +29,9 @@ pub struct RocksAuthKeyStore {
 
 fn backend(error: MessageError) -> AuthKeyError {
     match error {
-        MessageError::Backend(message) => AuthKeyError::Backend(message),
-        other => AuthKeyError::Backend(other.to_string()),
+        MessageError::Backend(cause) => AuthKeyError::Backend(cause),
+        MessageError::Poisoned { cause, .. } => AuthKeyError::Poisoned(cause),
+        other => AuthKeyError::Backend(BackendError::with_source("key store", other)),
     }
 }
 
@@ -71,7 +73,9 @@ impl RocksAuthKeyStore {
     fn record(reader: &Reader<'_>, id: i64) -> Result<Option<AuthKeyRecord>, AuthKeyError> {
         reader
             .get(&keys::auth_key(Prefix::AuthKey, id), |value| {
-                decode_auth_key(value).map_err(|error| MessageError::Backend(error.to_string()))
+                decode_auth_key(value).map_err(|error| {
+                    MessageError::Backend(BackendError::with_source("key store", error))
+                })
             })
             .map_err(backend)
     }
@@ -79,7 +83,9 @@ impl RocksAuthKeyStore {
     fn binding(reader: &Reader<'_>, temp: i64) -> Result<Option<(i64, i64)>, AuthKeyError> {
         reader
             .get(&keys::auth_key(Prefix::TempBinding, temp), |value| {
-                decode_binding(value).map_err(|error| MessageError::Backend(error.to_string()))
+                decode_binding(value).map_err(|error| {
+                    MessageError::Backend(BackendError::with_source("key store", error))
+                })
             })
             .map_err(backend)
     }
@@ -87,7 +93,9 @@ impl RocksAuthKeyStore {
     fn temp_of(reader: &Reader<'_>, perm: i64) -> Result<Option<i64>, AuthKeyError> {
         reader
             .get(&keys::auth_key(Prefix::PermBinding, perm), |value| {
-                decode_key_id(value).map_err(|error| MessageError::Backend(error.to_string()))
+                decode_key_id(value).map_err(|error| {
+                    MessageError::Backend(BackendError::with_source("key store", error))
+                })
             })
             .map_err(backend)
     }
@@ -269,8 +277,9 @@ impl AuthKeyStore for RocksAuthKeyStore {
             let mut walk = reader.range(&[Prefix::KeyExpiry as u8]).map_err(backend)?;
             walk.first();
             while let Some((key, _)) = walk.item().map_err(backend)? {
-                let (expires_at, id) = keys::decode_key_expiry(key)
-                    .map_err(|error| AuthKeyError::Backend(format!("key store: {error}")))?;
+                let (expires_at, id) = keys::decode_key_expiry(key).map_err(|error| {
+                    AuthKeyError::Backend(BackendError::with_source("key store", error))
+                })?;
                 if expires_at > now {
                     break;
                 }
@@ -309,8 +318,9 @@ impl AuthKeyStore for RocksAuthKeyStore {
             let mut walk = reader.range(&[Prefix::AuthKey as u8]).map_err(backend)?;
             walk.first();
             while let Some((_, value)) = walk.item().map_err(backend)? {
-                let record = decode_auth_key(value)
-                    .map_err(|error| AuthKeyError::Backend(format!("key store: {error}")))?;
+                let record = decode_auth_key(value).map_err(|error| {
+                    AuthKeyError::Backend(BackendError::with_source("key store", error))
+                })?;
                 if unsigned(&record) {
                     candidates.push(record.auth_key_id);
                 }

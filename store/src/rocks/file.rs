@@ -16,6 +16,7 @@
 //! and files no row names (a crash came between) are removed when the store opens.
 //! Layout: `docs/storage-format.md`.
 
+use crate::BackendError;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,17 +66,17 @@ pub const DEFAULT_PART_CACHE_BYTES: usize = 128 << 20;
 
 fn backend(error: MessageError) -> FileError {
     match error {
-        MessageError::Backend(message) => FileError::Backend(message),
-        other => FileError::Backend(other.to_string()),
+        MessageError::Backend(cause) => FileError::Backend(cause),
+        other => FileError::Backend(BackendError::with_source("file store", other)),
     }
 }
 
-fn corrupt(error: impl std::fmt::Display) -> FileError {
-    FileError::Backend(format!("file store: {error}"))
+fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> FileError {
+    FileError::Backend(BackendError::with_source("file store", error))
 }
 
 fn io_error(error: std::io::Error) -> FileError {
-    FileError::Backend(format!("file store: part file: {error}"))
+    FileError::Backend(BackendError::with_source("file store: part file", error))
 }
 
 /// SHA-256 of each 128 KiB piece of a part (one hash for a part of 128 KiB or less, even an
@@ -170,7 +171,10 @@ impl RocksFileStore {
                 Some((key, _)) => keys::decode_part(key)
                     .map(|(blob, _)| blob.saturating_add(1))
                     .map_err(|error| {
-                        OpenError::Recovery(MessageError::Backend(error.to_string()))
+                        OpenError::Recovery(MessageError::Backend(BackendError::with_source(
+                            "file store",
+                            error,
+                        )))
                     })?,
                 None => 1,
             }
@@ -229,7 +233,9 @@ impl RocksFileStore {
     ) -> Result<Option<UploadRecord>, FileError> {
         reader
             .get(&keys::owned_file(Prefix::Upload, owner, file_id), |value| {
-                decode_upload(value).map_err(|error| MessageError::Backend(error.to_string()))
+                decode_upload(value).map_err(|error| {
+                    MessageError::Backend(BackendError::with_source("file store", error))
+                })
             })
             .map_err(backend)
     }
@@ -240,7 +246,9 @@ impl RocksFileStore {
     ) -> Result<Option<ContentRecord>, FileError> {
         reader
             .get(&keys::content(&content.0), |value| {
-                decode_content(value).map_err(|error| MessageError::Backend(error.to_string()))
+                decode_content(value).map_err(|error| {
+                    MessageError::Backend(BackendError::with_source("file store", error))
+                })
             })
             .map_err(backend)
     }
@@ -252,7 +260,9 @@ impl RocksFileStore {
     ) -> Result<Option<PartRecord>, FileError> {
         reader
             .get(&keys::part(blob, part), |value| {
-                decode_part(value).map_err(|error| MessageError::Backend(error.to_string()))
+                decode_part(value).map_err(|error| {
+                    MessageError::Backend(BackendError::with_source("file store", error))
+                })
             })
             .map_err(backend)
     }
@@ -679,7 +689,9 @@ impl FileStore for RocksFileStore {
             .get(
                 &keys::owned_file(Prefix::FileRow, owner, file_id),
                 |value| {
-                    decode_file(value).map_err(|error| MessageError::Backend(error.to_string()))
+                    decode_file(value).map_err(|error| {
+                        MessageError::Backend(BackendError::with_source("file store", error))
+                    })
                 },
             )
             .map_err(backend)
@@ -738,7 +750,9 @@ impl FileStore for RocksFileStore {
             .get(
                 &keys::range_hashes(&content.0, u32::try_from(window).unwrap_or(u32::MAX)),
                 |value| {
-                    decode_hashes(value).map_err(|error| MessageError::Backend(error.to_string()))
+                    decode_hashes(value).map_err(|error| {
+                        MessageError::Backend(BackendError::with_source("file store", error))
+                    })
                 },
             )
             .map_err(backend)?
@@ -768,7 +782,9 @@ impl FileStore for RocksFileStore {
         let file_key = keys::owned_file(Prefix::FileRow, owner, file_id);
         let Some(info) = reader
             .get(&file_key, |value| {
-                decode_file(value).map_err(|error| MessageError::Backend(error.to_string()))
+                decode_file(value).map_err(|error| {
+                    MessageError::Backend(BackendError::with_source("file store", error))
+                })
             })
             .map_err(backend)?
         else {

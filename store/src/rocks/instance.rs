@@ -1,6 +1,7 @@
 //! One RocksDB instance of a sharded store: its column families, reads at a snapshot, and
 //! writes that poison the instance when they fail.
 
+use crate::BackendError;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -69,7 +70,7 @@ pub(crate) struct Instance {
     options: Options,
     sync: bool,
     /// Why the instance refuses writes, once a write or sync failed.
-    poisoned: Mutex<Option<String>>,
+    poisoned: Mutex<Option<BackendError>>,
     /// A failure to inject after this many more writes.
     fault: Mutex<Option<(u64, Fault)>>,
 }
@@ -83,8 +84,19 @@ impl std::fmt::Debug for Instance {
     }
 }
 
-pub(crate) fn engine_error(number: u32, error: impl std::fmt::Display) -> MessageError {
-    MessageError::Backend(format!("instance {number}: {error}"))
+pub(crate) fn engine_error(
+    number: u32,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> MessageError {
+    MessageError::Backend(BackendError::with_source(
+        format!("instance {number}"),
+        error,
+    ))
+}
+
+/// An invariant of the engine broken in instance `number`.
+pub(crate) fn broken(number: u32, what: &'static str) -> MessageError {
+    MessageError::Backend(BackendError::new(format!("instance {number}: {what}")))
 }
 
 impl Instance {
@@ -135,33 +147,35 @@ impl Instance {
     fn cf(&self, prefix: Prefix) -> Result<&ColumnFamily, MessageError> {
         self.db
             .cf_handle(family(prefix))
-            .ok_or_else(|| engine_error(self.number, "a column family is missing"))
+            .ok_or_else(|| broken(self.number, "a column family is missing"))
     }
 
     /// The column family a key belongs in, by its prefix.
     pub(crate) fn cf_of(&self, key: &[u8]) -> Result<&ColumnFamily, MessageError> {
-        let prefix = Prefix::of(key)
-            .ok_or_else(|| engine_error(self.number, "a key with an unknown prefix"))?;
+        let prefix =
+            Prefix::of(key).ok_or_else(|| broken(self.number, "a key with an unknown prefix"))?;
         self.cf(prefix)
     }
 
     /// The reason this instance refuses writes, if it does.
-    pub(crate) fn poisoned(&self) -> Option<String> {
+    pub(crate) fn poisoned(&self) -> Option<BackendError> {
         crate::lock(&self.poisoned).clone()
     }
 
-    pub(crate) fn poison(&self, reason: String) {
+    /// Refuses writes from now on, for `cause`; returns the error of the failed write.
+    pub(crate) fn poison(&self, cause: BackendError) -> MessageError {
         let mut poisoned = crate::lock(&self.poisoned);
-        poisoned.get_or_insert(reason);
+        poisoned.get_or_insert(cause.clone());
+        MessageError::Backend(cause)
     }
 
     /// Refuses if a write or sync failed before.
     pub(crate) fn check_writable(&self) -> Result<(), MessageError> {
         match self.poisoned() {
-            Some(reason) => Err(MessageError::Backend(format!(
-                "instance {} refuses writes after a failed write ({reason}); reopen the store",
-                self.number
-            ))),
+            Some(cause) => Err(MessageError::Poisoned {
+                instance: self.number,
+                cause,
+            }),
             None => Ok(()),
         }
     }
@@ -215,19 +229,17 @@ impl Instance {
         let mut options = WriteOptions::default();
         options.set_sync(sync);
         let fault = self.next_fault();
+        let context = || format!("instance {}", self.number);
         if fault == Some(Fault::FailWrite) {
-            let reason = "injected write failure".to_owned();
-            self.poison(reason.clone());
-            return Err(engine_error(self.number, reason));
+            let cause = BackendError::new(format!("{}: injected write failure", context()));
+            return Err(self.poison(cause));
         }
         if let Err(error) = self.db.write_opt(batch, &options) {
-            self.poison(error.to_string());
-            return Err(engine_error(self.number, error));
+            return Err(self.poison(BackendError::with_source(context(), error)));
         }
         if fault == Some(Fault::FailSync) {
-            let reason = "injected sync failure".to_owned();
-            self.poison(reason.clone());
-            return Err(engine_error(self.number, reason));
+            let cause = BackendError::new(format!("{}: injected sync failure", context()));
+            return Err(self.poison(cause));
         }
         Ok(())
     }
@@ -241,7 +253,8 @@ impl Instance {
     /// Syncs the write-ahead log (the periodic durability mode's timer).
     pub(crate) fn sync_wal(&self) {
         if let Err(error) = self.db.flush_wal(true) {
-            self.poison(format!("WAL sync: {error}"));
+            let context = format!("instance {}: WAL sync", self.number);
+            self.poison(BackendError::with_source(context, error));
         }
     }
 

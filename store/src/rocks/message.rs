@@ -5,6 +5,7 @@
 //! instance. Readers take a RocksDB snapshot and never lock: what they see of a box is a
 //! prefix of its committed changes. The layout is in `docs/storage-format.md`.
 
+use crate::BackendError;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -62,7 +63,10 @@ fn check_limit(limit: usize) -> Result<(), MessageError> {
 }
 
 fn key_error(number: u32, error: keys::KeyError) -> MessageError {
-    MessageError::Backend(format!("instance {number}: {error}"))
+    MessageError::Backend(BackendError::with_source(
+        format!("instance {number}"),
+        error,
+    ))
 }
 
 /// The plans of one call grouped by instance, written others-first so that the caller's own
@@ -116,7 +120,7 @@ impl<'a> Readers<'a> {
         let number = self.shards.of(box_id)?.number;
         self.readers
             .get(&number)
-            .ok_or_else(|| MessageError::Backend("no reader for a locked box".into()))
+            .ok_or_else(|| MessageError::Backend(BackendError::new("no reader for a locked box")))
     }
 }
 
@@ -158,13 +162,14 @@ impl RocksMessageStore {
     pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<(), MessageError> {
         let dest = dest.as_ref();
         if dest.exists() {
-            return Err(MessageError::Backend(format!(
+            return Err(MessageError::Backend(BackendError::new(format!(
                 "checkpoint destination {} exists",
                 dest.display()
-            )));
+            ))));
         }
-        std::fs::create_dir_all(dest)
-            .map_err(|error| MessageError::Backend(format!("checkpoint: {error}")))?;
+        std::fs::create_dir_all(dest).map_err(|error| {
+            MessageError::Backend(BackendError::with_source("checkpoint", error))
+        })?;
         let _all = self.locks.lock_all();
         for instance in &self.shards.instances {
             let checkpoint = rocksdb::checkpoint::Checkpoint::new(&instance.db)
@@ -174,7 +179,7 @@ impl RocksMessageStore {
                 .map_err(|error| engine_error(instance.number, error))?;
         }
         write_manifest(dest, &self.shards.manifest)
-            .map_err(|error| MessageError::Backend(format!("checkpoint: {error}")))
+            .map_err(|error| MessageError::Backend(BackendError::with_source("checkpoint", error)))
     }
 
     /// RocksDB's statistics summed over the instances, by their RocksDB names: keys and
@@ -307,11 +312,11 @@ fn check_fits(reader: &Reader<'_>, ops: &[BatchOp]) -> Result<(), MessageError> 
         let planned = codec::decode_box_meta(value).map_err(|error| corrupt(number, error))?;
         let current = read_meta(reader, box_id)?;
         if current.state.pts.checked_add(1) != Some(planned.state.pts) {
-            return Err(MessageError::Backend(format!(
+            return Err(MessageError::Backend(BackendError::new(format!(
                 "instance {number}: a pending delivery to {box_id:?} expects pts {} but the box is at {}",
                 i64::from(planned.state.pts) - 1,
                 current.state.pts
-            )));
+            ))));
         }
     }
     Ok(())
@@ -604,9 +609,9 @@ impl MessageStore for RocksMessageStore {
         let mut dialogs = Vec::with_capacity(order.len());
         for peer in order {
             let record = read_dialog(&reader, box_id, peer)?.ok_or_else(|| {
-                MessageError::Backend(format!(
+                MessageError::Backend(BackendError::new(format!(
                     "instance {number}: a dialog order row without its dialog"
-                ))
+                )))
             })?;
             dialogs.push(Dialog {
                 peer,
@@ -1000,7 +1005,7 @@ impl<'a> ChatSource<'a> {
         }
         match slot.as_mut() {
             Some(walk) => f(walk),
-            None => Err(MessageError::Backend("no iterator".into())),
+            None => Err(MessageError::Backend(BackendError::new("no iterator"))),
         }
     }
 

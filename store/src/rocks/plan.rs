@@ -1,6 +1,7 @@
 //! A change to one box, planned against its current state and written as part of one batch:
 //! counters, dialog summaries, update-log entries and the log's trimming.
 
+use crate::BackendError;
 use std::collections::BTreeMap;
 
 use super::instance::Reader;
@@ -13,7 +14,10 @@ use crate::message::{BoxId, MessageError, Peer, UpdateEntry, UpdateKind};
 
 /// A stored value that does not decode: the database is corrupt.
 pub(crate) fn corrupt(number: u32, error: codec::ValueError) -> MessageError {
-    MessageError::Backend(format!("instance {number}: {error}"))
+    MessageError::Backend(BackendError::with_source(
+        format!("instance {number}"),
+        error,
+    ))
 }
 
 /// Reads a box's counters (zero for a box never written).
@@ -127,7 +131,7 @@ impl<'r> BoxPlan<'r> {
         self.dialogs
             .get_mut(&peer)
             .map(|change| &mut change.record)
-            .ok_or_else(|| MessageError::Backend("dialog vanished from a plan".into()))
+            .ok_or_else(|| MessageError::Backend(BackendError::new("dialog vanished from a plan")))
     }
 
     /// Uses a cached copy of a chat's summary instead of reading it.
@@ -190,8 +194,12 @@ impl<'r> BoxPlan<'r> {
             let Some((key, _)) = walk.item()? else {
                 break;
             };
-            let (_, pts) = keys::decode_log(key)
-                .map_err(|error| MessageError::Backend(format!("instance {number}: {error}")))?;
+            let (_, pts) = keys::decode_log(key).map_err(|error| {
+                MessageError::Backend(BackendError::with_source(
+                    format!("instance {number}"),
+                    error,
+                ))
+            })?;
             if pts > self.meta.state.pts {
                 break;
             }

@@ -1,6 +1,7 @@
 //! Opening a sharded store: the directory, its manifest, one RocksDB instance per configured
 //! instance, and the periodic WAL sync when durability is relaxed.
 
+use crate::BackendError;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,14 +176,18 @@ impl Shards {
         let number = instance_of_box(box_id, &self.manifest);
         self.instances
             .get(usize::try_from(number).unwrap_or(usize::MAX))
-            .ok_or_else(|| MessageError::Backend(format!("no instance {number}")))
+            .ok_or_else(|| {
+                MessageError::Backend(BackendError::new(format!("no instance {number}")))
+            })
     }
 
     /// The instance with this number.
     pub(crate) fn number(&self, number: u32) -> Result<&Arc<Instance>, MessageError> {
         self.instances
             .get(usize::try_from(number).unwrap_or(usize::MAX))
-            .ok_or_else(|| MessageError::Backend(format!("no instance {number}")))
+            .ok_or_else(|| {
+                MessageError::Backend(BackendError::new(format!("no instance {number}")))
+            })
     }
 }
 
