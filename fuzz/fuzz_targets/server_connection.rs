@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!closed, "an event after Closed: {event:?}");
             match event {
                 ConnectionEvent::CheckAuthKeyId(_) => server.confirm_auth_key_id(false, now, &mut rng),
-                ConnectionEvent::KeyCreated(_) => server.key_stored(true, now, &mut rng),
+                ConnectionEvent::KeyCreated { .. } => server.key_stored(true, now, &mut rng),
                 ConnectionEvent::KeyNeeded(id) => {
                     let given = (id == key.id()).then_some(&key);
                     server.provide_key(given, now, &mut rng);

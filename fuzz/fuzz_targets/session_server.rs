@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::message::{ENCRYPTED_HEADROOM, EncryptedHeader};
 use columba_mtproto::time::{Now, msg_id_at};
-use columba_session::salt::SaltSource;
+use columba_session::SaltSource;
 use columba_session::{ServerEvent, ServerSession, SessionConfig};
 use libfuzzer_sys::fuzz_target;
 

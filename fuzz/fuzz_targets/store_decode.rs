@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use columba_store::{codec, keys};
+use columba_store::hooks::{codec, keys};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -76,7 +76,8 @@ impl AckQueue {
     }
 
     /// How many ids are pending.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.pending.len()
     }
 

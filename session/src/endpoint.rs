@@ -42,7 +42,7 @@ use crate::salt::SaltSource;
 use crate::server::{ServerEvent, ServerSession};
 
 /// The record to store for a key a server handshake just created (no user yet).
-pub fn key_record(
+pub(crate) fn key_record(
     key: &columba_mtproto::handshake::NewAuthKey,
 ) -> columba_store::auth_key::AuthKeyRecord {
     columba_store::auth_key::AuthKeyRecord {

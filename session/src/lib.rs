@@ -26,52 +26,56 @@
 //!   [`plugins::PushProvider`], [`plugins::CodeSender`], [`plugins::UpdateBus`]).
 //! - `runtime` (feature `tokio`): the server's accept loop and connection tasks, the client,
 //!   and the application's transports (`Listener`, `Connector`).
-//! - [`msg_id`]: generating msg_ids and seq_no, and checking a peer's (parity, time window,
-//!   the window of recent ids, seq_no parity and order, each refusal with its
-//!   bad_msg_notification code).
-//! - [`ack`]: acknowledgements batched by count and delay, at most 8192 ids a batch.
-//! - [`container`]: received containers checked (inner ids below the container's, distinct);
-//!   outgoing messages packed by count and size.
-//! - [`salt`]: server salts derived from a secret per 30-minute slot, with their grace period
-//!   and `get_future_salts`.
-//! - [`config`]: every limit, with its default and what crossing it costs the peer.
+//! - [`config`]: every limit, with its default and what crossing it costs the peer: msg_id
+//!   checks ([`MsgIdPolicy`]: parity, time window, the window of recent ids, seq_no parity
+//!   and order, each refusal a [`MsgIdRejection`] with its bad_msg_notification code),
+//!   acknowledgements ([`AckPolicy`]: batched by count and delay, at most [`MAX_ACK_IDS`] a
+//!   batch), containers (checked on the way in, packed by count and size on the way out).
+//! - [`SaltSource`]: server salts derived from a secret per 30-minute slot
+//!   ([`SALT_PERIOD`]), with their grace period and `get_future_salts`.
 //! - [`rpc`]: `rpc_result`/`rpc_error` and gzip on results.
 //! - `testing` (feature `testing`): a deterministic in-memory harness of a client and a
 //!   server with a simulated clock and faults.
 #![forbid(unsafe_code)]
 
-pub mod ack;
+mod ack;
 pub mod client;
 pub mod config;
 pub mod connection;
-pub mod container;
+mod container;
 pub mod endpoint;
 mod id_map;
 mod incoming;
-pub mod msg_id;
+mod msg_id;
 mod outbox;
 pub mod plugins;
 pub mod rpc;
 #[cfg(feature = "tokio")]
 pub mod runtime;
-pub mod salt;
+mod salt;
 pub mod server;
 pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use ack::{AckPolicy, MAX_ACK_IDS};
 pub use client::{ClientEvent, ClientSession, InvokeError, RequestFailure, RequestId};
 pub use config::SessionConfig;
 pub use connection::{
     ClientCloseReason, ClientConnection, ClientConnectionEvent, CloseReason, ConnectionEvent,
     IncomingMessage, ServerConnection,
 };
+pub use container::DEFAULT_MAX_CONTAINER_BYTES;
 pub use endpoint::{
     ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyEntry, KeyLookup, RequestContext,
-    SessionKey, key_record, load_key,
+    SessionKey, load_key,
+};
+pub use msg_id::{
+    DEFAULT_MAX_FUTURE, DEFAULT_MAX_PAST, DEFAULT_WINDOW, MsgIdPolicy, MsgIdRejection,
 };
 pub use outbox::BodyBuilder;
 pub use rpc::{RpcError, RpcOutcome};
+pub use salt::{FutureSalt, MAX_FUTURE_SALTS, SALT_GRACE, SALT_PERIOD, SaltSource};
 pub use server::{ServerEvent, ServerSession};
 pub use stats::SessionStats;
 

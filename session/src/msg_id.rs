@@ -219,11 +219,6 @@ impl MsgIdChecker {
         self.seen.back().map(|&(id, _)| id)
     }
 
-    /// Whether the time window applies.
-    pub fn is_synchronised(&self) -> bool {
-        self.check_time
-    }
-
     /// The smallest id remembered, once the window is full (ids at or below it are refused).
     pub fn window_floor(&self) -> Option<i64> {
         (self.seen.len() >= self.policy.window)

@@ -498,12 +498,13 @@ impl ServerSession {
     }
 
     fn handle_container(&mut self, container_id: i64, container: &MsgContainer, now: Now) {
-        if check_container(container_id, container).is_err() {
-            self.stats.count_bad_msg(64);
+        if let Err(error) = check_container(container_id, container) {
+            let code = error.bad_msg_code();
+            self.stats.count_bad_msg(code);
             let notice = types::BadMsgNotification {
                 bad_msg_id: container_id,
                 bad_msg_seqno: 0,
-                error_code: 64,
+                error_code: code,
             };
             self.send_service(notice.to_bytes(), MsgIdKind::ServerReply);
             return;

@@ -16,7 +16,7 @@ use columba_mtproto::message::{Padding, open, seal};
 use columba_mtproto::time::Now;
 use columba_mtproto::tl::Serializable;
 use columba_mtproto::tl::mtproto::functions;
-use columba_session::salt::SaltSource;
+use columba_session::SaltSource;
 use columba_session::{
     ClientEvent, ClientSession, ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyLookup,
     SessionConfig, SessionKey, load_key,

@@ -26,7 +26,17 @@ fn at(base: Instant, secs: u64) -> Now {
 }
 
 fn record(key: &NewAuthKey) -> AuthKeyRecord {
-    columba_session::endpoint::key_record(key)
+    AuthKeyRecord {
+        auth_key_id: key.auth_key.id(),
+        key: *key.auth_key.as_bytes(),
+        lifetime: match key.expires_at {
+            Some(expires_at) => KeyLifetime::Temporary { expires_at },
+            None => KeyLifetime::Permanent,
+        },
+        created_at: key.created_at,
+        dc: key.dc,
+        user_id: None,
+    }
 }
 
 /// One exchange; the server checks ids against `store` and stores the new key there.

@@ -447,8 +447,8 @@ async fn a_sign_in_reaches_temporary_keys_in_other_shards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_travel_through_the_update_bus() {
+    use columba_session::SaltSource;
     use columba_session::runtime::InProcessUpdateBus;
-    use columba_session::salt::SaltSource;
     let store = Arc::new(MemoryAuthKeyStore::new());
     let bus = Arc::new(InProcessUpdateBus::new(64));
     let options = ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![rsa_key()])));

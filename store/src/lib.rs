@@ -13,8 +13,9 @@
 //!   their error names), SHA-256 per part checked on read, content-addressed finished files
 //!   with reference counts, expiry of unfinished uploads; [`MemoryFileStore`].
 //!
-//! - [`keys`], [`codec`] and [`shard`]: the storage keys, value encodings and shard map the
-//!   RocksDB backend uses (`docs/storage-format.md`).
+//! The storage keys, value encodings and shard map the RocksDB backend uses are internal; their
+//! byte layout is documented in `docs/storage-format.md`, and a manifest error is a
+//! [`ManifestError`].
 //!
 //! - [`rocks`] (feature `rocksdb`, on by default): [`RocksMessageStore`], the sharded,
 //!   crash-safe RocksDB backend of [`MessageStore`], and [`RocksAuthKeyStore`].
@@ -31,14 +32,28 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 }
 
 pub mod auth_key;
-pub mod codec;
+mod codec;
 mod error;
 pub mod file;
-pub mod keys;
+mod keys;
 pub mod message;
 #[cfg(feature = "rocksdb")]
 pub mod rocks;
-pub mod shard;
+mod shard;
+
+/// Not a stable API: the storage keys and value encodings, for the fuzz targets and
+/// benchmarks (their byte layout is `docs/storage-format.md`).
+#[doc(hidden)]
+pub mod hooks {
+    /// The value encodings.
+    pub mod codec {
+        pub use crate::codec::*;
+    }
+    /// The storage keys.
+    pub mod keys {
+        pub use crate::keys::*;
+    }
+}
 #[cfg(test)]
 mod strategies;
 
@@ -54,3 +69,4 @@ pub use message::{
 pub use rocks::{
     Durability, OpenError, RocksAuthKeyStore, RocksFileStore, RocksMessageStore, RocksOptions,
 };
+pub use shard::{FORMAT_VERSION, LOGICAL_SHARDS, ManifestError};

@@ -26,10 +26,11 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use columba_store::codec::{MessageRecord, encode_message};
+use columba_store::hooks::codec::{MessageRecord, encode_message};
+use columba_store::hooks::keys;
 use columba_store::message::HistoryQuery;
 use columba_store::{
-    BoxId, Durability, MessageStore, Peer, RocksMessageStore, RocksOptions, SendRequest, keys,
+    BoxId, Durability, MessageStore, Peer, RocksMessageStore, RocksOptions, SendRequest,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};

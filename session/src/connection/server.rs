@@ -18,12 +18,13 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction};
-use columba_mtproto::handshake::{self, HandshakeError, NewAuthKey, ServerHandshake};
+use columba_mtproto::handshake::{self, HandshakeError, ServerHandshake};
 use columba_mtproto::message::{self, ENCRYPTED_HEADROOM, EncryptedHeader, Padding};
 use columba_mtproto::time::Now;
 use columba_mtproto::transport::{
     self, ERROR_AUTH_KEY_NOT_FOUND, Frame, Framing, Outgoing, Transport, TransportError,
 };
+use columba_store::auth_key::AuthKeyRecord;
 use rand_core::{CryptoRng, RngCore};
 
 /// An encrypted message, opened.
@@ -45,10 +46,16 @@ pub enum ConnectionEvent {
     /// A key exchange computed a key: say whether its id is already in use (in the key
     /// store) with [`ServerConnection::confirm_auth_key_id`]. Nothing more is read until then.
     CheckAuthKeyId(i64),
-    /// A key exchange made a key: store it, then call [`ServerConnection::key_stored`], which
-    /// sends the client its `dh_gen_ok` (so that a client never uses a key the server could
-    /// lose). Nothing more is read until then.
-    KeyCreated(Box<NewAuthKey>),
+    /// A key exchange made a key: store `record`, then call
+    /// [`ServerConnection::key_stored`], which sends the client its `dh_gen_ok` (so that a
+    /// client never uses a key the server could lose). Nothing more is read until then.
+    KeyCreated {
+        /// The record to store (no user yet).
+        record: Box<AuthKeyRecord>,
+        /// The first server salt the client was given, which the key's sessions should
+        /// accept at once ([`crate::Endpoint::note_first_salt`]).
+        server_salt: i64,
+    },
     /// An encrypted frame came with this key: give the key with
     /// [`ServerConnection::provide_key`] (`None` for a key that is unknown or refused). Nothing
     /// more is read until then.
@@ -443,7 +450,10 @@ impl ServerConnection {
             }
             Ok(handshake::ServerEvent::Done { reply, key }) => {
                 self.wait = Wait::KeyStored(reply);
-                self.events.push_back(ConnectionEvent::KeyCreated(key));
+                self.events.push_back(ConnectionEvent::KeyCreated {
+                    record: Box::new(crate::endpoint::key_record(&key)),
+                    server_salt: key.server_salt,
+                });
             }
             Err(error) => {
                 self.send_transport_error(error.transport_error());

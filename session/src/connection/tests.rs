@@ -266,7 +266,7 @@ fn a_key_exchange_through_the_connection() {
                     ConnectionEvent::CheckAuthKeyId(_) => {
                         p.server.confirm_auth_key_id(false, now(), &mut p.rng);
                     }
-                    ConnectionEvent::KeyCreated(_) => {
+                    ConnectionEvent::KeyCreated { .. } => {
                         assert!(
                             p.server.outgoing().is_empty(),
                             "dh_gen_ok waits for the store"

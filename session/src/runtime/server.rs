@@ -1100,11 +1100,14 @@ impl Driver {
                     self.connection
                         .confirm_auth_key_id(in_use, super::now(), &mut rand::rng());
                 }
-                ConnectionEvent::KeyCreated(key) => {
-                    let record = crate::endpoint::key_record(&key);
+                ConnectionEvent::KeyCreated {
+                    record,
+                    server_salt,
+                } => {
+                    let id = record.auth_key_id;
                     let stored = self
                         .shared
-                        .blocking(move |store| store.insert(record))
+                        .blocking(move |store| store.insert(*record))
                         .await;
                     let stored = match stored {
                         Some(Ok(())) => true,
@@ -1115,12 +1118,10 @@ impl Driver {
                         None => false,
                     };
                     if stored {
-                        let id = key.auth_key.id();
-                        self.shared.endpoint.of(id).note_first_salt(
-                            id,
-                            key.server_salt,
-                            super::now(),
-                        );
+                        self.shared
+                            .endpoint
+                            .of(id)
+                            .note_first_salt(id, server_salt, super::now());
                     }
                     self.connection
                         .key_stored(stored, super::now(), &mut rand::rng());
