@@ -39,6 +39,10 @@ mod keys;
 pub mod message;
 #[cfg(feature = "rocksdb")]
 pub mod rocks;
+#[cfg_attr(
+    not(feature = "rocksdb"),
+    allow(dead_code, reason = "the shard map serves the RocksDB backend")
+)]
 mod shard;
 
 /// Not a stable API: the storage keys and value encodings, for the fuzz targets and
