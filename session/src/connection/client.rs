@@ -13,12 +13,12 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::handshake::{self, ClientHandshake, ClientKey, HandshakeError};
-use columba_mtproto::message::{self, ENCRYPTED_HEADROOM, EncryptedHeader, Padding};
+use columba_mtproto::message::EncryptedHeader;
 use columba_mtproto::time::Now;
-use columba_mtproto::transport::{self, Frame, Outgoing, Transport, TransportError};
+use columba_mtproto::transport::{self, Frame, Transport, TransportError};
 use rand_core::{CryptoRng, RngCore};
 
-use super::IncomingMessage;
+use super::{IncomingMessage, envelope};
 
 /// What the client's driver acts on.
 #[derive(Debug)]
@@ -173,28 +173,17 @@ impl ClientConnection {
         let Some(key) = self.key.as_deref() else {
             return false;
         };
-        if self.closed
-            || message::seal(
-                message,
+        !self.closed
+            && envelope::seal(
+                &mut self.transport,
+                &mut self.output,
                 key,
                 Direction::ClientToServer,
                 header,
-                Padding::Minimal,
+                message,
+                quick_ack,
                 rng,
             )
-            .is_err()
-        {
-            return false;
-        }
-        self.transport
-            .encode(
-                Outgoing::Payload {
-                    data: message,
-                    quick_ack,
-                },
-                &mut self.output,
-            )
-            .is_ok()
     }
 
     /// Closes the connection from the client's side.
@@ -217,11 +206,7 @@ impl ClientConnection {
     /// `written` bytes of [`Self::outgoing`] went out.
     pub fn advance_outgoing(&mut self, written: usize) {
         let written = written.min(self.output.len());
-        if written == self.output.len() {
-            self.output.clear();
-        } else {
-            let _ = self.output.split_to(written);
-        }
+        bytes::Buf::advance(&mut self.output, written);
     }
 
     /// Whether a key exchange is running.
@@ -236,7 +221,7 @@ impl ClientConnection {
 
     fn handle_payload<R: RngCore + CryptoRng + ?Sized>(
         &mut self,
-        mut data: BytesMut,
+        data: BytesMut,
         now: Now,
         rng: &mut R,
     ) {
@@ -266,33 +251,20 @@ impl ClientConnection {
             self.end(ClientCloseReason::UnexpectedKey);
             return;
         };
-        let (header, body_len) = match message::open(&mut data, key, Direction::ServerToClient) {
-            Ok(opened) => (opened.header, opened.body.len()),
-            Err(_) => {
-                self.end(ClientCloseReason::Rejected);
-                return;
-            }
+        let Some(opened) = envelope::open(data, key, Direction::ServerToClient) else {
+            self.end(ClientCloseReason::Rejected);
+            return;
         };
-        let body = data
-            .freeze()
-            .slice(ENCRYPTED_HEADROOM..ENCRYPTED_HEADROOM + body_len);
         self.events
             .push_back(ClientConnectionEvent::Message(IncomingMessage {
                 auth_key_id,
-                header,
-                body,
+                header: opened.header,
+                body: opened.body,
             }));
     }
 
     fn send_payload(&mut self, payload: &[u8]) {
-        // Handshake messages are far below any frame limit.
-        let _ = self.transport.encode(
-            Outgoing::Payload {
-                data: payload,
-                quick_ack: false,
-            },
-            &mut self.output,
-        );
+        envelope::send_plain(&mut self.transport, &mut self.output, payload);
     }
 
     fn end(&mut self, reason: ClientCloseReason) {

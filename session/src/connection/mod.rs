@@ -3,6 +3,7 @@
 //! these same types.
 
 mod client;
+mod envelope;
 mod server;
 
 pub use client::{ClientCloseReason, ClientConnection, ClientConnectionEvent};

@@ -19,13 +19,15 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use columba_mtproto::crypto::{AuthKey, Direction};
 use columba_mtproto::handshake::{self, HandshakeError, ServerHandshake};
-use columba_mtproto::message::{self, ENCRYPTED_HEADROOM, EncryptedHeader, Padding};
+use columba_mtproto::message::EncryptedHeader;
 use columba_mtproto::time::Now;
 use columba_mtproto::transport::{
     self, ERROR_AUTH_KEY_NOT_FOUND, Frame, Framing, Outgoing, Transport, TransportError,
 };
 use columba_store::auth_key::AuthKeyRecord;
 use rand_core::{CryptoRng, RngCore};
+
+use super::envelope;
 
 /// An encrypted message, opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,7 +289,7 @@ impl ServerConnection {
     ) {
         let Wait::Key {
             auth_key_id,
-            mut frame,
+            frame,
             quick_ack,
         } = std::mem::replace(&mut self.wait, Wait::Nothing)
         else {
@@ -298,30 +300,23 @@ impl ServerConnection {
             self.end(CloseReason::UnknownKey);
             return;
         };
-        let (header, body_len, token) =
-            match message::open(&mut frame, key, Direction::ClientToServer) {
-                Ok(opened) => (opened.header, opened.body.len(), opened.quick_ack_token),
-                Err(_) => {
-                    self.end(CloseReason::Rejected);
-                    return;
-                }
-            };
+        let Some(opened) = envelope::open(frame, key, Direction::ClientToServer) else {
+            self.end(CloseReason::Rejected);
+            return;
+        };
         self.established = true;
         if quick_ack {
             // Only a framing that has quick acks sets the flag, so this cannot fail; the
             // message goes on either way.
             let _ = self
                 .transport
-                .encode(Outgoing::QuickAck(token), &mut self.output);
+                .encode(Outgoing::QuickAck(opened.quick_ack_token), &mut self.output);
         }
-        let body = frame
-            .freeze()
-            .slice(ENCRYPTED_HEADROOM..ENCRYPTED_HEADROOM + body_len);
         self.events
             .push_back(ConnectionEvent::Message(IncomingMessage {
                 auth_key_id,
-                header,
-                body,
+                header: opened.header,
+                body: opened.body,
             }));
         self.handle_input(now, rng);
     }
@@ -336,30 +331,17 @@ impl ServerConnection {
         message: &mut BytesMut,
         rng: &mut R,
     ) -> bool {
-        if matches!(self.wait, Wait::Closed) {
-            return false;
-        }
-        if message::seal(
-            message,
-            key,
-            Direction::ServerToClient,
-            header,
-            Padding::Minimal,
-            rng,
-        )
-        .is_err()
-        {
-            return false;
-        }
-        self.transport
-            .encode(
-                Outgoing::Payload {
-                    data: message,
-                    quick_ack: false,
-                },
+        !matches!(self.wait, Wait::Closed)
+            && envelope::seal(
+                &mut self.transport,
                 &mut self.output,
+                key,
+                Direction::ServerToClient,
+                header,
+                message,
+                false,
+                rng,
             )
-            .is_ok()
     }
 
     /// Closes the connection from the server's side, with a transport error first if one
@@ -394,11 +376,7 @@ impl ServerConnection {
     /// `written` bytes of [`Self::outgoing`] went out.
     pub fn advance_outgoing(&mut self, written: usize) {
         let written = written.min(self.output.len());
-        if written == self.output.len() {
-            self.output.clear();
-        } else {
-            let _ = self.output.split_to(written);
-        }
+        bytes::Buf::advance(&mut self.output, written);
     }
 
     /// Whether the connection reads input now: not while it waits for the driver's answer
@@ -463,15 +441,7 @@ impl ServerConnection {
     }
 
     fn send_payload(&mut self, payload: &[u8]) {
-        // A handshake message is far below any frame limit; a framing that cannot take it
-        // is one the peer broke, and the connection's next read fails on it.
-        let _ = self.transport.encode(
-            Outgoing::Payload {
-                data: payload,
-                quick_ack: false,
-            },
-            &mut self.output,
-        );
+        envelope::send_plain(&mut self.transport, &mut self.output, payload);
     }
 
     fn send_transport_error(&mut self, code: i32) {
