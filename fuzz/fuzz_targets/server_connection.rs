@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let key = AuthKey::from_bytes([0x5a; 256]);
     let now = Now { monotonic: Instant::now(), unix: Duration::from_secs(1_800_000_000) };
-    let config = transport::Config { max_frame_len: 64 * 1024, ..transport::Config::default() };
+    let mut config = transport::Config::default();
+    config.max_frame_len = 64 * 1024;
     let mut server = ServerConnection::new(config, Arc::new(ServerConfig::new(vec![rsa()])), &mut rng);
     let mut client = Transport::client(ClientConfig::new(Framing::Abridged, false), &mut rng);
     let mut sealed_bodies = HashSet::new();

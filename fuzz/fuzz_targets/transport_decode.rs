@@ -25,13 +25,16 @@ const MAX_FRAME: usize = 4096;
 
 fn make(setup: u8) -> Transport {
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(setup));
-    let config = Config { max_frame_len: MAX_FRAME, ..Config::default() };
+    let mut config = Config::default();
+    config.max_frame_len = MAX_FRAME;
     match setup % 5 {
         0 => Transport::server(config, &mut rng),
         n => {
             let framing = Framing::ALL[usize::from(n - 1)];
             let obfuscated = setup & 0x80 != 0;
-            Transport::client(ClientConfig { config, ..ClientConfig::new(framing, obfuscated) }, &mut rng)
+            let mut client = ClientConfig::new(framing, obfuscated);
+            client.config = config;
+            Transport::client(client, &mut rng)
         }
     }
 }

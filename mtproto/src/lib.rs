@@ -35,6 +35,8 @@
 //! - `testing`: value generators and round-trip checks for property tests and fuzzing
 //!   (unstable).
 
+#![warn(unreachable_pub)]
+
 pub mod crypto;
 pub mod handshake;
 pub mod message;

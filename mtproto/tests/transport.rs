@@ -198,11 +198,14 @@ proptest! {
     ) {
         let make = || {
             let mut r = rng(1);
-            let config = Config { max_frame_len: 256, ..Config::default() };
+            let mut config = Config::default();
+            config.max_frame_len = 256;
             if role_is_server {
                 Transport::server(config, &mut r)
             } else {
-                Transport::client(ClientConfig { config, ..ClientConfig::new(framing, false) }, &mut r)
+                let mut client = ClientConfig::new(framing, false);
+                client.config = config;
+                Transport::client(client, &mut r)
             }
         };
         // One-shot versus chunked decoding must agree on every frame and on failure.
@@ -290,18 +293,14 @@ fn mtproxy_secret_must_match() {
         secret: [0x99; 16],
         dc_id: -4,
     };
-    let config = ClientConfig {
-        mtproxy: Some(proxy.clone()),
-        ..ClientConfig::new(Framing::PaddedIntermediate, false)
-    };
+    let mut config = ClientConfig::new(Framing::PaddedIntermediate, false);
+    config.mtproxy = Some(proxy.clone());
     let mut client = Transport::client(config, &mut rng(5));
     let mut out = BytesMut::new();
     send(&mut client, &[3; 32], false, &mut out);
 
-    let right = Config {
-        mtproxy_secret: Some(proxy.secret),
-        ..Config::default()
-    };
+    let mut right = Config::default();
+    right.mtproxy_secret = Some(proxy.secret);
     let mut server = Transport::server(right, &mut rng(6));
     let frames = feed(&mut server, &out, &[10]).unwrap();
     assert_eq!(frames.len(), 1);
@@ -313,10 +312,8 @@ fn mtproxy_secret_must_match() {
 
     // A server with another secret cannot read the connection: the tag decrypts to noise,
     // which it takes for the full framing, whose checks then fail.
-    let wrong = Config {
-        mtproxy_secret: Some([0x11; 16]),
-        ..Config::default()
-    };
+    let mut wrong = Config::default();
+    wrong.mtproxy_secret = Some([0x11; 16]);
     let mut server = Transport::server(wrong, &mut rng(6));
     let mut buf = out.clone();
     let mut failed = false;
@@ -357,10 +354,8 @@ fn oversized_lengths_fail_before_allocating_and_errors_are_sticky() {
     assert_eq!(server.decode(&mut buf), Err(TransportError::Closed));
 
     // Limits are configurable: 16 bytes, and a 20-byte frame is refused.
-    let config = Config {
-        max_frame_len: 16,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.max_frame_len = 16;
     let mut server = Transport::server(config, &mut rng(1));
     let mut buf = BytesMut::from(&[0xef, 5][..]);
     assert!(matches!(
@@ -505,10 +500,8 @@ fn encode_refuses_what_the_framing_or_role_cannot_carry() {
 
 #[test]
 fn plain_connections_can_be_refused_and_http_is_recognised() {
-    let config = Config {
-        require_obfuscation: true,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.require_obfuscation = true;
     let mut server = Transport::server(config, &mut rng(1));
     let mut buf = BytesMut::from(&[0xee; 4][..]);
     assert_eq!(

@@ -18,6 +18,7 @@ pub const MAX_ACK_IDS: usize = 8192;
 
 /// When [`AckQueue`] sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AckPolicy {
     /// Send once more than this many ids are pending.
     pub threshold: usize,
@@ -36,7 +37,7 @@ impl Default for AckPolicy {
 
 /// Pending acknowledgements of one session.
 #[derive(Debug, Clone, Default)]
-pub struct AckQueue {
+pub(crate) struct AckQueue {
     policy: AckPolicy,
     pending: Vec<i64>,
     oldest: Option<Instant>,
@@ -44,7 +45,7 @@ pub struct AckQueue {
 
 impl AckQueue {
     /// An empty queue.
-    pub fn new(policy: AckPolicy) -> Self {
+    pub(crate) fn new(policy: AckPolicy) -> Self {
         Self {
             policy,
             pending: Vec::new(),
@@ -53,7 +54,7 @@ impl AckQueue {
     }
 
     /// Records a received content-related message to acknowledge.
-    pub fn push(&mut self, msg_id: i64, now: Instant) {
+    pub(crate) fn push(&mut self, msg_id: i64, now: Instant) {
         if self.pending.is_empty() {
             self.oldest = Some(now);
         }
@@ -61,12 +62,12 @@ impl AckQueue {
     }
 
     /// Whether `msg_id` waits to be acknowledged.
-    pub fn contains(&self, msg_id: i64) -> bool {
+    pub(crate) fn contains(&self, msg_id: i64) -> bool {
         self.pending.contains(&msg_id)
     }
 
     /// Drops `msg_id` from the pending ids (an answer to it acknowledges it already).
-    pub fn remove(&mut self, msg_id: i64) {
+    pub(crate) fn remove(&mut self, msg_id: i64) {
         if let Some(at) = self.pending.iter().rposition(|id| *id == msg_id) {
             self.pending.swap_remove(at);
             if self.pending.is_empty() {
@@ -82,18 +83,18 @@ impl AckQueue {
     }
 
     /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
     /// When [`Self::poll_ack`] will have a batch because of the delay, if anything is pending.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.oldest.map(|oldest| oldest + self.policy.delay)
     }
 
     /// A batch to send now, if the threshold or the delay says so (at most [`MAX_ACK_IDS`];
     /// call again for the rest).
-    pub fn poll_ack(&mut self, now: Instant) -> Option<Vec<i64>> {
+    pub(crate) fn poll_ack(&mut self, now: Instant) -> Option<Vec<i64>> {
         let due = self.poll_timeout().is_some_and(|at| now >= at);
         if self.pending.len() > self.policy.threshold || (due && !self.pending.is_empty()) {
             self.take(now)
@@ -104,7 +105,7 @@ impl AckQueue {
 
     /// A batch to send along with a message going out anyway: when [`Self::poll_ack`] would
     /// send one, or once half the threshold or half the delay is reached.
-    pub fn poll_piggyback(&mut self, now: Instant) -> Option<Vec<i64>> {
+    pub(crate) fn poll_piggyback(&mut self, now: Instant) -> Option<Vec<i64>> {
         let half_due = self
             .oldest
             .is_some_and(|oldest| now >= oldest + self.policy.delay / 2);
@@ -116,7 +117,7 @@ impl AckQueue {
     }
 
     /// Everything pending (up to [`MAX_ACK_IDS`]).
-    pub fn take(&mut self, now: Instant) -> Option<Vec<i64>> {
+    pub(crate) fn take(&mut self, now: Instant) -> Option<Vec<i64>> {
         if self.pending.is_empty() {
             return None;
         }

@@ -48,6 +48,7 @@ pub struct RequestId(pub u64);
 
 /// Why a request failed without an answer from the application on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestFailure {
     /// The server refused the message with a bad_msg_notification code that re-sending
     /// cannot fix (18, 19, 34, 35): a bug on this side.
@@ -67,6 +68,7 @@ pub enum RequestFailure {
 
 /// A request could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvokeError {
     /// `max_pending_requests` requests already wait for answers.
     #[error("too many requests are waiting for answers")]
@@ -75,6 +77,7 @@ pub enum InvokeError {
 
 /// Something the application must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// The answer to a request: the result's bytes, or an `rpc_error`. For service requests
     /// (`ping`, `get_future_salts`, `msgs_state_req`, `destroy_session`) the bytes are the

@@ -14,6 +14,7 @@ pub const MAX_IDS_PER_VECTOR: usize = 8192;
 
 /// Limits and options of one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// The window of received msg_ids and the time bounds they must lie in.
     pub msg_ids: MsgIdPolicy,

@@ -18,7 +18,8 @@ pub const DEFAULT_MAX_CONTAINER_BYTES: usize = 512 * 1024;
 
 /// Why a received container is invalid (bad_msg_notification 64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ContainerError {
+#[non_exhaustive]
+pub(crate) enum ContainerError {
     /// An inner message's msg_id is not below the container's.
     #[error("inner msg_id {0:#x} is not below the container's")]
     InnerIdNotBelow(i64),
@@ -29,13 +30,13 @@ pub enum ContainerError {
 
 impl ContainerError {
     /// The bad_msg_notification code: 64, invalid container.
-    pub fn bad_msg_code(&self) -> i32 {
+    pub(crate) fn bad_msg_code(&self) -> i32 {
         64
     }
 }
 
 /// Checks a received container against its own msg_id.
-pub fn check_container(
+pub(crate) fn check_container(
     container_msg_id: i64,
     container: &MsgContainer,
 ) -> Result<(), ContainerError> {

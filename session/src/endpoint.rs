@@ -87,6 +87,7 @@ pub struct RequestContext {
 
 /// What the application or the driver must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EndpointEvent {
     /// An API query. Answer with [`Endpoint::answer`].
     Request {
@@ -121,6 +122,9 @@ pub enum EndpointEvent {
 }
 
 /// What the endpoint knows about the key of a frame.
+///
+/// Exhaustive on purpose: a driver must answer each case (use the key, refuse with -404, or
+/// load it from the store and hand it over).
 #[derive(Debug, Clone)]
 pub enum KeyLookup {
     /// Cached: open the frame with it.
@@ -218,6 +222,7 @@ pub fn load_key(
 
 /// Limits of an [`Endpoint`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EndpointConfig {
     /// The configuration of every session.
     pub session: Arc<SessionConfig>,

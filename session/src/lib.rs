@@ -37,6 +37,7 @@
 //! - `testing` (feature `testing`): a deterministic in-memory harness of a client and a
 //!   server with a simulated clock and faults.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod ack;
 pub mod client;

@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use columba_mtproto::time::Now;
-pub use columba_mtproto::time::{MsgIdGenerator, MsgIdKind};
+pub(crate) use columba_mtproto::time::{MsgIdGenerator, MsgIdKind};
 
 /// Ids remembered for duplicate detection.
 pub const DEFAULT_WINDOW: usize = 1000;
@@ -36,6 +36,7 @@ pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(30);
 
 /// Limits for [`MsgIdChecker`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MsgIdPolicy {
     /// Ids remembered.
     pub window: usize,
@@ -57,6 +58,7 @@ impl Default for MsgIdPolicy {
 
 /// Why a peer's msg_id was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MsgIdRejection {
     /// Seen before (within the window): ignore the message (answer again if it was a request
     /// that was answered).
@@ -112,7 +114,7 @@ impl MsgIdRejection {
 /// (pings, salts, state requests, notifications) to the sender, and clients differ, so those
 /// are checked for order only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Relevance {
+pub(crate) enum Relevance {
     /// Must carry an odd seq_no (bad_msg_notification 35 otherwise).
     ContentRelated,
     /// Must carry an even seq_no (bad_msg_notification 34 otherwise).
@@ -133,7 +135,7 @@ impl From<bool> for Relevance {
 
 /// Checks the ids one peer sends, and remembers the last ones.
 #[derive(Debug, Clone)]
-pub struct MsgIdChecker {
+pub(crate) struct MsgIdChecker {
     policy: MsgIdPolicy,
     /// Whose ids these are.
     from_server: bool,
@@ -155,7 +157,7 @@ pub struct MsgIdChecker {
 impl MsgIdChecker {
     /// A checker for ids the client sends (used by the server): the time window applies
     /// from the start.
-    pub fn for_client_ids(policy: MsgIdPolicy) -> Self {
+    pub(crate) fn for_client_ids(policy: MsgIdPolicy) -> Self {
         Self {
             policy,
             from_server: false,
@@ -169,7 +171,7 @@ impl MsgIdChecker {
 
     /// A checker for ids the server sends (used by the client): the time window applies once
     /// [`Self::synchronise`] has been called.
-    pub fn for_server_ids(policy: MsgIdPolicy) -> Self {
+    pub(crate) fn for_server_ids(policy: MsgIdPolicy) -> Self {
         Self {
             policy,
             from_server: true,
@@ -182,20 +184,20 @@ impl MsgIdChecker {
     }
 
     /// Turns the time window on, with the local clock corrected by `offset_secs`.
-    pub fn synchronise(&mut self, offset_secs: i64) {
+    pub(crate) fn synchronise(&mut self, offset_secs: i64) {
         self.check_time = true;
         self.offset_secs = offset_secs;
     }
 
     /// Whether `msg_id` was accepted before and is still in the window.
-    pub fn contains(&self, msg_id: i64) -> bool {
+    pub(crate) fn contains(&self, msg_id: i64) -> bool {
         self.position(msg_id).is_ok()
     }
 
     /// The peer started counting seq_no again (a server that forgot a session and made it
     /// anew): the ids seen so far are forgotten, except that nothing at or below the
     /// highest of them is accepted any more, so replays stay impossible.
-    pub fn restart_seq_no(&mut self) {
+    pub(crate) fn restart_seq_no(&mut self) {
         if let Some(&(last, _)) = self.seen.back() {
             self.floor = self.floor.max(last);
         }
@@ -206,7 +208,7 @@ impl MsgIdChecker {
     /// sets it to its start, so that a message captured before a restart (which no session
     /// remembers) cannot be run again, and an honest client resynchronises its clock and
     /// sends again with a new id.
-    pub fn refuse_before(&mut self, since_epoch: Duration) {
+    pub(crate) fn refuse_before(&mut self, since_epoch: Duration) {
         let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX >> 32) << 32;
         // The fraction of a second as msg_id's 32 low bits.
         let fraction = (u64::from(since_epoch.subsec_nanos()) << 32) / 1_000_000_000;
@@ -215,25 +217,25 @@ impl MsgIdChecker {
     }
 
     /// The highest id accepted so far.
-    pub fn highest(&self) -> Option<i64> {
+    pub(crate) fn highest(&self) -> Option<i64> {
         self.seen.back().map(|&(id, _)| id)
     }
 
     /// The smallest id remembered, once the window is full (ids at or below it are refused).
-    pub fn window_floor(&self) -> Option<i64> {
+    pub(crate) fn window_floor(&self) -> Option<i64> {
         (self.seen.len() >= self.policy.window)
             .then(|| self.seen.front().map(|&(id, _)| id))
             .flatten()
     }
 
     /// The seq_no remembered for `msg_id`, if it was accepted and is still in the window.
-    pub fn seq_no_of(&self, msg_id: i64) -> Option<i32> {
+    pub(crate) fn seq_no_of(&self, msg_id: i64) -> Option<i32> {
         let at = self.position(msg_id).ok()?;
         self.seen.get(at).map(|&(_, seq_no)| seq_no)
     }
 
     /// Checks a message's `msg_id` and `seq_no` without remembering them.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         msg_id: i64,
         seq_no: i32,
@@ -317,7 +319,7 @@ impl MsgIdChecker {
 
     /// Checks a message and, if it passes, remembers its ids (forgetting the smallest msg_id
     /// beyond the window's size).
-    pub fn accept(
+    pub(crate) fn accept(
         &mut self,
         msg_id: i64,
         seq_no: i32,
@@ -334,7 +336,7 @@ impl MsgIdChecker {
     /// get through precisely when the clocks disagree. Parity, duplicates, the window and
     /// seq_no still apply, and the caller acts on such a message only if it refers to a
     /// message it really sent.
-    pub fn accept_untimed(
+    pub(crate) fn accept_untimed(
         &mut self,
         msg_id: i64,
         seq_no: i32,
@@ -379,18 +381,18 @@ impl MsgIdChecker {
 
 /// Produces seq_no for the messages one side sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SeqNoGenerator {
+pub(crate) struct SeqNoGenerator {
     content_related_sent: i32,
 }
 
 impl SeqNoGenerator {
     /// A generator for a new session.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The seq_no of the next message: odd and counted if it is content-related.
-    pub fn next(&mut self, content_related: bool) -> i32 {
+    pub(crate) fn next(&mut self, content_related: bool) -> i32 {
         let base = self.content_related_sent.wrapping_mul(2);
         if content_related {
             self.content_related_sent = self.content_related_sent.wrapping_add(1);

@@ -42,11 +42,19 @@ pub trait Service: Send + Sync + 'static {
 
 /// A notification for a user who has no live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Notification {
     /// The user to notify.
     pub user_id: i64,
     /// The update that could not be delivered (TL bytes), for the provider to summarise.
     pub update: Bytes,
+}
+
+impl Notification {
+    /// A notification of `update` (TL bytes) for `user_id`.
+    pub fn new(user_id: i64, update: Bytes) -> Self {
+        Self { user_id, update }
+    }
 }
 
 /// Why a notification, a login code or an update could not be delivered, saying whose fault

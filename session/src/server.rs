@@ -45,6 +45,7 @@ const MAX_RESEND_ANSWERS: usize = 64;
 
 /// Something the application (or the endpoint) must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// An API query. Answer it with [`ServerSession::answer`], under the same `msg_id`.
     /// `invokeAfterMsg` wrappers are already taken off and their order kept: `body` is the

@@ -3,6 +3,7 @@
 
 /// Counts kept by one session. Every refusal of a peer's message adds to exactly one counter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionStats {
     /// Messages accepted (inner messages of containers counted one by one).
     pub accepted: u64,

@@ -29,6 +29,7 @@ use crate::server::{ServerEvent, ServerSession};
 
 /// What goes wrong on the way.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Faults {
     /// Probability that a frame is lost.
     pub loss: f64,

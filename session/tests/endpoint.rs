@@ -87,10 +87,8 @@ impl World {
             .salts()
             .current(self.key.id(), self.now.unix_secs())
             .salt;
-        let config = SessionConfig {
-            future_salts: 0,
-            ..SessionConfig::default()
-        };
+        let mut config = SessionConfig::default();
+        config.future_salts = 0;
         ClientSession::new(self.rng.next_u64() as i64, salt, Some(0), Arc::new(config))
     }
 
@@ -392,10 +390,8 @@ fn a_new_key_s_first_salt_is_accepted_without_a_round_trip() {
             w.endpoint
                 .note_first_salt(w.key.id(), handshake_salt, w.now);
         }
-        let config = SessionConfig {
-            future_salts: 0,
-            ..SessionConfig::default()
-        };
+        let mut config = SessionConfig::default();
+        config.future_salts = 0;
         let mut client = ClientSession::new(7, handshake_salt, Some(0), Arc::new(config));
         client.invoke(query(1)).unwrap();
         w.up(&mut client, ConnectionId(1));
@@ -458,10 +454,8 @@ fn messages_from_before_a_restart_cannot_run_again() {
     assert_eq!(feed(&mut w, &captured), 1, "run once before the restart");
     // The restart: a new endpoint (no sessions) that started a second after the capture.
     let salts = w.endpoint.salts().clone();
-    let config = EndpointConfig {
-        refuse_msg_ids_before: Some(w.now.unix + Duration::from_secs(1)),
-        ..EndpointConfig::default()
-    };
+    let mut config = EndpointConfig::default();
+    config.refuse_msg_ids_before = Some(w.now.unix + Duration::from_secs(1));
     w.endpoint = Endpoint::new(salts, config);
     w.now.unix += Duration::from_secs(3);
     w.now.monotonic += Duration::from_secs(3);

@@ -22,6 +22,7 @@
 //!
 //! Message bodies are opaque bytes to this crate.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 /// Locks a mutex whose holders never leave its data half-changed (each changes it in one
 /// step, or guards nothing but an order), so that a panic elsewhere does not poison it.

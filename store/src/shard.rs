@@ -17,7 +17,7 @@ pub const LOGICAL_SHARDS: u32 = 1024;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The logical shard of a box.
-pub fn logical_shard(box_id: BoxId, logical_shards: u32) -> u32 {
+pub(crate) fn logical_shard(box_id: BoxId, logical_shards: u32) -> u32 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let (tag, id) = match box_id {
@@ -33,7 +33,7 @@ pub fn logical_shard(box_id: BoxId, logical_shards: u32) -> u32 {
 }
 
 /// The instance (0..instances) a logical shard lives on: jump consistent hash.
-pub fn instance_of(logical: u32, instances: u32) -> u32 {
+pub(crate) fn instance_of(logical: u32, instances: u32) -> u32 {
     let buckets = i64::from(instances.max(1));
     let mut key = u64::from(logical);
     let mut bucket: i64 = -1;
@@ -49,7 +49,7 @@ pub fn instance_of(logical: u32, instances: u32) -> u32 {
 }
 
 /// The instance a box lives on.
-pub fn instance_of_box(box_id: BoxId, manifest: &Manifest) -> u32 {
+pub(crate) fn instance_of_box(box_id: BoxId, manifest: &Manifest) -> u32 {
     instance_of(
         logical_shard(box_id, manifest.logical_shards),
         manifest.instances,
@@ -58,7 +58,7 @@ pub fn instance_of_box(box_id: BoxId, manifest: &Manifest) -> u32 {
 
 /// What a store's directory says about its layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// [`FORMAT_VERSION`] when written.
     pub format: u32,
     /// [`LOGICAL_SHARDS`] when written.
@@ -69,6 +69,7 @@ pub struct Manifest {
 
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ManifestError {
     /// Not a manifest this version can read.
     #[error("unreadable manifest: {0}")]
@@ -102,7 +103,7 @@ const MAGIC: &str = "columba-store";
 
 impl Manifest {
     /// A manifest for a new store with `instances` instances.
-    pub fn new(instances: u32) -> Self {
+    pub(crate) fn new(instances: u32) -> Self {
         Self {
             format: FORMAT_VERSION,
             logical_shards: LOGICAL_SHARDS,
@@ -111,7 +112,7 @@ impl Manifest {
     }
 
     /// The manifest as text (one `name value` pair a line).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!(
             "{MAGIC}\nformat {}\nlogical_shards {}\ninstances {}\n",
             self.format, self.logical_shards, self.instances
@@ -119,7 +120,7 @@ impl Manifest {
     }
 
     /// Reads a manifest written by [`Self::encode`].
-    pub fn decode(text: &str) -> Result<Self, ManifestError> {
+    pub(crate) fn decode(text: &str) -> Result<Self, ManifestError> {
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
             return Err(ManifestError::Malformed(
@@ -161,7 +162,7 @@ impl Manifest {
     }
 
     /// Checks that a store created as `self` is opened with `instances` instances.
-    pub fn check(&self, instances: u32) -> Result<(), ManifestError> {
+    pub(crate) fn check(&self, instances: u32) -> Result<(), ManifestError> {
         if self.instances != instances || self.logical_shards != LOGICAL_SHARDS {
             return Err(ManifestError::Layout {
                 instances,

@@ -34,13 +34,13 @@ const USERS: i64 = 40;
 const THREADS: i64 = 6;
 
 fn options() -> RocksOptions {
-    RocksOptions {
-        instances: 4,
-        durability: Durability::Sync,
-        messages: MessageStoreConfig::default(),
-        block_cache_bytes: 8 << 20,
-        write_buffer_bytes: 1 << 20,
-    }
+    let mut options = RocksOptions::default();
+    options.instances = 4;
+    options.durability = Durability::Sync;
+    options.messages = MessageStoreConfig::default();
+    options.block_cache_bytes = 8 << 20;
+    options.write_buffer_bytes = 1 << 20;
+    options
 }
 
 /// The writer: sends until killed (or for 30 s, should the parent be gone), one line per

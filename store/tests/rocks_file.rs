@@ -202,10 +202,8 @@ fn a_flipped_byte_on_disk_is_reported_never_served() {
 #[test]
 fn the_sweep_and_deletes_leave_no_part_bytes_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let config = FileStoreConfig {
-        upload_ttl: 100,
-        ..FileStoreConfig::default()
-    };
+    let mut config = FileStoreConfig::default();
+    config.upload_ttl = 100;
     {
         let store = RocksFileStore::open(dir.path(), config, Durability::Sync).unwrap();
         let part = content(8192, 9);

@@ -98,13 +98,13 @@ impl MessageStore for TempStore {
 /// Fast options for tests that are not about durability: three instances (so that private
 /// chats cross instances), the WAL synced by a timer.
 fn options(messages: MessageStoreConfig) -> RocksOptions {
-    RocksOptions {
-        instances: 3,
-        durability: Durability::Periodic(Duration::from_millis(200)),
-        messages,
-        block_cache_bytes: 8 << 20,
-        write_buffer_bytes: 1 << 20,
-    }
+    let mut options = RocksOptions::default();
+    options.instances = 3;
+    options.durability = Durability::Periodic(Duration::from_millis(200));
+    options.messages = messages;
+    options.block_cache_bytes = 8 << 20;
+    options.write_buffer_bytes = 1 << 20;
+    options
 }
 
 fn temp_store(config: MessageStoreConfig) -> Box<dyn MessageStore> {

@@ -11,6 +11,7 @@
 //! dependent types beyond `{X:Type}` generics, which are all the Telegram schemas use).
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod generate;
 pub mod parse;

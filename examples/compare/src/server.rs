@@ -5,8 +5,8 @@
 //!   64-byte query over the intermediate framing, one after another, concurrently; the server
 //!   runtime (`columba_session::runtime::Server`) opens each message, routes it through the
 //!   endpoint to a service that answers with the query's bytes, and seals the `rpc_result`.
-//!   Each client is one task driving a `ClientSession` over its own socket (seal, write, read,
-//!   open, match), as each of the peer's clients is one task doing its own I/O. Peer
+//!   Each client is one task driving a `ClientSession` and a `ClientConnection` over its own
+//!   socket (seal, write, read, open, match), as each of the peer's clients is one task doing its own I/O. Peer
 //!   (`plain_tcp_echo`): 256 tokio TCP connections, each sending a length-prefixed 64-byte
 //!   payload and reading back the echo, to a tokio echo server, on the same runtime.
 //! - `echo_rtt_256conn_runtime_client`: the same with the client runtime
@@ -20,6 +20,7 @@
 #![allow(
     clippy::expect_used,
     clippy::indexing_slicing,
+    clippy::panic,
     reason = "a benchmark that cannot set up has nothing to report: it stops and says why"
 )]
 
@@ -28,18 +29,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use columba_mtproto::crypto::{AuthKey, Direction, RsaPrivateKey};
+use columba_mtproto::crypto::RsaPrivateKey;
 use columba_mtproto::handshake;
-use columba_mtproto::message::{Padding, open, seal};
 use columba_mtproto::time::Now;
-use columba_mtproto::transport::{
-    ClientConfig as FramingConfig, Frame, Framing, Outgoing, Transport,
-};
+use columba_mtproto::transport::{ClientConfig as FramingConfig, Framing};
 use columba_session::RpcOutcome;
 use columba_session::plugins::{BoxFuture, LoggingPushProvider, Service};
 use columba_session::runtime::{
     Client, ClientOptions, SavedKey, Server, ServerOptions, TcpAcceptor, TcpConnector,
 };
+use columba_session::{ClientConnection, ClientConnectionEvent};
 use columba_session::{ClientEvent, ClientSession, RequestContext};
 use columba_store::MemoryAuthKeyStore;
 use rand_chacha::ChaCha20Rng;
@@ -79,14 +78,12 @@ pub(crate) fn query() -> Bytes {
     Bytes::from_static(&QUERY)
 }
 
-/// A client that is one task: its session, its socket, its buffers.
+/// A client that is one task: its session, its connection (the same sans-IO
+/// `ClientConnection` the client runtime drives), its socket.
 struct Lean {
     stream: TcpStream,
-    transport: Transport,
+    connection: ClientConnection,
     session: ClientSession,
-    key: AuthKey,
-    input: BytesMut,
-    output: BytesMut,
     scratch: BytesMut,
     rng: ChaCha20Rng,
 }
@@ -101,19 +98,18 @@ impl Lean {
         let stream = TcpStream::connect(address).await.expect("a connection");
         stream.set_nodelay(true).expect("nodelay");
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut connection = ClientConnection::new(options.transport.clone(), &mut rng);
+        connection.set_key(Arc::new(saved.auth_key));
         Self {
             stream,
-            transport: Transport::client(options.transport.clone(), &mut rng),
+            connection,
             session: ClientSession::new(
                 rng.next_u64() as i64,
                 saved.salt,
                 Some(saved.time_offset),
                 Arc::new(options.session.clone()),
             ),
-            key: saved.auth_key,
             rng,
-            input: BytesMut::with_capacity(16 * 1024),
-            output: BytesMut::with_capacity(16 * 1024),
             scratch: BytesMut::with_capacity(4096),
         }
     }
@@ -121,28 +117,19 @@ impl Lean {
     /// Seals and writes what the session has to send (the clocks read once by the caller).
     async fn flush(&mut self, now: Now) {
         while let Some(header) = self.session.poll_transmit(now, &mut self.scratch) {
-            seal(
-                &mut self.scratch,
-                &self.key,
-                Direction::ClientToServer,
-                &header,
-                Padding::Minimal,
-                &mut self.rng,
-            )
-            .expect("sealed");
-            self.transport
-                .encode(
-                    Outgoing::Payload {
-                        data: &self.scratch,
-                        quick_ack: false,
-                    },
-                    &mut self.output,
-                )
-                .expect("encoded");
+            assert!(
+                self.connection
+                    .send_message(&header, &mut self.scratch, false, &mut self.rng),
+                "sealed and framed"
+            );
         }
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await.expect("a write");
-            self.output.clear();
+        let pending = self.connection.outgoing().len();
+        if pending > 0 {
+            self.stream
+                .write_all(self.connection.outgoing())
+                .await
+                .expect("a write");
+            self.connection.advance_outgoing(pending);
         }
     }
 
@@ -163,21 +150,28 @@ impl Lean {
                     return sent.elapsed();
                 }
             }
-            let frame = loop {
-                if let Some(frame) = self.transport.decode(&mut self.input).expect("a frame") {
-                    break frame;
+            let message = loop {
+                match self.connection.poll_event() {
+                    Some(ClientConnectionEvent::Message(message)) => break message,
+                    Some(ClientConnectionEvent::Closed(reason)) => {
+                        panic!("the connection closed: {reason}")
+                    }
+                    Some(_) => continue,
+                    None => {}
                 }
-                let read = self.stream.read_buf(&mut self.input).await.expect("a read");
+                let read = self
+                    .stream
+                    .read_buf(self.connection.input_buffer())
+                    .await
+                    .expect("a read");
                 assert!(read > 0, "the server closed the connection");
+                self.connection.handle_input(now(), &mut self.rng);
             };
-            if let Frame::Payload { mut data, .. } = frame {
-                let opened = open(&mut data, &self.key, Direction::ServerToClient).expect("opened");
-                let now = now();
-                self.session
-                    .handle_message(&opened.header, opened.body, now);
-                // Acknowledgements ride along when the session has some to send.
-                self.flush(now).await;
-            }
+            let now = now();
+            self.session
+                .handle_message(&message.header, &message.body, now);
+            // Acknowledgements ride along when the session has some to send.
+            self.flush(now).await;
         }
     }
 }

@@ -71,10 +71,8 @@ fn raw_db(path: &Path) -> rocksdb::DB {
 }
 
 fn send_durable(dir: &Path, bench: &str, instances: u32) {
-    let options = RocksOptions {
-        instances,
-        ..RocksOptions::default()
-    };
+    let mut options = RocksOptions::default();
+    options.instances = instances;
     let store = RocksMessageStore::open(dir.join(bench), options).expect("store");
     let next_id = AtomicI64::new(1);
     let run_ours = |store: &RocksMessageStore| {
@@ -153,12 +151,10 @@ const CHATS: i64 = 500;
 const PER_CHAT: i64 = 1000;
 
 fn history(dir: &Path) {
-    let options = RocksOptions {
-        // Filling a million messages synced one by one would take minutes; the timer mode
-        // writes the same rows.
-        durability: Durability::Periodic(std::time::Duration::from_millis(100)),
-        ..RocksOptions::default()
-    };
+    let mut options = RocksOptions::default();
+    // Filling a million messages synced one by one would take minutes; the timer mode
+    // writes the same rows.
+    options.durability = Durability::Periodic(std::time::Duration::from_millis(100));
     let store = RocksMessageStore::open(dir.join("ours-history"), options).expect("store");
     std::thread::scope(|scope| {
         for worker in 0..8 {

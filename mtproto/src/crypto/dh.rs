@@ -76,6 +76,7 @@ const fn hex_literal<const N: usize>(text: &str) -> [u8; N] {
 
 /// Why DH parameters or a public value were refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DhError {
     /// The prime is not 2048 bits, or it or (p - 1) / 2 is composite.
     #[error("dh_prime is not a safe 2048-bit prime")]

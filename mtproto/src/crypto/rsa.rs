@@ -42,6 +42,7 @@ const KEYGEN_ROUNDS: u32 = 16;
 
 /// Why a key could not be loaded or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RsaKeyError {
     /// No PEM block with the expected label, or bad base64.
     #[error("not a PEM block with the expected label")]
@@ -59,6 +60,7 @@ pub enum RsaKeyError {
 
 /// Why RSA_PAD (or the legacy form) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RsaPadError {
     /// The data to encrypt is longer than [`RSA_PAD_MAX_DATA`] (our fault, not the peer's).
     #[error("RSA_PAD data longer than 144 bytes")]

@@ -85,6 +85,7 @@ pub struct VerifiedBinding {
 
 /// Why a binding was refused; the names are the RPC errors Telegram answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BindError {
     /// `ENCRYPTED_MESSAGE_INVALID`: the message does not decrypt under the permanent key, or
     /// a field inside disagrees with the request or the connection.

@@ -23,6 +23,7 @@ use crate::tl::{Deserializable, Serializable};
 
 /// What the client side needs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The server RSA keys this client trusts (the first one the server offers is used).
     pub rsa_keys: Vec<RsaPublicKey>,
@@ -74,6 +75,9 @@ pub struct ClientKey {
 }
 
 /// What the caller does next.
+///
+/// Exhaustive on purpose: a key exchange step either sends a message or ends with a key
+/// (failures are errors), and a driver must handle both.
 #[derive(Debug)]
 pub enum ClientEvent {
     /// Send this unencrypted message.

@@ -31,6 +31,7 @@ pub const DEFAULT_MAX_TEMP_KEY_LIFETIME: Duration = Duration::from_secs(7 * 24 *
 
 /// What the server side needs, shared by every connection.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The server's RSA keys; `resPQ` offers all their fingerprints.
     pub rsa_keys: Vec<Arc<RsaPrivateKey>>,
@@ -88,6 +89,9 @@ pub struct NewAuthKey {
 }
 
 /// What the caller does next.
+///
+/// Exhaustive on purpose: a key exchange step either sends a message or ends with a key
+/// (failures are errors), and a driver must handle both.
 #[derive(Debug)]
 pub enum ServerEvent {
     /// Send this unencrypted message.

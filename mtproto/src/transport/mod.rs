@@ -128,6 +128,7 @@ pub enum Role {
 
 /// Limits and options shared by both roles.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// The largest payload accepted or sent, in bytes. Checked against length fields before
     /// anything is allocated.
@@ -137,6 +138,16 @@ pub struct Config {
     /// Server role: the MTProxy secret that obfuscated clients mix into their keys. With a
     /// secret set, obfuscated clients that do not use it cannot connect.
     pub mtproxy_secret: Option<[u8; 16]>,
+}
+
+impl Config {
+    /// The default options with another frame limit.
+    pub fn with_max_frame_len(max_frame_len: usize) -> Self {
+        Self {
+            max_frame_len,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Config {
@@ -151,6 +162,7 @@ impl Default for Config {
 
 /// How a client connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The framing to use.
     pub framing: Framing,
@@ -175,6 +187,9 @@ impl ClientConfig {
 }
 
 /// A frame taken off the stream.
+///
+/// Exhaustive on purpose: these are all the kinds of frame MTProto's transports carry, and a
+/// driver must handle each one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     /// An MTProto payload (an encrypted or unencrypted message).

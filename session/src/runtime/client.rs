@@ -34,6 +34,7 @@ use columba_mtproto::tl::Serializable;
 
 /// How a client connects and behaves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// The framing, and whether to obfuscate.
     pub transport: transport::ClientConfig,

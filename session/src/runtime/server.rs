@@ -56,6 +56,7 @@ const BOOL_TRUE: [u8; 4] = columba_mtproto::tl::BOOL_TRUE_ID.to_le_bytes();
 
 /// The server's limits and options.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerOptions {
     /// Sessions and their limits. `max_sessions` and `max_cached_keys` are divided among
     /// the [`Self::endpoint_shards`] (rounded up).
@@ -156,10 +157,7 @@ impl ServerOptions {
             handshake,
             // The largest request is a 512 KiB file part and the largest answer a 1 MiB file
             // window; 2 MiB leaves room and keeps one frame's cost small.
-            transport: transport::Config {
-                max_frame_len: 2 * 1024 * 1024,
-                ..transport::Config::default()
-            },
+            transport: transport::Config::with_max_frame_len(2 * 1024 * 1024),
             max_connections: 10_000,
             max_connections_per_ip: 64,
             handshake_timeout: Duration::from_secs(30),
@@ -185,6 +183,7 @@ struct Counters {
 
 /// A snapshot of the runtime's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerStats {
     /// Connections open now.
     pub connections: usize,

@@ -67,6 +67,7 @@ pub struct FinishRequest {
 
 /// Limits of a file store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileStoreConfig {
     /// Parts per upload (`upload_max_fileparts_default`; 4000 parts of 512 KiB is 2000 MiB).
     pub max_parts: u32,

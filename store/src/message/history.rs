@@ -27,9 +27,9 @@ pub struct HistoryQuery {
 }
 
 /// The default page size when `limit` is 0.
-pub const DEFAULT_HISTORY_LIMIT: usize = 20;
+pub(super) const DEFAULT_HISTORY_LIMIT: usize = 20;
 /// The largest page; a larger `limit` is clamped to it.
-pub const MAX_HISTORY_LIMIT: usize = 100;
+pub(super) const MAX_HISTORY_LIMIT: usize = 100;
 
 /// A chat's messages in one box, newest first, as a backend can serve them.
 pub trait HistorySource {

@@ -281,6 +281,7 @@ pub enum MessageError {
 
 /// Limits of a message store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageStoreConfig {
     /// Update-log entries kept per box (Telegram keeps about 5,000,000 for common boxes and
     /// 100,000 for channels); older ones are dropped and a difference from before them is

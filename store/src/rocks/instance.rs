@@ -46,6 +46,7 @@ fn family(prefix: Prefix) -> &'static str {
 
 /// A failure injected into an instance's writes (feature `testing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// The write fails before anything reaches the engine.
     FailWrite,

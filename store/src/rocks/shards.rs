@@ -32,6 +32,7 @@ pub enum Durability {
 
 /// How to open a sharded store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RocksOptions {
     /// RocksDB instances the logical shards are spread over; fixed at creation (the manifest
     /// records it and a store opened with another count refuses to start). One by default:
