@@ -41,8 +41,9 @@ use crate::rpc::RpcOutcome;
 use crate::salt::SaltSource;
 use crate::server::{ServerEvent, ServerSession};
 
-/// The record to store for a key a server handshake just created (no user yet).
-pub(crate) fn key_record(
+/// The record to store for a key a server handshake just created (no user yet): what a
+/// driver of [`columba_mtproto::handshake::ServerHandshake`] inserts into its key store.
+pub fn key_record(
     key: &columba_mtproto::handshake::NewAuthKey,
 ) -> columba_store::auth_key::AuthKeyRecord {
     columba_store::auth_key::AuthKeyRecord {

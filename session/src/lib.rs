@@ -69,7 +69,7 @@ pub use connection::{
 pub use container::DEFAULT_MAX_CONTAINER_BYTES;
 pub use endpoint::{
     ConnectionId, Endpoint, EndpointConfig, EndpointEvent, KeyEntry, KeyLookup, RequestContext,
-    SessionKey, load_key,
+    SessionKey, key_record, load_key,
 };
 pub use msg_id::{
     DEFAULT_MAX_FUTURE, DEFAULT_MAX_PAST, DEFAULT_WINDOW, MsgIdPolicy, MsgIdRejection,

@@ -25,20 +25,6 @@ fn at(base: Instant, secs: u64) -> Now {
     }
 }
 
-fn record(key: &NewAuthKey) -> AuthKeyRecord {
-    AuthKeyRecord {
-        auth_key_id: key.auth_key.id(),
-        key: *key.auth_key.as_bytes(),
-        lifetime: match key.expires_at {
-            Some(expires_at) => KeyLifetime::Temporary { expires_at },
-            None => KeyLifetime::Permanent,
-        },
-        created_at: key.created_at,
-        dc: key.dc,
-        user_id: None,
-    }
-}
-
 /// One exchange; the server checks ids against `store` and stores the new key there.
 /// Returns the client's key, the server's key and how many dh_gen_retry rounds happened.
 fn exchange(
@@ -67,7 +53,7 @@ fn exchange(
             }
         };
         if let Some(key) = &done {
-            store.insert(record(key)).unwrap();
+            store.insert(columba_session::key_record(key)).unwrap();
         }
         match client.handle(&reply, at(base, 1), &mut rng).unwrap() {
             ClientEvent::Send(next) => message = next,
