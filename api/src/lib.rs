@@ -53,7 +53,7 @@
 //! ```
 //!
 //! Modules:
-//! - [`Router`], [`Api`], [`Ctx`], [`ApiError`], [`SessionInfo`]: the framework.
+//! - [`Router`], [`Api`], [`Ctx`], [`ApiError`], [`SessionInfo`], [`Encoded`]: the framework.
 //! - [`objects`]: users, messages, `updates`, `updates.Difference`, `config` from stored
 //!   records.
 //! - [`accounts`]: the users the modules know ([`accounts::Accounts`], with an in-memory
@@ -65,6 +65,7 @@
 
 mod access;
 pub mod accounts;
+mod answer;
 pub mod auth;
 mod backend;
 mod context;
@@ -82,6 +83,7 @@ pub mod users;
 mod wrappers;
 
 pub use access::AccessSecret;
+pub use answer::{Encoded, IntoAnswer};
 pub use backend::Backend;
 pub use context::Ctx;
 pub use error::ApiError;

@@ -1,8 +1,10 @@
 //! The typed router: one handler per generated function type, found by constructor id.
 //!
 //! A handler for function `F` takes the context and the decoded `F` and returns
-//! `Result<F::Return, ApiError>`; the compiler checks through [`RemoteCall`] that it answers
-//! with the type the schema says. Decoding, encoding and the access rule are the router's:
+//! `Result<F::Return, ApiError>` (or `Result<Encoded<F::Return>, ApiError>`, an answer encoded
+//! ahead of time); the compiler checks through [`RemoteCall`] that it answers with the type
+//! the schema says. Decoding, encoding, the access rule, and turning a handler's panic into
+//! `500 INTERNAL` are the router's:
 //!
 //! - [`Router::route`] (and [`Router::route_with`], for a handler that takes a state):
 //!   callable once signed in; before that the caller gets `401 AUTH_KEY_UNREGISTERED`.
@@ -18,13 +20,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
-use columba_mtproto::tl::{Deserializable, Identifiable, RemoteCall, Serializable};
-use columba_session::RpcOutcome;
+use columba_mtproto::tl::{Deserializable, Identifiable, RemoteCall};
 use columba_session::plugins::BoxFuture;
+use columba_session::{RpcError, RpcOutcome};
 
+use crate::answer::IntoAnswer;
 use crate::context::Ctx;
 use crate::error::ApiError;
 
@@ -61,27 +66,44 @@ impl fmt::Debug for Router {
     }
 }
 
-/// The answer's bytes, or the error for the client.
-fn encode<R: Serializable>(result: Result<R, ApiError>) -> RpcOutcome {
-    match result {
-        Ok(value) => Ok(Bytes::from(value.to_bytes())),
-        Err(error) => Err(error.into()),
-    }
+/// Runs a handler's future, catching a panic in it (`None`). Awaited inside the route's
+/// future, so that a request costs one box.
+async fn caught<Fut: Future>(future: Fut) -> Option<Fut::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx| {
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(poll) => poll.map(Some),
+            Err(_) => Poll::Ready(None),
+        }
+    })
+    .await
 }
 
-fn typed<F, H, Fut>(handler: H) -> Erased
+/// The error for a handler that panicked (the panic's message went to the panic hook).
+pub(crate) fn panicked(name: &'static str) -> RpcError {
+    tracing::error!(method = name, "handler panicked");
+    RpcError::new(500, "INTERNAL")
+}
+
+fn typed<F, H, Fut, A>(handler: H) -> Erased
 where
-    F: RemoteCall + Deserializable + Send + 'static,
-    F::Return: Serializable,
+    F: RemoteCall + Deserializable + Identifiable + Send + 'static,
     H: Fn(Ctx, F) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<F::Return, ApiError>> + Send + 'static,
+    Fut: Future<Output = Result<A, ApiError>> + Send + 'static,
+    A: IntoAnswer<F::Return> + 'static,
 {
     Arc::new(move |ctx, body: Bytes| match F::from_bytes(&body) {
         Ok(request) => {
             let future = handler(ctx, request);
-            Box::pin(async move { encode(future.await) })
+            Box::pin(async move {
+                match caught(future).await {
+                    Some(Ok(answer)) => Ok(answer.into_answer()),
+                    Some(Err(error)) => Err(error.into()),
+                    None => Err(panicked(F::TL_NAME)),
+                }
+            })
         }
-        Err(_) => Box::pin(async { Err(ApiError::fetch_error().into()) }),
+        Err(_) => Box::pin(std::future::ready(Err(ApiError::fetch_error().into()))),
     })
 }
 
@@ -103,49 +125,51 @@ impl Router {
         self
     }
 
-    /// Routes function `F` to `handler`, for signed-in users.
-    pub fn route<F, H, Fut>(self, handler: H) -> Self
+    /// Routes function `F` to `handler`, for signed-in users. The handler answers with
+    /// `F::Return` or an [`Encoded`](crate::Encoded) one; a closure that only ever fails
+    /// names which (`Err::<F::Return, _>(..)`).
+    pub fn route<F, H, Fut, A>(self, handler: H) -> Self
     where
         F: RemoteCall + Deserializable + Identifiable + Send + 'static,
-        F::Return: Serializable,
         H: Fn(Ctx, F) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<F::Return, ApiError>> + Send + 'static,
+        Fut: Future<Output = Result<A, ApiError>> + Send + 'static,
+        A: IntoAnswer<F::Return> + 'static,
     {
         self.insert::<F>(Access::SignedIn, typed(handler))
     }
 
     /// Routes function `F` to `handler`, for anyone with a key (signed in or not).
-    pub fn public<F, H, Fut>(self, handler: H) -> Self
+    pub fn public<F, H, Fut, A>(self, handler: H) -> Self
     where
         F: RemoteCall + Deserializable + Identifiable + Send + 'static,
-        F::Return: Serializable,
         H: Fn(Ctx, F) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<F::Return, ApiError>> + Send + 'static,
+        Fut: Future<Output = Result<A, ApiError>> + Send + 'static,
+        A: IntoAnswer<F::Return> + 'static,
     {
         self.insert::<F>(Access::Anyone, typed(handler))
     }
 
     /// [`Self::route`] for a handler that takes a state (cloned for each call): an
     /// `async fn(Ctx, S, F)` can be given as it is.
-    pub fn route_with<S, F, H, Fut>(self, state: S, handler: H) -> Self
+    pub fn route_with<S, F, H, Fut, A>(self, state: S, handler: H) -> Self
     where
         S: Clone + Send + Sync + 'static,
         F: RemoteCall + Deserializable + Identifiable + Send + 'static,
-        F::Return: Serializable,
         H: Fn(Ctx, S, F) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<F::Return, ApiError>> + Send + 'static,
+        Fut: Future<Output = Result<A, ApiError>> + Send + 'static,
+        A: IntoAnswer<F::Return> + 'static,
     {
         self.route(move |ctx, request: F| handler(ctx, state.clone(), request))
     }
 
     /// [`Self::public`] for a handler that takes a state.
-    pub fn public_with<S, F, H, Fut>(self, state: S, handler: H) -> Self
+    pub fn public_with<S, F, H, Fut, A>(self, state: S, handler: H) -> Self
     where
         S: Clone + Send + Sync + 'static,
         F: RemoteCall + Deserializable + Identifiable + Send + 'static,
-        F::Return: Serializable,
         H: Fn(Ctx, S, F) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<F::Return, ApiError>> + Send + 'static,
+        Fut: Future<Output = Result<A, ApiError>> + Send + 'static,
+        A: IntoAnswer<F::Return> + 'static,
     {
         self.public(move |ctx, request: F| handler(ctx, state.clone(), request))
     }
@@ -158,7 +182,10 @@ impl Router {
         H: Fn(Ctx, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = RpcOutcome> + Send + 'static,
     {
-        let handler: Erased = Arc::new(move |ctx, body| Box::pin(handler(ctx, body)));
+        let handler: Erased = Arc::new(move |ctx, body| {
+            let future = handler(ctx, body);
+            Box::pin(async move { caught(future).await.unwrap_or_else(|| Err(panicked(name))) })
+        });
         let access = if signed_in {
             Access::SignedIn
         } else {

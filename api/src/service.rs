@@ -6,11 +6,8 @@
 //! before sign-in), the handler runs, and a handler that panics is answered with
 //! `500 INTERNAL` (and logged) instead of taking the connection down.
 
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use columba_mtproto::tl::Reader;
@@ -21,7 +18,7 @@ use columba_session::{RequestContext, RpcError, RpcOutcome};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::info::SessionInfos;
-use crate::router::{Access, Router};
+use crate::router::{Access, Router, panicked};
 use crate::wrappers;
 
 /// Limits of the API layer.
@@ -99,14 +96,17 @@ impl Api {
             Ok(unwrapped) => unwrapped,
             Err(error) => return ready(Err(error)),
         };
-        if unwrapped.without_updates && !self.infos.get(context.session).without_updates {
+        let current = self.infos.get(context.session);
+        if unwrapped.without_updates && !current.without_updates {
             // The session asked for no updates (a session for file transfers): the runtime
             // stops pushing them to it.
             if let Some(server) = self.server.get() {
                 server.set_receives_updates(context.session, false);
             }
         }
-        let info = if unwrapped.has_news() {
+        // Clients repeat the wrappers (every request of some, every connection of all): the
+        // table changes only when what they say does.
+        let info = if unwrapped.changes(&current) {
             self.infos.update(context.session, |info| {
                 if unwrapped.layer.is_some() {
                     info.layer = unwrapped.layer;
@@ -117,7 +117,7 @@ impl Api {
                 info.without_updates |= unwrapped.without_updates;
             })
         } else {
-            self.infos.get(context.session)
+            current
         };
         let body = unwrapped.body;
         let Some(id) = Reader::new(&body).peek_u32() else {
@@ -132,42 +132,18 @@ impl Api {
         }
         let server = self.server.get().cloned().unwrap_or_default();
         let ctx = Ctx::new(context, info, server);
-        let name = route.name;
         // The handler's own code runs inside the guard too: a panic while it builds its
-        // future is caught like one while the future runs.
+        // future is caught like one while the future runs (which the route's future
+        // catches itself).
         match catch_unwind(AssertUnwindSafe(|| (route.handler)(ctx, body))) {
-            Ok(future) => Box::pin(CatchPanic { future, name }),
-            Err(_) => {
-                tracing::error!(method = name, "handler panicked");
-                ready(Err(ApiError::new(500, "INTERNAL")))
-            }
+            Ok(future) => future,
+            Err(_) => Box::pin(std::future::ready(Err(panicked(route.name)))),
         }
     }
 }
 
 fn ready(outcome: Result<Bytes, ApiError>) -> BoxFuture<'static, RpcOutcome> {
     Box::pin(std::future::ready(outcome.map_err(RpcError::from)))
-}
-
-/// A handler's future with its panics turned into `500 INTERNAL`.
-struct CatchPanic {
-    future: BoxFuture<'static, RpcOutcome>,
-    name: &'static str,
-}
-
-impl Future for CatchPanic {
-    type Output = RpcOutcome;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RpcOutcome> {
-        let name = self.name;
-        match catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(_) => {
-                tracing::error!(method = name, "handler panicked");
-                Poll::Ready(Err(RpcError::new(500, "INTERNAL")))
-            }
-        }
-    }
 }
 
 impl Service for Api {
@@ -227,7 +203,7 @@ mod tests {
                 if true {
                     panic!("a bug in a handler");
                 }
-                Err(ApiError::internal(&std::fmt::Error))
+                Err::<enums::Config, _>(ApiError::internal(&std::fmt::Error))
             })
             .raw(
                 0x1234_5678,

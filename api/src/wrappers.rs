@@ -9,10 +9,10 @@
 
 use bytes::Bytes;
 use columba_mtproto::tl::api::functions;
-use columba_mtproto::tl::{Deserializable, Identifiable, RawObject, Reader};
+use columba_mtproto::tl::{Deserializable, Identifiable, Reader};
 
 use crate::error::ApiError;
-use crate::info::ClientInfo;
+use crate::info::{ClientInfo, SessionInfo};
 
 /// What the wrappers of one request said.
 #[derive(Debug, Default)]
@@ -25,17 +25,46 @@ pub(crate) struct Unwrapped {
 }
 
 impl Unwrapped {
-    /// Whether a wrapper changed something the session keeps.
-    pub(crate) fn has_news(&self) -> bool {
-        self.layer.is_some() || self.client.is_some() || self.without_updates
+    /// Whether the wrappers say something that `info`, what the session keeps, does not.
+    pub(crate) fn changes(&self, info: &SessionInfo) -> bool {
+        self.layer.is_some_and(|layer| info.layer != Some(layer))
+            || self
+                .client
+                .as_ref()
+                .is_some_and(|client| info.client.as_ref() != Some(client))
+            || (self.without_updates && !info.without_updates)
     }
 }
 
+/// A wrapper's query, decoded as the offset where it starts. The query is every wrapper's
+/// last field and runs to the end of the request, so it is cut from the request's bytes
+/// without a copy.
+struct QueryAt(usize);
+
+impl Deserializable for QueryAt {
+    const MIN_WIRE_SIZE: usize = 0;
+
+    fn deserialize(r: &mut Reader<'_>) -> Result<Self, columba_mtproto::tl::DecodeError> {
+        let at = r.position();
+        r.read_rest();
+        Ok(Self(at))
+    }
+}
+
+/// The query of `body`, decoded as wrapper `T` (whose `query` field `query` gives).
 fn inner<T: Deserializable>(
-    body: &[u8],
-    query: impl FnOnce(T) -> RawObject,
+    body: &Bytes,
+    query: impl FnOnce(&T) -> &QueryAt,
 ) -> Result<Bytes, ApiError> {
-    Ok(Bytes::from(query(T::from_bytes(body)?).0))
+    let wrapper = T::from_bytes(body)?;
+    Ok(rest(body, query(&wrapper)))
+}
+
+/// `body` from the query's start on.
+fn rest(body: &Bytes, query: &QueryAt) -> Bytes {
+    // The offset is where the reader stood inside `body`, so never past its end; `min`
+    // keeps `slice` from panicking even so.
+    body.slice(query.0.min(body.len())..)
 }
 
 /// Takes off at most `max_depth` wrappers; a request wrapped deeper is refused with
@@ -48,13 +77,14 @@ pub(crate) fn unwrap(body: Bytes, max_depth: usize) -> Result<Unwrapped, ApiErro
     for _ in 0..=max_depth {
         let body = &out.body;
         let next = match Reader::new(body).peek_u32() {
-            Some(functions::InvokeWithLayer::<RawObject>::CONSTRUCTOR_ID) => {
-                let wrapper = functions::InvokeWithLayer::<RawObject>::from_bytes(body)?;
+            Some(functions::InvokeWithLayer::<QueryAt>::CONSTRUCTOR_ID) => {
+                let wrapper = functions::InvokeWithLayer::<QueryAt>::from_bytes(body)?;
                 out.layer = Some(wrapper.layer);
-                Bytes::from(wrapper.query.0)
+                rest(body, &wrapper.query)
             }
-            Some(functions::InitConnection::<RawObject>::CONSTRUCTOR_ID) => {
-                let wrapper = functions::InitConnection::<RawObject>::from_bytes(body)?;
+            Some(functions::InitConnection::<QueryAt>::CONSTRUCTOR_ID) => {
+                let wrapper = functions::InitConnection::<QueryAt>::from_bytes(body)?;
+                let next = rest(body, &wrapper.query);
                 out.client = Some(ClientInfo {
                     api_id: wrapper.api_id,
                     device_model: wrapper.device_model,
@@ -64,32 +94,32 @@ pub(crate) fn unwrap(body: Bytes, max_depth: usize) -> Result<Unwrapped, ApiErro
                     lang_pack: wrapper.lang_pack,
                     lang_code: wrapper.lang_code,
                 });
-                Bytes::from(wrapper.query.0)
+                next
             }
-            Some(functions::InvokeWithoutUpdates::<RawObject>::CONSTRUCTOR_ID) => {
+            Some(functions::InvokeWithoutUpdates::<QueryAt>::CONSTRUCTOR_ID) => {
                 out.without_updates = true;
-                inner(body, |w: functions::InvokeWithoutUpdates<RawObject>| {
-                    w.query
+                inner(body, |w: &functions::InvokeWithoutUpdates<QueryAt>| {
+                    &w.query
                 })?
             }
-            Some(functions::InvokeWithMessagesRange::<RawObject>::CONSTRUCTOR_ID) => {
-                inner(body, |w: functions::InvokeWithMessagesRange<RawObject>| {
-                    w.query
+            Some(functions::InvokeWithMessagesRange::<QueryAt>::CONSTRUCTOR_ID) => {
+                inner(body, |w: &functions::InvokeWithMessagesRange<QueryAt>| {
+                    &w.query
                 })?
             }
-            Some(functions::InvokeWithGooglePlayIntegrity::<RawObject>::CONSTRUCTOR_ID) => inner(
+            Some(functions::InvokeWithGooglePlayIntegrity::<QueryAt>::CONSTRUCTOR_ID) => inner(
                 body,
-                |w: functions::InvokeWithGooglePlayIntegrity<RawObject>| w.query,
+                |w: &functions::InvokeWithGooglePlayIntegrity<QueryAt>| &w.query,
             )?,
-            Some(functions::InvokeWithApnsSecret::<RawObject>::CONSTRUCTOR_ID) => {
-                inner(body, |w: functions::InvokeWithApnsSecret<RawObject>| {
-                    w.query
+            Some(functions::InvokeWithApnsSecret::<QueryAt>::CONSTRUCTOR_ID) => {
+                inner(body, |w: &functions::InvokeWithApnsSecret<QueryAt>| {
+                    &w.query
                 })?
             }
-            Some(functions::InvokeWithReCaptcha::<RawObject>::CONSTRUCTOR_ID) => {
-                inner(body, |w: functions::InvokeWithReCaptcha<RawObject>| w.query)?
+            Some(functions::InvokeWithReCaptcha::<QueryAt>::CONSTRUCTOR_ID) => {
+                inner(body, |w: &functions::InvokeWithReCaptcha<QueryAt>| &w.query)?
             }
-            Some(functions::InvokeWithTakeout::<RawObject>::CONSTRUCTOR_ID) => {
+            Some(functions::InvokeWithTakeout::<QueryAt>::CONSTRUCTOR_ID) => {
                 return Err(ApiError::bad_request("TAKEOUT_INVALID"));
             }
             _ => return Ok(out),
@@ -101,7 +131,7 @@ pub(crate) fn unwrap(body: Bytes, max_depth: usize) -> Result<Unwrapped, ApiErro
 
 #[cfg(test)]
 mod tests {
-    use columba_mtproto::tl::Serializable as _;
+    use columba_mtproto::tl::{RawObject, Serializable as _};
 
     use super::*;
 
@@ -132,11 +162,29 @@ mod tests {
             query: RawObject(init(get_config())),
         }
         .to_bytes();
-        let out = unwrap(Bytes::from(body), 4).unwrap();
+        let body = Bytes::from(body);
+        let out = unwrap(body.clone(), 4).unwrap();
         assert_eq!(out.body.as_ref(), get_config().as_slice());
+        let tail = body.len() - out.body.len();
+        assert_eq!(
+            out.body.as_ptr(),
+            body[tail..].as_ptr(),
+            "the query is cut from the request, not copied"
+        );
         assert_eq!(out.layer, Some(198));
-        assert_eq!(out.client.unwrap().device_model, "Test");
         assert!(!out.without_updates);
+        let mut info = SessionInfo::default();
+        assert!(out.changes(&info));
+        info.layer = Some(198);
+        assert!(out.changes(&info), "the client is not known yet");
+        info.client = out.client.clone();
+        assert!(
+            !out.changes(&info),
+            "the same wrappers again change nothing"
+        );
+        info.layer = Some(229);
+        assert!(out.changes(&info), "a new layer is news");
+        assert_eq!(out.client.unwrap().device_model, "Test");
     }
 
     #[test]
@@ -148,7 +196,7 @@ mod tests {
         let out = unwrap(Bytes::from(body), 4).unwrap();
         assert!(out.without_updates && out.layer.is_none());
         let plain = unwrap(Bytes::from(get_config()), 4).unwrap();
-        assert!(!plain.has_news());
+        assert!(!plain.changes(&SessionInfo::default()));
         assert_eq!(plain.body.as_ref(), get_config().as_slice());
     }
 
