@@ -211,7 +211,11 @@ fn names_and_ids() {
 fn fuzz_seed_corpus_decodes() {
     // The seeds of the tl_decode fuzz target are real objects: each must decode, in one schema
     // or as a hand-written service constructor, and re-encode identically.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tl_decode");
+    // The directory cargo runs the test in, not the one it was compiled in: a build cache
+    // shared between checkouts may hold a binary compiled elsewhere.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let dir = std::path::Path::new(&manifest_dir).join("../fuzz/corpus/tl_decode");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -1,7 +1,13 @@
-//! A deterministic in-memory harness: one [`ClientSession`] and one [`ServerSession`] joined
-//! by two queues of sealed frames, a simulated clock, and faults (loss, duplication,
-//! reordering, a frame-size limit), all from one seed. Frames are really encrypted and
-//! opened with the auth key, so the harness runs the same code a socket would.
+//! Deterministic in-memory harnesses, everything random from one seed and time simulated:
+//!
+//! - [`Pair`]: one [`ClientSession`] and one [`ServerSession`] joined by two queues of
+//!   sealed frames, with faults (loss, duplication, reordering, a frame-size limit) that a
+//!   byte stream cannot have but sessions must survive (a frame lost with its connection, a
+//!   re-send that crosses the answer). Frames are really encrypted and opened with the key.
+//! - [`Wire`]: the runtime's types without its sockets: a [`crate::ClientConnection`] with a
+//!   session on top, joined by one byte stream (every write cut into pieces of random
+//!   length) to a [`crate::ServerConnection`] in front of an [`crate::Endpoint`] and a key
+//!   store, with keys made by a real key exchange over the stream.
 //!
 //! Enabled by the `testing` feature (also used by the fuzz target and the `compare`
 //! benchmark). Not a stable API.
@@ -26,6 +32,9 @@ use crate::client::{ClientEvent, ClientSession};
 use crate::config::SessionConfig;
 use crate::salt::SaltSource;
 use crate::server::{ServerEvent, ServerSession};
+
+mod wire;
+pub use wire::Wire;
 
 /// What goes wrong on the way.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
