@@ -804,21 +804,22 @@ impl Shared {
     }
 }
 
-/// Runs the endpoint's timers.
+/// Runs the endpoint's timers: asleep until the earliest deadline of any shard (woken sooner
+/// when one moves earlier), then only the shards with timers due are visited.
 async fn timer_loop(shared: Arc<Shared>) {
     loop {
-        let next = shared
-            .endpoint
-            .each()
-            .filter_map(|endpoint| endpoint.poll_timeout())
-            .min();
-        let cap = Instant::now() + Duration::from_secs(1);
-        let at = next.map_or(cap, |at| at.min(cap));
-        tokio::time::sleep_until(at.into()).await;
+        shared.endpoint.wait_for_timers().await;
+        let now = now();
         for index in 0..shared.endpoint.len() {
             let (mut events, wake) = {
                 let mut endpoint = shared.endpoint.at(index);
-                let wake = endpoint.handle_timeout(now());
+                if endpoint
+                    .poll_timeout()
+                    .is_none_or(|at| at > now.monotonic)
+                {
+                    continue;
+                }
+                let wake = endpoint.handle_timeout(now);
                 let events = std::iter::from_fn(|| endpoint.poll_event()).collect::<Vec<_>>();
                 (events, wake)
             };
