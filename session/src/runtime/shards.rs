@@ -232,8 +232,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_timer_loop_sleeps_until_a_deadline_set_while_it_waits() {
-        let mut config = EndpointConfig::default();
-        config.session_idle_timeout = Duration::from_millis(300);
+        let config = EndpointConfig {
+            session_idle_timeout: Duration::from_millis(300),
+            ..EndpointConfig::default()
+        };
         let shards = Arc::new(shards(3, &config));
         let waiter = tokio::spawn({
             let shards = shards.clone();
