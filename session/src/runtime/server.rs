@@ -813,10 +813,7 @@ async fn timer_loop(shared: Arc<Shared>) {
         for index in 0..shared.endpoint.len() {
             let (mut events, wake) = {
                 let mut endpoint = shared.endpoint.at(index);
-                if endpoint
-                    .poll_timeout()
-                    .is_none_or(|at| at > now.monotonic)
-                {
+                if endpoint.poll_timeout().is_none_or(|at| at > now.monotonic) {
                     continue;
                 }
                 let wake = endpoint.handle_timeout(now);

@@ -227,7 +227,10 @@ mod tests {
         let ping = [0xec, 0x77, 0xbe, 0x7a, 1, 0, 0, 0, 0, 0, 0, 0];
         endpoint.handle_message(ConnectionId(1), id, &header, &ping, now, &mut rand::rng());
         endpoint.connection_closed(ConnectionId(1));
-        assert!(endpoint.poll_timeout().is_some(), "the idle session has a deadline");
+        assert!(
+            endpoint.poll_timeout().is_some(),
+            "the idle session has a deadline"
+        );
     }
 
     #[tokio::test]
