@@ -31,23 +31,23 @@ impl Writer {
     pub fn finish(self) -> Vec<u8> {
         self.0
     }
-    fn u8(&mut self, value: u8) -> &mut Self {
+    pub(crate) fn u8(&mut self, value: u8) -> &mut Self {
         self.0.push(value);
         self
     }
-    fn u32(&mut self, value: u32) -> &mut Self {
+    pub(crate) fn u32(&mut self, value: u32) -> &mut Self {
         self.0.extend_from_slice(&value.to_le_bytes());
         self
     }
-    fn i32(&mut self, value: i32) -> &mut Self {
+    pub(crate) fn i32(&mut self, value: i32) -> &mut Self {
         self.0.extend_from_slice(&value.to_le_bytes());
         self
     }
-    fn i64(&mut self, value: i64) -> &mut Self {
+    pub(crate) fn i64(&mut self, value: i64) -> &mut Self {
         self.0.extend_from_slice(&value.to_le_bytes());
         self
     }
-    fn bytes(&mut self, value: &[u8]) -> &mut Self {
+    pub(crate) fn bytes(&mut self, value: &[u8]) -> &mut Self {
         self.u32(u32::try_from(value.len()).unwrap_or(u32::MAX));
         self.0.extend_from_slice(value);
         self
@@ -82,10 +82,10 @@ impl<'a> Reader<'a> {
             _ => Err(ValueError(what)),
         }
     }
-    fn error(&self) -> ValueError {
+    pub(crate) fn error(&self) -> ValueError {
         ValueError(self.what)
     }
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], ValueError> {
+    pub(crate) fn take<const N: usize>(&mut self) -> Result<[u8; N], ValueError> {
         let (head, rest) = self
             .rest
             .split_first_chunk::<N>()
@@ -93,19 +93,19 @@ impl<'a> Reader<'a> {
         self.rest = rest;
         Ok(*head)
     }
-    fn u8(&mut self) -> Result<u8, ValueError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, ValueError> {
         Ok(self.take::<1>()?[0])
     }
-    fn u32(&mut self) -> Result<u32, ValueError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, ValueError> {
         Ok(u32::from_le_bytes(self.take::<4>()?))
     }
-    fn i32(&mut self) -> Result<i32, ValueError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, ValueError> {
         Ok(i32::from_le_bytes(self.take::<4>()?))
     }
-    fn i64(&mut self) -> Result<i64, ValueError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, ValueError> {
         Ok(i64::from_le_bytes(self.take::<8>()?))
     }
-    fn bytes(&mut self) -> Result<Vec<u8>, ValueError> {
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, ValueError> {
         let len = usize::try_from(self.u32()?).map_err(|_| self.error())?;
         if len > self.rest.len() {
             return Err(self.error());
@@ -114,7 +114,7 @@ impl<'a> Reader<'a> {
         self.rest = rest;
         Ok(head.to_vec())
     }
-    fn count(&mut self, min_item: usize) -> Result<usize, ValueError> {
+    pub(crate) fn count(&mut self, min_item: usize) -> Result<usize, ValueError> {
         let count = usize::try_from(self.u32()?).map_err(|_| self.error())?;
         if count.saturating_mul(min_item) > self.rest.len() {
             return Err(self.error());

@@ -54,6 +54,32 @@ pub enum Prefix {
     UploadExpiry = 0x15,
     /// The SHA-256 of a content's 128 KiB ranges, per 1 MiB window: content, window.
     RangeHashes = 0x17,
+    /// An account: user id.
+    Account = 0x20,
+    /// A live account's phone: the phone's digits.
+    Phone = 0x21,
+    /// A live account's username: the username in lower case.
+    Username = 0x22,
+    /// A word of a live account's names: the word in lower case, `00`, user id.
+    NameWord = 0x23,
+    /// A profile photo: user id, sequence number.
+    Photo = 0x24,
+    /// A contact: owner, contact's user id.
+    Contact = 0x25,
+    /// Who has a user as contact: user id, owner.
+    ContactOf = 0x26,
+    /// An imported phone without an account: owner, the phone's digits.
+    PhoneBook = 0x27,
+    /// Who imported a phone without an account: the phone's digits, `00`, owner.
+    Importer = 0x28,
+    /// A blocked user: owner, blocked user id.
+    Blocked = 0x29,
+    /// An authorization: user id, permanent auth_key_id.
+    Authorization = 0x2a,
+    /// A push device: user id, token type, token.
+    Device = 0x2b,
+    /// The next account id (one row).
+    NextUserId = 0x2f,
 }
 
 impl Prefix {
@@ -79,6 +105,19 @@ impl Prefix {
             0x14 => Some(Self::FileRow),
             0x15 => Some(Self::UploadExpiry),
             0x17 => Some(Self::RangeHashes),
+            0x20 => Some(Self::Account),
+            0x21 => Some(Self::Phone),
+            0x22 => Some(Self::Username),
+            0x23 => Some(Self::NameWord),
+            0x24 => Some(Self::Photo),
+            0x25 => Some(Self::Contact),
+            0x26 => Some(Self::ContactOf),
+            0x27 => Some(Self::PhoneBook),
+            0x28 => Some(Self::Importer),
+            0x29 => Some(Self::Blocked),
+            0x2a => Some(Self::Authorization),
+            0x2b => Some(Self::Device),
+            0x2f => Some(Self::NextUserId),
             _ => None,
         }
     }
@@ -470,6 +509,85 @@ pub fn decode_upload_expiry(key: &[u8]) -> Result<(i64, i64, i64), KeyError> {
 pub fn box_prefix(prefix: Prefix, box_id: BoxId) -> Vec<u8> {
     let mut out = start(prefix);
     put_box(&mut out, box_id);
+    out
+}
+
+/// A key of a user-store row: the prefix, then `parts` (ids as [`put_i64`] writes them).
+pub fn user_row(prefix: Prefix, ids: &[i64]) -> Vec<u8> {
+    let mut out = start(prefix);
+    for id in ids {
+        put_i64(&mut out, *id);
+    }
+    out
+}
+
+/// A key of a user-store row named by text (a phone, a username): the prefix, then the
+/// text's bytes. Text with a `00` byte is refused by the callers (phones and usernames are
+/// ASCII letters and digits).
+pub fn text_row(prefix: Prefix, text: &str) -> Vec<u8> {
+    let mut out = start(prefix);
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// A key of a user-store row named by text and an id: the prefix, the text's bytes, `00`,
+/// the id. Every key of one text shares the prefix `text_row(prefix, text) + 00`; a prefix
+/// of the text (a search) is a prefix of the key.
+pub fn text_id_row(prefix: Prefix, text: &str, id: i64) -> Vec<u8> {
+    let mut out = text_row(prefix, text);
+    out.push(0);
+    put_i64(&mut out, id);
+    out
+}
+
+/// Reads a [`text_id_row`] key: the text and the id.
+pub fn decode_text_id_row(prefix: Prefix, key: &[u8]) -> Result<(String, i64), KeyError> {
+    let rest = match key.split_first() {
+        Some((first, rest)) if *first == prefix as u8 => rest,
+        _ => return Err(KeyError(prefix)),
+    };
+    let cut = rest.len().checked_sub(9).ok_or(KeyError(prefix))?;
+    let (text, tail) = rest.split_at(cut);
+    let mut fields = Fields { rest: tail, prefix };
+    if fields.take::<1>()? != [0] {
+        return Err(KeyError(prefix));
+    }
+    let id = fields.i64()?;
+    fields.end()?;
+    let text = String::from_utf8(text.to_vec()).map_err(|_| KeyError(prefix))?;
+    Ok((text, id))
+}
+
+/// Reads the ids of a [`user_row`] key of this prefix with `N` ids.
+pub fn decode_user_row<const N: usize>(prefix: Prefix, key: &[u8]) -> Result<[i64; N], KeyError> {
+    let mut fields = Fields::new(key, prefix)?;
+    let mut ids = [0i64; N];
+    for id in &mut ids {
+        *id = fields.i64()?;
+    }
+    fields.end()?;
+    Ok(ids)
+}
+
+/// Reads the ids of a [`user_row`] key of this prefix whose first `N` fields are ids and
+/// the rest (returned) is free bytes.
+pub fn decode_user_row_tail<const N: usize>(
+    prefix: Prefix,
+    key: &[u8],
+) -> Result<([i64; N], &[u8]), KeyError> {
+    let mut fields = Fields::new(key, prefix)?;
+    let mut ids = [0i64; N];
+    for id in &mut ids {
+        *id = fields.i64()?;
+    }
+    Ok((ids, fields.rest))
+}
+
+/// The key of a push device: user id, token type, token.
+pub fn device(user_id: i64, token_type: i32, token: &str) -> Vec<u8> {
+    let mut out = user_row(Prefix::Device, &[user_id]);
+    put_i32(&mut out, token_type);
+    out.extend_from_slice(token.as_bytes());
     out
 }
 

@@ -13,6 +13,10 @@
 //!   their error names), SHA-256 per part checked on read, content-addressed finished files
 //!   with reference counts, expiry of unfinished uploads; [`MemoryFileStore`].
 //!
+//! - [`user`]: [`UserStore`], people: accounts with Telegram's rules for phones, names and
+//!   usernames, profile photos and presence, contacts and the phone book, blocked users,
+//!   authorizations and push devices; [`MemoryUserStore`].
+//!
 //! The storage keys, value encodings and shard map the RocksDB backend uses are internal; their
 //! byte layout is documented in `docs/storage-format.md`, and a manifest error is a
 //! [`ManifestError`].
@@ -45,6 +49,7 @@ pub mod rocks;
     allow(dead_code, reason = "the shard map serves the RocksDB backend")
 )]
 mod shard;
+pub mod user;
 
 /// Not a stable API: the storage keys and value encodings, for the fuzz targets and
 /// benchmarks (their byte layout is `docs/storage-format.md`).
@@ -73,5 +78,7 @@ pub use message::{
 #[cfg(feature = "rocksdb")]
 pub use rocks::{
     Durability, OpenError, RocksAuthKeyStore, RocksFileStore, RocksMessageStore, RocksOptions,
+    RocksUserStore,
 };
 pub use shard::{FORMAT_VERSION, LOGICAL_SHARDS, ManifestError};
+pub use user::{MemoryUserStore, UserError, UserStore, UserStoreConfig};

@@ -23,6 +23,10 @@ pub(crate) const FAMILIES: &[&str] = &[
 /// bulk) apart from the rows of uploads, contents and files.
 pub(crate) const FILE_FAMILIES: &[&str] = &["parts", "files"];
 
+/// The column families of a user store: accounts apart from the lists of each user
+/// (contacts, blocks, authorizations), which grow and shrink in ranges.
+pub(crate) const USER_FAMILIES: &[&str] = &["accounts", "lists"];
+
 /// The column family of each kind of record: message rows (large values, read in ranges)
 /// apart from the small index rows, the log apart from both (written once, trimmed from the
 /// front), counters and dialog summaries (rewritten often) together.
@@ -41,6 +45,19 @@ fn family(prefix: Prefix) -> &'static str {
         | Prefix::FileRow
         | Prefix::UploadExpiry
         | Prefix::RangeHashes => "files",
+        Prefix::Account
+        | Prefix::Phone
+        | Prefix::Username
+        | Prefix::NameWord
+        | Prefix::NextUserId => "accounts",
+        Prefix::Photo
+        | Prefix::Contact
+        | Prefix::ContactOf
+        | Prefix::PhoneBook
+        | Prefix::Importer
+        | Prefix::Blocked
+        | Prefix::Authorization
+        | Prefix::Device => "lists",
     }
 }
 

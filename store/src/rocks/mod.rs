@@ -28,6 +28,9 @@
 //! [`RocksAuthKeyStore`] keeps authorization keys (with their bindings and an expiry index)
 //! in a RocksDB of its own, every change synced.
 //!
+//! [`RocksUserStore`] keeps people (accounts and their indexes, contacts, blocks,
+//! authorizations, devices) in a RocksDB of its own, every change but presence synced.
+//!
 //! The byte layout is in `docs/storage-format.md`.
 
 mod auth_key;
@@ -40,9 +43,11 @@ mod part_files;
 mod plan;
 mod shards;
 mod upload_hashes;
+mod user;
 
 pub use auth_key::RocksAuthKeyStore;
 pub use file::{DEFAULT_PART_CACHE_BYTES, RocksFileStore};
 pub use instance::Fault;
 pub use message::RocksMessageStore;
 pub use shards::{Durability, OpenError, RocksOptions};
+pub use user::RocksUserStore;
