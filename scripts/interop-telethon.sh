@@ -2,7 +2,8 @@
 # The interoperability test with a real third-party client: installs Telethon 1.45.0 from PyPI
 # into a virtual environment (kept in the cache directory), starts a fresh echo server on a
 # free loopback port with a temporary data directory, runs examples/interop/telethon_echo.py
-# against it with the server's printed public key, and stops the server. Exit status: the
+# (the echo, every framing, files) and telethon_people.py (two users finding and seeing each
+# other) against it with the server's printed public key, and stops the server. Exit status: the
 # script's (non-zero on any exception or any warning Telethon logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,10 @@ port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")"
 sed -n '/BEGIN RSA PUBLIC KEY/,/END RSA PUBLIC KEY/p' "$work/out" >"$work/key.pem"
 
 status=0
-timeout 600 "$venv/bin/python" examples/interop/telethon_echo.py 127.0.0.1 "$port" "$work/key.pem" "$code" || status=$?
+for script in telethon_echo.py telethon_people.py; do
+  timeout 600 "$venv/bin/python" "examples/interop/$script" 127.0.0.1 "$port" "$work/key.pem" "$code" || status=$?
+  [ "$status" -eq 0 ] || break
+done
 if [ "$status" -ne 0 ]; then
   echo "interop: failed; the server's log follows" >&2
   tail -n 50 "$work/log" >&2

@@ -18,12 +18,13 @@ use columba_session::plugins::CodeSender;
 use rand::Rng as _;
 use subtle::ConstantTimeEq as _;
 
-use crate::accounts::{Account, normalize_phone};
 use crate::backend::Backend;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::objects;
 use crate::router::Router;
+use columba_store::UserError;
+use columba_store::user::{Account, normalize_phone};
 
 /// The longest first or last name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -59,6 +60,11 @@ pub struct LoginOptions {
     pub code_digits: u32,
     /// Sign-in of a number with no account. Default [`SignUp::Required`].
     pub sign_up: SignUp,
+    /// How long an `auth.exportAuthorization` token may be imported. Default 60 s.
+    pub export_ttl: Duration,
+    /// Exported tokens not yet imported, at most; one more export gets `FLOOD_WAIT_X`.
+    /// Default 10,000.
+    pub max_exports: usize,
     fixed_code: Option<String>,
 }
 
@@ -72,6 +78,8 @@ impl Default for LoginOptions {
             max_pending: 10_000,
             code_digits: 5,
             sign_up: SignUp::Required,
+            export_ttl: Duration::from_secs(60),
+            max_exports: 10_000,
             fixed_code: None,
         }
     }
@@ -132,6 +140,7 @@ pub struct Login {
     sender: Arc<dyn CodeSender>,
     options: LoginOptions,
     phones: Mutex<HashMap<String, Phone>>,
+    exports: Mutex<HashMap<[u8; 32], transfer::Export>>,
     clock: Clock,
 }
 
@@ -143,8 +152,8 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// `auth.sendCode`, `resendCode`, `cancelCode`, `signIn`, `signUp` (callable before sign-in)
-/// and `auth.logOut`.
+/// `auth.sendCode`, `resendCode`, `cancelCode`, `signIn`, `signUp`, `importAuthorization`
+/// (callable before sign-in), `auth.exportAuthorization` and `auth.logOut`.
 pub fn router(login: Arc<Login>) -> Router {
     Router::new()
         .public_with(login.clone(), send_code)
@@ -152,6 +161,8 @@ pub fn router(login: Arc<Login>) -> Router {
         .public_with(login.clone(), cancel_code)
         .public_with(login.clone(), sign_in)
         .public_with(login.clone(), sign_up)
+        .public_with(login.clone(), import_authorization)
+        .route_with(login.clone(), export_authorization)
         .route_with(login, log_out)
 }
 
@@ -172,6 +183,7 @@ impl Login {
             sender,
             options,
             phones: Mutex::new(HashMap::new()),
+            exports: Mutex::new(HashMap::new()),
             clock: Clock {
                 base: Instant::now(),
                 #[cfg(test)]
@@ -339,8 +351,13 @@ impl Login {
         let perm = ctx.perm_auth_key_id()?;
         let backend = self.backend.clone();
         let user = account.id;
-        ctx.blocking(move || Ok(backend.keys.set_user(perm, Some(user))?))
-            .await?;
+        let client = ctx.info().client.clone();
+        ctx.blocking(move || {
+            backend.keys.set_user(perm, Some(user))?;
+            crate::account::record_sign_in(&backend, client.as_ref(), user, perm)?;
+            Ok(())
+        })
+        .await?;
         ctx.server().set_user(perm, Some(user));
         tracing::info!(user_id = user, "signed in");
         Ok(types::auth::Authorization {
@@ -348,7 +365,14 @@ impl Login {
             otherwise_relogin_days: None,
             tmp_sessions: None,
             future_auth_token: None,
-            user: objects::user(&account, user, &self.backend.access),
+            user: objects::user(
+                &account,
+                user,
+                objects::Relation::default(),
+                &self.backend.access,
+                &self.backend.dcs,
+                objects::now_unix(),
+            ),
         }
         .into())
     }
@@ -439,7 +463,7 @@ pub async fn sign_in(
     let number = phone.clone();
     let account = ctx
         .blocking(move || {
-            if let Some(account) = backend.accounts.by_phone(&number)? {
+            if let Some(account) = backend.users.by_phone(&number)? {
                 return Ok(Some(account));
             }
             if !automatic {
@@ -449,11 +473,15 @@ pub async fn sign_in(
                 .chars()
                 .skip(number.len().saturating_sub(4))
                 .collect();
-            Ok(Some(backend.accounts.register(
-                &number,
-                &format!("User {tail}"),
-                "",
-            )?))
+            match backend
+                .users
+                .create_account(&number, &format!("User {tail}"), "")
+            {
+                Ok(account) => Ok(Some(account)),
+                // Registered by a sign-in running at the same time: that account.
+                Err(UserError::PhoneNumberOccupied(id)) => Ok(backend.users.account(id)?),
+                Err(error) => Err(error.into()),
+            }
         })
         .await?;
     let Some(account) = account else {
@@ -488,10 +516,9 @@ pub async fn sign_up(
     let backend = login.backend.clone();
     let account = ctx
         .blocking(move || {
-            if backend.accounts.by_phone(&phone)?.is_some() {
-                return Err(ApiError::bad_request("PHONE_NUMBER_OCCUPIED"));
-            }
-            Ok(backend.accounts.register(&phone, &first_name, &last_name)?)
+            Ok(backend
+                .users
+                .create_account(&phone, &first_name, &last_name)?)
         })
         .await?;
     login.authorize(&ctx, account).await
@@ -506,8 +533,14 @@ pub async fn log_out(
 ) -> Result<enums::auth::LoggedOut, ApiError> {
     let perm = ctx.perm_auth_key_id()?;
     let backend = login.backend.clone();
-    ctx.blocking(move || Ok(backend.keys.set_user(perm, None)?))
-        .await?;
+    let user = ctx.user_id();
+    ctx.blocking(move || {
+        if let Some(user) = user {
+            backend.users.remove_authorization(user, perm)?;
+        }
+        Ok(backend.keys.set_user(perm, None)?)
+    })
+    .await?;
     ctx.server().set_user(perm, None);
     Ok(types::auth::LoggedOut {
         future_auth_token: None,
@@ -528,3 +561,6 @@ impl Login {
 
 #[cfg(test)]
 mod tests;
+mod transfer;
+
+pub use transfer::{export_authorization, import_authorization};

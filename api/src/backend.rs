@@ -1,18 +1,17 @@
-//! [`Backend`]: what the stock modules work on (the stores, the accounts, the access
-//! secret, the DC list), and the lookups several modules share (users as a viewer sees
-//! them, `InputPeer` and `InputUser` checked against their access hashes).
+//! [`Backend`]: what the stock modules work on (the stores, the access secret, the DC
+//! list), and the lookups several modules share (users as a viewer sees them, `InputPeer`
+//! and `InputUser` checked against their access hashes).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use columba_mtproto::tl::api::enums;
 use columba_store::message::{Peer, StoredMessage};
-use columba_store::{AuthKeyStore, FileStore, MessageStore};
+use columba_store::{AuthKeyStore, FileStore, MessageStore, UserStore};
 
 use crate::access::AccessSecret;
-use crate::accounts::Accounts;
 use crate::error::ApiError;
-use crate::objects::{self, DcList};
+use crate::objects::{self, DcList, Relation};
 
 /// The stores and settings behind the stock modules. Shared (`Arc`) by every handler.
 #[non_exhaustive]
@@ -23,8 +22,8 @@ pub struct Backend {
     pub files: Arc<dyn FileStore>,
     /// Auth keys (sign-in binds a key to its user).
     pub keys: Arc<dyn AuthKeyStore>,
-    /// The users.
-    pub accounts: Arc<dyn Accounts>,
+    /// People: accounts, contacts, blocks, authorizations, devices.
+    pub users: Arc<dyn UserStore>,
     /// The secret behind access hashes.
     pub access: AccessSecret,
     /// The DCs clients are told about.
@@ -45,7 +44,7 @@ impl Backend {
         messages: Arc<dyn MessageStore>,
         files: Arc<dyn FileStore>,
         keys: Arc<dyn AuthKeyStore>,
-        accounts: Arc<dyn Accounts>,
+        users: Arc<dyn UserStore>,
         access: AccessSecret,
         dcs: DcList,
     ) -> Arc<Self> {
@@ -53,18 +52,45 @@ impl Backend {
             messages,
             files,
             keys,
-            accounts,
+            users,
             access,
             dcs,
         })
     }
 
-    /// User `id` as `viewer` sees it, if it exists.
+    /// How `viewer` and user `id` know each other: whether each has the other as contact.
+    pub fn relation(&self, viewer: i64, id: i64) -> Result<Relation, ApiError> {
+        if viewer == id {
+            return Ok(Relation::default());
+        }
+        let contact = self.users.contact(viewer, id)?.is_some();
+        let mutual = contact && self.users.contact(id, viewer)?.is_some();
+        Ok(Relation { contact, mutual })
+    }
+
+    /// User `id` as `viewer` sees it, if it exists (deleted accounts included, as
+    /// Telegram shows them).
     pub fn user_object(&self, id: i64, viewer: i64) -> Result<Option<enums::User>, ApiError> {
-        Ok(self
-            .accounts
-            .get(id)?
-            .map(|account| objects::user(&account, viewer, &self.access)))
+        let Some(account) = self.users.account(id)? else {
+            return Ok(None);
+        };
+        let relation = self.relation(viewer, id)?;
+        Ok(Some(objects::user(
+            &account,
+            viewer,
+            relation,
+            &self.access,
+            &self.dcs,
+            objects::now_unix(),
+        )))
+    }
+
+    /// The live account `id`: `USER_ID_INVALID` otherwise.
+    pub fn live_user(&self, id: i64) -> Result<columba_store::user::Account, ApiError> {
+        match self.users.account(id)? {
+            Some(account) if !account.deleted => Ok(account),
+            _ => Err(ApiError::bad_request("USER_ID_INVALID")),
+        }
     }
 
     /// These users (each once, missing ones left out) as `viewer` sees them.
@@ -110,7 +136,7 @@ impl Backend {
             }
             _ => return Err(invalid()),
         };
-        match self.accounts.get(target)? {
+        match self.users.account(target)? {
             Some(account) => Ok(account.id),
             None => Err(invalid()),
         }
@@ -132,7 +158,7 @@ impl Backend {
             }
             _ => return Err(invalid()),
         };
-        match self.accounts.get(target)? {
+        match self.users.account(target)? {
             Some(account) => Ok(account.id),
             None => Err(invalid()),
         }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use columba_mtproto::tl::DecodeError;
 use columba_session::RpcError;
-use columba_store::{AuthKeyError, FileError, MessageError};
+use columba_store::{AuthKeyError, FileError, MessageError, UserError};
 
 /// What a handler answers instead of a result: an `rpc_error` in Telegram's convention.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +137,31 @@ impl From<AuthKeyError> for ApiError {
     }
 }
 
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        let name = match error {
+            UserError::UserIdInvalid => "USER_ID_INVALID",
+            UserError::PhoneNumberInvalid => "PHONE_NUMBER_INVALID",
+            UserError::PhoneNumberOccupied(_) => "PHONE_NUMBER_OCCUPIED",
+            UserError::FirstNameInvalid => "FIRSTNAME_INVALID",
+            UserError::LastNameInvalid => "LASTNAME_INVALID",
+            UserError::AboutTooLong => "ABOUT_TOO_LONG",
+            UserError::UsernameInvalid => "USERNAME_INVALID",
+            UserError::UsernameOccupied => "USERNAME_OCCUPIED",
+            UserError::UsernameNotModified => "USERNAME_NOT_MODIFIED",
+            UserError::ContactIdInvalid => "CONTACT_ID_INVALID",
+            UserError::ContactsTooMuch => "CONTACTS_TOO_MUCH",
+            UserError::BlockedTooMuch => "BLOCKED_TOO_MUCH",
+            UserError::PhotoInvalid => "PHOTO_INVALID",
+            UserError::TokenInvalid => "TOKEN_INVALID",
+            // Telegram answers a full list of sessions or devices with a flood wait.
+            UserError::TooMany => return Self::flood_wait(60),
+            _ => return Self::internal(&error),
+        };
+        Self::bad_request(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +177,10 @@ mod tests {
         assert!(error.is_internal());
         let error = ApiError::from(FileError::FilePartsInvalid);
         assert_eq!((error.code(), error.name()), (400, "FILE_PARTS_INVALID"));
+        let error = ApiError::from(UserError::UsernameOccupied);
+        assert_eq!((error.code(), error.name()), (400, "USERNAME_OCCUPIED"));
+        let error = ApiError::from(UserError::Poisoned(columba_store::BackendError::new("x")));
+        assert_eq!((error.code(), error.name()), (500, "INTERNAL"));
         let rpc = RpcError::from(ApiError::flood_wait(0));
         assert_eq!((rpc.code, rpc.message.as_str()), (420, "FLOOD_WAIT_1"));
     }

@@ -78,11 +78,10 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
 
     use columba_mtproto::tl::{Deserializable as _, Serializable as _};
-    use columba_store::{MemoryAuthKeyStore, MemoryFileStore, MemoryMessageStore};
+    use columba_store::{MemoryAuthKeyStore, MemoryFileStore, MemoryMessageStore, MemoryUserStore};
 
     use super::*;
     use crate::access::AccessSecret;
-    use crate::accounts::MemoryAccounts;
     use crate::objects::DcList;
 
     #[test]
@@ -91,7 +90,7 @@ mod tests {
             Arc::new(MemoryMessageStore::new()),
             Arc::new(MemoryFileStore::new()),
             Arc::new(MemoryAuthKeyStore::new()),
-            Arc::new(MemoryAccounts::new(1)),
+            Arc::new(MemoryUserStore::new()),
             AccessSecret::new([1; 32]),
             DcList::single(2, "127.0.0.1:443".parse().unwrap()),
         );

@@ -14,7 +14,6 @@
 //! ```no_run
 //! use std::sync::Arc;
 //!
-//! use columba_api::accounts::MemoryAccounts;
 //! use columba_api::auth::{Login, LoginOptions};
 //! use columba_api::{AccessSecret, Api, ApiError, Backend, Ctx, DcList};
 //! use columba_mtproto::crypto::RsaPrivateKey;
@@ -22,7 +21,7 @@
 //! use columba_mtproto::tl::api::{enums, functions, types};
 //! use columba_session::plugins::{LoggingCodeSender, LoggingPushProvider};
 //! use columba_session::runtime::{Server, ServerOptions, TcpAcceptor};
-//! use columba_store::{MemoryAuthKeyStore, MemoryFileStore, MemoryMessageStore};
+//! use columba_store::{MemoryAuthKeyStore, MemoryFileStore, MemoryMessageStore, MemoryUserStore};
 //!
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
@@ -32,7 +31,7 @@
 //!         Arc::new(MemoryMessageStore::new()),
 //!         Arc::new(MemoryFileStore::new()),
 //!         keys.clone(),
-//!         Arc::new(MemoryAccounts::new(1_000_000)),
+//!         Arc::new(MemoryUserStore::new()),
 //!         AccessSecret::generate(&mut rand::rng()),
 //!         DcList::single(1, listener.local_addr()?),
 //!     );
@@ -56,18 +55,20 @@
 //! - [`Router`], [`Api`], [`Ctx`], [`ApiError`], [`SessionInfo`], [`Encoded`]: the framework.
 //! - [`objects`]: users, messages, `updates`, `updates.Difference`, `config` from stored
 //!   records.
-//! - [`accounts`]: the users the modules know ([`accounts::Accounts`], with an in-memory
-//!   backend).
-//! - [`auth`]: the login flow over a `CodeSender`.
-//! - [`help`], [`users`], [`messages`], [`updates`], [`upload`]: the stock services.
+//! - [`auth`]: the login flow over a `CodeSender`, and moving a sign-in to another key.
+//! - [`push`]: notifications to registered devices for users with no live session.
+//! - [`help`], [`account`], [`contacts`], [`users`], [`messages`], [`updates`], [`upload`]:
+//!   the stock services.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
 mod access;
-pub mod accounts;
+pub mod account;
 mod answer;
 pub mod auth;
 mod backend;
+pub mod body;
+pub mod contacts;
 mod context;
 mod error;
 pub mod help;
@@ -75,6 +76,9 @@ mod image;
 mod info;
 pub mod messages;
 pub mod objects;
+pub mod photos;
+pub mod push;
+mod rate;
 mod router;
 mod service;
 pub mod updates;
@@ -94,11 +98,20 @@ pub use service::{Api, ApiOptions};
 
 use std::sync::Arc;
 
-/// Every stock module in one router: [`help`], [`auth`], [`users`], [`messages`],
-/// [`updates`], [`upload`].
+/// Every stock module in one router, with the default limits: [`help`], [`auth`],
+/// [`account`], [`contacts`], [`photos`], [`users`], [`messages`], [`updates`], [`upload`].
 pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
     help::router(backend.clone())
         .merge(auth::router(login))
+        .merge(account::router(account::Accounts::new(
+            backend.clone(),
+            account::AccountOptions::default(),
+        )))
+        .merge(contacts::router(contacts::Contacts::new(
+            backend.clone(),
+            contacts::ContactsOptions::default(),
+        )))
+        .merge(photos::router(backend.clone()))
         .merge(users::router(backend.clone()))
         .merge(messages::router(backend.clone()))
         .merge(updates::router(backend.clone()))

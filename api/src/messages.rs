@@ -12,6 +12,7 @@ use columba_mtproto::tl::api::{enums, functions, types};
 use columba_store::message::{Affected, BoxId, HistoryQuery, Peer, SendRequest, StoredMessage};
 
 use crate::backend::Backend;
+use crate::body::{Body, Forwarded};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::objects::{self, now_unix};
@@ -36,10 +37,273 @@ pub fn router(backend: Arc<Backend>) -> Router {
         .route_with(backend.clone(), get_dialogs)
         .route_with(backend.clone(), read_history)
         .route_with(backend.clone(), delete_messages)
+        .route_with(backend.clone(), set_typing)
+        .route_with(backend.clone(), forward_messages)
+        .route_with(backend.clone(), search)
+        .route_with(backend.clone(), get_peer_dialogs)
         .route_with(backend, edit_message)
 }
 
-/// A message to send: to whom, its idempotency key, its text and media.
+/// Messages of one chat a `messages.search` looks at, at most (newest first); a search
+/// that stops there says its count is inexact.
+pub const MAX_SEARCH_SCAN: usize = 10_000;
+/// The most chats of one `messages.getPeerDialogs`.
+pub const MAX_PEER_DIALOGS: usize = 100;
+
+/// Whether `message` passes `filter` (text, photos, documents, photos and videos; any
+/// other filter passes nothing).
+fn passes(message: &StoredMessage, filter: &enums::MessagesFilter) -> bool {
+    use columba_mtproto::tl::Deserializable as _;
+    let media = || {
+        message
+            .media
+            .as_deref()
+            .and_then(|bytes| enums::MessageMedia::from_bytes(bytes).ok())
+    };
+    match filter {
+        enums::MessagesFilter::InputMessagesFilterEmpty(_) => true,
+        enums::MessagesFilter::InputMessagesFilterPhotos(_)
+        | enums::MessagesFilter::InputMessagesFilterPhotoVideo(_) => {
+            matches!(media(), Some(enums::MessageMedia::MessageMediaPhoto(_)))
+        }
+        enums::MessagesFilter::InputMessagesFilterDocument(_) => {
+            matches!(media(), Some(enums::MessageMedia::MessageMediaDocument(_)))
+        }
+        _ => false,
+    }
+}
+
+/// `messages.search` in a private chat: messages whose text contains `q` (any case; all of
+/// them when `q` is empty) and that pass the filter, newest first, below `offset_id` when
+/// it is set, within `min_id`..`max_id` and `min_date`..`max_date` when set, from
+/// `add_offset` on, at most `limit`. The newest [`MAX_SEARCH_SCAN`] messages are looked at.
+pub async fn search(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::Search,
+) -> Result<enums::messages::Messages, ApiError> {
+    let user = ctx.user()?;
+    let limit = usize::try_from(request.limit).unwrap_or(0).clamp(1, 100);
+    let skip = usize::try_from(request.add_offset).unwrap_or(0);
+    let query = request.q.to_lowercase();
+    ctx.blocking(move || {
+        let target = backend.input_peer(user, &request.peer)?;
+        let box_id = BoxId::User(user);
+        let mut found = Vec::new();
+        let mut matched = 0usize;
+        let mut scanned = 0usize;
+        let mut offset_id = request.offset_id;
+        let mut exhausted = false;
+        while scanned < MAX_SEARCH_SCAN {
+            let page = backend.messages.get_history(
+                box_id,
+                Peer::User(target),
+                &HistoryQuery {
+                    offset_id,
+                    offset_date: 0,
+                    add_offset: 0,
+                    limit: 100,
+                    max_id: 0,
+                    min_id: 0,
+                },
+            )?;
+            let Some(last) = page.messages.last() else {
+                exhausted = true;
+                break;
+            };
+            offset_id = last.id;
+            scanned += page.messages.len();
+            for message in page.messages {
+                let in_ids = (request.max_id == 0 || message.id < request.max_id)
+                    && message.id > request.min_id;
+                let in_dates = (request.max_date == 0 || message.date <= request.max_date)
+                    && message.date >= request.min_date;
+                let text = Body::decode(&message.body).text.to_lowercase();
+                if in_ids && in_dates && text.contains(&query) && passes(&message, &request.filter)
+                {
+                    matched += 1;
+                    if matched > skip && found.len() < limit {
+                        found.push(message);
+                    }
+                }
+            }
+        }
+        let users = backend.users_of(&found, user)?;
+        Ok(types::messages::MessagesSlice {
+            inexact: !exhausted,
+            count: i32::try_from(matched).unwrap_or(i32::MAX),
+            next_rate: None,
+            offset_id_offset: None,
+            search_flood: None,
+            messages: found.iter().map(objects::message).collect(),
+            topics: Vec::new(),
+            chats: Vec::new(),
+            users,
+        }
+        .into())
+    })
+    .await
+}
+
+/// `messages.getPeerDialogs`: the caller's chats with these users (those without messages
+/// left out), with their top messages and the caller's `updates.state`.
+pub async fn get_peer_dialogs(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::GetPeerDialogs,
+) -> Result<enums::messages::PeerDialogs, ApiError> {
+    let user = ctx.user()?;
+    if request.peers.len() > MAX_PEER_DIALOGS {
+        return Err(ApiError::bad_request("LIMIT_INVALID"));
+    }
+    ctx.blocking(move || {
+        let mut dialogs = Vec::new();
+        for peer in &request.peers {
+            let enums::InputDialogPeer::InputDialogPeer(peer) = peer else {
+                return Err(ApiError::bad_request("PEER_ID_INVALID"));
+            };
+            let target = backend.input_peer(user, &peer.peer)?;
+            dialogs.extend(backend.messages.dialog(user, Peer::User(target))?);
+        }
+        let tops: Vec<i32> = dialogs.iter().map(|dialog| dialog.top_message).collect();
+        let messages = backend.messages.get_messages(BoxId::User(user), &tops)?;
+        let users = backend.users_of(&messages, user)?;
+        let state = backend.messages.state(BoxId::User(user))?;
+        Ok(types::messages::PeerDialogs {
+            dialogs: dialogs.iter().map(dialog_object).collect(),
+            messages: messages.iter().map(objects::message).collect(),
+            chats: Vec::new(),
+            users,
+            state: objects::state(state.pts, now_unix()),
+        }
+        .into())
+    })
+    .await
+}
+
+/// A `dialog` of a stored chat summary.
+fn dialog_object(dialog: &columba_store::message::Dialog) -> enums::Dialog {
+    types::Dialog::new(
+        objects::peer(dialog.peer),
+        dialog.top_message,
+        dialog.read_inbox_max_id,
+        dialog.read_outbox_max_id,
+        dialog.unread_count,
+        0,
+        0,
+        0,
+        objects::notify_settings(),
+    )
+    .into()
+}
+
+/// The most messages of one `messages.forwardMessages` (Telegram's figure).
+pub const MAX_FORWARD: usize = 100;
+
+/// `messages.forwardMessages` from a private chat to a user: each message is sent again
+/// with its text and media and a `fwd_from` naming its first sender and date (kept when it
+/// was a forward already; left out with `drop_author`). `RANDOM_ID_INVALID` when the ids
+/// and random ids do not pair up, `MESSAGE_ID_INVALID` when none of the ids is in the chat.
+pub async fn forward_messages(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::ForwardMessages,
+) -> Result<enums::Updates, ApiError> {
+    let user = ctx.user()?;
+    if request.id.len() != request.random_id.len() || request.id.is_empty() {
+        return Err(ApiError::bad_request("RANDOM_ID_INVALID"));
+    }
+    if request.id.len() > MAX_FORWARD {
+        return Err(ApiError::bad_request("LIMIT_INVALID"));
+    }
+    let drop_author = request.drop_author;
+    let found = {
+        let backend = backend.clone();
+        ctx.blocking(move || {
+            let source = backend.input_peer(user, &request.from_peer)?;
+            let target = backend.input_peer(user, &request.to_peer)?;
+            let stored = backend
+                .messages
+                .get_messages(BoxId::User(user), &request.id)?;
+            let mut outgoing = Vec::new();
+            for (id, random_id) in request.id.iter().zip(&request.random_id) {
+                let Some(original) = stored
+                    .iter()
+                    .find(|message| message.id == *id && message.peer == Peer::User(source))
+                else {
+                    continue;
+                };
+                let body = Body::decode(&original.body);
+                let mut message =
+                    Outgoing::new(target, *random_id, body.text, original.media.clone());
+                message.forwarded = if drop_author {
+                    None
+                } else {
+                    body.forwarded.or(Some(Forwarded {
+                        from: original.from,
+                        date: original.date,
+                    }))
+                };
+                outgoing.push(message);
+            }
+            Ok(outgoing)
+        })
+        .await?
+    };
+    if found.is_empty() {
+        return Err(ApiError::bad_request("MESSAGE_ID_INVALID"));
+    }
+    let mut updates = Vec::new();
+    let mut users: Vec<enums::User> = Vec::new();
+    let mut date = now_unix();
+    for outgoing in found {
+        let sent = send(&ctx, &backend, outgoing).await?;
+        sent.notify_recipient(&ctx, &backend);
+        if let enums::Updates::Updates(answer) = sent.updates {
+            updates.extend(answer.updates);
+            date = answer.date;
+            for user in answer.users {
+                if !users.contains(&user) {
+                    users.push(user);
+                }
+            }
+        }
+    }
+    Ok(objects::updates(updates, users, date))
+}
+
+/// `messages.setTyping` in a private chat: the other side gets `updateUserTyping` (never
+/// stored; a client that misses it misses nothing lasting). To oneself it is a no-op.
+pub async fn set_typing(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::SetTyping,
+) -> Result<bool, ApiError> {
+    let user = ctx.user()?;
+    let server = ctx.server().clone();
+    ctx.blocking(move || {
+        let target = backend.input_peer(user, &request.peer)?;
+        if target == user || backend.users.is_blocked(target, user)? {
+            return Ok(true);
+        }
+        let update: enums::Updates = types::UpdateShort {
+            update: types::UpdateUserTyping {
+                user_id: user,
+                top_msg_id: None,
+                action: request.action,
+            }
+            .into(),
+            date: now_unix(),
+        }
+        .into();
+        server.send_update(target, bytes::Bytes::from(update.to_bytes()));
+        Ok(true)
+    })
+    .await
+}
+
+/// A message to send: to whom, its idempotency key, its text and media, and the message it
+/// replies to or forwards.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Outgoing {
@@ -51,6 +315,10 @@ pub struct Outgoing {
     pub text: String,
     /// The media, as the `MessageMedia` bytes stored with the message.
     pub media: Option<Vec<u8>>,
+    /// The message it replies to, by its id in the sender's box (in the chat with `target`).
+    pub reply_to: Option<i32>,
+    /// Where it was forwarded from.
+    pub forwarded: Option<Forwarded>,
 }
 
 impl Outgoing {
@@ -61,8 +329,70 @@ impl Outgoing {
             random_id,
             text,
             media,
+            reply_to: None,
+            forwarded: None,
         }
     }
+
+    /// The same message as a reply to `id` (in the sender's box).
+    pub fn replying_to(mut self, id: Option<i32>) -> Self {
+        self.reply_to = id;
+        self
+    }
+}
+
+/// The id in the sender's box of the message an `InputReplyTo` names, if any (replies to
+/// stories and in other chats are not taken: `REPLY_TO_INVALID`).
+fn reply_id(reply_to: Option<&enums::InputReplyTo>) -> Result<Option<i32>, ApiError> {
+    match reply_to {
+        None => Ok(None),
+        Some(enums::InputReplyTo::InputReplyToMessage(reply))
+            if reply.reply_to_peer_id.is_none() =>
+        {
+            Ok(Some(reply.reply_to_msg_id))
+        }
+        Some(_) => Err(ApiError::bad_request("REPLY_TO_INVALID")),
+    }
+}
+
+/// The reply's target in each box of the chat between `sender` and `target`: its id in the
+/// sender's box, and the id of the same message in the target's box (found by the send
+/// that made it). `REPLY_MESSAGE_ID_INVALID` when the sender's box has no such message in
+/// that chat. Blocking.
+fn reply_targets(
+    backend: &Backend,
+    sender: i64,
+    target: i64,
+    id: i32,
+) -> Result<Vec<(i64, i32)>, ApiError> {
+    let invalid = || ApiError::bad_request("REPLY_MESSAGE_ID_INVALID");
+    let replied = backend
+        .messages
+        .get_messages(BoxId::User(sender), &[id])?
+        .into_iter()
+        .next()
+        .filter(|message| message.peer == Peer::User(target))
+        .ok_or_else(invalid)?;
+    let mut targets = vec![(sender, id)];
+    if target != sender {
+        // Who sent the replied-to message, and to whom: its identity in the store.
+        let to = if replied.from == sender {
+            target
+        } else {
+            sender
+        };
+        let copies = backend
+            .messages
+            .sent(replied.from, Peer::User(to), replied.random_id)?
+            .unwrap_or_default();
+        targets.extend(
+            copies
+                .iter()
+                .find(|copy| copy.box_id == BoxId::User(target))
+                .map(|copy| (target, copy.message_id)),
+        );
+    }
+    Ok(targets)
 }
 
 /// What [`send`] stored.
@@ -89,14 +419,24 @@ impl Sent {
     }
 }
 
-/// A private message from `sender` to `target`, dated now.
+/// A private message from `sender` to `target`, dated now, its reply (if any) not resolved:
+/// see [`send`], which names the replied-to message in each box.
 pub fn private_message(sender: i64, outgoing: &Outgoing) -> SendRequest {
+    request_of(sender, outgoing, Vec::new())
+}
+
+fn request_of(sender: i64, outgoing: &Outgoing, reply_to: Vec<(i64, i32)>) -> SendRequest {
+    let body = Body {
+        text: outgoing.text.clone(),
+        reply_to,
+        forwarded: outgoing.forwarded,
+    };
     SendRequest {
         sender,
         peer: Peer::User(outgoing.target),
         random_id: outgoing.random_id,
         date: now_unix(),
-        body: outgoing.text.clone().into_bytes(),
+        body: body.encode(),
         media: outgoing.media.clone(),
         flags: 0,
         members: Vec::new(),
@@ -113,7 +453,14 @@ pub async fn send(ctx: &Ctx, backend: &Arc<Backend>, outgoing: Outgoing) -> Resu
     }
     let backend = backend.clone();
     ctx.blocking(move || {
-        let request = private_message(sender, &outgoing);
+        if outgoing.target != sender && backend.users.is_blocked(sender, outgoing.target)? {
+            return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
+        }
+        let reply_to = match outgoing.reply_to {
+            Some(id) => reply_targets(&backend, sender, outgoing.target, id)?,
+            None => Vec::new(),
+        };
+        let request = request_of(sender, &outgoing, reply_to);
         let outcome = backend.messages.send(&request)?;
         let missing = || ApiError::new(500, "INTERNAL");
         let mine = outcome.deliveries.first().ok_or_else(missing)?;
@@ -168,12 +515,9 @@ pub fn outgoing_text(
     if request.message.is_empty() {
         return Err(ApiError::bad_request("MESSAGE_EMPTY"));
     }
-    Ok(Outgoing {
-        target: backend.input_peer(user, &request.peer)?,
-        random_id: request.random_id,
-        text: request.message,
-        media: None,
-    })
+    let reply_to = reply_id(request.reply_to.as_ref())?;
+    let target = backend.input_peer(user, &request.peer)?;
+    Ok(Outgoing::new(target, request.random_id, request.message, None).replying_to(reply_to))
 }
 
 /// The [`Outgoing`] of a `messages.sendMedia` (the upload is finished here). Blocking.
@@ -182,14 +526,16 @@ pub fn outgoing_media(
     user: i64,
     request: functions::messages::SendMedia,
 ) -> Result<Outgoing, ApiError> {
+    let reply_to = reply_id(request.reply_to.as_ref())?;
     let target = backend.input_peer(user, &request.peer)?;
     let media = upload::media(backend, user, &request.media)?;
-    Ok(Outgoing {
+    Ok(Outgoing::new(
         target,
-        random_id: request.random_id,
-        text: request.message,
-        media: Some(media.to_bytes()),
-    })
+        request.random_id,
+        request.message,
+        Some(media.to_bytes()),
+    )
+    .replying_to(reply_to))
 }
 
 /// `messages.sendMessage` to a user.
@@ -340,23 +686,7 @@ pub async fn get_dialogs(
         let tops: Vec<i32> = dialogs.iter().map(|dialog| dialog.top_message).collect();
         let messages = backend.messages.get_messages(BoxId::User(user), &tops)?;
         let users = backend.users_of(&messages, user)?;
-        let dialogs: Vec<enums::Dialog> = dialogs
-            .iter()
-            .map(|dialog| {
-                types::Dialog::new(
-                    objects::peer(dialog.peer),
-                    dialog.top_message,
-                    dialog.read_inbox_max_id,
-                    dialog.read_outbox_max_id,
-                    dialog.unread_count,
-                    0,
-                    0,
-                    0,
-                    objects::notify_settings(),
-                )
-                .into()
-            })
-            .collect();
+        let dialogs: Vec<enums::Dialog> = dialogs.iter().map(dialog_object).collect();
         let messages: Vec<enums::Message> = messages.iter().map(objects::message).collect();
         Ok(if partial {
             let count = backend.messages.dialog_count(user)?;
@@ -452,8 +782,13 @@ pub async fn edit_message(
             .into_iter()
             .next()
             .ok_or_else(invalid)?;
+        // The text changes; what it replies to and where it came from stay.
         let body = match request.message {
-            Some(text) => text.into_bytes(),
+            Some(text) => Body {
+                text,
+                ..Body::decode(&current.body)
+            }
+            .encode(),
             None => current.body.clone(),
         };
         if body == current.body && request.media.is_none() {

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 
 use columba_mtproto::tl::Deserializable as _;
 use columba_mtproto::tl::api::{enums, types};
-use columba_store::message::{Difference, Peer, StoredMessage, UpdateEntry, UpdateKind};
+use columba_store::message::{BoxId, Difference, Peer, StoredMessage, UpdateEntry, UpdateKind};
+
+use columba_store::user::{Account, Presence};
 
 use crate::access::AccessSecret;
-use crate::accounts::Account;
+use crate::body::Body;
 
 /// The data centres clients are told about (`help.getConfig`, `help.getNearestDc`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,13 +22,31 @@ pub struct DcList {
     pub options: Vec<(i32, SocketAddr)>,
 }
 
+/// The DC ids Telegram's production network has: clients may believe they are on any of
+/// them (Pyrogram-family clients start on DC 2) and open media connections to the DC a file
+/// names.
+pub const TELEGRAM_DC_IDS: std::ops::RangeInclusive<i32> = 1..=5;
+
 impl DcList {
-    /// One DC, `this_dc`, at `address`.
+    /// One DC, `this_dc`, at `address`, and nothing else.
     pub fn single(this_dc: i32, address: SocketAddr) -> Self {
         Self {
             this_dc,
             options: vec![(this_dc, address)],
         }
+    }
+
+    /// One node at `address` that answers for `this_dc` and every other DC id of
+    /// [`TELEGRAM_DC_IDS`], so that a client that believes it is on another DC, or opens a
+    /// connection to the DC of a file, reaches this node.
+    pub fn one_node(this_dc: i32, address: SocketAddr) -> Self {
+        let mut options = vec![(this_dc, address)];
+        options.extend(
+            TELEGRAM_DC_IDS
+                .filter(|id| *id != this_dc)
+                .map(|id| (id, address)),
+        );
+        Self { this_dc, options }
     }
 }
 
@@ -44,33 +64,101 @@ pub fn peer(peer: Peer) -> enums::Peer {
     }
 }
 
-/// A user as `viewer` sees it (the phone number only for the user itself).
-pub fn user(account: &Account, viewer: i64, access: &AccessSecret) -> enums::User {
+/// How a viewer knows another user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Relation {
+    /// The viewer has the user as contact.
+    pub contact: bool,
+    /// And the user has the viewer as contact.
+    pub mutual: bool,
+}
+
+/// A user's status as others see it at `now`: online until its expiry, then last seen at
+/// it.
+pub fn user_status(presence: Presence, now: i32) -> Option<enums::UserStatus> {
+    match presence {
+        Presence::Unknown => None,
+        Presence::Online { expires } if expires > now => {
+            Some(types::UserStatusOnline { expires }.into())
+        }
+        Presence::Online { expires } => Some(
+            types::UserStatusOffline {
+                was_online: expires,
+            }
+            .into(),
+        ),
+        Presence::Offline { was_online } => Some(types::UserStatusOffline { was_online }.into()),
+    }
+}
+
+/// A user as `viewer` sees it at `now`: the phone number only for the user itself and for
+/// viewers who have the user as contact (they know it: it is how contacts are found), the
+/// profile photo, the status; a deleted account as `deleted`, without names.
+pub fn user(
+    account: &Account,
+    viewer: i64,
+    relation: Relation,
+    access: &AccessSecret,
+    dcs: &DcList,
+    now: i32,
+) -> enums::User {
     let is_self = account.id == viewer;
-    types::User {
+    let mut user = types::User {
         self_: is_self,
-        contact: !is_self,
-        mutual_contact: !is_self,
+        contact: relation.contact,
+        mutual_contact: relation.mutual,
+        deleted: account.deleted,
         id: account.id,
         access_hash: Some(access.user_hash(account.id)),
-        first_name: Some(account.first_name.clone()),
-        last_name: (!account.last_name.is_empty()).then(|| account.last_name.clone()),
-        username: account.username.clone(),
-        phone: (is_self && !account.phone.is_empty()).then(|| account.phone.clone()),
         ..Default::default()
+    };
+    if account.deleted {
+        return user.into();
     }
-    .into()
+    user.first_name = Some(account.first_name.clone());
+    user.last_name = (!account.last_name.is_empty()).then(|| account.last_name.clone());
+    user.username.clone_from(&account.username);
+    user.phone =
+        ((is_self || relation.contact) && !account.phone.is_empty()).then(|| account.phone.clone());
+    user.photo = account.photo.map(|photo| {
+        types::UserProfilePhoto {
+            has_video: false,
+            personal: false,
+            photo_id: photo.photo_id,
+            stripped_thumb: None,
+            dc_id: dcs.this_dc,
+        }
+        .into()
+    });
+    user.status = user_status(account.presence, now);
+    user.into()
 }
 
 /// A stored message as its box's owner sees it. Media that no longer decodes (a schema
 /// change) is left out rather than failing the whole answer.
 pub fn message(stored: &StoredMessage) -> enums::Message {
-    let mut message = types::Message::new(
-        stored.id,
-        peer(stored.peer),
-        stored.date,
-        String::from_utf8_lossy(&stored.body).into_owned(),
-    );
+    let body = Body::decode(&stored.body);
+    let owner = match stored.box_id {
+        BoxId::User(owner) | BoxId::Channel(owner) => owner,
+    };
+    let reply_to = body.reply_to_in(owner);
+    let mut message = types::Message::new(stored.id, peer(stored.peer), stored.date, body.text);
+    message.reply_to = reply_to.map(|id| {
+        types::MessageReplyHeader {
+            reply_to_msg_id: Some(id),
+            ..Default::default()
+        }
+        .into()
+    });
+    message.fwd_from = body.forwarded.map(|forwarded| {
+        types::MessageFwdHeader {
+            from_id: Some(peer_user(forwarded.from)),
+            date: forwarded.date,
+            ..Default::default()
+        }
+        .into()
+    });
     message.out = stored.out;
     message.from_id = Some(peer_user(stored.from));
     message.edit_date = stored.edit_date;
@@ -216,18 +304,23 @@ pub fn config(dcs: &DcList, now: i32) -> enums::Config {
         expires: now.saturating_add(3600),
         test_mode: false,
         this_dc: dcs.this_dc,
+        // Each DC twice: for everything, and for media only (clients open media connections
+        // to the `media_only` entry when there is one).
         dc_options: dcs
             .options
             .iter()
-            .map(|(id, address)| {
-                types::DcOption {
-                    ipv6: address.is_ipv6(),
-                    id: *id,
-                    ip_address: address.ip().to_string(),
-                    port: i32::from(address.port()),
-                    ..Default::default()
-                }
-                .into()
+            .flat_map(|(id, address)| {
+                [false, true].map(|media_only| {
+                    types::DcOption {
+                        ipv6: address.is_ipv6(),
+                        media_only,
+                        id: *id,
+                        ip_address: address.ip().to_string(),
+                        port: i32::from(address.port()),
+                        ..Default::default()
+                    }
+                    .into()
+                })
             })
             .collect(),
         chat_size_max: 200,

@@ -75,33 +75,55 @@ pub fn document_id(content: &ContentId) -> i64 {
     i64::from_le_bytes(head)
 }
 
-/// `upload.getFile` of a document or of a photo's one size. The file reference is the
+/// `upload.getFile` of a document, of a photo's one size, or of a user's profile photo
+/// (`inputPeerPhotoFileLocation`, either size: there is one). The file reference is the
 /// content id and the access hash a keyed hash of it: `FILE_REFERENCE_INVALID` when they
-/// do not match.
+/// do not match; a profile photo is found among its user's photos (`LOCATION_INVALID`
+/// otherwise).
 pub async fn get_file(
     ctx: Ctx,
     backend: Arc<Backend>,
     request: functions::upload::GetFile,
 ) -> Result<enums::upload::File, ApiError> {
-    let (id, access_hash, file_reference) = match &request.location {
+    let invalid = || ApiError::bad_request("FILE_REFERENCE_INVALID");
+    let checked = |id: i64, access_hash: i64, file_reference: &[u8]| {
+        let content = <[u8; 32]>::try_from(file_reference)
+            .map(ContentId)
+            .map_err(|_| invalid())?;
+        if id != document_id(&content) || !backend.access.check_document_hash(&content, access_hash)
+        {
+            return Err(invalid());
+        }
+        Ok(Some(content))
+    };
+    let content = match &request.location {
         enums::InputFileLocation::InputDocumentFileLocation(location) => {
-            (location.id, location.access_hash, &location.file_reference)
+            checked(location.id, location.access_hash, &location.file_reference)?
         }
         enums::InputFileLocation::InputPhotoFileLocation(location)
             if location.thumb_size == PHOTO_SIZE =>
         {
-            (location.id, location.access_hash, &location.file_reference)
+            checked(location.id, location.access_hash, &location.file_reference)?
         }
+        enums::InputFileLocation::InputPeerPhotoFileLocation(_) => None,
         _ => return Err(ApiError::bad_request("LOCATION_INVALID")),
     };
-    let invalid = || ApiError::bad_request("FILE_REFERENCE_INVALID");
-    let content = <[u8; 32]>::try_from(file_reference.as_slice())
-        .map(ContentId)
-        .map_err(|_| invalid())?;
-    if id != document_id(&content) || !backend.access.check_document_hash(&content, access_hash) {
-        return Err(invalid());
-    }
+    let viewer = ctx.user()?;
     ctx.blocking(move || {
+        let content = match (content, &request.location) {
+            (Some(content), _) => content,
+            (None, enums::InputFileLocation::InputPeerPhotoFileLocation(location)) => {
+                let user = backend.input_peer(viewer, &location.peer)?;
+                backend
+                    .users
+                    .photos(user)?
+                    .iter()
+                    .find(|photo| photo.photo_id == location.photo_id)
+                    .map(|photo| photo.content)
+                    .ok_or_else(|| ApiError::bad_request("LOCATION_INVALID"))?
+            }
+            (None, _) => return Err(ApiError::bad_request("LOCATION_INVALID")),
+        };
         let bytes =
             backend
                 .files
@@ -231,27 +253,46 @@ pub fn photo_media(
     width: u32,
     height: u32,
 ) -> enums::MessageMedia {
-    let photo = types::Photo {
-        has_stickers: false,
-        id: document_id(&info.content),
-        access_hash: backend.access.document_hash(&info.content),
-        file_reference: info.content.0.to_vec(),
-        date: now_unix(),
-        sizes: vec![
-            types::PhotoSize {
-                r#type: PHOTO_SIZE.to_owned(),
-                w: i32::try_from(width).unwrap_or(i32::MAX),
-                h: i32::try_from(height).unwrap_or(i32::MAX),
-                size: i32::try_from(info.size).unwrap_or(i32::MAX),
-            }
-            .into(),
-        ],
-        video_sizes: None,
-        dc_id: backend.dcs.this_dc,
-    };
+    let photo = photo(
+        backend,
+        &info.content,
+        info.size,
+        (width, height),
+        now_unix(),
+    );
     types::MessageMediaPhoto {
         photo: Some(photo.into()),
         ..Default::default()
     }
     .into()
+}
+
+/// A `photo` of one size (the original, [`PHOTO_SIZE`]) of a finished image: its id is the
+/// content's [`document_id`], its file reference the content id, so that `upload.getFile`
+/// finds it.
+pub fn photo(
+    backend: &Backend,
+    content: &ContentId,
+    size: u64,
+    (width, height): (u32, u32),
+    date: i32,
+) -> types::Photo {
+    types::Photo {
+        has_stickers: false,
+        id: document_id(content),
+        access_hash: backend.access.document_hash(content),
+        file_reference: content.0.to_vec(),
+        date,
+        sizes: vec![
+            types::PhotoSize {
+                r#type: PHOTO_SIZE.to_owned(),
+                w: i32::try_from(width).unwrap_or(i32::MAX),
+                h: i32::try_from(height).unwrap_or(i32::MAX),
+                size: i32::try_from(size).unwrap_or(i32::MAX),
+            }
+            .into(),
+        ],
+        video_sizes: None,
+        dc_id: backend.dcs.this_dc,
+    }
 }

@@ -9,6 +9,7 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::objects;
 use crate::router::Router;
+use crate::upload;
 
 /// Users asked for at most in one `users.getUsers`.
 pub const MAX_GET_USERS: usize = 200;
@@ -44,7 +45,8 @@ pub async fn get_users(
     .await
 }
 
-/// `users.getFullUser`: the user with empty settings (no about, no photo yet).
+/// `users.getFullUser`: the user with their about text, current profile photo, and whether
+/// the caller blocked them.
 pub async fn get_full_user(
     ctx: Ctx,
     backend: Arc<Backend>,
@@ -53,15 +55,31 @@ pub async fn get_full_user(
     let viewer = ctx.user()?;
     ctx.blocking(move || {
         let target = backend.input_user(viewer, &request.id)?;
+        let account = backend
+            .users
+            .account(target)?
+            .ok_or_else(|| ApiError::bad_request("USER_ID_INVALID"))?;
         let user = backend
             .user_object(target, viewer)?
             .ok_or_else(|| ApiError::bad_request("USER_ID_INVALID"))?;
-        let full_user = types::UserFull::new(
+        let mut full_user = types::UserFull::new(
             target,
             types::PeerSettings::default().into(),
             objects::notify_settings(),
             0,
         );
+        full_user.about = (!account.about.is_empty()).then(|| account.about.clone());
+        full_user.profile_photo = account.photo.map(|photo| {
+            upload::photo(
+                &backend,
+                &photo.content,
+                photo.size,
+                (photo.width, photo.height),
+                photo.date,
+            )
+            .into()
+        });
+        full_user.blocked = viewer != target && backend.users.is_blocked(viewer, target)?;
         Ok(types::users::UserFull {
             full_user: full_user.into(),
             chats: Vec::new(),
@@ -81,13 +99,16 @@ pub async fn resolve_username(
     let viewer = ctx.user()?;
     ctx.blocking(move || {
         let found = backend
-            .accounts
+            .users
             .by_username(&request.username)?
+            .ok_or_else(|| ApiError::bad_request("USERNAME_NOT_OCCUPIED"))?;
+        let user = backend
+            .user_object(found.id, viewer)?
             .ok_or_else(|| ApiError::bad_request("USERNAME_NOT_OCCUPIED"))?;
         Ok(types::contacts::ResolvedPeer {
             peer: objects::peer_user(found.id),
             chats: Vec::new(),
-            users: vec![objects::user(&found, viewer, &backend.access)],
+            users: vec![user],
         }
         .into())
     })

@@ -57,12 +57,25 @@ class Loggers(dict):
 
 
 class FailOnWarnings(logging.Handler):
+    """Keeps every warning or error Telethon logs, but one known client fault: Telethon
+    serialises its new auth key without leading zero bytes (`rsa.get_byte_array`), so in one
+    key exchange out of 256 its key is 255 bytes, its `new_nonce_hash1` differs from the
+    server's (which hashes the 256-byte key the spec defines), and it logs "invalid new nonce
+    hash" and starts a new exchange, which then succeeds. Those are counted, not kept."""
+
+    KNOWN = "Step 3 invalid new nonce hash"
+
     def __init__(self):
         super().__init__(level=logging.WARNING)
         self.records = []
+        self.known = 0
 
     def emit(self, record):
-        self.records.append(self.format(record))
+        message = self.format(record)
+        if self.KNOWN in message:
+            self.known += 1
+        else:
+            self.records.append(message)
 
 
 def png_image(width, height):
@@ -230,6 +243,8 @@ def main():
     for index, (name, connection_class) in enumerate(TRANSPORTS.items()):
         asyncio.run(raw_sender(host, port, code, name, connection_class, f"1555010{index}"))
     asyncio.run(high_level(host, port, code))
+    if watcher.known:
+        print(f"(Telethon's short-key retry, a client fault, happened {watcher.known} time(s))")
     if watcher.records:
         print("Telethon logged warnings or errors:", *watcher.records, sep="\n  ")
         sys.exit(1)

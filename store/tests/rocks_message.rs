@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use columba_store::message::conformance::{self, private};
 use columba_store::message::{
-    Affected, BoxState, Dialog, Difference, HistoryPage, HistoryQuery, SendOutcome, StoredMessage,
+    Affected, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, SendOutcome,
+    StoredMessage,
 };
 use columba_store::rocks::Fault;
 use columba_store::{
@@ -30,6 +31,14 @@ struct TempStore {
 }
 
 impl MessageStore for TempStore {
+    fn sent(
+        &self,
+        sender: i64,
+        peer: Peer,
+        random_id: i64,
+    ) -> Result<Option<Vec<Delivery>>, MessageError> {
+        self.store.sent(sender, peer, random_id)
+    }
     fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError> {
         self.store.send(request)
     }
@@ -62,6 +71,9 @@ impl MessageStore for TempStore {
         limit: usize,
     ) -> Result<Vec<Dialog>, MessageError> {
         self.store.dialogs(user_id, offset_id, limit)
+    }
+    fn dialog(&self, user_id: i64, peer: Peer) -> Result<Option<Dialog>, MessageError> {
+        self.store.dialog(user_id, peer)
     }
     fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError> {
         self.store.dialog_count(user_id)

@@ -6,37 +6,49 @@ use std::time::Duration;
 use columba_mtproto::tl::api::{enums, functions, types};
 use columba_session::plugins::RecordingCodeSender;
 use columba_store::auth_key::{AuthKeyRecord, AuthKeyStore, KeyLifetime, MemoryAuthKeyStore};
-use columba_store::{MemoryFileStore, MemoryMessageStore};
+use columba_store::{MemoryFileStore, MemoryMessageStore, MemoryUserStore};
 
 use super::*;
-use crate::accounts::MemoryAccounts;
 use crate::{AccessSecret, DcList};
 
-const KEY: i64 = 77;
+pub(super) const KEY: i64 = 77;
 
-struct Fixture {
-    login: Arc<Login>,
+pub(super) struct Fixture {
+    pub(super) login: Arc<Login>,
     codes: RecordingCodeSender,
-    keys: Arc<MemoryAuthKeyStore>,
+    pub(super) keys: Arc<MemoryAuthKeyStore>,
     ctx: Ctx,
 }
 
-fn fixture(options: LoginOptions) -> Fixture {
-    let keys = Arc::new(MemoryAuthKeyStore::new());
-    keys.insert(AuthKeyRecord {
-        auth_key_id: KEY,
+fn permanent_key(auth_key_id: i64) -> AuthKeyRecord {
+    AuthKeyRecord {
+        auth_key_id,
         key: [1; 256],
         lifetime: KeyLifetime::Permanent,
         created_at: 0,
         dc: None,
         user_id: None,
-    })
-    .unwrap();
+    }
+}
+
+/// A fixture with automatic sign-up whose key [`KEY`] is signed in; and the user.
+pub(super) async fn signed_in_fixture() -> (Fixture, i64) {
+    let mut options = danger::fixed_code(LoginOptions::default(), "12345");
+    options.sign_up = SignUp::Automatic;
+    let f = fixture(options);
+    let hash = f.send_code("15550009").await.unwrap();
+    let user = signed_in_user(&f.sign_in("15550009", &hash, "12345").await.unwrap());
+    (f, user)
+}
+
+fn fixture(options: LoginOptions) -> Fixture {
+    let keys = Arc::new(MemoryAuthKeyStore::new());
+    keys.insert(permanent_key(KEY)).unwrap();
     let backend = Backend::new(
         Arc::new(MemoryMessageStore::new()),
         Arc::new(MemoryFileStore::new()),
         keys.clone(),
-        Arc::new(MemoryAccounts::new(1000)),
+        Arc::new(MemoryUserStore::new()),
         AccessSecret::new([9; 32]),
         DcList::single(1, "127.0.0.1:1".parse().unwrap()),
     );
@@ -50,6 +62,12 @@ fn fixture(options: LoginOptions) -> Fixture {
 }
 
 impl Fixture {
+    /// Stores another permanent key; its id.
+    pub(super) fn add_key(&self, auth_key_id: i64) -> i64 {
+        self.keys.insert(permanent_key(auth_key_id)).unwrap();
+        auth_key_id
+    }
+
     async fn send_code(&self, phone: &str) -> Result<String, ApiError> {
         let sent = send_code(
             self.ctx.clone(),

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use columba_api::accounts::MemoryAccounts;
 use columba_api::{AccessSecret, Api, Backend, DcList};
 use columba_mtproto::crypto::RsaPrivateKey;
 use columba_mtproto::handshake;
@@ -162,7 +161,7 @@ pub(crate) fn run() {
         Arc::new(MemoryMessageStore::new()),
         Arc::new(MemoryFileStore::new()),
         Arc::new(MemoryAuthKeyStore::new()),
-        Arc::new(MemoryAccounts::new(1)),
+        Arc::new(columba_store::MemoryUserStore::new()),
         AccessSecret::new([5; 32]),
         DcList::single(1, address),
     );

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use columba_api::body::Body;
 use columba_api::messages::{self, Outgoing, Sent};
 use columba_api::{ApiError, Backend, Ctx, Router, updates};
 use columba_mtproto::tl::api::{enums, functions};
@@ -17,19 +18,18 @@ use columba_session::runtime::ServerHandle;
 use columba_store::MessageError;
 use columba_store::message::{Affected, BoxId, HistoryQuery, Peer};
 
-use super::users::{ECHO_USER_ID, Users};
+use super::users::ECHO_USER_ID;
 
 /// The echo user's behaviour.
 #[derive(Debug)]
 pub struct Echo {
     backend: Arc<Backend>,
-    users: Arc<Users>,
 }
 
 impl Echo {
-    /// The echo over `backend`, whose accounts are `users`.
-    pub fn new(backend: Arc<Backend>, users: Arc<Users>) -> Arc<Self> {
-        Arc::new(Self { backend, users })
+    /// The echo over `backend`.
+    pub fn new(backend: Arc<Backend>) -> Arc<Self> {
+        Arc::new(Self { backend })
     }
 
     /// `messages.sendMessage` and `messages.sendMedia`, echoing what goes to the echo user.
@@ -96,12 +96,7 @@ impl Echo {
         let random_id = (user as u64)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(source as u64) as i64;
-        let reply = Outgoing::new(
-            user,
-            random_id,
-            String::from_utf8_lossy(&text).into_owned(),
-            media,
-        );
+        let reply = Outgoing::new(user, random_id, Body::decode(&text).text, media);
         match self
             .backend
             .messages
@@ -130,18 +125,15 @@ impl Echo {
     }
 
     /// Answers the messages to the echo user that a stop cut off before their reply: the
-    /// newest `per_user` messages of every user's chat with the echo are echoed again, and
-    /// the replies that exist already are not stored twice. Returns how many replies were
-    /// made up. Run once at start, before or while serving; it stops between two users
-    /// once `stop` is set.
+    /// newest `per_user` messages of every user's chat with the echo (the echo's dialogs)
+    /// are echoed again, and the replies that exist already are not stored twice. Returns
+    /// how many replies were made up. Run once at start, before or while serving; it stops
+    /// between two users once `stop` is set.
     pub fn catch_up(&self, server: &ServerHandle, per_user: i32, stop: &AtomicBool) -> usize {
         let mut made_up = 0;
-        for user in self.users.ids() {
+        for user in self.chat_partners() {
             if stop.load(Ordering::Relaxed) {
                 break;
-            }
-            if user == ECHO_USER_ID {
-                continue;
             }
             let query = HistoryQuery {
                 offset_id: 0,
@@ -178,5 +170,31 @@ impl Echo {
             tracing::info!(made_up, "echo replies a stop had cut off were sent");
         }
         made_up
+    }
+
+    /// The users who have a chat with the echo: the private chats of its box, a page of
+    /// dialogs at a time.
+    fn chat_partners(&self) -> Vec<i64> {
+        const PAGE: usize = 500;
+        let mut users = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = match self.backend.messages.dialogs(ECHO_USER_ID, offset, PAGE) {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, "echo catch-up: dialogs unreadable");
+                    break;
+                }
+            };
+            users.extend(page.iter().filter_map(|dialog| match dialog.peer {
+                Peer::User(user) if user != ECHO_USER_ID => Some(user),
+                _ => None,
+            }));
+            match page.last() {
+                Some(last) if page.len() == PAGE => offset = last.top_message,
+                _ => break,
+            }
+        }
+        users
     }
 }

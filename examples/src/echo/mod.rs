@@ -2,7 +2,7 @@
 //! `@echo` that answers every message with the same text and media.
 //!
 //! - [`bot`]: the echo user's behaviour (the stock sends, wrapped).
-//! - [`users`]: who is registered (a file of accounts, the echo user).
+//! - [`users`]: the user store and the echo user in it.
 //! - [`secrets`]: the RSA key and the secret behind access hashes.
 //! - [`run`]: the data directory, the stores and the runtime put together.
 
@@ -12,8 +12,8 @@ pub mod secrets;
 pub mod users;
 
 pub use bot::Echo;
-pub use run::{ECHO_CATCH_UP, EchoOptions, Started, start, start_with};
-pub use users::{ECHO_USER_ID, ECHO_USERNAME, Users};
+pub use run::{ECHO_CATCH_UP, EchoOptions, Started, start, start_with, start_with_pusher};
+pub use users::{ECHO_USER_ID, ECHO_USERNAME, open_users};
 
 /// The DC this server says it is.
 pub const THIS_DC: i32 = 1;

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use columba_api::auth::{Login, LoginOptions, SignUp, danger};
+use columba_api::push::{DevicePush, DevicePusher, LoggingPusher};
 use columba_api::{Api, Backend, DcList};
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::handshake;
-use columba_session::plugins::{CodeSender, LoggingCodeSender, LoggingPushProvider};
+use columba_session::plugins::{CodeSender, LoggingCodeSender};
 use columba_session::runtime::{Server, ServerOptions, TcpAcceptor};
 use columba_store::file::FileStoreConfig;
 use columba_store::{
@@ -20,7 +21,7 @@ use columba_store::{
 use super::THIS_DC;
 use super::bot::Echo;
 use super::secrets::{load_or_create_access_secret, load_or_create_rsa_key};
-use super::users::Users;
+use super::users::open_users;
 
 /// How to start the echo server.
 #[derive(Debug, Clone)]
@@ -70,11 +71,20 @@ pub async fn start_with(
     options: EchoOptions,
     code_sender: Arc<dyn CodeSender>,
 ) -> io::Result<Started> {
+    start_with_pusher(options, code_sender, Arc::new(LoggingPusher)).await
+}
+
+/// [`start`] with another code sender and another push client (tests record pushes).
+pub async fn start_with_pusher(
+    options: EchoOptions,
+    code_sender: Arc<dyn CodeSender>,
+    pusher: Arc<dyn DevicePusher>,
+) -> io::Result<Started> {
     let data = options.data;
     std::fs::create_dir_all(&data)?;
     let (rsa, new_key) = load_or_create_rsa_key(&data.join("server-key.pem"))?;
     let access = load_or_create_access_secret(&data.join("secret"))?;
-    let users = Arc::new(Users::open(&data.join("users.tsv"))?);
+    let users = Arc::new(open_users(&data.join("users"))?);
     let keys = Arc::new(
         RocksAuthKeyStore::open(data.join("keys"), Durability::Sync).map_err(store_error)?,
     );
@@ -99,7 +109,7 @@ pub async fn start_with(
         keys.clone(),
         users.clone(),
         access,
-        DcList::single(THIS_DC, address),
+        DcList::one_node(THIS_DC, address),
     );
     // Any phone number signs in, registered on its first sign-in.
     let mut login_options = LoginOptions::default();
@@ -108,18 +118,19 @@ pub async fn start_with(
         login_options = danger::fixed_code(login_options, code);
     }
     let login = Login::new(backend.clone(), code_sender, login_options);
-    let echo = Echo::new(backend.clone(), users);
+    let echo = Echo::new(backend.clone());
     let router = columba_api::stock(backend, login).merge(echo.router());
     let mut server_options =
         ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![Arc::new(rsa)])));
     if let Some(limit) = options.max_connections_per_ip {
         server_options.max_connections_per_ip = limit;
     }
+    let push = DevicePush::new(users, pusher);
     let server = Server::new(
         server_options,
         keys,
         Arc::new(Api::new(router)),
-        Arc::new(LoggingPushProvider),
+        Arc::new(push),
     );
     Ok(Started {
         address,

@@ -21,6 +21,7 @@ pub fn run_all(factory: Factory<'_>) {
     private_messages_reach_both_boxes_with_their_own_ids(factory);
     saved_messages_groups_and_channels(factory);
     sends_are_idempotent_on_random_id(factory);
+    a_send_is_found_by_its_identity(factory);
     history_follows_get_history_rules(factory);
     difference_replays_the_log_and_says_too_long(factory);
     edits_reach_every_copy(factory);
@@ -28,6 +29,28 @@ pub fn run_all(factory: Factory<'_>) {
     read_markers_and_unread_counts(factory);
     dialogs_come_in_pages_by_top_message(factory);
     bad_input_gets_typed_errors(factory);
+}
+
+/// `sent` finds every copy of a send by (sender, peer, random_id), the sender's first, as
+/// the send answered it; an unknown identity is `None`.
+pub fn a_send_is_found_by_its_identity(factory: Factory<'_>) {
+    let store = factory(MessageStoreConfig::default());
+    let first = store.send(&private(1, 2, 10, "one")).unwrap();
+    let second = store.send(&private(2, 1, 11, "two")).unwrap();
+    assert_eq!(
+        store.sent(1, Peer::User(2), 10).unwrap(),
+        Some(first.deliveries.clone())
+    );
+    assert_eq!(
+        store.sent(2, Peer::User(1), 11).unwrap(),
+        Some(second.deliveries)
+    );
+    let copies = first.deliveries;
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0].box_id, BoxId::User(1), "the sender's copy first");
+    assert_eq!(store.sent(1, Peer::User(2), 11).unwrap(), None);
+    assert_eq!(store.sent(2, Peer::User(1), 10).unwrap(), None);
+    assert_eq!(store.sent(1, Peer::User(3), 10).unwrap(), None);
 }
 
 /// A private message from `from` to `to`.
@@ -397,6 +420,11 @@ pub fn dialogs_come_in_pages_by_top_message(factory: Factory<'_>) {
         "newest top message first"
     );
     assert_eq!(store.dialog_count(1).unwrap(), 5);
+    // One chat's summary on its own is the list's entry.
+    for dialog in &all {
+        assert_eq!(store.dialog(1, dialog.peer).unwrap(), Some(*dialog));
+    }
+    assert_eq!(store.dialog(1, Peer::User(77)).unwrap(), None);
     let mut paged = Vec::new();
     let mut offset = 0;
     // Bounded: a backend that ignored the offset would repeat its first page for ever.

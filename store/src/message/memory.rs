@@ -140,6 +140,19 @@ fn check_limit(limit: usize) -> Result<(), MessageError> {
 }
 
 impl MessageStore for MemoryMessageStore {
+    fn sent(
+        &self,
+        sender: i64,
+        peer: Peer,
+        random_id: i64,
+    ) -> Result<Option<Vec<Delivery>>, MessageError> {
+        Ok(self
+            .lock()
+            .sends
+            .get(&(sender, peer, random_id))
+            .map(|outcome| outcome.deliveries.clone()))
+    }
+
     fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError> {
         let key = (request.sender, request.peer, request.random_id);
         let mut inner = self.lock();

@@ -319,6 +319,16 @@ pub trait MessageStore: Send + Sync {
     /// gets [`MessageError::RandomIdDuplicate`].
     fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError>;
 
+    /// Where the message `sender` sent to `peer` with `random_id` landed: its copies, the
+    /// sender's first, or `None` if there was no such send. How a message in one box is found
+    /// in another (a reply or a forward names a message by its id in the sender's box).
+    fn sent(
+        &self,
+        sender: i64,
+        peer: Peer,
+        random_id: i64,
+    ) -> Result<Option<Vec<Delivery>>, MessageError>;
+
     /// The messages with these ids in the box (missing ids are skipped), in the order asked.
     fn get_messages(&self, box_id: BoxId, ids: &[i32]) -> Result<Vec<StoredMessage>, MessageError>;
 
@@ -352,6 +362,22 @@ pub trait MessageStore: Send + Sync {
         offset_id: i32,
         limit: usize,
     ) -> Result<Vec<Dialog>, MessageError>;
+
+    /// The user's chat with `peer`, if there is one. The provided method walks the dialog
+    /// list a page at a time; backends with a per-chat summary read it directly.
+    fn dialog(&self, user_id: i64, peer: Peer) -> Result<Option<Dialog>, MessageError> {
+        let mut offset_id = 0;
+        loop {
+            let page = self.dialogs(user_id, offset_id, MAX_PAGE)?;
+            if let Some(dialog) = page.iter().find(|dialog| dialog.peer == peer) {
+                return Ok(Some(*dialog));
+            }
+            match page.last() {
+                Some(last) if page.len() == MAX_PAGE => offset_id = last.top_message,
+                _ => return Ok(None),
+            }
+        }
+    }
 
     /// How many chats the user has (the `count` of a `messages.dialogsSlice`).
     fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError>;

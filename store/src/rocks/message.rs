@@ -323,6 +323,16 @@ fn check_fits(reader: &Reader<'_>, ops: &[BatchOp]) -> Result<(), MessageError> 
 }
 
 impl MessageStore for RocksMessageStore {
+    fn sent(
+        &self,
+        sender: i64,
+        peer: Peer,
+        random_id: i64,
+    ) -> Result<Option<Vec<Delivery>>, MessageError> {
+        let home = self.shards.of(BoxId::User(sender))?;
+        self.earlier_send(home, &keys::send(sender, peer, random_id))
+    }
+
     fn send(&self, request: &SendRequest) -> Result<SendOutcome, MessageError> {
         let key = (request.sender, request.peer, request.random_id);
         let _flight = self.begin_flight(key)?;
@@ -623,6 +633,21 @@ impl MessageStore for RocksMessageStore {
             });
         }
         Ok(dialogs)
+    }
+
+    fn dialog(&self, user_id: i64, peer: Peer) -> Result<Option<Dialog>, MessageError> {
+        let box_id = BoxId::User(user_id);
+        let reader = self.shards.of(box_id)?.snapshot();
+        Ok(read_dialog(&reader, box_id, peer)?
+            .filter(|record| record.top_id > 0)
+            .map(|record| Dialog {
+                peer,
+                top_message: record.top_id,
+                top_date: record.top_date,
+                read_inbox_max_id: record.read_inbox_max_id,
+                read_outbox_max_id: record.read_outbox_max_id,
+                unread_count: i32::try_from(record.unread).unwrap_or(i32::MAX),
+            }))
     }
 
     fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError> {

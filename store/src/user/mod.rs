@@ -26,7 +26,7 @@ pub mod rules;
 mod values;
 
 pub use memory::MemoryUserStore;
-pub use rules::{contacts_hash, normalize_phone, username_key};
+pub use rules::{contacts_hash, normalize_phone, user_username_key, username_key};
 
 use crate::file::ContentId;
 
@@ -374,8 +374,9 @@ pub trait UserStore: Send + Sync {
     ) -> Result<Account, UserError>;
 
     /// Stores an account as it is, its own id included (service users, bots, imports),
-    /// replacing any account with that id; its names, username and phone are checked as for
-    /// a change, and must not be another account's.
+    /// replacing any account with that id; its names and phone are checked as for a change,
+    /// its username by the rules of the server's own accounts (from
+    /// [`rules::MIN_SERVICE_USERNAME_LEN`] characters), and none may be another account's.
     fn put_account(&self, account: &Account) -> Result<(), UserError>;
 
     /// The account with this id (deleted ones included).

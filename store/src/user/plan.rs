@@ -521,7 +521,7 @@ pub(crate) fn set_username(
         return Err(UserError::UsernameNotModified);
     }
     if let Some(name) = username {
-        let key = rules::username_key(name).ok_or(UserError::UsernameInvalid)?;
+        let key = rules::user_username_key(name).ok_or(UserError::UsernameInvalid)?;
         if id_row(plan, &keys::text_row(Prefix::Username, &key))?.is_some_and(|taken| taken != id) {
             return Err(UserError::UsernameOccupied);
         }

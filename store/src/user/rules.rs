@@ -11,8 +11,13 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// The longest about text, in characters (Telegram's limit for an account without Premium:
 /// 70).
 pub const MAX_ABOUT_CHARS: usize = 70;
-/// The shortest username (Telegram: 5).
+/// The shortest username a user may choose (Telegram: 5).
 pub const MIN_USERNAME_LEN: usize = 5;
+/// The shortest username the server may give one of its own accounts ([`put_account`]:
+/// service users and bots, as Telegram's `@gif` and `@pic`).
+///
+/// [`put_account`]: super::UserStore::put_account
+pub const MIN_SERVICE_USERNAME_LEN: usize = 3;
 /// The longest username (Telegram: 32).
 pub const MAX_USERNAME_LEN: usize = 32;
 /// The longest push token, in bytes.
@@ -41,16 +46,27 @@ pub fn normalize_phone(phone: &str) -> Option<String> {
     valid.then_some(digits)
 }
 
-/// A username as the uniqueness index keeps it (ASCII lower case), if it follows Telegram's
-/// rules: 5 to 32 characters of `a-z`, `0-9` and `_`, starting with a letter.
+/// A username as the uniqueness index keeps it (ASCII lower case), if it is one the store
+/// may hold: 3 to 32 characters of `a-z`, `0-9` and `_`, starting with a letter (the
+/// shortest are for the server's own accounts; users choose from
+/// [`user_username_key`]'s).
 pub fn username_key(username: &str) -> Option<String> {
     let bytes = username.as_bytes();
-    let valid = (MIN_USERNAME_LEN..=MAX_USERNAME_LEN).contains(&bytes.len())
+    let valid = (MIN_SERVICE_USERNAME_LEN..=MAX_USERNAME_LEN).contains(&bytes.len())
         && bytes.first().is_some_and(u8::is_ascii_alphabetic)
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
     valid.then(|| username.to_ascii_lowercase())
+}
+
+/// [`username_key`] of a username a user may choose (`account.updateUsername`): Telegram's
+/// rules, 5 to 32 characters.
+pub fn user_username_key(username: &str) -> Option<String> {
+    if username.len() < MIN_USERNAME_LEN {
+        return None;
+    }
+    username_key(username)
 }
 
 /// Whether `name` is a name Telegram accepts: no more than [`MAX_NAME_CHARS`] characters,
@@ -143,20 +159,26 @@ mod tests {
 
     #[test]
     fn usernames_follow_telegrams_rules() {
-        assert_eq!(username_key("Echo_Bot"), Some("echo_bot".to_owned()));
-        assert_eq!(username_key("a1234"), Some("a1234".to_owned()));
+        assert_eq!(user_username_key("Echo_Bot"), Some("echo_bot".to_owned()));
+        assert_eq!(user_username_key("a1234"), Some("a1234".to_owned()));
+        let long = "a".repeat(33);
         for bad in [
             "abcd",
             "1abcd",
             "_abcd",
             "abc de",
             "abcdé",
-            &"a".repeat(33),
+            long.as_str(),
             "",
         ] {
+            assert_eq!(user_username_key(bad), None, "{bad:?}");
+        }
+        assert!(user_username_key(&"a".repeat(32)).is_some());
+        // The server's own accounts may be shorter, not less well-formed.
+        assert_eq!(username_key("Gif"), Some("gif".to_owned()));
+        for bad in ["ab", "1ab", "a b", long.as_str()] {
             assert_eq!(username_key(bad), None, "{bad:?}");
         }
-        assert!(username_key(&"a".repeat(32)).is_some());
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! How the stock modules encode a message's body in the store (which keeps bodies as opaque
+//! bytes): the text as UTF-8, and when the message replies to or forwards another, a small
+//! header before it.
+//!
+//! A plain body is the text's bytes, as bodies were before headers existed. A body with a
+//! header starts with `ff` (never the first byte of UTF-8 text), then version `01`, then:
+//! the reply's target per box as a count (u8) of (owner i64, message id i32), a forward flag
+//! (u8) with the original sender (i64) and date (i32) when set, and the text's bytes to the
+//! end. Integers are little-endian. Reading never panics or over-allocates: a header that
+//! does not parse leaves the whole body as (lossy) text.
+//!
+//! A reply names its target per box because message ids are per box: the target has one id
+//! in the sender's box and another in the recipient's.
+
+/// The first byte of a body with a header.
+const MARK: u8 = 0xff;
+/// The header's version.
+const VERSION: u8 = 1;
+/// The most boxes a reply names (a private chat has two).
+pub const MAX_REPLY_BOXES: usize = 8;
+
+/// Where a forwarded message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The user who first sent it.
+    pub from: i64,
+    /// When it was first sent (Unix seconds).
+    pub date: i32,
+}
+
+/// A message's body as the stock modules see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Body {
+    /// The text.
+    pub text: String,
+    /// The message it replies to, per box: (the box's owner, the id there).
+    pub reply_to: Vec<(i64, i32)>,
+    /// Where it was forwarded from.
+    pub forwarded: Option<Forwarded>,
+}
+
+impl Body {
+    /// A body of text alone.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The id of the replied-to message in `owner`'s box.
+    pub fn reply_to_in(&self, owner: i64) -> Option<i32> {
+        self.reply_to
+            .iter()
+            .find(|(box_owner, _)| *box_owner == owner)
+            .map(|(_, id)| *id)
+    }
+
+    /// The bytes to store.
+    pub fn encode(&self) -> Vec<u8> {
+        if self.reply_to.is_empty() && self.forwarded.is_none() {
+            return self.text.as_bytes().to_vec();
+        }
+        let mut out = vec![MARK, VERSION];
+        let replies = self.reply_to.len().min(MAX_REPLY_BOXES);
+        out.push(u8::try_from(replies).unwrap_or(0));
+        for (owner, id) in self.reply_to.iter().take(replies) {
+            out.extend_from_slice(&owner.to_le_bytes());
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        match self.forwarded {
+            Some(forwarded) => {
+                out.push(1);
+                out.extend_from_slice(&forwarded.from.to_le_bytes());
+                out.extend_from_slice(&forwarded.date.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(self.text.as_bytes());
+        out
+    }
+
+    /// Reads stored bytes.
+    pub fn decode(bytes: &[u8]) -> Self {
+        Self::decode_header(bytes)
+            .unwrap_or_else(|| Self::text(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    fn decode_header(bytes: &[u8]) -> Option<Self> {
+        let rest = bytes.strip_prefix(&[MARK, VERSION])?;
+        let (&count, mut rest) = rest.split_first()?;
+        if usize::from(count) > MAX_REPLY_BOXES {
+            return None;
+        }
+        let mut reply_to = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let (owner, after) = rest.split_first_chunk::<8>()?;
+            let (id, after) = after.split_first_chunk::<4>()?;
+            reply_to.push((i64::from_le_bytes(*owner), i32::from_le_bytes(*id)));
+            rest = after;
+        }
+        let (&flag, mut rest) = rest.split_first()?;
+        let forwarded = match flag {
+            0 => None,
+            1 => {
+                let (from, after) = rest.split_first_chunk::<8>()?;
+                let (date, after) = after.split_first_chunk::<4>()?;
+                rest = after;
+                Some(Forwarded {
+                    from: i64::from_le_bytes(*from),
+                    date: i32::from_le_bytes(*date),
+                })
+            }
+            _ => return None,
+        };
+        Some(Self {
+            text: String::from_utf8_lossy(rest).into_owned(),
+            reply_to,
+            forwarded,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn plain_text_is_stored_as_it_always_was() {
+        assert_eq!(Body::text("héllo").encode(), "héllo".as_bytes());
+        assert_eq!(Body::decode("héllo".as_bytes()), Body::text("héllo"));
+    }
+
+    #[test]
+    fn headers_read_back_and_name_the_reply_per_box() {
+        let body = Body {
+            text: "re: hi".to_owned(),
+            reply_to: vec![(5, 10), (6, 3)],
+            forwarded: Some(Forwarded { from: 7, date: 99 }),
+        };
+        let decoded = Body::decode(&body.encode());
+        assert_eq!(decoded, body);
+        assert_eq!(decoded.reply_to_in(6), Some(3));
+        assert_eq!(decoded.reply_to_in(8), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_reads_back(
+            text in ".{0,40}",
+            reply_to in proptest::collection::vec((any::<i64>(), any::<i32>()), 0..=MAX_REPLY_BOXES),
+            forwarded in proptest::option::of((any::<i64>(), any::<i32>())),
+        ) {
+            let body = Body {
+                text,
+                reply_to,
+                forwarded: forwarded.map(|(from, date)| Forwarded { from, date }),
+            };
+            prop_assert_eq!(Body::decode(&body.encode()), body);
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Body::decode(&bytes);
+        }
+    }
+}
