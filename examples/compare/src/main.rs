@@ -24,6 +24,7 @@ mod push;
 mod server;
 mod session;
 mod store;
+mod users;
 
 /// How long one measurement runs.
 const MEASURE: Duration = Duration::from_millis(300);
@@ -118,6 +119,7 @@ const SUITES: &[(&str, fn())] = &[
     ("files", files::run),
     ("server", server::run),
     ("api", api::run),
+    ("users", users::run),
 ];
 
 fn main() -> ExitCode {

@@ -3,6 +3,10 @@
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 use std::path::Path;
+use std::sync::Arc;
+
+use columba_api::push::{DevicePusher, LoggingPusher};
+use columba_session::plugins::LoggingCodeSender;
 
 use columba_examples::client::Target;
 use columba_examples::echo::{self, EchoOptions};
@@ -14,19 +18,34 @@ pub struct Running {
     /// How to reach it.
     pub target: Target,
     /// Its runtime (statistics).
+    #[allow(dead_code, reason = "not every test file reads it")]
     pub server: Server,
     stop: oneshot::Sender<()>,
     done: tokio::task::JoinHandle<()>,
 }
 
 /// Starts a server over `data` whose login code is always `code`.
+#[allow(dead_code, reason = "not every test file starts it this way")]
 pub async fn start(data: &Path, code: &str) -> Running {
-    let started = echo::start(EchoOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: data.to_path_buf(),
-        fixed_code: Some(code.to_owned()),
-        max_connections_per_ip: None,
-    })
+    start_with_pusher(data, code, Arc::new(LoggingPusher)).await
+}
+
+/// [`start`] with pushes to devices going to `pusher`.
+pub async fn start_with_pusher(
+    data: &Path,
+    code: &str,
+    pusher: Arc<dyn DevicePusher>,
+) -> Running {
+    let started = echo::start_with_pusher(
+        EchoOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data: data.to_path_buf(),
+            fixed_code: Some(code.to_owned()),
+            max_connections_per_ip: None,
+        },
+        Arc::new(LoggingCodeSender),
+        pusher,
+    )
     .await
     .unwrap();
     let target = Target::new(started.address, started.public_key.clone());
