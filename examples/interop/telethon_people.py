@@ -9,7 +9,9 @@ reply (shown against each side's own copy) and a forward (with its origin), Bob'
 read receipt reaches Alice, Alice's typing and online status reach Bob (who has her as a contact),
 Alice uploads a profile photo that Bob downloads, both list their dialogs, and Alice signs in
 on a second client, sees two authorizations and resets the other one, whose client is then
-logged out. Contact search, blocking and username checks are exercised on the way.
+logged out. Contact search, blocking and username checks are exercised on the way. Last,
+Carol's client believes it is on DC 2 (as Pyrogram-family clients do): it uploads a file and
+downloads the echoed copy from DC 1 through an exported authorization.
 
 The server must have been started with `--login-code LOGIN_CODE`. Fails (exit status 1) on
 any exception, and on any warning or error Telethon logs.
@@ -30,6 +32,7 @@ from telethon.tl import functions, types
 
 ALICE = "+15550201"
 BOB = "+15550202"
+CAROL = "+15550203"
 
 
 class FailOnWarnings(logging.Handler):
@@ -260,6 +263,37 @@ async def people(host, port, code):
 
     for client in (alice, bob, second):
         await client.disconnect()
+
+    # A client that believes it is on DC 2 (the default of Pyrogram-family clients): it
+    # uploads a file to its DC, and downloads the echoed copy, which names DC 1, through a
+    # second connection signed in with auth.exportAuthorization/importAuthorization.
+    session = MemorySession()
+    session.set_dc(2, host, port)
+    carol = TelegramClient(session, api_id=1, api_hash="0" * 32)
+    await carol.connect()
+    sent = await carol.send_code_request(CAROL)
+    await carol.sign_in(CAROL, code, phone_code_hash=sent.phone_code_hash)
+    echoed = loop.create_future()
+
+    @carol.on(events.NewMessage(incoming=True))
+    async def carol_got(event):
+        if event.message.media is not None and not echoed.done():
+            echoed.set_result(event.message)
+
+    data = os.urandom(300 * 1024)
+    with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as f:
+        f.write(data)
+        path = f.name
+    try:
+        await carol.send_file("@echo", path, force_document=True)
+    finally:
+        os.unlink(path)
+    reply = await next_event(echoed, "the echo's file for Carol")
+    assert reply.media.document.dc_id == 1, reply.media.document.dc_id
+    got = await carol.download_media(reply, file=bytes)
+    assert got == data, (len(got or b""), len(data))
+    await carol.disconnect()
+    print("a client on DC 2 uploaded, and downloaded from DC 1 with an exported authorization")
 
 
 def contacts_hash(contacts):
