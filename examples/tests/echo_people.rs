@@ -106,10 +106,16 @@ async fn an_offline_user_is_pushed_to_their_device() {
         assert!(Instant::now() < deadline, "no push within 10 s");
     };
     let (device, payload) = pushed;
-    assert_eq!((device.token_type, device.token.as_str()), (2, "fcm-token-of-bo"));
+    assert_eq!(
+        (device.token_type, device.token.as_str()),
+        (2, "fcm-token-of-bo")
+    );
     assert_eq!(payload.loc_key, "MESSAGE_TEXT");
     assert_eq!(payload.loc_args[1], "while away");
-    assert_eq!((payload.user_id, payload.from_id), (bo_user.id, ann_user.id));
+    assert_eq!(
+        (payload.user_id, payload.from_id),
+        (bo_user.id, ann_user.id)
+    );
     running.stop().await;
 }
 
@@ -194,10 +200,7 @@ async fn bad_input_gets_telegram_errors_and_stores_nothing() {
             "ABOUT_TOO_LONG",
         ),
     ] {
-        assert_eq!(
-            rpc_error(ann.call(&change).await),
-            (400, error.to_owned())
-        );
+        assert_eq!(rpc_error(ann.call(&change).await), (400, error.to_owned()));
     }
     for bad in ["abc", "1abcde", "abc def", &"a".repeat(33)] {
         assert_eq!(

@@ -1,12 +1,13 @@
 //! Storage keys and values read back from bytes: what a corrupted or hostile database holds.
 //!
-//! Every decoder of `columba_store::keys` and `columba_store::codec` gets the input. Checked:
+//! Every decoder of `columba_store::keys`, `columba_store::codec` and the user store's values
+//! gets the input. Checked:
 //! no panic, no allocation beyond the input's size, and whatever decodes re-encodes to exactly
 //! the input (so a decoder never accepts two spellings of one record).
 
 #![no_main]
 
-use columba_store::hooks::{codec, keys};
+use columba_store::hooks::{codec, keys, user_values};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -100,5 +101,31 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(deliveries) = codec::decode_deliveries(data) {
         assert_eq!(codec::encode_deliveries(&deliveries), data);
+    }
+    if let Ok(account) = user_values::decode_account(data) {
+        assert_eq!(user_values::encode_account(&account), data);
+    }
+    if let Ok(photo) = user_values::decode_photo(data) {
+        assert_eq!(user_values::encode_photo(&photo), data);
+    }
+    if let Ok(contact) = user_values::decode_contact(data) {
+        assert_eq!(user_values::encode_contact(&contact), data);
+    }
+    if let Ok(entry) = user_values::decode_phone_book(data) {
+        assert_eq!(user_values::encode_phone_book(&entry), data);
+    }
+    if let Ok(row) = user_values::decode_authorization(data) {
+        assert_eq!(user_values::encode_authorization(&row), data);
+    }
+    if let Ok(device) = user_values::decode_device(data) {
+        assert_eq!(user_values::encode_device(&device), data);
+    }
+    for prefix in [keys::Prefix::NameWord, keys::Prefix::Importer] {
+        if let Ok((text, id)) = keys::decode_text_id_row(prefix, data) {
+            assert_eq!(keys::text_id_row(prefix, &text, id), data);
+        }
+    }
+    if let Ok([owner, user]) = keys::decode_user_row::<2>(keys::Prefix::Contact, data) {
+        assert_eq!(keys::user_row(keys::Prefix::Contact, &[owner, user]), data);
     }
 });

@@ -63,6 +63,10 @@ pub mod hooks {
     pub mod keys {
         pub use crate::keys::*;
     }
+    /// The user store's value encodings.
+    pub mod user_values {
+        pub use crate::user::values::*;
+    }
 }
 #[cfg(test)]
 mod strategies;

@@ -134,7 +134,10 @@ pub(crate) fn run() {
                         peer.get(keys::user_row(Prefix::Contact, &[owner, id]))
                             .expect("a peer read"),
                     );
-                    batch.put(keys::user_row(Prefix::Contact, &[owner, id]), &contact_value);
+                    batch.put(
+                        keys::user_row(Prefix::Contact, &[owner, id]),
+                        &contact_value,
+                    );
                     batch.put(keys::user_row(Prefix::ContactOf, &[id, owner]), []);
                 }
                 None => {
@@ -177,7 +180,10 @@ pub(crate) fn run() {
     assert_eq!(outcome.imported.len(), known.len().min(PAGE as usize));
     let mut batch = rocksdb::WriteBatch::default();
     for id in &known {
-        batch.put(keys::user_row(Prefix::Contact, &[owner.id, *id]), &contact_value);
+        batch.put(
+            keys::user_row(Prefix::Contact, &[owner.id, *id]),
+            &contact_value,
+        );
     }
     peer.write(batch).expect("a peer write");
     let prefix = keys::user_row(Prefix::Contact, &[owner.id]);

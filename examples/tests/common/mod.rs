@@ -31,11 +31,7 @@ pub async fn start(data: &Path, code: &str) -> Running {
 }
 
 /// [`start`] with pushes to devices going to `pusher`.
-pub async fn start_with_pusher(
-    data: &Path,
-    code: &str,
-    pusher: Arc<dyn DevicePusher>,
-) -> Running {
+pub async fn start_with_pusher(data: &Path, code: &str, pusher: Arc<dyn DevicePusher>) -> Running {
     let started = echo::start_with_pusher(
         EchoOptions {
             listen: "127.0.0.1:0".parse().unwrap(),

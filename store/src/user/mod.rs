@@ -23,7 +23,7 @@ pub mod conformance;
 mod memory;
 pub(crate) mod plan;
 pub mod rules;
-mod values;
+pub(crate) mod values;
 
 pub use memory::MemoryUserStore;
 pub use rules::{contacts_hash, normalize_phone, user_username_key, username_key};

@@ -35,7 +35,7 @@ fn read_photo(r: &mut Reader<'_>) -> Result<ProfilePhoto, ValueError> {
 }
 
 /// Writes an account (`20` row).
-pub(crate) fn encode_account(account: &Account) -> Vec<u8> {
+pub fn encode_account(account: &Account) -> Vec<u8> {
     let mut w = Writer::new();
     w.i64(account.id)
         .bytes(account.phone.as_bytes())
@@ -65,7 +65,7 @@ pub(crate) fn encode_account(account: &Account) -> Vec<u8> {
 }
 
 /// Reads [`encode_account`].
-pub(crate) fn decode_account(value: &[u8]) -> Result<Account, ValueError> {
+pub fn decode_account(value: &[u8]) -> Result<Account, ValueError> {
     let mut r = Reader::new(value, "account")?;
     let id = r.i64()?;
     let phone = text(&mut r)?;
@@ -84,7 +84,7 @@ pub(crate) fn decode_account(value: &[u8]) -> Result<Account, ValueError> {
         _ => return Err(r.error()),
     };
     account.presence = match (r.u8()?, r.i32()?) {
-        (0, _) => Presence::Unknown,
+        (0, 0) => Presence::Unknown,
         (1, expires) => Presence::Online { expires },
         (2, was_online) => Presence::Offline { was_online },
         _ => return Err(r.error()),
@@ -99,14 +99,14 @@ pub(crate) fn decode_account(value: &[u8]) -> Result<Account, ValueError> {
 }
 
 /// Writes a profile photo (`24` row).
-pub(crate) fn encode_photo(photo: &ProfilePhoto) -> Vec<u8> {
+pub fn encode_photo(photo: &ProfilePhoto) -> Vec<u8> {
     let mut w = Writer::new();
     write_photo(&mut w, photo);
     w.finish()
 }
 
 /// Reads [`encode_photo`].
-pub(crate) fn decode_photo(value: &[u8]) -> Result<ProfilePhoto, ValueError> {
+pub fn decode_photo(value: &[u8]) -> Result<ProfilePhoto, ValueError> {
     let mut r = Reader::new(value, "profile photo")?;
     let photo = read_photo(&mut r)?;
     r.end()?;
@@ -114,7 +114,7 @@ pub(crate) fn decode_photo(value: &[u8]) -> Result<ProfilePhoto, ValueError> {
 }
 
 /// Writes a contact (`25` row).
-pub(crate) fn encode_contact(contact: &Contact) -> Vec<u8> {
+pub fn encode_contact(contact: &Contact) -> Vec<u8> {
     let mut w = Writer::new();
     w.i64(contact.user_id)
         .bytes(contact.first_name.as_bytes())
@@ -124,7 +124,7 @@ pub(crate) fn encode_contact(contact: &Contact) -> Vec<u8> {
 }
 
 /// Reads [`encode_contact`].
-pub(crate) fn decode_contact(value: &[u8]) -> Result<Contact, ValueError> {
+pub fn decode_contact(value: &[u8]) -> Result<Contact, ValueError> {
     let mut r = Reader::new(value, "contact")?;
     let contact = Contact {
         user_id: r.i64()?,
@@ -138,14 +138,17 @@ pub(crate) fn decode_contact(value: &[u8]) -> Result<Contact, ValueError> {
 
 /// A phone-book entry (`27` row): the names the importer gave and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PhoneBookEntry {
-    pub(crate) first_name: String,
-    pub(crate) last_name: String,
-    pub(crate) date: i32,
+pub struct PhoneBookEntry {
+    /// The first name the importer gave.
+    pub first_name: String,
+    /// The last name the importer gave.
+    pub last_name: String,
+    /// When it was imported.
+    pub date: i32,
 }
 
 /// Writes a phone-book entry.
-pub(crate) fn encode_phone_book(entry: &PhoneBookEntry) -> Vec<u8> {
+pub fn encode_phone_book(entry: &PhoneBookEntry) -> Vec<u8> {
     let mut w = Writer::new();
     w.bytes(entry.first_name.as_bytes())
         .bytes(entry.last_name.as_bytes())
@@ -154,7 +157,7 @@ pub(crate) fn encode_phone_book(entry: &PhoneBookEntry) -> Vec<u8> {
 }
 
 /// Reads [`encode_phone_book`].
-pub(crate) fn decode_phone_book(value: &[u8]) -> Result<PhoneBookEntry, ValueError> {
+pub fn decode_phone_book(value: &[u8]) -> Result<PhoneBookEntry, ValueError> {
     let mut r = Reader::new(value, "phone-book entry")?;
     let entry = PhoneBookEntry {
         first_name: text(&mut r)?,
@@ -166,14 +169,14 @@ pub(crate) fn decode_phone_book(value: &[u8]) -> Result<PhoneBookEntry, ValueErr
 }
 
 /// Writes a date (`29` row) or any other lone 32-bit value.
-pub(crate) fn encode_i32(value: i32) -> Vec<u8> {
+pub fn encode_i32(value: i32) -> Vec<u8> {
     let mut w = Writer::new();
     w.i32(value);
     w.finish()
 }
 
 /// Reads [`encode_i32`].
-pub(crate) fn decode_i32(value: &[u8]) -> Result<i32, ValueError> {
+pub fn decode_i32(value: &[u8]) -> Result<i32, ValueError> {
     let mut r = Reader::new(value, "date")?;
     let value = r.i32()?;
     r.end()?;
@@ -181,14 +184,14 @@ pub(crate) fn decode_i32(value: &[u8]) -> Result<i32, ValueError> {
 }
 
 /// Writes an id (`21`, `22` and `2f` rows).
-pub(crate) fn encode_i64(value: i64) -> Vec<u8> {
+pub fn encode_i64(value: i64) -> Vec<u8> {
     let mut w = Writer::new();
     w.i64(value);
     w.finish()
 }
 
 /// Reads [`encode_i64`].
-pub(crate) fn decode_i64(value: &[u8]) -> Result<i64, ValueError> {
+pub fn decode_i64(value: &[u8]) -> Result<i64, ValueError> {
     let mut r = Reader::new(value, "id")?;
     let value = r.i64()?;
     r.end()?;
@@ -196,7 +199,7 @@ pub(crate) fn decode_i64(value: &[u8]) -> Result<i64, ValueError> {
 }
 
 /// Writes an authorization (`2a` row).
-pub(crate) fn encode_authorization(row: &Authorization) -> Vec<u8> {
+pub fn encode_authorization(row: &Authorization) -> Vec<u8> {
     let mut w = Writer::new();
     w.i64(row.auth_key_id)
         .i64(row.hash)
@@ -212,7 +215,7 @@ pub(crate) fn encode_authorization(row: &Authorization) -> Vec<u8> {
 }
 
 /// Reads [`encode_authorization`].
-pub(crate) fn decode_authorization(value: &[u8]) -> Result<Authorization, ValueError> {
+pub fn decode_authorization(value: &[u8]) -> Result<Authorization, ValueError> {
     let mut r = Reader::new(value, "authorization")?;
     let auth_key_id = r.i64()?;
     let hash = r.i64()?;
@@ -230,7 +233,7 @@ pub(crate) fn decode_authorization(value: &[u8]) -> Result<Authorization, ValueE
 }
 
 /// Writes a push device (`2b` row).
-pub(crate) fn encode_device(device: &Device) -> Vec<u8> {
+pub fn encode_device(device: &Device) -> Vec<u8> {
     let mut w = Writer::new();
     w.i64(device.auth_key_id)
         .i32(device.token_type)
@@ -245,7 +248,7 @@ pub(crate) fn encode_device(device: &Device) -> Vec<u8> {
 }
 
 /// Reads [`encode_device`].
-pub(crate) fn decode_device(value: &[u8]) -> Result<Device, ValueError> {
+pub fn decode_device(value: &[u8]) -> Result<Device, ValueError> {
     let mut r = Reader::new(value, "device")?;
     let auth_key_id = r.i64()?;
     let token_type = r.i32()?;
