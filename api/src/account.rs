@@ -355,13 +355,15 @@ pub fn sign_out(backend: &Backend, user: i64, key: i64) -> Result<(), ApiError> 
 }
 
 /// Records the sign-in of `key` as `user` with what the session's `initConnection` said
-/// (`client`). Blocking.
+/// (`client`). When the user has the most authorizations the store keeps, the one used
+/// longest ago is signed out to make room (as a session limit would); the keys signed out
+/// are returned, for the caller to tell the runtime. Blocking.
 pub fn record_sign_in(
     backend: &Backend,
     client: Option<&ClientInfo>,
     user: i64,
     key: i64,
-) -> Result<Authorization, ApiError> {
+) -> Result<Vec<i64>, ApiError> {
     // Any id but 0, which names the caller's own authorization.
     let mut row = Authorization::new(key, rand::random::<i64>() | 1, now_unix());
     if let Some(client) = client {
@@ -369,9 +371,32 @@ pub fn record_sign_in(
         row.device_model.clone_from(&client.device_model);
         row.system_version.clone_from(&client.system_version);
         row.app_version.clone_from(&client.app_version);
-        row.platform.clone_from(&client.system_version);
+        // Official apps name their platform in `lang_pack` ("android", "ios", "tdesktop");
+        // others only their system.
+        row.platform = if client.lang_pack.is_empty() {
+            client.system_version.clone()
+        } else {
+            client.lang_pack.clone()
+        };
     }
-    Ok(backend.users.put_authorization(user, &row)?)
+    let mut evicted = Vec::new();
+    loop {
+        match backend.users.put_authorization(user, &row) {
+            Ok(_) => return Ok(evicted),
+            Err(columba_store::UserError::TooMany) if evicted.len() < 4 => {
+                let oldest = backend
+                    .users
+                    .authorizations(user)?
+                    .into_iter()
+                    .filter(|other| other.auth_key_id != key)
+                    .min_by_key(|other| other.active)
+                    .ok_or_else(|| ApiError::flood_wait(60))?;
+                sign_out(backend, user, oldest.auth_key_id)?;
+                evicted.push(oldest.auth_key_id);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// `account.registerDevice`: the token (`TOKEN_INVALID` when empty or too long) is kept

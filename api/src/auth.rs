@@ -352,12 +352,24 @@ impl Login {
         let backend = self.backend.clone();
         let user = account.id;
         let client = ctx.info().client.clone();
-        ctx.blocking(move || {
-            backend.keys.set_user(perm, Some(user))?;
-            crate::account::record_sign_in(&backend, client.as_ref(), user, perm)?;
-            Ok(())
-        })
-        .await?;
+        // The authorization is recorded before the key is bound, so that a bound key is
+        // always listed (and can be reset); a key signed in as someone else before loses
+        // that user's records first.
+        let evicted = ctx
+            .blocking(move || {
+                let previous = backend.keys.get(perm)?.and_then(|record| record.user_id);
+                if let Some(previous) = previous.filter(|previous| *previous != user) {
+                    backend.users.remove_authorization(previous, perm)?;
+                }
+                let evicted =
+                    crate::account::record_sign_in(&backend, client.as_ref(), user, perm)?;
+                backend.keys.set_user(perm, Some(user))?;
+                Ok(evicted)
+            })
+            .await?;
+        for key in evicted {
+            ctx.server().set_user(key, None);
+        }
         ctx.server().set_user(perm, Some(user));
         tracing::info!(user_id = user, "signed in");
         Ok(types::auth::Authorization {

@@ -63,9 +63,13 @@ impl Backend {
         if viewer == id {
             return Ok(Relation::default());
         }
-        let contact = self.users.contact(viewer, id)?.is_some();
-        let mutual = contact && self.users.contact(id, viewer)?.is_some();
-        Ok(Relation { contact, mutual })
+        let mine = self.users.contact(viewer, id)?;
+        let theirs = self.users.contact(id, viewer)?.is_some();
+        Ok(Relation {
+            contact: mine.is_some(),
+            mutual: mine.is_some() && theirs,
+            phone_visible: theirs || mine.is_some_and(|contact| contact.phone_known),
+        })
     }
 
     /// User `id` as `viewer` sees it, if it exists (deleted accounts included, as
@@ -83,6 +87,18 @@ impl Backend {
             &self.dcs,
             objects::now_unix(),
         )))
+    }
+
+    /// The account `id` as a recipient: `USER_ID_INVALID` when there is none,
+    /// `INPUT_USER_DEACTIVATED` when it was deleted.
+    pub fn recipient(&self, id: i64) -> Result<(), ApiError> {
+        match self.users.account(id)? {
+            Some(account) if account.deleted => {
+                Err(ApiError::bad_request("INPUT_USER_DEACTIVATED"))
+            }
+            Some(_) => Ok(()),
+            None => Err(ApiError::bad_request("USER_ID_INVALID")),
+        }
     }
 
     /// The live account `id`: `USER_ID_INVALID` otherwise.
@@ -162,5 +178,66 @@ impl Backend {
             Some(account) => Ok(account.id),
             None => Err(invalid()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "test code")]
+
+    use columba_store::user::ImportContact;
+    use columba_store::{MemoryAuthKeyStore, MemoryFileStore, MemoryMessageStore, MemoryUserStore};
+
+    use super::*;
+
+    fn phone_seen(backend: &Backend, id: i64, viewer: i64) -> Option<String> {
+        match backend.user_object(id, viewer).unwrap().unwrap() {
+            enums::User::User(user) => user.phone,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_phone_is_shown_to_whoever_found_it_and_to_the_owners_contacts_only() {
+        let users = Arc::new(MemoryUserStore::new());
+        let backend = Backend::new(
+            Arc::new(MemoryMessageStore::new()),
+            Arc::new(MemoryFileStore::new()),
+            Arc::new(MemoryAuthKeyStore::new()),
+            users.clone(),
+            AccessSecret::new([3; 32]),
+            DcList::single(1, "127.0.0.1:1".parse().unwrap()),
+        );
+        let ann = users.create_account("15550001", "Ann", "").unwrap();
+        let bo = users.create_account("15550002", "Bo", "").unwrap();
+        let cy = users.create_account("15550003", "Cy", "").unwrap();
+        // Bo found Ann by her phone; Cy added Bo by id (from a search, say).
+        let entry = ImportContact {
+            client_id: 1,
+            phone: "15550001".to_owned(),
+            first_name: "Ann".to_owned(),
+            last_name: String::new(),
+        };
+        users.import_contacts(bo.id, &[entry], 1).unwrap();
+        users.add_contact(cy.id, bo.id, "Bo", "", 1).unwrap();
+        assert_eq!(
+            phone_seen(&backend, ann.id, bo.id).as_deref(),
+            Some("15550001")
+        );
+        assert_eq!(
+            phone_seen(&backend, bo.id, cy.id),
+            None,
+            "added by id: not revealed"
+        );
+        // Bo has Ann as contact, so Ann sees his phone (Telegram's "my contacts").
+        assert_eq!(
+            phone_seen(&backend, bo.id, ann.id).as_deref(),
+            Some("15550002")
+        );
+        assert_eq!(phone_seen(&backend, ann.id, cy.id), None);
+        assert_eq!(
+            phone_seen(&backend, cy.id, cy.id).as_deref(),
+            Some("15550003")
+        );
     }
 }

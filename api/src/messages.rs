@@ -453,6 +453,7 @@ pub async fn send(ctx: &Ctx, backend: &Arc<Backend>, outgoing: Outgoing) -> Resu
     }
     let backend = backend.clone();
     ctx.blocking(move || {
+        backend.recipient(outgoing.target)?;
         if outgoing.target != sender && backend.users.is_blocked(sender, outgoing.target)? {
             return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
         }

@@ -72,6 +72,10 @@ pub struct Relation {
     pub contact: bool,
     /// And the user has the viewer as contact.
     pub mutual: bool,
+    /// The viewer may see the user's phone number: the viewer found the user by it (an
+    /// import), or the user has the viewer as contact (Telegram's default phone privacy,
+    /// "my contacts").
+    pub phone_visible: bool,
 }
 
 /// A user's status as others see it at `now`: online until its expiry, then last seen at
@@ -92,8 +96,8 @@ pub fn user_status(presence: Presence, now: i32) -> Option<enums::UserStatus> {
     }
 }
 
-/// A user as `viewer` sees it at `now`: the phone number only for the user itself and for
-/// viewers who have the user as contact (they know it: it is how contacts are found), the
+/// A user as `viewer` sees it at `now`: the phone number only for the user itself and when
+/// [`Relation::phone_visible`] says so, the
 /// profile photo, the status; a deleted account as `deleted`, without names.
 pub fn user(
     account: &Account,
@@ -119,8 +123,8 @@ pub fn user(
     user.first_name = Some(account.first_name.clone());
     user.last_name = (!account.last_name.is_empty()).then(|| account.last_name.clone());
     user.username.clone_from(&account.username);
-    user.phone =
-        ((is_self || relation.contact) && !account.phone.is_empty()).then(|| account.phone.clone());
+    user.phone = ((is_self || relation.phone_visible) && !account.phone.is_empty())
+        .then(|| account.phone.clone());
     user.photo = account.photo.map(|photo| {
         types::UserProfilePhoto {
             has_video: false,

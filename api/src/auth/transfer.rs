@@ -18,6 +18,9 @@ use super::Login;
 use crate::context::Ctx;
 use crate::error::ApiError;
 
+/// Exported tokens one user may have waiting at once (a client opens a few DCs at a time).
+pub(super) const MAX_EXPORTS_PER_USER: usize = 16;
+
 /// An exported token waiting for its import.
 pub(super) struct Export {
     user: i64,
@@ -47,11 +50,14 @@ pub async fn export_authorization(
     let mut token = [0u8; 32];
     rand::rng().fill_bytes(&mut token);
     let mut exports = login.exports.lock().unwrap_or_else(PoisonError::into_inner);
-    if exports.len() >= login.options.max_exports {
-        exports.retain(|_, export| now.saturating_duration_since(export.made) < ttl);
-        if exports.len() >= login.options.max_exports {
-            return Err(ApiError::flood_wait(ttl.as_secs()));
-        }
+    exports.retain(|_, export| now.saturating_duration_since(export.made) < ttl);
+    // One user cannot take the table from the others.
+    let mine = exports
+        .values()
+        .filter(|export| export.user == user)
+        .count();
+    if exports.len() >= login.options.max_exports || mine >= MAX_EXPORTS_PER_USER {
+        return Err(ApiError::flood_wait(ttl.as_secs()));
     }
     exports.insert(
         token,
@@ -81,12 +87,12 @@ pub async fn import_authorization(
     let now = login.clock.now();
     let export = {
         let mut exports = login.exports.lock().unwrap_or_else(PoisonError::into_inner);
-        // A constant-time search: the time taken does not tell how much of a guess matched.
-        let found = exports
-            .keys()
-            .find(|token| bool::from(token.ct_eq(&presented)))
-            .copied();
-        found.and_then(|token| exports.remove(&token))
+        // A hash lookup of 256 random bits (its timing tells nothing useful about other
+        // tokens), then a constant-time confirmation of the whole token.
+        exports
+            .remove_entry(&presented)
+            .filter(|(token, _)| bool::from(token.ct_eq(&presented)))
+            .map(|(_, export)| export)
     };
     let export = export.ok_or_else(invalid)?;
     if export.user != request.id
@@ -169,6 +175,17 @@ mod tests {
             import(user, token.bytes).await.unwrap_err().name(),
             "AUTH_BYTES_INVALID",
             "expired"
+        );
+        // One user has a few tokens waiting at most.
+        for _ in 0..MAX_EXPORTS_PER_USER {
+            export(1).await.unwrap();
+        }
+        assert!(
+            export(1)
+                .await
+                .unwrap_err()
+                .name()
+                .starts_with("FLOOD_WAIT_")
         );
     }
 }

@@ -42,6 +42,9 @@ pub fn run_all(factory: Factory<'_>) {
     the_phone_book_becomes_contacts_on_sign_up(factory);
     the_phone_book_becomes_contacts_when_an_account_is_stored_with_the_phone(factory);
     a_small_search_gives_the_lowest_ids(factory);
+    an_exact_username_comes_first(factory);
+    a_deleted_account_stored_again_leaves_others_indexes_alone(factory);
+    a_phone_found_is_known_a_contact_added_is_not(factory);
     adding_contacts(factory);
     deleting_contacts(factory);
     contacts_are_listed_by_user_id(factory);
@@ -92,12 +95,22 @@ pub fn entry(client_id: i64, phone: &str, first_name: &str, last_name: &str) -> 
     }
 }
 
+/// A contact found by phone (an import or the phone book).
 fn contact(user_id: i64, first_name: &str, last_name: &str, date: i32) -> Contact {
     Contact {
         user_id,
         first_name: first_name.to_owned(),
         last_name: last_name.to_owned(),
         date,
+        phone_known: true,
+    }
+}
+
+/// A contact added by user id alone (`add_contact`): its phone is not known to the owner.
+fn added(user_id: i64, first_name: &str, last_name: &str, date: i32) -> Contact {
+    Contact {
+        phone_known: false,
+        ..contact(user_id, first_name, last_name, date)
     }
 }
 
@@ -583,6 +596,89 @@ pub fn a_small_search_gives_the_lowest_ids(factory: Factory<'_>) {
     );
 }
 
+/// The account whose username is the query comes first, before lower ids that match by
+/// name.
+pub fn an_exact_username_comes_first(factory: Factory<'_>) {
+    let store = factory();
+    let mut namesakes = Vec::new();
+    for n in 0..3 {
+        namesakes.push(create(&*store, n, "Alice").id);
+    }
+    let alice = create(&*store, 9, "Someone");
+    store.set_username(alice.id, Some("Alice")).unwrap();
+    assert_eq!(search_ids(&*store, "alice", 1), vec![alice.id]);
+    assert_eq!(
+        search_ids(&*store, "ALICE", 3),
+        vec![alice.id, namesakes[0], namesakes[1]]
+    );
+}
+
+/// Storing a deleted account (with a phone and username that are now someone else's)
+/// and then storing it live again never takes another account's index rows.
+pub fn a_deleted_account_stored_again_leaves_others_indexes_alone(factory: Factory<'_>) {
+    let store = factory();
+    let mut ghost = Account::new(first_id() + 70, phone(70), "Ghost").with_username("ghost_user");
+    ghost.deleted = true;
+    store.put_account(&ghost).unwrap();
+    let heir = store.create_account(&phone(70), "Heir", "").unwrap();
+    store.set_username(heir.id, Some("ghost_user")).unwrap();
+    // Live again, with other details: the heir keeps its phone and username.
+    let revived = Account::new(ghost.id, phone(71), "Ghost");
+    store.put_account(&revived).unwrap();
+    assert_eq!(
+        store.by_phone(&phone(70)).unwrap().map(|a| a.id),
+        Some(heir.id)
+    );
+    assert_eq!(
+        store.by_username("ghost_user").unwrap().map(|a| a.id),
+        Some(heir.id)
+    );
+    assert_eq!(
+        store.by_phone(&phone(71)).unwrap().map(|a| a.id),
+        Some(ghost.id)
+    );
+    assert_eq!(
+        store.create_account(&phone(70), "Thief", ""),
+        Err(UserError::PhoneNumberOccupied(heir.id))
+    );
+}
+
+/// A contact found by phone (imported, or adopted from the phone book) has its phone known
+/// to the owner, and keeps it through a rename; one added by id alone does not.
+pub fn a_phone_found_is_known_a_contact_added_is_not(factory: Factory<'_>) {
+    let store = factory();
+    let owner = create(&*store, 1, "Owner");
+    let found = create(&*store, 2, "Found");
+    let added_by_id = create(&*store, 3, "Added");
+    store
+        .import_contacts(owner.id, &[entry(1, &phone(2), "F", "")], 10)
+        .unwrap();
+    store
+        .add_contact(owner.id, added_by_id.id, "A", "", 11)
+        .unwrap();
+    store
+        .add_contact(owner.id, found.id, "Renamed", "", 12)
+        .unwrap();
+    assert_eq!(
+        store.contacts(owner.id).unwrap(),
+        vec![
+            contact(found.id, "Renamed", "", 10),
+            added(added_by_id.id, "A", "", 11)
+        ]
+    );
+    // Importing the added one's phone later makes it known.
+    store
+        .import_contacts(owner.id, &[entry(2, &phone(3), "A", "")], 13)
+        .unwrap();
+    assert!(
+        store
+            .contact(owner.id, added_by_id.id)
+            .unwrap()
+            .unwrap()
+            .phone_known
+    );
+}
+
 /// The last reported presence is kept on the account, nothing else changes.
 pub fn presence_is_recorded(factory: Factory<'_>) {
     let store = factory();
@@ -890,14 +986,14 @@ pub fn adding_contacts(factory: Factory<'_>) {
         .unwrap();
     assert_eq!(
         store.contacts(owner.id).unwrap(),
-        vec![contact(pal.id, "Pal", "Y", 100)]
+        vec![added(pal.id, "Pal", "Y", 100)]
     );
     store
         .add_contact(owner.id, pal.id, "Buddy", "", 200)
         .unwrap();
     assert_eq!(
         store.contacts(owner.id).unwrap(),
-        vec![contact(pal.id, "Buddy", "", 100)],
+        vec![added(pal.id, "Buddy", "", 100)],
         "renamed, the date kept"
     );
     assert_eq!(store.contact_of(pal.id, 10).unwrap(), vec![owner.id]);
@@ -961,7 +1057,7 @@ pub fn deleting_contacts(factory: Factory<'_>) {
     );
     assert_eq!(
         store.contacts(u1.id).unwrap(),
-        vec![contact(u2.id, "C", "", 40)],
+        vec![added(u2.id, "C", "", 40)],
         "other owners are untouched"
     );
 }
@@ -1296,7 +1392,7 @@ pub fn deleting_an_account(factory: Factory<'_>) {
     // Others' contacts of it stay: they see a deleted account.
     assert_eq!(
         store.contact(friend.id, gone.id).unwrap(),
-        Some(contact(gone.id, "G", "", 11))
+        Some(added(gone.id, "G", "", 11))
     );
     assert_eq!(store.contact_of(gone.id, 10).unwrap(), vec![friend.id]);
 

@@ -169,6 +169,10 @@ pub struct Contact {
     pub last_name: String,
     /// When it was added (Unix seconds).
     pub date: i32,
+    /// The owner found the contact by its phone number (an import, or the phone book): the
+    /// owner knows the phone, so it may be shown to them. A contact added by user id alone
+    /// (`contacts.addContact`) does not reveal it.
+    pub phone_known: bool,
 }
 
 /// One blocked user.
@@ -389,7 +393,8 @@ pub trait UserStore: Send + Sync {
     fn by_username(&self, username: &str) -> Result<Option<Account>, UserError>;
 
     /// Live accounts whose username, first name or last name (any word of them) starts with
-    /// `query` (any case), at most `limit` (up to [`MAX_SEARCH`]), by id.
+    /// `query` (any case), at most `limit` (up to [`MAX_SEARCH`]): the account whose username
+    /// is `query` first, then by id.
     fn search(&self, query: &str, limit: usize) -> Result<Vec<Account>, UserError>;
 
     /// Changes names and about text; returns the account as it is now.

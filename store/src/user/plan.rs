@@ -17,6 +17,11 @@ use super::{
     Presence, ProfileChange, ProfilePhoto, UserError, UserStoreConfig,
 };
 
+/// The most importers of one phone that an account created for it adopts in one commit.
+pub(crate) const MAX_ADOPTING_IMPORTERS: usize = 1000;
+/// The most importers of one phone counted for `popular_invites`.
+pub(crate) const MAX_COUNTED_IMPORTERS: usize = 1000;
+
 /// A row that does not decode: the store's fault.
 pub(crate) fn corrupt(error: ValueError) -> UserError {
     UserError::Backend(BackendError::with_source("user store", error))
@@ -176,10 +181,17 @@ pub(crate) fn search(
         let (_, id) = keys::decode_text_id_row(Prefix::NameWord, &key).map_err(corrupt_key)?;
         ids.insert(id);
     }
-    let mut found = Vec::new();
+    // An exact username comes first, however many lower ids match otherwise.
+    let mut found: Vec<Account> = by_username(rows, &query)?
+        .filter(|account| !account.deleted)
+        .into_iter()
+        .collect();
     for id in ids {
         if found.len() == limit {
             break;
+        }
+        if found.first().is_some_and(|exact| exact.id == id) {
+            continue;
         }
         if let Some(account) = account(rows, id)?.filter(|account| !account.deleted) {
             found.push(account);
@@ -290,7 +302,9 @@ fn count(rows: &dyn Rows, prefix: Prefix, owner: i64, max: usize) -> Result<usiz
 
 /// Replaces `old` (if any) by `new`, with the phone, username and name-word indexes.
 fn write_account(plan: &mut Plan<'_>, old: Option<&Account>, new: &Account) {
-    if let Some(old) = old {
+    // A deleted account's index rows went with its deletion (its phone or username may be
+    // another account's now).
+    if let Some(old) = old.filter(|old| !old.deleted) {
         if !old.phone.is_empty() {
             plan.delete(keys::text_row(Prefix::Phone, &old.phone));
         }
@@ -409,7 +423,9 @@ fn adopt_phone_book(
 ) -> Result<(), UserError> {
     let importers = plan.scan(
         &keys::text_row(Prefix::Importer, &format!("{phone}\0")),
-        usize::MAX,
+        // Bounded: a phone imported by very many users (a short service number) adopts its
+        // first importers only; the others' entries stay until they import it again.
+        MAX_ADOPTING_IMPORTERS,
     )?;
     for (key, _) in importers {
         let (_, owner) = keys::decode_text_id_row(Prefix::Importer, &key).map_err(corrupt_key)?;
@@ -427,6 +443,7 @@ fn adopt_phone_book(
                 first_name: entry.first_name,
                 last_name: entry.last_name,
                 date: entry.date,
+                phone_known: true,
             };
             put_contact(plan, owner, &contact);
         }
@@ -676,6 +693,7 @@ pub(crate) fn import_contacts(
                     first_name,
                     last_name,
                     date: known.map_or(date, |known| known.date),
+                    phone_known: true,
                 };
                 put_contact(plan, owner, &contact);
                 outcome.imported.push((entry.client_id, user_id));
@@ -707,7 +725,8 @@ pub(crate) fn import_contacts(
                 let importers = plan
                     .scan(
                         &keys::text_row(Prefix::Importer, &format!("{phone}\0")),
-                        usize::MAX,
+                        // Counted up to a bound: `popular_invites` is a hint.
+                        MAX_COUNTED_IMPORTERS,
                     )?
                     .len();
                 outcome.phone_book.push((
@@ -746,6 +765,7 @@ pub(crate) fn add_contact(
         user_id,
         first_name: first_name.to_owned(),
         last_name: last_name.to_owned(),
+        phone_known: known.as_ref().is_some_and(|known| known.phone_known),
         date: known.map_or(date, |known| known.date),
     };
     put_contact(plan, owner, &contact);

@@ -119,7 +119,8 @@ pub fn encode_contact(contact: &Contact) -> Vec<u8> {
     w.i64(contact.user_id)
         .bytes(contact.first_name.as_bytes())
         .bytes(contact.last_name.as_bytes())
-        .i32(contact.date);
+        .i32(contact.date)
+        .u8(u8::from(contact.phone_known));
     w.finish()
 }
 
@@ -131,6 +132,11 @@ pub fn decode_contact(value: &[u8]) -> Result<Contact, ValueError> {
         first_name: text(&mut r)?,
         last_name: text(&mut r)?,
         date: r.i32()?,
+        phone_known: match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(r.error()),
+        },
     };
     r.end()?;
     Ok(contact)
@@ -313,6 +319,7 @@ mod tests {
             first_name: "A".into(),
             last_name: String::new(),
             date: 9,
+            phone_known: true,
         };
         assert_eq!(decode_contact(&encode_contact(&contact)).unwrap(), contact);
         assert_eq!(decode_i64(&encode_i64(-5)).unwrap(), -5);
