@@ -50,6 +50,20 @@ impl Rows for Reader<'_> {
         }
         Ok(rows)
     }
+
+    fn visit_values(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        let mut walk = self.range(prefix).map_err(backend)?;
+        walk.first();
+        while let Some((_, value)) = walk.item().map_err(backend)? {
+            visit(value)?;
+            walk.next();
+        }
+        Ok(())
+    }
 }
 
 impl RocksUserStore {

@@ -40,6 +40,19 @@ pub(crate) trait Rows {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, UserError>;
     /// The rows whose keys start with `prefix`, in key order, at most `limit`.
     fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, UserError>;
+
+    /// Hands the values of the rows whose keys start with `prefix` to `visit`, in key order,
+    /// without copying them where the backend can lend them (reads of whole lists).
+    fn visit_values(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        for (_, value) in self.scan(prefix, usize::MAX)? {
+            visit(&value)?;
+        }
+        Ok(())
+    }
 }
 
 impl Rows for BTreeMap<Vec<u8>, Vec<u8>> {
@@ -212,10 +225,12 @@ pub(crate) fn photos(rows: &dyn Rows, id: i64) -> Result<Vec<(Vec<u8>, ProfilePh
 }
 
 pub(crate) fn contacts(rows: &dyn Rows, owner: i64) -> Result<Vec<Contact>, UserError> {
-    rows.scan(&keys::user_row(Prefix::Contact, &[owner]), usize::MAX)?
-        .into_iter()
-        .map(|(_, value)| values::decode_contact(&value).map_err(corrupt))
-        .collect()
+    let mut contacts = Vec::new();
+    rows.visit_values(&keys::user_row(Prefix::Contact, &[owner]), &mut |value| {
+        contacts.push(values::decode_contact(value).map_err(corrupt)?);
+        Ok(())
+    })?;
+    Ok(contacts)
 }
 
 pub(crate) fn contact(
