@@ -18,60 +18,20 @@ any exception, and on any warning or error Telethon logs.
 """
 
 import asyncio
-import logging
 import os
-import struct
 import sys
 import tempfile
-import zlib
 
 from telethon import TelegramClient, errors, events
 from telethon.crypto import rsa
 from telethon.sessions import MemorySession
 from telethon.tl import functions, types
 
+from interop_common import finish, png_image, watch_warnings
+
 ALICE = "+15550201"
 BOB = "+15550202"
 CAROL = "+15550203"
-
-
-class FailOnWarnings(logging.Handler):
-    """Keeps every warning or error Telethon logs, but one known client fault: Telethon
-    serialises its new auth key without leading zero bytes (`rsa.get_byte_array`), so in one
-    key exchange out of 256 its key is 255 bytes, its `new_nonce_hash1` differs from the
-    server's (which hashes the 256-byte key the spec defines), and it logs "invalid new nonce
-    hash" and starts a new exchange, which then succeeds. Those are counted, not kept."""
-
-    KNOWN = "Step 3 invalid new nonce hash"
-
-    def __init__(self):
-        super().__init__(level=logging.WARNING)
-        self.records = []
-        self.known = 0
-
-    def emit(self, record):
-        message = self.format(record)
-        if self.KNOWN in message:
-            self.known += 1
-        else:
-            self.records.append(message)
-
-
-def png_image(width, height):
-    """A valid PNG of random pixels (8-bit RGB)."""
-
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 async def signed_in(host, port, code, phone, device):
@@ -311,16 +271,9 @@ def main():
     host, port, pem_path, code = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     with open(pem_path, "rb") as f:
         rsa.add_key(f.read(), old=False)
-    logging.basicConfig(level=logging.WARNING)
-    watcher = FailOnWarnings()
-    logging.getLogger().addHandler(watcher)
+    watcher = watch_warnings()
     asyncio.run(people(host, port, code))
-    if watcher.known:
-        print(f"(Telethon's short-key retry, a client fault, happened {watcher.known} time(s))")
-    if watcher.records:
-        print("Telethon logged warnings or errors:", *watcher.records, sep="\n  ")
-        sys.exit(1)
-    print("telethon people interop: all passed")
+    finish(watcher, "telethon people interop")
 
 
 if __name__ == "__main__":

@@ -301,6 +301,18 @@ impl RocksMessageStore {
     }
 }
 
+/// The chat with `peer` as a dialog row describes it.
+fn dialog_of(peer: Peer, record: &codec::DialogRecord) -> Dialog {
+    Dialog {
+        peer,
+        top_message: record.top_id,
+        top_date: record.top_date,
+        read_inbox_max_id: record.read_inbox_max_id,
+        read_outbox_max_id: record.read_outbox_max_id,
+        unread_count: i32::try_from(record.unread).unwrap_or(i32::MAX),
+    }
+}
+
 /// A pending batch fits its boxes only if each is exactly one pts behind what the batch
 /// writes (nothing else may have touched them): otherwise recovery stops rather than guess.
 fn check_fits(reader: &Reader<'_>, ops: &[BatchOp]) -> Result<(), MessageError> {
@@ -623,14 +635,7 @@ impl MessageStore for RocksMessageStore {
                     "instance {number}: a dialog order row without its dialog"
                 )))
             })?;
-            dialogs.push(Dialog {
-                peer,
-                top_message: record.top_id,
-                top_date: record.top_date,
-                read_inbox_max_id: record.read_inbox_max_id,
-                read_outbox_max_id: record.read_outbox_max_id,
-                unread_count: i32::try_from(record.unread).unwrap_or(i32::MAX),
-            });
+            dialogs.push(dialog_of(peer, &record));
         }
         Ok(dialogs)
     }
@@ -640,14 +645,7 @@ impl MessageStore for RocksMessageStore {
         let reader = self.shards.of(box_id)?.snapshot();
         Ok(read_dialog(&reader, box_id, peer)?
             .filter(|record| record.top_id > 0)
-            .map(|record| Dialog {
-                peer,
-                top_message: record.top_id,
-                top_date: record.top_date,
-                read_inbox_max_id: record.read_inbox_max_id,
-                read_outbox_max_id: record.read_outbox_max_id,
-                unread_count: i32::try_from(record.unread).unwrap_or(i32::MAX),
-            }))
+            .map(|record| dialog_of(peer, &record)))
     }
 
     fn dialog_count(&self, user_id: i64) -> Result<usize, MessageError> {

@@ -127,18 +127,11 @@ pub fn name_words(first_name: &str, last_name: &str) -> Vec<String> {
     words
 }
 
-/// The `hash` of a list of ids, as Telegram computes it for `contacts.getContacts` and other
-/// lists (core.telegram.org/api/offsets, "Hash generation"): for each id in order, the hash
-/// is mixed with xor-shifts (21 right, 35 left, 4 right, unsigned) and the id is added.
+/// The `hash` of a contact list (`contacts.getContacts`): Telegram's usual hash of a list
+/// of ids (core.telegram.org/api/offsets, "Hash generation"), the same as
+/// [`history_hash`](crate::message::history_hash).
 pub fn contacts_hash(ids: impl IntoIterator<Item = i64>) -> i64 {
-    let mut hash: u64 = 0;
-    for id in ids {
-        hash ^= hash >> 21;
-        hash ^= hash << 35;
-        hash ^= hash >> 4;
-        hash = hash.wrapping_add(id as u64);
-    }
-    hash as i64
+    crate::message::history_hash(ids)
 }
 
 #[cfg(test)]
