@@ -355,17 +355,19 @@ pub fn sign_out(backend: &Backend, user: i64, key: i64) -> Result<(), ApiError> 
 }
 
 /// Records the sign-in of `key` as `user` with what the session's `initConnection` said
-/// (`client`). When the user has the most authorizations the store keeps, the one used
+/// (`client`) and the address it came from (`ip`). When the user has the most authorizations the store keeps, the one used
 /// longest ago is signed out to make room (as a session limit would); the keys signed out
 /// are returned, for the caller to tell the runtime. Blocking.
 pub fn record_sign_in(
     backend: &Backend,
     client: Option<&ClientInfo>,
+    ip: Option<std::net::IpAddr>,
     user: i64,
     key: i64,
 ) -> Result<Vec<i64>, ApiError> {
     // Any id but 0, which names the caller's own authorization.
     let mut row = Authorization::new(key, rand::random::<i64>() | 1, now_unix());
+    row.ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
     if let Some(client) = client {
         row.api_id = client.api_id;
         row.device_model.clone_from(&client.device_model);

@@ -352,6 +352,10 @@ impl Login {
         let backend = self.backend.clone();
         let user = account.id;
         let client = ctx.info().client.clone();
+        let ip = ctx
+            .server()
+            .peer_address(ctx.connection())
+            .map(|address| address.ip());
         // The authorization is recorded before the key is bound, so that a bound key is
         // always listed (and can be reset); a key signed in as someone else before loses
         // that user's records first.
@@ -362,7 +366,7 @@ impl Login {
                     backend.users.remove_authorization(previous, perm)?;
                 }
                 let evicted =
-                    crate::account::record_sign_in(&backend, client.as_ref(), user, perm)?;
+                    crate::account::record_sign_in(&backend, client.as_ref(), ip, user, perm)?;
                 backend.keys.set_user(perm, Some(user))?;
                 Ok(evicted)
             })

@@ -125,6 +125,17 @@ async fn bad_input_gets_telegram_errors_and_stores_nothing() {
     let running = common::start(dir.path(), CODE).await;
     let (ann, ann_user) = signed_in(&running, "15550401").await;
     let (_bo, bo_user) = signed_in(&running, "15550402").await;
+    // The sign-in is listed, with the address it came from.
+    let listed = ann
+        .call(&functions::account::GetAuthorizations {})
+        .await
+        .unwrap();
+    let enums::account::Authorizations::Authorizations(listed) = listed;
+    let [enums::Authorization::Authorization(current)] = listed.authorizations.as_slice() else {
+        panic!("one authorization: {listed:?}")
+    };
+    assert!(current.current);
+    assert_eq!(current.ip, "127.0.0.1");
 
     // A foreign access hash: the peer does not check.
     let mut forged = bo_user.clone();

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
@@ -198,6 +198,8 @@ pub struct ServerStats {
 }
 
 struct Connection {
+    /// The address the connection came from, if the listener knows it.
+    peer: Option<SocketAddr>,
     wake: Arc<Notify>,
     /// Set with `close`, so that the connection's task checks a flag of its own after each
     /// event rather than the shared map.
@@ -362,6 +364,14 @@ impl Server {
         }
     }
 
+    /// The address `connection` came from, while it is open (and if its listener knows
+    /// addresses): what `account.getAuthorizations` shows as a device's IP.
+    pub fn peer_address(&self, connection: ConnectionId) -> Option<SocketAddr> {
+        lock(&self.shared.connections)
+            .get(&connection)
+            .and_then(|entry| entry.peer)
+    }
+
     /// Tells the endpoint that a key is gone from the key store (removed, its authorization
     /// reset): its sessions, and those of the temporary keys bound to it, are forgotten, and
     /// its next frame gets -404.
@@ -490,6 +500,13 @@ impl ServerHandle {
         if let Some(shared) = self.shared.upgrade() {
             Server { shared }.set_user(perm_auth_key_id, user_id);
         }
+    }
+
+    /// [`Server::peer_address`], if the server is still there.
+    pub fn peer_address(&self, connection: ConnectionId) -> Option<SocketAddr> {
+        self.shared
+            .upgrade()
+            .and_then(|shared| Server { shared }.peer_address(connection))
     }
 
     /// [`Server::forget_key`], if the server is still there.
@@ -851,6 +868,7 @@ async fn accept_connection(shared: Arc<Shared>, accepted: Accepted) {
         lock(&shared.connections).insert(
             id,
             Connection {
+                peer: accepted.peer,
                 wake: wake.clone(),
                 closing: closing.clone(),
                 close: None,
