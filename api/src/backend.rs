@@ -109,7 +109,7 @@ impl Backend {
         }
     }
 
-    /// These users (each once, missing ones left out) as `viewer` sees them.
+    /// These users (each once, by id, missing ones left out) as `viewer` sees them.
     pub fn user_objects(
         &self,
         ids: impl IntoIterator<Item = i64>,

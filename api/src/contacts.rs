@@ -262,18 +262,18 @@ pub async fn get_contacts(
         if request.hash != 0 && request.hash == hash {
             return Ok(types::contacts::ContactsNotModified {}.into());
         }
-        let mut entries = Vec::with_capacity(list.len());
-        for contact in &list {
-            let mutual = backend.users.contact(contact.user_id, owner)?.is_some();
-            entries.push(
+        // The users carry whether each contact has the owner too: no second read per contact.
+        let users = backend.user_objects(list.iter().map(|contact| contact.user_id), owner)?;
+        let entries = list
+            .iter()
+            .map(|contact| {
                 types::Contact {
                     user_id: contact.user_id,
-                    mutual,
+                    mutual: relation_flag(&users, contact.user_id, |user| user.mutual_contact),
                 }
-                .into(),
-            );
-        }
-        let users = backend.user_objects(list.iter().map(|contact| contact.user_id), owner)?;
+                .into()
+            })
+            .collect();
         Ok(types::contacts::Contacts {
             contacts: entries,
             saved_count: 0,
@@ -282,6 +282,21 @@ pub async fn get_contacts(
         .into())
     })
     .await
+}
+
+/// A relation flag (`contact`, `mutual_contact`) of user `id` among `users` (as
+/// [`Backend::user_objects`] gives them: by id), as the viewer sees them; `false` for a user
+/// not among them.
+fn relation_flag(users: &[enums::User], id: i64, flag: impl Fn(&types::User) -> bool) -> bool {
+    let id_of = |user: &enums::User| match user {
+        enums::User::User(user) => user.id,
+        enums::User::UserEmpty(user) => user.id,
+    };
+    users
+        .binary_search_by_key(&id, id_of)
+        .ok()
+        .and_then(|index| users.get(index))
+        .is_some_and(|user| matches!(user, enums::User::User(user) if flag(user)))
 }
 
 /// `contacts.getStatuses`: the status of each contact that has one.
@@ -333,19 +348,15 @@ pub async fn search(
     let backend = contacts.backend.clone();
     ctx.blocking(move || {
         let found = backend.users.search(&query, limit)?;
-        let mut mine = Vec::new();
-        let mut others = Vec::new();
-        for account in found.iter().filter(|account| account.id != viewer) {
-            if backend.users.contact(viewer, account.id)?.is_some() {
-                mine.push(objects::peer_user(account.id));
-            } else {
-                others.push(objects::peer_user(account.id));
-            }
-        }
         let users = backend.user_objects(found.iter().map(|account| account.id), viewer)?;
+        let (mine, others): (Vec<i64>, Vec<i64>) = found
+            .iter()
+            .map(|account| account.id)
+            .filter(|id| *id != viewer)
+            .partition(|id| relation_flag(&users, *id, |user| user.contact));
         Ok(types::contacts::Found {
-            my_results: mine,
-            results: others,
+            my_results: mine.into_iter().map(objects::peer_user).collect(),
+            results: others.into_iter().map(objects::peer_user).collect(),
             chats: Vec::new(),
             users,
         }
