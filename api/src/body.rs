@@ -3,19 +3,22 @@
 //! header before it.
 //!
 //! A plain body is the text's bytes, as bodies were before headers existed. A body with a
-//! header starts with `ff` (never the first byte of UTF-8 text), then version `01`, then:
+//! header starts with `ff` (never the first byte of UTF-8 text), then its version, then:
 //! the reply's target per box as a count (u8) of (owner i64, message id i32), a forward flag
-//! (u8) with the original sender (i64) and date (i32) when set, and the text's bytes to the
-//! end. Integers are little-endian. Reading never panics or over-allocates: a header that
-//! does not parse leaves the whole body as (lossy) text.
+//! (u8) with the original sender (i64) and date (i32) when set, in version `02` a service
+//! action (u8: `00` none, `01` a pinned message), and the text's bytes to the end. Version
+//! `01` (no action byte) is still read. Integers are little-endian. Reading never panics or
+//! over-allocates: a header that does not parse leaves the whole body as (lossy) text.
 //!
 //! A reply names its target per box because message ids are per box: the target has one id
 //! in the sender's box and another in the recipient's.
 
 /// The first byte of a body with a header.
 const MARK: u8 = 0xff;
-/// The header's version.
-const VERSION: u8 = 1;
+/// The header's version: 2 added the service action.
+const VERSION: u8 = 2;
+/// The first version, without the action byte.
+const VERSION_1: u8 = 1;
 /// The most boxes a reply names (a private chat has two).
 pub const MAX_REPLY_BOXES: usize = 8;
 
@@ -28,6 +31,14 @@ pub struct Forwarded {
     pub date: i32,
 }
 
+/// What a service message records (a message the server writes, shown as an event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// The sender pinned the message this one replies to (`messageActionPinMessage`).
+    PinMessage,
+}
+
 /// A message's body as the stock modules see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Body {
@@ -37,6 +48,8 @@ pub struct Body {
     pub reply_to: Vec<(i64, i32)>,
     /// Where it was forwarded from.
     pub forwarded: Option<Forwarded>,
+    /// For a service message, what it records.
+    pub action: Option<Action>,
 }
 
 impl Body {
@@ -58,7 +71,7 @@ impl Body {
 
     /// The bytes to store.
     pub fn encode(&self) -> Vec<u8> {
-        if self.reply_to.is_empty() && self.forwarded.is_none() {
+        if self.reply_to.is_empty() && self.forwarded.is_none() && self.action.is_none() {
             return self.text.as_bytes().to_vec();
         }
         let mut out = vec![MARK, VERSION];
@@ -76,6 +89,10 @@ impl Body {
             }
             None => out.push(0),
         }
+        out.push(match self.action {
+            None => 0,
+            Some(Action::PinMessage) => 1,
+        });
         out.extend_from_slice(self.text.as_bytes());
         out
     }
@@ -87,7 +104,10 @@ impl Body {
     }
 
     fn decode_header(bytes: &[u8]) -> Option<Self> {
-        let rest = bytes.strip_prefix(&[MARK, VERSION])?;
+        let (&version, rest) = bytes.strip_prefix(&[MARK])?.split_first()?;
+        if version != VERSION && version != VERSION_1 {
+            return None;
+        }
         let (&count, mut rest) = rest.split_first()?;
         if usize::from(count) > MAX_REPLY_BOXES {
             return None;
@@ -113,10 +133,22 @@ impl Body {
             }
             _ => return None,
         };
+        let action = if version == VERSION_1 {
+            None
+        } else {
+            let (&action, after) = rest.split_first()?;
+            rest = after;
+            match action {
+                0 => None,
+                1 => Some(Action::PinMessage),
+                _ => return None,
+            }
+        };
         Some(Self {
             text: String::from_utf8_lossy(rest).into_owned(),
             reply_to,
             forwarded,
+            action,
         })
     }
 }
@@ -139,9 +171,27 @@ mod tests {
             text: "re: hi".to_owned(),
             reply_to: vec![(5, 10), (6, 3)],
             forwarded: Some(Forwarded { from: 7, date: 99 }),
+            action: None,
         };
         let decoded = Body::decode(&body.encode());
         assert_eq!(decoded, body);
+        let service = Body {
+            reply_to: vec![(5, 10)],
+            action: Some(Action::PinMessage),
+            ..Body::default()
+        };
+        assert_eq!(Body::decode(&service.encode()), service);
+        // A version-1 header (no action byte) still reads.
+        let mut old = vec![MARK, VERSION_1, 1];
+        old.extend_from_slice(&5i64.to_le_bytes());
+        old.extend_from_slice(&10i32.to_le_bytes());
+        old.push(0);
+        old.extend_from_slice(b"re");
+        let read = Body::decode(&old);
+        assert_eq!(
+            (read.reply_to_in(5), read.text.as_str(), read.action),
+            (Some(10), "re", None)
+        );
         assert_eq!(decoded.reply_to_in(6), Some(3));
         assert_eq!(decoded.reply_to_in(8), None);
     }
@@ -152,11 +202,13 @@ mod tests {
             text in ".{0,40}",
             reply_to in proptest::collection::vec((any::<i64>(), any::<i32>()), 0..=MAX_REPLY_BOXES),
             forwarded in proptest::option::of((any::<i64>(), any::<i32>())),
+            pin in any::<bool>(),
         ) {
             let body = Body {
                 text,
                 reply_to,
                 forwarded: forwarded.map(|(from, date)| Forwarded { from, date }),
+                action: pin.then_some(Action::PinMessage),
             };
             prop_assert_eq!(Body::decode(&body.encode()), body);
         }

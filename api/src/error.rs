@@ -116,6 +116,9 @@ impl From<MessageError> for ApiError {
             MessageError::PeerIdInvalid => Self::bad_request("PEER_ID_INVALID"),
             MessageError::LimitInvalid => Self::bad_request("LIMIT_INVALID"),
             MessageError::MessageTooLong => Self::bad_request("MESSAGE_TOO_LONG"),
+            MessageError::MessageNotModified => Self::bad_request("MESSAGE_NOT_MODIFIED"),
+            MessageError::ReactionInvalid => Self::bad_request("REACTION_INVALID"),
+            MessageError::ReactionsTooMany => Self::bad_request("REACTIONS_TOO_MANY"),
             other => Self::internal(&other),
         }
     }

@@ -1,5 +1,5 @@
 //! `messages` in private chats: sends (text and media), history, messages by id, dialogs,
-//! read markers, deletes and edits. Every change answers the caller with its own box's
+//! read markers, deletes and edits, forwards, typing, search, pins and reactions. Every change answers the caller with its own box's
 //! updates and tells the other boxes' owners after the answer ([`crate::updates::notify`]).
 //!
 //! [`send`] is public on its own, without the routing, so that an application can wrap the
@@ -12,13 +12,19 @@ use columba_mtproto::tl::api::{enums, functions, types};
 use columba_store::message::{Affected, BoxId, HistoryQuery, Peer, SendRequest, StoredMessage};
 
 use crate::backend::Backend;
-use crate::body::{Body, Forwarded};
+use crate::body::{Action, Body, Forwarded};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::objects::{self, now_unix};
 use crate::router::Router;
 use crate::updates::notify_after;
 use crate::upload;
+
+mod pins;
+mod reactions;
+
+pub use pins::{MAX_UNPIN_ALL, unpin_all_messages, update_pinned_message};
+pub use reactions::{get_messages_reactions, send_reaction};
 
 /// The longest text message, in characters (`message_length_max` of the config).
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -41,6 +47,10 @@ pub fn router(backend: Arc<Backend>) -> Router {
         .route_with(backend.clone(), forward_messages)
         .route_with(backend.clone(), search)
         .route_with(backend.clone(), get_peer_dialogs)
+        .route_with(backend.clone(), update_pinned_message)
+        .route_with(backend.clone(), unpin_all_messages)
+        .route_with(backend.clone(), send_reaction)
+        .route_with(backend.clone(), get_messages_reactions)
         .route_with(backend, edit_message)
 }
 
@@ -50,8 +60,8 @@ pub const MAX_SEARCH_SCAN: usize = 10_000;
 /// The most chats of one `messages.getPeerDialogs`.
 pub const MAX_PEER_DIALOGS: usize = 100;
 
-/// Whether `message` passes `filter` (text, photos, documents, photos and videos; any
-/// other filter passes nothing).
+/// Whether `message` passes `filter` (text, photos, documents, photos and videos, pinned;
+/// any other filter passes nothing).
 fn passes(message: &StoredMessage, filter: &enums::MessagesFilter) -> bool {
     use columba_mtproto::tl::Deserializable as _;
     let media = || {
@@ -69,6 +79,7 @@ fn passes(message: &StoredMessage, filter: &enums::MessagesFilter) -> bool {
         enums::MessagesFilter::InputMessagesFilterDocument(_) => {
             matches!(media(), Some(enums::MessageMedia::MessageMediaDocument(_)))
         }
+        enums::MessagesFilter::InputMessagesFilterPinned(_) => message.pinned,
         _ => false,
     }
 }
@@ -234,6 +245,10 @@ pub async fn forward_messages(
                     continue;
                 };
                 let body = Body::decode(&original.body);
+                // Service messages (a pin's record) are not forwarded.
+                if body.action.is_some() {
+                    continue;
+                }
                 let mut message =
                     Outgoing::new(target, *random_id, body.text, original.media.clone());
                 message.forwarded = if drop_author {
@@ -319,6 +334,8 @@ pub struct Outgoing {
     pub reply_to: Option<i32>,
     /// Where it was forwarded from.
     pub forwarded: Option<Forwarded>,
+    /// For a service message, what it records (its text is empty).
+    pub action: Option<Action>,
 }
 
 impl Outgoing {
@@ -331,6 +348,15 @@ impl Outgoing {
             media,
             reply_to: None,
             forwarded: None,
+            action: None,
+        }
+    }
+
+    /// A service message to `target` recording `action` (the random id is the server's).
+    pub fn service(target: i64, random_id: i64, action: Action) -> Self {
+        Self {
+            action: Some(action),
+            ..Self::new(target, random_id, String::new(), None)
         }
     }
 
@@ -430,6 +456,7 @@ fn request_of(sender: i64, outgoing: &Outgoing, reply_to: Vec<(i64, i32)>) -> Se
         text: outgoing.text.clone(),
         reply_to,
         forwarded: outgoing.forwarded,
+        action: outgoing.action,
     };
     SendRequest {
         sender,
@@ -783,6 +810,9 @@ pub async fn edit_message(
             .into_iter()
             .next()
             .ok_or_else(invalid)?;
+        if Body::decode(&current.body).action.is_some() {
+            return Err(ApiError::bad_request("MESSAGE_ID_INVALID"));
+        }
         // The text changes; what it replies to and where it came from stay.
         let body = match request.message {
             Some(text) => Body {

@@ -10,7 +10,7 @@ use columba_store::message::{BoxId, Difference, Peer, StoredMessage, UpdateEntry
 use columba_store::user::{Account, Presence};
 
 use crate::access::AccessSecret;
-use crate::body::Body;
+use crate::body::{Action, Body};
 
 /// The data centres clients are told about (`help.getConfig`, `help.getNearestDc`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,15 +146,26 @@ pub fn message(stored: &StoredMessage) -> enums::Message {
     let owner = match stored.box_id {
         BoxId::User(owner) | BoxId::Channel(owner) => owner,
     };
-    let reply_to = body.reply_to_in(owner);
-    let mut message = types::Message::new(stored.id, peer(stored.peer), stored.date, body.text);
-    message.reply_to = reply_to.map(|id| {
+    let reply_to = body.reply_to_in(owner).map(|id| {
         types::MessageReplyHeader {
             reply_to_msg_id: Some(id),
             ..Default::default()
         }
         .into()
     });
+    if let Some(action) = body.action {
+        let action: enums::MessageAction = match action {
+            Action::PinMessage => types::MessageActionPinMessage {}.into(),
+        };
+        let mut service =
+            types::MessageService::new(stored.id, peer(stored.peer), stored.date, action);
+        service.out = stored.out;
+        service.from_id = Some(peer_user(stored.from));
+        service.reply_to = reply_to;
+        return service.into();
+    }
+    let mut message = types::Message::new(stored.id, peer(stored.peer), stored.date, body.text);
+    message.reply_to = reply_to;
     message.fwd_from = body.forwarded.map(|forwarded| {
         types::MessageFwdHeader {
             from_id: Some(peer_user(forwarded.from)),
@@ -166,11 +177,107 @@ pub fn message(stored: &StoredMessage) -> enums::Message {
     message.out = stored.out;
     message.from_id = Some(peer_user(stored.from));
     message.edit_date = stored.edit_date;
+    message.pinned = stored.pinned;
+    message.reactions = message_reactions(stored);
     message.media = stored
         .media
         .as_deref()
         .and_then(|bytes| enums::MessageMedia::from_bytes(bytes).ok());
     message.into()
+}
+
+/// A message's reactions as its box's owner sees them: one count per reaction in the order
+/// first given, the owner's own marked as chosen, and the list of who reacted (a private
+/// chat shows it); `None` without reactions.
+pub fn message_reactions(stored: &StoredMessage) -> Option<enums::MessageReactions> {
+    if stored.reactions.is_empty() {
+        return None;
+    }
+    let owner = match stored.box_id {
+        BoxId::User(owner) | BoxId::Channel(owner) => owner,
+    };
+    let reaction_of = |bytes: &[u8]| -> enums::Reaction {
+        types::ReactionEmoji {
+            emoticon: String::from_utf8_lossy(bytes).into_owned(),
+        }
+        .into()
+    };
+    let mut counts: Vec<(&[u8], i32, bool)> = Vec::new();
+    for reaction in &stored.reactions {
+        let mine = reaction.user_id == owner;
+        match counts
+            .iter_mut()
+            .find(|(bytes, _, _)| *bytes == reaction.reaction.as_slice())
+        {
+            Some((_, count, chosen)) => {
+                *count = count.saturating_add(1);
+                *chosen |= mine;
+            }
+            None => counts.push((&reaction.reaction, 1, mine)),
+        }
+    }
+    let results = counts
+        .into_iter()
+        .map(|(bytes, count, chosen)| {
+            types::ReactionCount {
+                chosen_order: chosen.then_some(0),
+                reaction: reaction_of(bytes),
+                count,
+            }
+            .into()
+        })
+        .collect();
+    let recent = stored
+        .reactions
+        .iter()
+        .rev()
+        .map(|reaction| {
+            types::MessagePeerReaction {
+                big: false,
+                unread: false,
+                my: reaction.user_id == owner,
+                peer_id: peer_user(reaction.user_id),
+                date: reaction.date,
+                reaction: reaction_of(&reaction.reaction),
+            }
+            .into()
+        })
+        .collect();
+    Some(
+        types::MessageReactions {
+            min: false,
+            can_see_list: true,
+            reactions_as_tags: false,
+            results,
+            recent_reactions: Some(recent),
+            top_reactors: None,
+        }
+        .into(),
+    )
+}
+
+/// `updateMessageReactions` of a message as its box's owner sees it (empty reactions when
+/// the last one went).
+pub fn reactions_update(stored: &StoredMessage) -> enums::Update {
+    let reactions = message_reactions(stored).unwrap_or_else(|| {
+        types::MessageReactions {
+            min: false,
+            can_see_list: true,
+            reactions_as_tags: false,
+            results: Vec::new(),
+            recent_reactions: None,
+            top_reactors: None,
+        }
+        .into()
+    });
+    types::UpdateMessageReactions {
+        peer: peer(stored.peer),
+        msg_id: stored.id,
+        top_msg_id: None,
+        saved_peer_id: None,
+        reactions,
+    }
+    .into()
 }
 
 /// An `updates` of these updates.
@@ -239,6 +346,18 @@ pub fn update_of(entry: &UpdateEntry, messages: &[StoredMessage]) -> Option<enum
         UpdateKind::ReadOutbox { peer: chat, max_id } => types::UpdateReadHistoryOutbox {
             peer: peer(*chat),
             max_id: *max_id,
+            pts,
+            pts_count,
+        }
+        .into(),
+        UpdateKind::PinMessages {
+            peer: chat,
+            ids,
+            pinned,
+        } => types::UpdatePinnedMessages {
+            pinned: *pinned,
+            peer: peer(*chat),
+            messages: ids.clone(),
             pts,
             pts_count,
         }

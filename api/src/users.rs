@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use columba_mtproto::tl::api::{enums, functions, types};
+use columba_store::message::{BoxId, Peer};
 
 use crate::backend::Backend;
 use crate::context::Ctx;
@@ -45,8 +46,8 @@ pub async fn get_users(
     .await
 }
 
-/// `users.getFullUser`: the user with their about text, current profile photo, and whether
-/// the caller blocked them.
+/// `users.getFullUser`: the user with their about text, current profile photo, whether the
+/// caller blocked them, and the newest pinned message of the caller's chat with them.
 pub async fn get_full_user(
     ctx: Ctx,
     backend: Arc<Backend>,
@@ -80,6 +81,12 @@ pub async fn get_full_user(
             .into()
         });
         full_user.blocked = viewer != target && backend.users.is_blocked(viewer, target)?;
+        // The newest pinned message of the chat with them, in the caller's box.
+        full_user.pinned_msg_id = backend
+            .messages
+            .pinned(BoxId::User(viewer), Peer::User(target), 0, 1)?
+            .first()
+            .copied();
         Ok(types::users::UserFull {
             full_user: full_user.into(),
             chats: Vec::new(),

@@ -5,7 +5,8 @@ Usage: python telethon_people.py HOST PORT PEM_FILE LOGIN_CODE
 Alice and Bob sign in on their own clients. Alice sets a username and a profile; Bob imports
 her phone number (`contacts.importContacts`) and finds her with `get_entity("+...")`, Alice
 finds Bob by username. They exchange messages (each seen as an event by the other), with a
-reply (shown against each side's own copy) and a forward (with its origin), Bob's
+reply (shown against each side's own copy) and a forward (with its origin), a pin (seen by
+both, with its service message) and a reaction (seen by the other side), Bob's
 read receipt reaches Alice, Alice's typing and online status reach Bob (who has her as a contact),
 Alice uploads a profile photo that Bob downloads, both list their dialogs, and Alice signs in
 on a second client, sees two authorizations and resets the other one, whose client is then
@@ -137,6 +138,61 @@ async def people(host, port, code):
     assert forward.text == "hello Alice", forward
     assert forward.fwd_from.from_id.user_id == bob_for_alice.id, forward.fwd_from
     print("forward seen with its origin")
+
+    # Alice pins Bob's reply for both: Bob is told and sees it pinned, the pin is recorded by
+    # a service message, and unpinning everything clears it.
+    pinned_for_bob = loop.create_future()
+
+    @bob.on(events.Raw(types.UpdatePinnedMessages))
+    async def bob_pinned(update):
+        if update.pinned and not pinned_for_bob.done():
+            pinned_for_bob.set_result(update)
+
+    service = await alice.pin_message(bob_for_alice, message.id)
+    assert isinstance(service.action, types.MessageActionPinMessage), service
+    assert service.reply_to_msg_id == message.id, service
+    update = await next_event(pinned_for_bob, "pin for Bob")
+    assert update.messages == [reply.id], (update.messages, reply.id)
+    full = await bob(functions.users.GetFullUserRequest(alice_for_bob))
+    assert full.full_user.pinned_msg_id == reply.id, full.full_user
+    pinned = await bob.get_messages(alice_for_bob, filter=types.InputMessagesFilterPinned())
+    assert [m.id for m in pinned] == [reply.id], pinned
+    [mine] = await alice.get_messages(bob_for_alice, ids=[message.id])
+    assert mine.pinned, mine
+    await alice.unpin_message(bob_for_alice)
+    full = await bob(functions.users.GetFullUserRequest(alice_for_bob))
+    assert full.full_user.pinned_msg_id is None, full.full_user
+    print("pin seen by both, recorded by a service message, and cleared")
+
+    # Bob reacts to Alice's first message: Alice is told, both copies carry it, one reaction
+    # per user, and taking it back twice is refused the second time.
+    reacted = loop.create_future()
+
+    @alice.on(events.Raw(types.UpdateMessageReactions))
+    async def alice_reaction(update):
+        if not reacted.done():
+            reacted.set_result(update)
+
+    bobs_copy = reply.reply_to_msg_id
+    await bob(functions.messages.SendReactionRequest(alice_for_bob, bobs_copy, reaction=[types.ReactionEmoji("👍")]))
+    update = await next_event(reacted, "reaction for Alice")
+    assert update.msg_id == sent.id, (update.msg_id, sent.id)
+    [count] = update.reactions.results
+    assert (count.reaction.emoticon, count.count, count.chosen_order) == ("👍", 1, None), count
+    await bob(functions.messages.SendReactionRequest(alice_for_bob, bobs_copy, reaction=[types.ReactionEmoji("🔥")]))
+    [mine] = await alice.get_messages(bob_for_alice, ids=[sent.id])
+    assert [(c.reaction.emoticon, c.count) for c in mine.reactions.results] == [("🔥", 1)], mine.reactions
+    [theirs] = await bob.get_messages(alice_for_bob, ids=[bobs_copy])
+    assert theirs.reactions.results[0].chosen_order == 0, theirs.reactions
+    await bob(functions.messages.SendReactionRequest(alice_for_bob, bobs_copy, reaction=[]))
+    try:
+        await bob(functions.messages.SendReactionRequest(alice_for_bob, bobs_copy, reaction=[]))
+        raise AssertionError("taking back no reaction was accepted")
+    except errors.MessageNotModifiedError:
+        pass
+    [mine] = await alice.get_messages(bob_for_alice, ids=[sent.id])
+    assert mine.reactions is None, mine.reactions
+    print("reaction seen by the other side, replaced and taken back")
 
     # Alice types: Bob sees it.
     typing = loop.create_future()

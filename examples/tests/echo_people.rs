@@ -316,3 +316,77 @@ async fn bad_input_gets_telegram_errors_and_stores_nothing() {
     assert_eq!(round, 4);
     running.stop().await;
 }
+
+/// Pins and reactions with bad input: each a Telegram error, the message left as it was.
+#[tokio::test]
+async fn pins_and_reactions_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = common::start(dir.path(), CODE).await;
+    let (ann, _) = signed_in(&running, "15550411").await;
+    let (_bo, bo_user) = signed_in(&running, "15550412").await;
+    let bo = input_peer(&bo_user);
+    let sent = ann.send_text(&bo, "react to me", 1).await.unwrap();
+    let react = |msg_id: i32, reaction: Vec<enums::Reaction>| functions::messages::SendReaction {
+        big: false,
+        add_to_recent: false,
+        peer: bo.clone(),
+        msg_id,
+        reaction: Some(reaction),
+    };
+    let emoji = |emoticon: &str| -> enums::Reaction {
+        types::ReactionEmoji {
+            emoticon: emoticon.to_owned(),
+        }
+        .into()
+    };
+    let custom: enums::Reaction = types::ReactionCustomEmoji { document_id: 5 }.into();
+    let long = "x".repeat(65);
+    for (request, error) in [
+        (react(sent.id, vec![custom]), "REACTION_INVALID"),
+        (
+            react(sent.id, vec![emoji("👍"), emoji("🔥")]),
+            "REACTIONS_TOO_MANY",
+        ),
+        (react(sent.id, vec![emoji("")]), "REACTION_EMPTY"),
+        (react(sent.id, vec![emoji(&long)]), "REACTION_INVALID"),
+        (react(sent.id + 50, vec![emoji("👍")]), "MESSAGE_ID_INVALID"),
+        (react(sent.id, Vec::new()), "MESSAGE_NOT_MODIFIED"),
+    ] {
+        assert_eq!(
+            rpc_error(ann.call(&request).await),
+            (400, error.to_owned()),
+            "{request:?}"
+        );
+    }
+    let mut forged = bo_user.clone();
+    forged.access_hash = Some(bo_user.access_hash.unwrap() ^ 1);
+    let pin = |peer: enums::InputPeer, id: i32| functions::messages::UpdatePinnedMessage {
+        silent: false,
+        unpin: false,
+        pm_oneside: false,
+        peer,
+        id,
+    };
+    assert_eq!(
+        rpc_error(ann.call(&pin(bo.clone(), sent.id + 50)).await),
+        (400, "MESSAGE_ID_INVALID".to_owned())
+    );
+    assert_eq!(
+        rpc_error(ann.call(&pin(input_peer(&forged), sent.id)).await),
+        (400, "PEER_ID_INVALID".to_owned())
+    );
+    let messages = ann
+        .call(&functions::messages::GetMessages {
+            id: vec![types::InputMessageID { id: sent.id }.into()],
+        })
+        .await
+        .unwrap();
+    let enums::messages::Messages::Messages(messages) = messages else {
+        panic!("{messages:?}")
+    };
+    let [enums::Message::Message(stored)] = messages.messages.as_slice() else {
+        panic!("{messages:?}")
+    };
+    assert!(!stored.pinned);
+    assert_eq!(stored.reactions, None);
+}

@@ -8,7 +8,9 @@
 
 use crate::auth_key::{AUTH_KEY_LEN, AuthKeyRecord, KeyLifetime};
 use crate::file::{ContentId, FileInfo};
-use crate::message::{BoxId, BoxState, Delivery, Peer, StoredMessage, UpdateEntry, UpdateKind};
+use crate::message::{
+    BoxId, BoxState, Delivery, Peer, Reaction, StoredMessage, UpdateEntry, UpdateKind,
+};
 
 /// The version byte every value starts with.
 pub const VALUE_VERSION: u8 = 1;
@@ -187,6 +189,13 @@ pub fn encode_message(record: &MessageRecord) -> Vec<u8> {
     for (box_id, id) in others {
         w.box_id(*box_id).i32(*id);
     }
+    w.u8(u8::from(message.pinned))
+        .u32(u32::try_from(message.reactions.len()).unwrap_or(u32::MAX));
+    for reaction in &message.reactions {
+        w.i64(reaction.user_id)
+            .bytes(&reaction.reaction)
+            .i32(reaction.date);
+    }
     w.finish()
 }
 
@@ -222,6 +231,21 @@ pub fn decode_message(value: &[u8]) -> Result<MessageRecord, ValueError> {
     for _ in 0..count {
         others.push((r.box_id()?, r.i32()?));
     }
+    let pinned = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(r.error()),
+    };
+    // user i64, reaction length u32, date i32: 16 bytes at least.
+    let count = r.count(16)?;
+    let mut reactions = Vec::with_capacity(count);
+    for _ in 0..count {
+        reactions.push(Reaction {
+            user_id: r.i64()?,
+            reaction: r.bytes()?,
+            date: r.i32()?,
+        });
+    }
     r.end()?;
     Ok(MessageRecord {
         message: StoredMessage {
@@ -236,6 +260,8 @@ pub fn decode_message(value: &[u8]) -> Result<MessageRecord, ValueError> {
             body,
             media,
             flags,
+            pinned,
+            reactions,
         },
         others,
         ordinal,
@@ -685,6 +711,16 @@ pub fn encode_update(entry: &UpdateEntry) -> Vec<u8> {
         }
         UpdateKind::ReadInbox { peer, max_id } => w.u8(3).peer(*peer).i32(*max_id),
         UpdateKind::ReadOutbox { peer, max_id } => w.u8(4).peer(*peer).i32(*max_id),
+        UpdateKind::PinMessages { peer, ids, pinned } => {
+            w.u8(5)
+                .peer(*peer)
+                .u8(u8::from(*pinned))
+                .u32(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+            for id in ids {
+                w.i32(*id);
+            }
+            &mut w
+        }
     };
     w.finish()
 }
@@ -713,6 +749,20 @@ pub fn decode_update(value: &[u8]) -> Result<UpdateEntry, ValueError> {
             peer: r.peer()?,
             max_id: r.i32()?,
         },
+        5 => {
+            let peer = r.peer()?;
+            let pinned = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(r.error()),
+            };
+            let count = r.count(4)?;
+            let mut ids = Vec::with_capacity(count);
+            for _ in 0..count {
+                ids.push(r.i32()?);
+            }
+            UpdateKind::PinMessages { peer, ids, pinned }
+        }
         _ => return Err(r.error()),
     };
     r.end()?;
@@ -762,9 +812,11 @@ mod tests {
             id in any::<i32>(), box_id in box_id(), peer in peer(), from in any::<i64>(), out in any::<bool>(),
             date in any::<i32>(), edit_date in proptest::option::of(any::<i32>()), random_id in any::<i64>(),
             body in proptest::collection::vec(any::<u8>(), 0..64), media in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
-            flags in any::<u32>(),
+            flags in any::<u32>(), pinned in any::<bool>(),
+            reactions in proptest::collection::vec((any::<i64>(), proptest::collection::vec(any::<u8>(), 0..8), any::<i32>()), 0..3),
         ) -> StoredMessage {
-            StoredMessage { id, box_id, peer, from, out, date, edit_date, random_id, body, media, flags }
+            let reactions = reactions.into_iter().map(|(user_id, reaction, date)| Reaction { user_id, reaction, date }).collect();
+            StoredMessage { id, box_id, peer, from, out, date, edit_date, random_id, body, media, flags, pinned, reactions }
         }
     }
 
@@ -778,6 +830,16 @@ mod tests {
                 .prop_map(|(peer, max_id)| UpdateKind::ReadInbox { peer, max_id }),
             (peer(), any::<i32>())
                 .prop_map(|(peer, max_id)| UpdateKind::ReadOutbox { peer, max_id }),
+            (
+                peer(),
+                proptest::collection::vec(any::<i32>(), 0..8),
+                any::<bool>()
+            )
+                .prop_map(|(peer, ids, pinned)| UpdateKind::PinMessages {
+                    peer,
+                    ids,
+                    pinned
+                }),
         ]
     }
 
@@ -872,6 +934,8 @@ mod tests {
                 body: Vec::new(),
                 media: None,
                 flags: 0,
+                pinned: false,
+                reactions: Vec::new(),
             },
             others: Vec::new(),
             ordinal: 1,

@@ -42,6 +42,8 @@ pub enum Prefix {
     PermBinding = 0x0c,
     /// A temporary key's expiry: expires_at, auth_key_id.
     KeyExpiry = 0x0d,
+    /// A pinned message of a chat.
+    Pinned = 0x0e,
     /// A file part's bytes: blob, part.
     Part = 0x10,
     /// An upload in progress: owner, file_id.
@@ -99,6 +101,7 @@ impl Prefix {
             0x0b => Some(Self::TempBinding),
             0x0c => Some(Self::PermBinding),
             0x0d => Some(Self::KeyExpiry),
+            0x0e => Some(Self::Pinned),
             0x10 => Some(Self::Part),
             0x11 => Some(Self::Upload),
             0x13 => Some(Self::Content),
@@ -401,6 +404,29 @@ pub fn decode_deleted(key: &[u8]) -> Result<(BoxId, Peer, i32), KeyError> {
     Ok(decoded)
 }
 
+/// `0e | box | peer | id`: a pinned message of a chat.
+pub fn pinned(box_id: BoxId, peer: Peer, id: i32) -> Vec<u8> {
+    let mut out = pinned_prefix(box_id, peer);
+    put_i32(&mut out, id);
+    out
+}
+
+/// `0e | box | peer`: the prefix of a chat's pinned messages.
+pub fn pinned_prefix(box_id: BoxId, peer: Peer) -> Vec<u8> {
+    let mut out = start(Prefix::Pinned);
+    put_box(&mut out, box_id);
+    put_peer(&mut out, peer);
+    out
+}
+
+/// Reads a [`pinned`] key.
+pub fn decode_pinned(key: &[u8]) -> Result<(BoxId, Peer, i32), KeyError> {
+    let mut fields = Fields::new(key, Prefix::Pinned)?;
+    let decoded = (fields.box_id()?, fields.peer()?, fields.i32()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
 /// `0a | auth_key_id`, `0b | temporary id` or `0c | permanent id`: a key-store record
 /// keyed by one auth_key_id (`prefix` is one of those three).
 pub fn auth_key(prefix: Prefix, auth_key_id: i64) -> Vec<u8> {
@@ -627,6 +653,8 @@ mod tests {
             prop_assert_eq!(decode_upload_expiry(&upload_expiry(sender, random, sender)), Ok((sender, random, sender)));
             prop_assert_eq!(decode_dialog_order(&dialog_order(b, id, p)), Ok((b, id, p)));
             prop_assert_eq!(decode_deleted(&deleted(b, p, id)), Ok((b, p, id)));
+            prop_assert_eq!(decode_pinned(&pinned(b, p, id)), Ok((b, p, id)));
+            prop_assert!(pinned(b, p, id).starts_with(&pinned_prefix(b, p)));
             prop_assert!(dialog_order(b, id, p).starts_with(&box_prefix(Prefix::DialogOrder, b)));
             prop_assert!(deleted(b, p, id).starts_with(&deleted_prefix(b, p)));
             prop_assert_eq!(decode_send(&send(sender, p, random)), Ok((sender, p, random)));
@@ -643,6 +671,7 @@ mod tests {
             prop_assert_eq!(send(u, p, 0).cmp(&send(v, p, 0)), u.cmp(&v));
             prop_assert_eq!(dialog_order(b, x, p).cmp(&dialog_order(b, y, p)), x.cmp(&y));
             prop_assert_eq!(deleted(b, p, x).cmp(&deleted(b, p, y)), x.cmp(&y));
+            prop_assert_eq!(pinned(b, p, x).cmp(&pinned(b, p, y)), x.cmp(&y));
             prop_assert_eq!(key_expiry(u, 0).cmp(&key_expiry(v, 0)), u.cmp(&v));
             prop_assert_eq!(part(u as u64, 0).cmp(&part(v as u64, 0)), (u as u64).cmp(&(v as u64)));
             prop_assert_eq!(part(0, x as u32).cmp(&part(0, y as u32)), (x as u32).cmp(&(y as u32)));
@@ -663,6 +692,7 @@ mod tests {
             let _ = decode_dialog(&key);
             let _ = decode_dialog_order(&key);
             let _ = decode_deleted(&key);
+            let _ = decode_pinned(&key);
             let _ = decode_auth_key(Prefix::AuthKey, &key);
             let _ = decode_key_expiry(&key);
             let _ = decode_part(&key);
@@ -696,6 +726,6 @@ mod tests {
         let end = prefix_end(&prefix).unwrap();
         assert!(chat(BoxId::User(-1), Peer::User(i64::MAX), i32::MAX) < end);
         assert_eq!(Prefix::of(&end), Some(Prefix::Chat));
-        assert_eq!(Prefix::of(&[0x0e]), None);
+        assert_eq!(Prefix::of(&[0x0f]), None);
     }
 }

@@ -14,7 +14,7 @@ use crate::message::BoxId;
 pub const LOGICAL_SHARDS: u32 = 1024;
 
 /// The version of the on-disk format (keys, values, shard functions).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The logical shard of a box.
 pub(crate) fn logical_shard(box_id: BoxId, logical_shards: u32) -> u32 {
@@ -237,8 +237,8 @@ mod tests {
             Err(ManifestError::Layout { .. })
         ));
         assert!(matches!(
-            Manifest::decode("columba-store\nformat 2\nlogical_shards 1024\ninstances 4\n"),
-            Err(ManifestError::Format { found: 2, .. })
+            Manifest::decode("columba-store\nformat 3\nlogical_shards 1024\ninstances 4\n"),
+            Err(ManifestError::Format { found: 3, .. })
         ));
         assert!(Manifest::decode("something else").is_err());
         assert!(Manifest::decode("columba-store\nformat 1\nlogical_shards x\n").is_err());

@@ -16,7 +16,7 @@ use std::time::Duration;
 use columba_store::message::conformance::{self, private};
 use columba_store::message::{
     Affected, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, SendOutcome,
-    StoredMessage,
+    StoredMessage, UpdateEntry,
 };
 use columba_store::rocks::Fault;
 use columba_store::{
@@ -104,6 +104,35 @@ impl MessageStore for TempStore {
         max_id: i32,
     ) -> Result<Vec<Affected>, MessageError> {
         self.store.read_history(user_id, peer, max_id)
+    }
+    fn pin(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        ids: &[i32],
+        pinned: bool,
+        one_side: bool,
+    ) -> Result<Vec<(BoxId, UpdateEntry)>, MessageError> {
+        self.store.pin(box_id, peer, ids, pinned, one_side)
+    }
+    fn pinned(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<i32>, MessageError> {
+        self.store.pinned(box_id, peer, offset_id, limit)
+    }
+    fn react(
+        &self,
+        user_id: i64,
+        box_id: BoxId,
+        id: i32,
+        reaction: Option<Vec<u8>>,
+        date: i32,
+    ) -> Result<Vec<StoredMessage>, MessageError> {
+        self.store.react(user_id, box_id, id, reaction, date)
     }
 }
 

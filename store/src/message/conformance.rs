@@ -10,7 +10,7 @@
 
 use super::{
     Affected, BoxId, Delivery, Difference, HistoryQuery, MessageError, MessageStore,
-    MessageStoreConfig, Peer, SendRequest, UpdateKind,
+    MessageStoreConfig, Peer, SendRequest, UpdateEntry, UpdateKind,
 };
 
 /// Makes a fresh, empty store with these limits.
@@ -29,6 +29,8 @@ pub fn run_all(factory: Factory<'_>) {
     read_markers_and_unread_counts(factory);
     dialogs_come_in_pages_by_top_message(factory);
     bad_input_gets_typed_errors(factory);
+    pins_reach_both_sides_or_one(factory);
+    reactions_are_one_per_user_in_every_copy(factory);
 }
 
 /// `sent` finds every copy of a send by (sender, peer, random_id), the sender's first, as
@@ -505,6 +507,195 @@ pub fn bad_input_gets_typed_errors(factory: Factory<'_>) {
     assert!(store.get_messages(BoxId::User(1), &vec![1; 5000]).is_err());
 }
 
+/// Pinning reaches every copy (each box takes one pts and logs its own ids), or with
+/// `one_side` only the pinner's; the pinned list is newest first and pages by offset; a
+/// repeat changes nothing; a deleted message leaves the list; ids of another chat are
+/// refused.
+pub fn pins_reach_both_sides_or_one(factory: Factory<'_>) {
+    let store = store(factory);
+    // User 2's ids run one ahead of user 1's.
+    store.send(&private(2, 3, 1, "other")).unwrap();
+    for n in 0..3 {
+        store.send(&private(1, 2, 10 + n, "m")).unwrap();
+    }
+    // Box 1: ids 1..=3, pts 3; box 2: ids 2..=4, pts 4.
+    let changes = store
+        .pin(BoxId::User(1), Peer::User(2), &[2], true, false)
+        .unwrap();
+    let pin = |peer, ids: Vec<i32>, pinned| UpdateKind::PinMessages { peer, ids, pinned };
+    assert_eq!(
+        changes,
+        vec![
+            (
+                BoxId::User(1),
+                UpdateEntry {
+                    pts: 4,
+                    pts_count: 1,
+                    kind: pin(Peer::User(2), vec![2], true)
+                }
+            ),
+            (
+                BoxId::User(2),
+                UpdateEntry {
+                    pts: 5,
+                    pts_count: 1,
+                    kind: pin(Peer::User(1), vec![3], true)
+                }
+            ),
+        ]
+    );
+    assert!(store.get_messages(BoxId::User(2), &[3]).unwrap()[0].pinned);
+    assert!(!store.get_messages(BoxId::User(2), &[4]).unwrap()[0].pinned);
+    match store.get_difference(BoxId::User(2), 4, 10).unwrap() {
+        Difference::Changes { entries, .. } => {
+            assert_eq!(entries[0].kind, pin(Peer::User(1), vec![3], true));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Again: nothing changes, no pts.
+    assert_eq!(
+        store
+            .pin(BoxId::User(1), Peer::User(2), &[2], true, false)
+            .unwrap(),
+        Vec::new()
+    );
+    // One side only: the other box keeps its state.
+    let changes = store
+        .pin(BoxId::User(2), Peer::User(1), &[4, 3, 4], true, true)
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].1.kind, pin(Peer::User(1), vec![4], true));
+    assert!(!store.get_messages(BoxId::User(1), &[3]).unwrap()[0].pinned);
+    assert_eq!(
+        store.pinned(BoxId::User(2), Peer::User(1), 0, 10).unwrap(),
+        vec![4, 3]
+    );
+    assert_eq!(
+        store.pinned(BoxId::User(2), Peer::User(1), 4, 10).unwrap(),
+        vec![3]
+    );
+    assert_eq!(
+        store.pinned(BoxId::User(2), Peer::User(1), 0, 1).unwrap(),
+        vec![4]
+    );
+    assert_eq!(
+        store.pinned(BoxId::User(2), Peer::User(3), 0, 10).unwrap(),
+        Vec::<i32>::new()
+    );
+    // Unpinning both sides.
+    let changes = store
+        .pin(BoxId::User(2), Peer::User(1), &[3], false, false)
+        .unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        store.pinned(BoxId::User(1), Peer::User(2), 0, 10).unwrap(),
+        Vec::<i32>::new()
+    );
+    // A deleted message leaves the pinned list.
+    store.delete(BoxId::User(2), &[4], false).unwrap();
+    assert_eq!(
+        store.pinned(BoxId::User(2), Peer::User(1), 0, 10).unwrap(),
+        Vec::<i32>::new()
+    );
+    // An id of another chat (2's message 1 is with user 3), or none at all.
+    assert_eq!(
+        store.pin(BoxId::User(2), Peer::User(1), &[1], true, false),
+        Err(MessageError::MessageIdInvalid)
+    );
+    assert_eq!(
+        store.pin(BoxId::User(9), Peer::User(1), &[1], true, false),
+        Err(MessageError::MessageIdInvalid)
+    );
+    assert_eq!(
+        store.pin(BoxId::User(2), Peer::User(1), &vec![1; 5000], true, false),
+        Err(MessageError::LimitInvalid)
+    );
+    assert_eq!(
+        store.pinned(BoxId::User(2), Peer::User(1), 0, 0),
+        Err(MessageError::LimitInvalid)
+    );
+}
+
+/// A reaction is one per user: set, replaced, removed, in every copy; reactions take no
+/// pts; the same one again or removing none is `MESSAGE_NOT_MODIFIED`; a full message takes
+/// no new reactor; empty and oversized reactions are refused.
+pub fn reactions_are_one_per_user_in_every_copy(factory: Factory<'_>) {
+    let config = MessageStoreConfig {
+        max_reactions: 2,
+        ..MessageStoreConfig::default()
+    };
+    let store = factory(config);
+    store.send(&private(1, 2, 1, "hello")).unwrap();
+    let before = store.state(BoxId::User(2)).unwrap();
+    let copies = store
+        .react(2, BoxId::User(2), 1, Some("👍".as_bytes().to_vec()), 50)
+        .unwrap();
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0].box_id, BoxId::User(2), "the reactor's copy first");
+    for copy in &copies {
+        assert_eq!(copy.reactions.len(), 1);
+        assert_eq!(copy.reactions[0].user_id, 2);
+        assert_eq!(copy.reactions[0].date, 50);
+    }
+    assert_eq!(store.state(BoxId::User(2)).unwrap(), before, "no pts taken");
+    assert_eq!(
+        store.react(2, BoxId::User(2), 1, Some("👍".as_bytes().to_vec()), 51),
+        Err(MessageError::MessageNotModified)
+    );
+    store
+        .react(1, BoxId::User(1), 1, Some("🔥".as_bytes().to_vec()), 52)
+        .unwrap();
+    assert_eq!(
+        store.react(3, BoxId::User(1), 1, Some(b"x".to_vec()), 53),
+        Err(MessageError::ReactionsTooMany)
+    );
+    // Replaced in place, then removed.
+    store
+        .react(2, BoxId::User(2), 1, Some("❤".as_bytes().to_vec()), 54)
+        .unwrap();
+    let mine = &store.get_messages(BoxId::User(1), &[1]).unwrap()[0];
+    let seen: Vec<(i64, Vec<u8>)> = mine
+        .reactions
+        .iter()
+        .map(|r| (r.user_id, r.reaction.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(2, "❤".as_bytes().to_vec()), (1, "🔥".as_bytes().to_vec())]
+    );
+    store.react(2, BoxId::User(2), 1, None, 55).unwrap();
+    assert_eq!(
+        store.react(2, BoxId::User(2), 1, None, 56),
+        Err(MessageError::MessageNotModified)
+    );
+    let theirs = &store.get_messages(BoxId::User(2), &[1]).unwrap()[0];
+    assert_eq!(theirs.reactions.len(), 1);
+    assert_eq!(theirs.reactions[0].user_id, 1);
+    // Bad input.
+    assert_eq!(
+        store.react(2, BoxId::User(2), 1, Some(Vec::new()), 57),
+        Err(MessageError::ReactionInvalid)
+    );
+    assert_eq!(
+        store.react(2, BoxId::User(2), 1, Some(vec![b'x'; 65]), 57),
+        Err(MessageError::ReactionInvalid)
+    );
+    assert_eq!(
+        store.react(2, BoxId::User(2), 99, Some(b"x".to_vec()), 57),
+        Err(MessageError::MessageIdInvalid)
+    );
+    // A message with reactions keeps them across an edit.
+    store
+        .edit(1, BoxId::User(1), 1, b"edited".to_vec(), None, 60)
+        .unwrap();
+    assert_eq!(
+        store.get_messages(BoxId::User(2), &[1]).unwrap()[0]
+            .reactions
+            .len(),
+        1
+    );
+}
+
 /// One step of the model-based test.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -532,6 +723,27 @@ pub enum Op {
         pick: usize,
         /// For both sides.
         revoke: bool,
+    },
+    /// `user` pins or unpins the `pick`-th message of its box.
+    Pin {
+        /// Whose box.
+        user: i64,
+        /// Which message.
+        pick: usize,
+        /// Pin or unpin.
+        pinned: bool,
+        /// In the user's box only.
+        one_side: bool,
+    },
+    /// `user` reacts to the `pick`-th message of its box with reaction `reaction` (one of a
+    /// few), or with `None` takes its reaction back.
+    React {
+        /// Whose box.
+        user: i64,
+        /// Which message.
+        pick: usize,
+        /// Which reaction.
+        reaction: Option<u8>,
     },
     /// `user` reads the chat with `peer` up to `max_id`.
     Read {
@@ -565,6 +777,8 @@ struct ModelCopy {
     from: i64,
     body: Vec<u8>,
     send: (i64, i64, i64),
+    pinned: bool,
+    reactions: Vec<(i64, Vec<u8>)>,
 }
 
 impl Model {
@@ -625,6 +839,8 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                                 from,
                                 body: b"m".to_vec(),
                                 send: key,
+                                pinned: false,
+                                reactions: Vec::new(),
                             });
                             model.bump(user, 1, UpdateKind::NewMessage { id });
                             landed.push((user, id));
@@ -720,6 +936,106 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                 }
                 assert_eq!(result, affected, "step {step}: delete");
             }
+            Op::Pin {
+                user,
+                pick,
+                pinned,
+                one_side,
+            } => {
+                let mailbox = model.mailbox(user);
+                let Some(target) = mailbox
+                    .get(pick % mailbox.len().max(1))
+                    .map(|c| (*c).clone())
+                else {
+                    continue;
+                };
+                let result = store
+                    .pin(
+                        BoxId::User(user),
+                        Peer::User(target.peer),
+                        &[target.id],
+                        pinned,
+                        one_side,
+                    )
+                    .unwrap();
+                let mut order: Vec<(i64, i32)> = vec![(user, target.id)];
+                if !one_side {
+                    order.extend(
+                        model
+                            .copies
+                            .iter()
+                            .filter(|c| c.send == target.send && c.user != user)
+                            .map(|c| (c.user, c.id)),
+                    );
+                }
+                let mut changes = Vec::new();
+                for (owner, id) in order {
+                    let Some(copy) = model
+                        .copies
+                        .iter_mut()
+                        .find(|c| c.user == owner && c.id == id && c.pinned != pinned)
+                    else {
+                        continue;
+                    };
+                    copy.pinned = pinned;
+                    let kind = UpdateKind::PinMessages {
+                        peer: Peer::User(copy.peer),
+                        ids: vec![id],
+                        pinned,
+                    };
+                    let pts = model.bump(owner, 1, kind.clone());
+                    changes.push((
+                        BoxId::User(owner),
+                        UpdateEntry {
+                            pts,
+                            pts_count: 1,
+                            kind,
+                        },
+                    ));
+                }
+                assert_eq!(result, changes, "step {step}: pin");
+            }
+            Op::React {
+                user,
+                pick,
+                reaction,
+            } => {
+                let mailbox = model.mailbox(user);
+                let Some(target) = mailbox
+                    .get(pick % mailbox.len().max(1))
+                    .map(|c| (*c).clone())
+                else {
+                    continue;
+                };
+                let bytes = reaction.map(|r| vec![b'a' + r]);
+                let result = store.react(user, BoxId::User(user), target.id, bytes.clone(), 7);
+                let existing = target.reactions.iter().position(|(u, _)| *u == user);
+                let mut reactions = target.reactions.clone();
+                match (existing, &bytes) {
+                    (None, None) => {
+                        assert_eq!(result, Err(MessageError::MessageNotModified), "step {step}");
+                        continue;
+                    }
+                    (Some(at), Some(b)) if reactions[at].1 == *b => {
+                        assert_eq!(result, Err(MessageError::MessageNotModified), "step {step}");
+                        continue;
+                    }
+                    (Some(at), Some(b)) => reactions[at].1.clone_from(b),
+                    (Some(at), None) => {
+                        reactions.remove(at);
+                    }
+                    (None, Some(b)) => reactions.push((user, b.clone())),
+                }
+                let got = result.unwrap();
+                assert_eq!(
+                    got.first().map(|m| m.id),
+                    Some(target.id),
+                    "step {step}: react"
+                );
+                for copy in model.copies.iter_mut().filter(|c| c.send == target.send) {
+                    copy.reactions.clone_from(&reactions);
+                }
+            }
             Op::Read { user, peer, max_id } => {
                 let result = store.read_history(user, Peer::User(peer), max_id).unwrap();
                 let top = model
@@ -814,19 +1130,37 @@ fn check_views(store: &dyn MessageStore, model: &Model, step: usize) {
                     },
                 )
                 .unwrap();
-            let got: Vec<(i32, Vec<u8>)> = page
+            type Seen = (i32, Vec<u8>, bool, Vec<(i64, Vec<u8>)>);
+            let got: Vec<Seen> = page
                 .messages
                 .iter()
-                .map(|m| (m.id, m.body.clone()))
+                .map(|m| {
+                    let reactions = m
+                        .reactions
+                        .iter()
+                        .map(|r| (r.user_id, r.reaction.clone()))
+                        .collect();
+                    (m.id, m.body.clone(), m.pinned, reactions)
+                })
                 .collect();
-            let mut expected: Vec<(i32, Vec<u8>)> = model
+            let mut expected: Vec<Seen> = model
                 .copies
                 .iter()
                 .filter(|c| c.user == user && c.peer == peer)
-                .map(|c| (c.id, c.body.clone()))
+                .map(|c| (c.id, c.body.clone(), c.pinned, c.reactions.clone()))
                 .collect();
-            expected.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+            expected.sort_by_key(|seen| std::cmp::Reverse(seen.0));
             assert_eq!(got, expected, "step {step}: history of {user} with {peer}");
+            let pinned: Vec<i32> = expected
+                .iter()
+                .filter(|seen| seen.2)
+                .map(|seen| seen.0)
+                .collect();
+            assert_eq!(
+                store.pinned(box_id, Peer::User(peer), 0, 1000).unwrap(),
+                pinned,
+                "step {step}: pinned of {user} with {peer}"
+            );
         }
         // The whole log from zero (the default log is far larger than these runs).
         let entries: Vec<(i32, UpdateKind)> = match store.get_difference(box_id, 0, 1000).unwrap() {
@@ -877,6 +1211,8 @@ pub fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
         1 => (1i64..=4, any::<usize>()).prop_map(|(user, pick)| Op::Edit { user, pick }),
         1 => (1i64..=4, any::<usize>(), any::<bool>()).prop_map(|(user, pick, revoke)| Op::Delete { user, pick, revoke }),
         1 => (1i64..=4, 1i64..=4, 0i32..20).prop_map(|(user, peer, max_id)| Op::Read { user, peer, max_id }),
+        1 => (1i64..=4, any::<usize>(), any::<bool>(), any::<bool>()).prop_map(|(user, pick, pinned, one_side)| Op::Pin { user, pick, pinned, one_side }),
+        1 => (1i64..=4, any::<usize>(), proptest::option::of(0u8..3)).prop_map(|(user, pick, reaction)| Op::React { user, pick, reaction }),
     ];
     proptest::collection::vec(op, 0..60)
 }

@@ -152,6 +152,8 @@ mod tests {
                 body: Vec::new(),
                 media: None,
                 flags: 0,
+                pinned: false,
+                reactions: Vec::new(),
             })
             .collect();
         messages.sort_by_key(|message| std::cmp::Reverse(message.id));

@@ -7,7 +7,7 @@ use super::history::{SliceSource, select_history};
 use super::{
     Affected, BoxId, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, MAX_PAGE,
     MessageError, MessageStore, MessageStoreConfig, Peer, SendOutcome, SendRequest, StoredMessage,
-    UpdateEntry, UpdateKind,
+    UpdateEntry, UpdateKind, check_reaction, set_reaction,
 };
 
 /// A message and the other copies of it (in other boxes).
@@ -198,6 +198,8 @@ impl MessageStore for MemoryMessageStore {
                 body: request.body.clone(),
                 media: request.media.clone(),
                 flags: request.flags,
+                pinned: false,
+                reactions: Vec::new(),
             };
             let keep = self.config.max_log_entries;
             let mailbox = inner.boxes.entry(*box_id).or_default();
@@ -502,6 +504,159 @@ impl MessageStore for MemoryMessageStore {
             });
         }
         Ok(affected)
+    }
+
+    fn pin(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        ids: &[i32],
+        pinned: bool,
+        one_side: bool,
+    ) -> Result<Vec<(BoxId, UpdateEntry)>, MessageError> {
+        if ids.len() > MAX_PAGE {
+            return Err(MessageError::LimitInvalid);
+        }
+        let keep = self.config.max_log_entries;
+        let mut inner = self.lock();
+        let mailbox = inner
+            .boxes
+            .get(&box_id)
+            .ok_or(MessageError::MessageIdInvalid)?;
+        // Per box (this one first): the chat there and the ids whose state changes.
+        let mut plan: Vec<(BoxId, Peer, Vec<i32>)> = vec![(box_id, peer, Vec::new())];
+        let mut found = false;
+        for id in ids {
+            let Some(copy) = mailbox.messages.get(id).filter(|c| c.message.peer == peer) else {
+                continue;
+            };
+            found = true;
+            let mut targets = vec![(box_id, *id)];
+            if !one_side {
+                targets.extend(copy.others.iter().copied());
+            }
+            for (target, target_id) in targets {
+                let Some(other) = inner
+                    .boxes
+                    .get(&target)
+                    .and_then(|b| b.messages.get(&target_id))
+                else {
+                    continue;
+                };
+                if other.message.pinned == pinned {
+                    continue;
+                }
+                match plan.iter_mut().find(|(b, _, _)| *b == target) {
+                    Some((_, _, list)) if !list.contains(&target_id) => list.push(target_id),
+                    Some(_) => {}
+                    None => plan.push((target, other.message.peer, vec![target_id])),
+                }
+            }
+        }
+        if !found {
+            return Err(MessageError::MessageIdInvalid);
+        }
+        plan.retain(|(_, _, list)| !list.is_empty());
+        // Pts first, so that an exhausted box changes nothing.
+        if plan.iter().any(|(target, _, _)| {
+            inner
+                .boxes
+                .get(target)
+                .is_some_and(|b| b.state.pts == i32::MAX)
+        }) {
+            return Err(MessageError::Exhausted);
+        }
+        let mut changes = Vec::with_capacity(plan.len());
+        for (target, chat, changed) in plan {
+            let Some(mailbox) = inner.boxes.get_mut(&target) else {
+                continue;
+            };
+            for id in &changed {
+                if let Some(copy) = mailbox.messages.get_mut(id) {
+                    copy.message.pinned = pinned;
+                }
+            }
+            let pts = mailbox.take_pts(1)?;
+            let kind = UpdateKind::PinMessages {
+                peer: chat,
+                ids: changed,
+                pinned,
+            };
+            mailbox.log(pts, 1, kind.clone(), keep);
+            changes.push((
+                target,
+                UpdateEntry {
+                    pts,
+                    pts_count: 1,
+                    kind,
+                },
+            ));
+        }
+        Ok(changes)
+    }
+
+    fn pinned(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<i32>, MessageError> {
+        check_limit(limit)?;
+        let inner = self.lock();
+        let Some(mailbox) = inner.boxes.get(&box_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(mailbox
+            .messages
+            .values()
+            .rev()
+            .filter(|copy| copy.message.pinned && copy.message.peer == peer)
+            .map(|copy| copy.message.id)
+            .filter(|id| offset_id <= 0 || *id < offset_id)
+            .take(limit)
+            .collect())
+    }
+
+    fn react(
+        &self,
+        user_id: i64,
+        box_id: BoxId,
+        id: i32,
+        reaction: Option<Vec<u8>>,
+        date: i32,
+    ) -> Result<Vec<StoredMessage>, MessageError> {
+        check_reaction(reaction.as_deref(), &self.config)?;
+        let mut inner = self.lock();
+        let own = inner
+            .boxes
+            .get(&box_id)
+            .and_then(|mailbox| mailbox.messages.get(&id))
+            .ok_or(MessageError::MessageIdInvalid)?;
+        // The rule decides on this box's copy; the others follow it.
+        let mut reactions = own.message.reactions.clone();
+        set_reaction(
+            &mut reactions,
+            user_id,
+            reaction.as_deref(),
+            date,
+            self.config.max_reactions,
+        )?;
+        let mut copies = vec![(box_id, id)];
+        copies.extend(own.others.iter().copied());
+        let mut changed = Vec::with_capacity(copies.len());
+        for (target, target_id) in copies {
+            let Some(copy) = inner
+                .boxes
+                .get_mut(&target)
+                .and_then(|mailbox| mailbox.messages.get_mut(&target_id))
+            else {
+                continue;
+            };
+            copy.message.reactions.clone_from(&reactions);
+            changed.push(copy.message.clone());
+        }
+        Ok(changed)
     }
 
     fn read_history(

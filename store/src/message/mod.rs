@@ -21,11 +21,13 @@
 pub mod conformance;
 mod history;
 mod memory;
+mod reactions;
 
 pub use history::{HistoryQuery, HistorySource, history_hash, select_history};
 pub use memory::MemoryMessageStore;
 #[cfg(feature = "rocksdb")]
 pub(crate) use memory::targets;
+pub(crate) use reactions::{check_reaction, set_reaction};
 
 /// Where a message is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,6 +117,22 @@ pub struct StoredMessage {
     pub media: Option<Vec<u8>>,
     /// The application's flags.
     pub flags: u32,
+    /// Whether it is pinned in this box's chat.
+    pub pinned: bool,
+    /// Its reactions in this box, one per user, oldest first.
+    pub reactions: Vec<Reaction>,
+}
+
+/// One user's reaction to a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    /// Who reacted.
+    pub user_id: i64,
+    /// The reaction, encoded as the application likes (an emoji's UTF-8 for Telegram's
+    /// `reactionEmoji`).
+    pub reaction: Vec<u8>,
+    /// Unix seconds.
+    pub date: i32,
 }
 
 /// What happened in a box, as its update log records it.
@@ -148,6 +166,15 @@ pub enum UpdateKind {
         peer: Peer,
         /// Up to this id.
         max_id: i32,
+    },
+    /// Messages of the chat `peer` were pinned (or unpinned).
+    PinMessages {
+        /// The chat.
+        peer: Peer,
+        /// The messages whose state changed.
+        ids: Vec<i32>,
+        /// Pinned, or unpinned.
+        pinned: bool,
     },
 }
 
@@ -261,6 +288,16 @@ pub enum MessageError {
     /// `MESSAGE_TOO_LONG`: the body is larger than the store's limit.
     #[error("MESSAGE_TOO_LONG")]
     MessageTooLong,
+    /// `MESSAGE_NOT_MODIFIED`: the change leaves the message as it was (the same reaction
+    /// again, or none removed).
+    #[error("MESSAGE_NOT_MODIFIED")]
+    MessageNotModified,
+    /// `REACTION_INVALID`: an empty or oversized reaction.
+    #[error("REACTION_INVALID")]
+    ReactionInvalid,
+    /// `REACTIONS_TOO_MANY`: the message has as many reactions as the store allows.
+    #[error("REACTIONS_TOO_MANY")]
+    ReactionsTooMany,
     /// The box has used every message id or pts (2^31 - 1).
     #[error("the box's id space is exhausted")]
     Exhausted,
@@ -291,6 +328,11 @@ pub struct MessageStoreConfig {
     pub max_body_len: usize,
     /// The most members a basic group send may reach.
     pub max_members: usize,
+    /// The most reactions (one per user) a message keeps; beyond it a new reactor gets
+    /// [`MessageError::ReactionsTooMany`]. A basic group's size by default.
+    pub max_reactions: usize,
+    /// The longest reaction accepted, in bytes.
+    pub max_reaction_len: usize,
 }
 
 impl Default for MessageStoreConfig {
@@ -299,6 +341,8 @@ impl Default for MessageStoreConfig {
             max_log_entries: 100_000,
             max_body_len: 1024 * 1024,
             max_members: 200,
+            max_reactions: 200,
+            max_reaction_len: 64,
         }
     }
 }
@@ -402,6 +446,44 @@ pub trait MessageStore: Send + Sync {
         ids: &[i32],
         revoke: bool,
     ) -> Result<Vec<Affected>, MessageError>;
+
+    /// Pins (or unpins) messages `ids` of the chat `peer` in `box_id` and, unless
+    /// `one_side`, in every other copy of them. Each box where a message's state
+    /// changed takes one pts and logs [`UpdateKind::PinMessages`] with its own ids; the boxes
+    /// come back with their entries, `box_id` first (none when nothing changed). Ids not in that chat are skipped;
+    /// none found is [`MessageError::MessageIdInvalid`].
+    fn pin(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        ids: &[i32],
+        pinned: bool,
+        one_side: bool,
+    ) -> Result<Vec<(BoxId, UpdateEntry)>, MessageError>;
+
+    /// The pinned messages of the chat `peer` in `box_id`, newest first, at most `limit`
+    /// (1..=[`MAX_PAGE`]); with `offset_id` above zero, only those older than it.
+    fn pinned(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<i32>, MessageError>;
+
+    /// Sets `user_id`'s reaction to message `id` of `box_id` (replacing the user's earlier
+    /// one), or with `None` removes it, in every copy of the message. Reactions take no pts,
+    /// as Telegram's `updateMessageReactions` carries none. Returns the copies as they now
+    /// are, this box's first. The same reaction again, or removing none, is
+    /// [`MessageError::MessageNotModified`].
+    fn react(
+        &self,
+        user_id: i64,
+        box_id: BoxId,
+        id: i32,
+        reaction: Option<Vec<u8>>,
+        date: i32,
+    ) -> Result<Vec<StoredMessage>, MessageError>;
 
     /// `user_id` read the chat `peer` up to `max_id`: its inbox watermark moves (never back),
     /// and for a private chat the other side's outbox watermark follows.

@@ -33,7 +33,7 @@ pub(crate) const USER_FAMILIES: &[&str] = &["accounts", "lists"];
 fn family(prefix: Prefix) -> &'static str {
     match prefix {
         Prefix::Chat => "messages",
-        Prefix::Message | Prefix::DialogOrder | Prefix::Deleted => "index",
+        Prefix::Message | Prefix::DialogOrder | Prefix::Deleted | Prefix::Pinned => "index",
         Prefix::Log => "log",
         Prefix::BoxMeta | Prefix::Dialog => "meta",
         Prefix::Send => "sends",

@@ -24,7 +24,7 @@ use crate::message::{
     MessageError, MessageStore, MessageStoreConfig, Peer, SendOutcome, SendRequest, StoredMessage,
     UpdateEntry, UpdateKind,
 };
-use crate::message::{HistorySource, select_history, targets};
+use crate::message::{HistorySource, check_reaction, select_history, set_reaction, targets};
 
 /// Lock stripes: enough that unrelated boxes rarely share one.
 const LOCK_STRIPES: u32 = 1 << 16;
@@ -430,6 +430,8 @@ impl MessageStore for RocksMessageStore {
                     body: request.body.clone(),
                     media: request.media.clone(),
                     flags: request.flags,
+                    pinned: false,
+                    reactions: Vec::new(),
                 },
                 others,
                 ordinal,
@@ -791,6 +793,9 @@ impl MessageStore for RocksMessageStore {
                 let message = &record.message;
                 plan.delete(keys::chat(target, message.peer, *id));
                 plan.delete(keys::message(target, *id));
+                if message.pinned {
+                    plan.delete(keys::pinned(target, message.peer, *id));
+                }
                 plan.put(
                     keys::deleted(target, message.peer, record.ordinal),
                     Vec::new(),
@@ -821,6 +826,196 @@ impl MessageStore for RocksMessageStore {
         drop(readers);
         batches.write(&self.shards, self.instance_of(box_id))?;
         Ok(affected)
+    }
+
+    fn pin(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        ids: &[i32],
+        pinned: bool,
+        one_side: bool,
+    ) -> Result<Vec<(BoxId, UpdateEntry)>, MessageError> {
+        if ids.len() > MAX_PAGE {
+            return Err(MessageError::LimitInvalid);
+        }
+        // The other copies, to know which boxes to lock; read again under the locks.
+        let mut boxes = vec![box_id];
+        if !one_side {
+            let reader = self.shards.of(box_id)?.snapshot();
+            for id in ids {
+                if let Some(record) = read_message(&reader, box_id, *id)? {
+                    boxes.extend(record.others.iter().map(|(other, _)| *other));
+                }
+            }
+        }
+        let mut held = self.locks.lock(&boxes);
+        // Changed another way than a send: the cached state of these boxes goes.
+        for locked in &boxes {
+            held.forget(*locked);
+        }
+        let readers = Readers::new(&self.shards, &boxes)?;
+        // Per box (this one first): the records whose state changes.
+        let mut plan_records: Vec<(BoxId, Vec<MessageRecord>)> = vec![(box_id, Vec::new())];
+        let mut found = false;
+        let own_reader = readers.of(box_id)?;
+        for id in ids {
+            let Some(record) =
+                read_message(own_reader, box_id, *id)?.filter(|r| r.message.peer == peer)
+            else {
+                continue;
+            };
+            found = true;
+            let mut targets = vec![(box_id, *id)];
+            if !one_side {
+                // Only boxes locked above: a copy is never added after a send.
+                targets.extend(record.others.iter().filter(|(b, _)| boxes.contains(b)));
+            }
+            for (target, target_id) in targets {
+                let Some(copy) = read_message(readers.of(target)?, target, target_id)? else {
+                    continue;
+                };
+                if copy.message.pinned == pinned {
+                    continue;
+                }
+                match plan_records.iter_mut().find(|(b, _)| *b == target) {
+                    Some((_, list)) => {
+                        if list.iter().all(|r| r.message.id != target_id) {
+                            list.push(copy);
+                        }
+                    }
+                    None => plan_records.push((target, vec![copy])),
+                }
+            }
+        }
+        if !found {
+            return Err(MessageError::MessageIdInvalid);
+        }
+        plan_records.retain(|(_, list)| !list.is_empty());
+        let keep = self.config.max_log_entries;
+        let mut plans = Vec::with_capacity(plan_records.len());
+        for (target, _) in &plan_records {
+            let plan = BoxPlan::load(readers.of(*target)?, *target, keep)?;
+            // Room for the pts in every box first, so that a failure changes nothing.
+            plan.check_pts(1)?;
+            plans.push(plan);
+        }
+        let mut batches = Batches::new();
+        let mut changes = Vec::with_capacity(plans.len());
+        for ((target, records), mut plan) in plan_records.into_iter().zip(plans) {
+            let chat = records.first().map_or(peer, |r| r.message.peer);
+            let mut changed = Vec::with_capacity(records.len());
+            for mut record in records {
+                let id = record.message.id;
+                record.message.pinned = pinned;
+                if pinned {
+                    plan.put(keys::pinned(target, chat, id), Vec::new());
+                } else {
+                    plan.delete(keys::pinned(target, chat, id));
+                }
+                plan.put(keys::chat(target, chat, id), encode_message(&record));
+                changed.push(id);
+            }
+            let kind = UpdateKind::PinMessages {
+                peer: chat,
+                ids: changed,
+                pinned,
+            };
+            let pts = plan.log(1, kind.clone())?;
+            changes.push((
+                target,
+                UpdateEntry {
+                    pts,
+                    pts_count: 1,
+                    kind,
+                },
+            ));
+            batches.add(plan.reader.instance.number, plan.finish());
+        }
+        drop(readers);
+        batches.write(&self.shards, self.instance_of(box_id))?;
+        Ok(changes)
+    }
+
+    fn pinned(
+        &self,
+        box_id: BoxId,
+        peer: Peer,
+        offset_id: i32,
+        limit: usize,
+    ) -> Result<Vec<i32>, MessageError> {
+        check_limit(limit)?;
+        let reader = self.shards.of(box_id)?.snapshot();
+        let number = reader.instance.number;
+        let mut walk = reader.range(&keys::pinned_prefix(box_id, peer))?;
+        if offset_id > 0 {
+            walk.seek_for_prev(&keys::pinned(box_id, peer, offset_id.saturating_sub(1)));
+        } else {
+            walk.last();
+        }
+        let mut ids = Vec::new();
+        while ids.len() < limit {
+            let Some((key, _)) = walk.item()? else {
+                break;
+            };
+            let (_, _, id) = keys::decode_pinned(key).map_err(|error| key_error(number, error))?;
+            ids.push(id);
+            walk.prev();
+        }
+        Ok(ids)
+    }
+
+    fn react(
+        &self,
+        user_id: i64,
+        box_id: BoxId,
+        id: i32,
+        reaction: Option<Vec<u8>>,
+        date: i32,
+    ) -> Result<Vec<StoredMessage>, MessageError> {
+        check_reaction(reaction.as_deref(), &self.config)?;
+        // The other copies, to know which boxes to lock; checked again under the locks.
+        let found = {
+            let reader = self.shards.of(box_id)?.snapshot();
+            read_message(&reader, box_id, id)?.ok_or(MessageError::MessageIdInvalid)?
+        };
+        let mut copies = vec![(box_id, id)];
+        copies.extend(found.others.iter().copied());
+        let boxes: Vec<BoxId> = copies.iter().map(|(box_id, _)| *box_id).collect();
+        // Reactions change neither counters nor dialogs: the cached state stays valid.
+        let _held = self.locks.lock(&boxes);
+        let readers = Readers::new(&self.shards, &boxes)?;
+        let own =
+            read_message(readers.of(box_id)?, box_id, id)?.ok_or(MessageError::MessageIdInvalid)?;
+        // The rule decides on this box's copy; the others follow it.
+        let mut reactions = own.message.reactions;
+        set_reaction(
+            &mut reactions,
+            user_id,
+            reaction.as_deref(),
+            date,
+            self.config.max_reactions,
+        )?;
+        let mut batches = Batches::new();
+        let mut changed = Vec::with_capacity(copies.len());
+        for (target, target_id) in copies {
+            let reader = readers.of(target)?;
+            let Some(mut record) = read_message(reader, target, target_id)? else {
+                continue;
+            };
+            record.message.reactions.clone_from(&reactions);
+            batches.add(
+                reader.instance.number,
+                vec![BatchOp::put(
+                    keys::chat(target, record.message.peer, target_id),
+                    encode_message(&record),
+                )],
+            );
+            changed.push(record.message);
+        }
+        drop(readers);
+        batches.write(&self.shards, self.instance_of(box_id))?;
+        Ok(changed)
     }
 
     fn read_history(

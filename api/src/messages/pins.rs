@@ -1,0 +1,139 @@
+//! Pinned messages of private chats: `messages.updatePinnedMessage` and
+//! `messages.unpinAllMessages`. A pin takes a pts in every box it changes
+//! (`updatePinnedMessages`); with `pm_oneside` only the caller's box changes. A new pin for
+//! both sides also writes a service message (`messageActionPinMessage`).
+
+use std::sync::Arc;
+
+use columba_mtproto::tl::api::{enums, functions, types};
+use columba_store::message::{Affected, BoxId, MAX_PAGE, Peer, UpdateEntry};
+
+use crate::backend::Backend;
+use crate::body::Action;
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::messages::{Outgoing, send};
+use crate::objects::{self, now_unix};
+use crate::updates::notify_after;
+
+/// Pinned messages one `messages.unpinAllMessages` unpins at most; a client with more calls
+/// again (the answer's `offset` says so, as Telegram's does).
+pub const MAX_UNPIN_ALL: usize = MAX_PAGE;
+
+/// The caller's own change as updates, the others' boxes told after the answer.
+fn answer(
+    ctx: &Ctx,
+    backend: &Arc<Backend>,
+    user: i64,
+    target: i64,
+    changes: Vec<(BoxId, UpdateEntry)>,
+) -> Result<(Vec<enums::Update>, Vec<enums::User>), ApiError> {
+    let own = BoxId::User(user);
+    let mut mine = Vec::new();
+    let mut others = Vec::new();
+    for (box_id, entry) in changes {
+        if box_id == own {
+            mine.extend(objects::update_of(&entry, &[]));
+        } else {
+            others.push(Affected {
+                box_id,
+                pts: entry.pts,
+                pts_count: entry.pts_count,
+            });
+        }
+    }
+    notify_after(ctx, backend, others);
+    Ok((mine, backend.user_objects([user, target], user)?))
+}
+
+/// `messages.updatePinnedMessage` in a private chat: pins (or with `unpin`, unpins) the
+/// message for both sides, or with `pm_oneside` for the caller only. Pinning what is pinned
+/// changes nothing and answers no update.
+pub async fn update_pinned_message(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::UpdatePinnedMessage,
+) -> Result<enums::Updates, ApiError> {
+    let user = ctx.user()?;
+    let task_ctx = ctx.clone();
+    let pin_backend = backend.clone();
+    let (target, changed, mut updates, users) = ctx
+        .blocking(move || {
+            let backend = pin_backend;
+            let target = backend.input_peer(user, &request.peer)?;
+            if target != user && backend.users.is_blocked(target, user)? && !request.pm_oneside {
+                return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
+            }
+            let changes = backend.messages.pin(
+                BoxId::User(user),
+                Peer::User(target),
+                &[request.id],
+                !request.unpin,
+                request.pm_oneside,
+            )?;
+            let changed = !changes.is_empty();
+            let (updates, users) = answer(&task_ctx, &backend, user, target, changes)?;
+            Ok((target, changed, updates, users))
+        })
+        .await?;
+    // A new pin for both sides of a private chat is recorded by a service message replying
+    // to the pinned one, as Telegram writes it (clients show it, and Telethon's
+    // `pin_message` returns it).
+    let pinned_for_both = changed && !request.unpin && !request.pm_oneside && target != user;
+    if pinned_for_both {
+        let random_id = rand::random::<i64>();
+        let outgoing =
+            Outgoing::service(target, random_id, Action::PinMessage).replying_to(Some(request.id));
+        let sent = send(&ctx, &backend, outgoing).await?;
+        sent.notify_recipient(&ctx, &backend);
+        if let enums::Updates::Updates(answer) = sent.updates {
+            updates.extend(
+                answer
+                    .updates
+                    .into_iter()
+                    .filter(|update| matches!(update, enums::Update::UpdateNewMessage(_))),
+            );
+        }
+    }
+    Ok(objects::updates(updates, users, now_unix()))
+}
+
+/// `messages.unpinAllMessages` of a private chat, for both sides: up to [`MAX_UNPIN_ALL`]
+/// pinned messages per call; `offset` is nonzero when more are left.
+pub async fn unpin_all_messages(
+    ctx: Ctx,
+    backend: Arc<Backend>,
+    request: functions::messages::UnpinAllMessages,
+) -> Result<enums::messages::AffectedHistory, ApiError> {
+    let user = ctx.user()?;
+    let task_ctx = ctx.clone();
+    ctx.blocking(move || {
+        let target = backend.input_peer(user, &request.peer)?;
+        let own = BoxId::User(user);
+        let chat = Peer::User(target);
+        let ids = backend.messages.pinned(own, chat, 0, MAX_UNPIN_ALL)?;
+        if ids.is_empty() {
+            let pts = backend.messages.state(own)?.pts;
+            return Ok(types::messages::AffectedHistory {
+                pts,
+                pts_count: 0,
+                offset: 0,
+            }
+            .into());
+        }
+        let changes = backend.messages.pin(own, chat, &ids, false, false)?;
+        let (mut pts, mut pts_count) = (backend.messages.state(own)?.pts, 0);
+        if let Some((_, entry)) = changes.iter().find(|(box_id, _)| *box_id == own) {
+            (pts, pts_count) = (entry.pts, entry.pts_count);
+        }
+        answer(&task_ctx, &backend, user, target, changes)?;
+        let more = !backend.messages.pinned(own, chat, 0, 1)?.is_empty();
+        Ok(types::messages::AffectedHistory {
+            pts,
+            pts_count,
+            offset: if more { 1 } else { 0 },
+        }
+        .into())
+    })
+    .await
+}
