@@ -467,6 +467,7 @@ fn request_of(sender: i64, outgoing: &Outgoing, reply_to: Vec<(i64, i32)>) -> Se
         media: outgoing.media.clone(),
         flags: 0,
         members: Vec::new(),
+        sender_only: false,
     }
 }
 
@@ -488,7 +489,11 @@ pub async fn send(ctx: &Ctx, backend: &Arc<Backend>, outgoing: Outgoing) -> Resu
             Some(id) => reply_targets(&backend, sender, outgoing.target, id)?,
             None => Vec::new(),
         };
-        let request = request_of(sender, &outgoing, reply_to);
+        let mut request = request_of(sender, &outgoing, reply_to);
+        // A recipient who blocked the sender never gets the message; the sender is not
+        // told (Telegram keeps it on the sender's side as if sent).
+        request.sender_only =
+            outgoing.target != sender && backend.users.is_blocked(outgoing.target, sender)?;
         let outcome = backend.messages.send(&request)?;
         let missing = || ApiError::new(500, "INTERNAL");
         let mine = outcome.deliveries.first().ok_or_else(missing)?;

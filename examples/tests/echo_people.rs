@@ -390,3 +390,42 @@ async fn pins_and_reactions_refuse_bad_input() {
     assert!(!stored.pinned);
     assert_eq!(stored.reactions, None);
 }
+
+async fn pts(client: &EchoClient) -> i32 {
+    let enums::updates::State::State(state) =
+        client.call(&functions::updates::GetState {}).await.unwrap();
+    state.pts
+}
+
+/// A message to someone who blocked the sender is stored on the sender's side only: the
+/// send answers as usual, the recipient's box does not change; unblocked, messages arrive.
+#[tokio::test]
+async fn a_message_to_someone_who_blocked_the_sender_is_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = common::start(dir.path(), CODE).await;
+    let (ann, ann_user) = signed_in(&running, "15550421").await;
+    let (bo, bo_user) = signed_in(&running, "15550422").await;
+    bo.call(&functions::contacts::Block {
+        my_stories_from: false,
+        id: input_peer(&ann_user),
+    })
+    .await
+    .unwrap();
+    let before = pts(&bo).await;
+    let sent = ann
+        .send_text(&input_peer(&bo_user), "unseen", 1)
+        .await
+        .unwrap();
+    assert!(sent.out);
+    assert_eq!(pts(&bo).await, before, "nothing reached the blocker's box");
+    bo.call(&functions::contacts::Unblock {
+        my_stories_from: false,
+        id: input_peer(&ann_user),
+    })
+    .await
+    .unwrap();
+    ann.send_text(&input_peer(&bo_user), "seen", 2)
+        .await
+        .unwrap();
+    assert_eq!(pts(&bo).await, before + 1, "delivered once unblocked");
+}

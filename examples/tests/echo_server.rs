@@ -364,6 +364,7 @@ async fn a_start_makes_up_the_echo_a_stop_cut_off() {
                 media: None,
                 flags: 0,
                 members: Vec::new(),
+                sender_only: false,
             })
             .unwrap();
         assert!(!outcome.repeated);

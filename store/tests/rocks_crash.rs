@@ -72,6 +72,7 @@ fn child(dir: &Path, cycle: u64) {
                         media: None,
                         flags: 0,
                         members: Vec::new(),
+                        sender_only: false,
                     };
                     let outcome = store.send(&request).unwrap();
                     let mut line = format!("ack {thread} {sender} {to} {random_id}");

@@ -57,29 +57,29 @@ pub async fn update_pinned_message(
     let user = ctx.user()?;
     let task_ctx = ctx.clone();
     let pin_backend = backend.clone();
-    let (target, changed, mut updates, users) = ctx
+    let (target, both_changed, mut updates, users) = ctx
         .blocking(move || {
             let backend = pin_backend;
             let target = backend.input_peer(user, &request.peer)?;
-            if target != user && backend.users.is_blocked(target, user)? && !request.pm_oneside {
-                return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
-            }
+            // Someone who blocked the caller is not reached: the pin stays on this side.
+            let one_side =
+                request.pm_oneside || (target != user && backend.users.is_blocked(target, user)?);
             let changes = backend.messages.pin(
                 BoxId::User(user),
                 Peer::User(target),
                 &[request.id],
                 !request.unpin,
-                request.pm_oneside,
+                one_side,
             )?;
-            let changed = !changes.is_empty();
+            let both_changed = !one_side && !changes.is_empty();
             let (updates, users) = answer(&task_ctx, &backend, user, target, changes)?;
-            Ok((target, changed, updates, users))
+            Ok((target, both_changed, updates, users))
         })
         .await?;
     // A new pin for both sides of a private chat is recorded by a service message replying
     // to the pinned one, as Telegram writes it (clients show it, and Telethon's
     // `pin_message` returns it).
-    let pinned_for_both = changed && !request.unpin && !request.pm_oneside && target != user;
+    let pinned_for_both = both_changed && !request.unpin && target != user;
     if pinned_for_both {
         let random_id = rand::random::<i64>();
         let outgoing =

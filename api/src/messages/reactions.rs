@@ -53,8 +53,9 @@ pub async fn send_reaction(
             .next()
             .filter(|message| message.peer == columba_store::message::Peer::User(target))
             .ok_or_else(|| ApiError::bad_request("MESSAGE_ID_INVALID"))?;
+        // Reactions reach the other copy: not to someone who blocked the caller.
         if target != user && reaction.is_some() && backend.users.is_blocked(target, user)? {
-            return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
+            return Err(ApiError::forbidden("USER_IS_BLOCKED"));
         }
         let copies = backend
             .messages

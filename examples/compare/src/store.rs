@@ -52,6 +52,7 @@ fn request(sender: i64, to: i64, random_id: i64) -> SendRequest {
         media: None,
         flags: 0,
         members: Vec::new(),
+        sender_only: false,
     }
 }
 

@@ -31,6 +31,7 @@ pub fn run_all(factory: Factory<'_>) {
     bad_input_gets_typed_errors(factory);
     pins_reach_both_sides_or_one(factory);
     reactions_are_one_per_user_in_every_copy(factory);
+    a_sender_only_message_stays_in_the_sender_s_box(factory);
 }
 
 /// `sent` finds every copy of a send by (sender, peer, random_id), the sender's first, as
@@ -66,6 +67,7 @@ pub fn private(from: i64, to: i64, random_id: i64, text: &str) -> SendRequest {
         media: None,
         flags: 0,
         members: Vec::new(),
+        sender_only: false,
     }
 }
 
@@ -694,6 +696,36 @@ pub fn reactions_are_one_per_user_in_every_copy(factory: Factory<'_>) {
             .len(),
         1
     );
+}
+
+/// A private message sent `sender_only` lands in the sender's box alone (a chat there with
+/// the recipient), the recipient's box unchanged; a repeat is still the same send.
+pub fn a_sender_only_message_stays_in_the_sender_s_box(factory: Factory<'_>) {
+    let store = store(factory);
+    store.send(&private(2, 1, 1, "before")).unwrap();
+    let before = store.state(BoxId::User(2)).unwrap();
+    let request = SendRequest {
+        sender_only: true,
+        ..private(1, 2, 5, "unseen")
+    };
+    let outcome = store.send(&request).unwrap();
+    assert_eq!(
+        outcome.deliveries,
+        vec![Delivery {
+            box_id: BoxId::User(1),
+            message_id: 2,
+            pts: 2
+        }]
+    );
+    assert_eq!(store.state(BoxId::User(2)).unwrap(), before);
+    let mine = store.get_messages(BoxId::User(1), &[2]).unwrap();
+    assert_eq!(mine[0].peer, Peer::User(2));
+    assert!(mine[0].out);
+    let dialogs = store.dialogs(1, 0, 10).unwrap();
+    assert_eq!(dialogs.len(), 1);
+    assert_eq!(dialogs[0].top_message, 2);
+    assert!(store.send(&request).unwrap().repeated);
+    assert_eq!(store.state(BoxId::User(2)).unwrap(), before);
 }
 
 /// One step of the model-based test.

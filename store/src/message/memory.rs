@@ -97,8 +97,8 @@ pub(crate) fn targets(
     }
     match request.peer {
         Peer::User(user) if user <= 0 => Err(MessageError::PeerIdInvalid),
-        Peer::User(user) if user == sender => {
-            Ok(vec![(BoxId::User(sender), Peer::User(sender), true)])
+        Peer::User(user) if user == sender || request.sender_only => {
+            Ok(vec![(BoxId::User(sender), Peer::User(user), true)])
         }
         Peer::User(user) => Ok(vec![
             (BoxId::User(sender), Peer::User(user), true),

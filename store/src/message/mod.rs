@@ -69,6 +69,10 @@ pub struct SendRequest {
     /// For a basic group: its members (each gets a copy in its common box); at least one.
     /// Ignored for users and channels.
     pub members: Vec<i64>,
+    /// For a private chat: store the message in the sender's box only, never delivered (the
+    /// recipient blocked the sender: Telegram keeps the message on the sender's side without
+    /// telling them). Ignored for groups and channels.
+    pub sender_only: bool,
 }
 
 /// Where one copy of a sent message landed.
