@@ -46,6 +46,7 @@ impl RocksAuthKeyStore {
         std::fs::create_dir_all(path.as_ref())?;
         let cache = rocksdb::Cache::new_lru_cache(8 << 20);
         let tuning = Tuning {
+            statistics: false,
             write_buffer_bytes: 4 << 20,
             sync: true,
         };

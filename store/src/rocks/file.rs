@@ -150,6 +150,7 @@ impl RocksFileStore {
         let files = PartFiles::open(path.as_ref().join("parts"))?;
         let cache = rocksdb::Cache::new_lru_cache(32 << 20);
         let tuning = Tuning {
+            statistics: false,
             write_buffer_bytes: 16 << 20,
             sync: durability == Durability::Sync,
         };

@@ -77,6 +77,9 @@ pub enum Fault {
 pub(crate) struct Tuning {
     pub(crate) write_buffer_bytes: usize,
     pub(crate) sync: bool,
+    /// Whether RocksDB counts tickers (what the message store reports as metrics); counting
+    /// costs every read and write a little.
+    pub(crate) statistics: bool,
 }
 
 /// One RocksDB database.
@@ -143,7 +146,9 @@ impl Instance {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        options.enable_statistics();
+        if tuning.statistics {
+            options.enable_statistics();
+        }
         options.set_compression_type(DBCompressionType::Lz4);
         options.set_write_buffer_size(tuning.write_buffer_bytes);
         options.set_block_based_table_factory(&table);

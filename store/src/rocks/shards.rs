@@ -149,6 +149,7 @@ impl Shards {
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let sync = options.durability == Durability::Sync;
         let tuning = Tuning {
+            statistics: true,
             write_buffer_bytes: options.write_buffer_bytes.max(1 << 20),
             sync,
         };

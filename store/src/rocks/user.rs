@@ -79,6 +79,7 @@ impl RocksUserStore {
         std::fs::create_dir_all(path.as_ref())?;
         let cache = rocksdb::Cache::new_lru_cache(16 << 20);
         let tuning = Tuning {
+            statistics: false,
             write_buffer_bytes: 8 << 20,
             sync: durability == Durability::Sync,
         };
