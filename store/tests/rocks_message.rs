@@ -600,3 +600,83 @@ fn a_torn_wal_tail_recovers_to_a_consistent_store() {
         .sum();
     assert_eq!(all, expected);
 }
+
+/// Many senders into one box (a hot box, as a bot's or a channel's): every send lands once
+/// with its own id and pts, the box stays gapless, each outcome names the message stored
+/// under it, and the sends share synced writes (group commit) instead of one sync each.
+#[test]
+fn a_hot_box_commits_in_groups_and_stays_gapless() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = RocksOptions::default();
+    options.instances = 1;
+    options.durability = Durability::Sync;
+    let store = Arc::new(RocksMessageStore::open(dir.path(), options).unwrap());
+    let hot = 1_000;
+    let senders = 16i64;
+    let each = 40i64;
+    let synced_before = store
+        .metrics()
+        .into_iter()
+        .find(|(name, _)| *name == "rocksdb.wal.synced")
+        .map_or(0, |(_, value)| value);
+    let threads: Vec<_> = (1..=senders)
+        .map(|sender| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..each)
+                    .map(|i| {
+                        let outcome = store.send(&private(sender, hot, i, "hot")).unwrap();
+                        (sender, i, outcome)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().unwrap())
+        .collect();
+    let total = usize::try_from(senders * each).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for (sender, random_id, outcome) in &outcomes {
+        assert!(!outcome.repeated);
+        let theirs = outcome.deliveries[1];
+        assert_eq!(theirs.box_id, BoxId::User(hot));
+        assert!(ids.insert(theirs.message_id), "an id given twice");
+        let stored = store
+            .get_messages(BoxId::User(hot), &[theirs.message_id])
+            .unwrap();
+        assert_eq!((stored[0].from, stored[0].random_id), (*sender, *random_id));
+        let mine = store
+            .get_messages(BoxId::User(*sender), &[outcome.deliveries[0].message_id])
+            .unwrap();
+        assert_eq!(mine[0].random_id, *random_id);
+    }
+    assert_eq!(ids.len(), total);
+    assert_eq!(
+        ids.iter().copied().collect::<Vec<_>>(),
+        (1..=i32::try_from(total).unwrap()).collect::<Vec<_>>()
+    );
+    let state = store.state(BoxId::User(hot)).unwrap();
+    assert_eq!(state.pts, i32::try_from(total).unwrap());
+    assert_eq!(
+        assert_consistent(&store, &(1..=senders).chain([hot]).collect::<Vec<_>>()),
+        total * 2
+    );
+    let dialogs = store.dialogs(hot, 0, 100).unwrap();
+    assert_eq!(dialogs.len(), usize::try_from(senders).unwrap());
+    assert_eq!(
+        dialogs.iter().map(|d| d.unread_count).sum::<i32>(),
+        i32::try_from(total).unwrap()
+    );
+    let synced = store
+        .metrics()
+        .into_iter()
+        .find(|(name, _)| *name == "rocksdb.wal.synced")
+        .map_or(0, |(_, value)| value)
+        - synced_before;
+    assert!(
+        synced < u64::try_from(total).unwrap(),
+        "{synced} syncs for {total} sends: no group shared a sync"
+    );
+}

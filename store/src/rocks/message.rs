@@ -6,17 +6,18 @@
 //! prefix of its committed changes. The layout is in `docs/storage-format.md`.
 
 use crate::BackendError;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
+use super::commit_queue::CommitQueue;
 use super::instance::{Instance, RangeIter, Reader, engine_error};
-use super::locks::BoxLocks;
+use super::locks::{BoxLocks, Held};
 use super::plan::{BoxPlan, box_exists, corrupt, read_dialog, read_message, read_meta};
 use super::shards::{OpenError, RocksOptions, Shards, instance_dir, write_manifest};
 use crate::codec::{
-    self, BatchOp, MessageRecord, decode_deliveries, decode_message, decode_ops, decode_update,
-    encode_deliveries, encode_location, encode_message, encode_ops,
+    self, BatchOp, BoxMeta, DialogRecord, MessageRecord, decode_deliveries, decode_message,
+    decode_ops, decode_update, encode_deliveries, encode_location, encode_message, encode_ops,
 };
 use crate::keys::{self, Prefix};
 use crate::message::{
@@ -32,12 +33,76 @@ const LOCK_STRIPES: u32 = 1 << 16;
 /// A send in progress, by its idempotency key.
 type SendKey = (i64, Peer, i64);
 
+/// The most sends one group commit takes: a bound on the batch (and on the time the group's
+/// boxes stay locked), far above what fills while one sync runs.
+const MAX_GROUP: usize = 256;
+
+/// A send queued for its instance's group commit.
+#[derive(Debug)]
+struct SendJob {
+    request: SendRequest,
+    targets: Vec<(BoxId, Peer, bool)>,
+    send_key: Vec<u8>,
+}
+
+/// Box counters and chat summaries as the sends planned so far (in one group) leave them:
+/// the next send of the group plans from these, not from the database, which does not have
+/// them yet.
+#[derive(Debug, Default)]
+struct Planned {
+    metas: HashMap<BoxId, BoxMeta>,
+    dialogs: HashMap<(BoxId, Peer), DialogRecord>,
+}
+
+impl Planned {
+    fn meta(&self, box_id: BoxId, held: &mut Held<'_>) -> Option<BoxMeta> {
+        self.metas
+            .get(&box_id)
+            .copied()
+            .or_else(|| held.meta(box_id))
+    }
+
+    fn dialog(&self, box_id: BoxId, peer: Peer, held: &mut Held<'_>) -> Option<DialogRecord> {
+        self.dialogs
+            .get(&(box_id, peer))
+            .copied()
+            .or_else(|| held.dialog(box_id, peer))
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.metas.extend(other.metas);
+        self.dialogs.extend(other.dialogs);
+    }
+
+    /// Caches what the committed batch left, for the next send to start from.
+    fn remember(&self, held: &mut Held<'_>) {
+        for (box_id, meta) in &self.metas {
+            let dialogs: Vec<(Peer, DialogRecord)> = self
+                .dialogs
+                .iter()
+                .filter(|((owner, _), _)| owner == box_id)
+                .map(|((_, peer), dialog)| (*peer, *dialog))
+                .collect();
+            held.remember(*box_id, *meta, &dialogs);
+        }
+    }
+}
+
+/// One send planned: its copies, its rows by instance, and what it leaves of its boxes.
+struct PlannedSend {
+    deliveries: Vec<Delivery>,
+    batches: BTreeMap<u32, Vec<BatchOp>>,
+    planned: Planned,
+}
+
 /// Messages in sharded RocksDB instances. See the [module](crate::rocks) for the guarantees.
 #[derive(Debug)]
 pub struct RocksMessageStore {
     shards: Shards,
     config: MessageStoreConfig,
     locks: BoxLocks,
+    /// One group-commit queue per instance, for sends whose copies are all on it.
+    queues: Vec<CommitQueue<SendJob, Result<SendOutcome, MessageError>>>,
     in_flight: Mutex<HashSet<SendKey>>,
     redelivered: u64,
 }
@@ -129,10 +194,14 @@ impl RocksMessageStore {
     /// crash interrupted before returning.
     pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, OpenError> {
         let shards = Shards::open(path.as_ref(), &options)?;
+        let queues = (0..shards.manifest.instances)
+            .map(|_| CommitQueue::new(MAX_GROUP))
+            .collect();
         let mut store = Self {
             shards,
             config: options.messages,
             locks: BoxLocks::new(LOCK_STRIPES),
+            queues,
             in_flight: Mutex::new(HashSet::new()),
             redelivered: 0,
         };
@@ -278,6 +347,165 @@ impl RocksMessageStore {
         Ok(done)
     }
 
+    /// Plans one send against its boxes as `so_far` (the sends planned before it in the same
+    /// batch), the lock cache, or else the database leave them. The caller holds the boxes'
+    /// locks. Nothing is written.
+    fn plan_send(
+        &self,
+        request: &SendRequest,
+        targets: &[(BoxId, Peer, bool)],
+        readers: &Readers<'_>,
+        held: &mut Held<'_>,
+        so_far: &Planned,
+    ) -> Result<PlannedSend, MessageError> {
+        let keep = self.config.max_log_entries;
+        let mut plans = Vec::with_capacity(targets.len());
+        let mut deliveries = Vec::with_capacity(targets.len());
+        for (box_id, peer, _) in targets {
+            let cached = so_far.meta(*box_id, held);
+            let mut plan = BoxPlan::load_cached(readers.of(*box_id)?, *box_id, keep, cached)?;
+            if let Some(dialog) = so_far.dialog(*box_id, *peer, held) {
+                plan.preload_dialog(*peer, dialog);
+            }
+            let message_id = plan
+                .meta
+                .state
+                .max_id
+                .checked_add(1)
+                .ok_or(MessageError::Exhausted)?;
+            plan.check_pts(1)?;
+            deliveries.push(Delivery {
+                box_id: *box_id,
+                message_id,
+                pts: plan.meta.state.pts + 1,
+            });
+            plans.push(plan);
+        }
+        let mut batches: BTreeMap<u32, Vec<BatchOp>> = BTreeMap::new();
+        let mut planned = Planned::default();
+        for ((mut plan, (box_id, peer, out)), delivery) in
+            plans.into_iter().zip(targets).zip(&deliveries)
+        {
+            let others = deliveries
+                .iter()
+                .filter(|other| other.box_id != *box_id)
+                .map(|other| (other.box_id, other.message_id))
+                .collect();
+            let date = request.date.max(plan.meta.last_date);
+            let id = delivery.message_id;
+            let dialog = plan.dialog(*peer)?;
+            let ordinal = dialog
+                .ordinals
+                .checked_add(1)
+                .ok_or(MessageError::Exhausted)?;
+            dialog.ordinals = ordinal;
+            dialog.top_id = id;
+            dialog.top_date = date;
+            dialog.count = dialog.count.saturating_add(1);
+            if !out {
+                dialog.unread = dialog.unread.saturating_add(1);
+            }
+            let record = MessageRecord {
+                message: StoredMessage {
+                    id,
+                    box_id: *box_id,
+                    peer: *peer,
+                    from: request.sender,
+                    out: *out,
+                    date,
+                    edit_date: None,
+                    random_id: request.random_id,
+                    body: request.body.clone(),
+                    media: request.media.clone(),
+                    flags: request.flags,
+                    pinned: false,
+                    reactions: Vec::new(),
+                },
+                others,
+                ordinal,
+            };
+            plan.put(keys::chat(*box_id, *peer, id), encode_message(&record));
+            plan.put(keys::message(*box_id, id), encode_location(*peer));
+            plan.meta.state.max_id = id;
+            plan.meta.last_date = date;
+            plan.log(1, UpdateKind::NewMessage { id })?;
+            let number = readers.of(*box_id)?.instance.number;
+            let (ops, meta, dialogs) = plan.finish_with_state();
+            batches.entry(number).or_default().extend(ops);
+            planned.metas.insert(*box_id, meta);
+            for (peer, dialog) in dialogs {
+                planned.dialogs.insert((*box_id, peer), dialog);
+            }
+        }
+        Ok(PlannedSend {
+            deliveries,
+            batches,
+            planned,
+        })
+    }
+
+    /// Commits a group of sends whose copies are all on `home`: locks every box of the group,
+    /// plans the sends in queue order (each from the state the ones before it leave), writes
+    /// one batch with one sync, and answers each send. A send that cannot be planned (an
+    /// exhausted box) fails alone; a failed write fails the group.
+    fn commit_group(
+        &self,
+        home: &Instance,
+        group: Vec<SendJob>,
+    ) -> Vec<Result<SendOutcome, MessageError>> {
+        let mut boxes: Vec<BoxId> = group
+            .iter()
+            .flat_map(|job| job.targets.iter().map(|(box_id, _, _)| *box_id))
+            .collect();
+        boxes.sort_unstable();
+        boxes.dedup();
+        let mut held = self.locks.lock(&boxes);
+        let readers = match Readers::new(&self.shards, &boxes) {
+            Ok(readers) => readers,
+            Err(error) => return group.iter().map(|_| Err(error.clone())).collect(),
+        };
+        let mut so_far = Planned::default();
+        let mut ops = Vec::new();
+        let mut outcomes: Vec<Result<Vec<Delivery>, MessageError>> =
+            Vec::with_capacity(group.len());
+        for job in &group {
+            match self.plan_send(&job.request, &job.targets, &readers, &mut held, &so_far) {
+                Ok(send) => {
+                    for (_, rows) in send.batches {
+                        ops.extend(rows);
+                    }
+                    ops.push(BatchOp::put(
+                        job.send_key.clone(),
+                        encode_deliveries(&send.deliveries),
+                    ));
+                    so_far.merge(send.planned);
+                    outcomes.push(Ok(send.deliveries));
+                }
+                Err(error) => outcomes.push(Err(error)),
+            }
+        }
+        drop(readers);
+        if !ops.is_empty() {
+            if let Err(error) = home.write(&ops, false) {
+                // What reached the disk is unknown: nothing cached of these boxes holds.
+                for box_id in &boxes {
+                    held.forget(*box_id);
+                }
+                return group.iter().map(|_| Err(error.clone())).collect();
+            }
+            so_far.remember(&mut held);
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.map(|deliveries| SendOutcome {
+                    deliveries,
+                    repeated: false,
+                })
+            })
+            .collect()
+    }
+
     fn begin_flight(&self, key: SendKey) -> Result<Flight<'_>, MessageError> {
         let mut set = crate::lock(&self.in_flight);
         if !set.insert(key) {
@@ -302,7 +530,7 @@ impl RocksMessageStore {
 }
 
 /// The chat with `peer` as a dialog row describes it.
-fn dialog_of(peer: Peer, record: &codec::DialogRecord) -> Dialog {
+fn dialog_of(peer: Peer, record: &DialogRecord) -> Dialog {
     Dialog {
         peer,
         top_message: record.top_id,
@@ -367,85 +595,38 @@ impl MessageStore for RocksMessageStore {
         for box_id in &boxes {
             self.shards.of(*box_id)?.check_writable()?;
         }
+        if boxes
+            .iter()
+            .all(|box_id| self.instance_of(*box_id) == home.number)
+        {
+            // Every copy on one instance: committed in a group with the other sends queued
+            // for that instance, one synced batch for all.
+            let job = SendJob {
+                request: request.clone(),
+                targets,
+                send_key,
+            };
+            let queue = self
+                .queues
+                .get(usize::try_from(home.number).unwrap_or(usize::MAX))
+                .ok_or_else(|| MessageError::Backend(BackendError::new("no commit queue")))?;
+            return queue.run(
+                job,
+                |group| self.commit_group(home, group),
+                || {
+                    Err(MessageError::Backend(BackendError::new(
+                        "the thread committing this send's group panicked",
+                    )))
+                },
+            );
+        }
         let mut held = self.locks.lock(&boxes);
         let readers = Readers::new(&self.shards, &boxes)?;
-        let keep = self.config.max_log_entries;
-        let mut plans = Vec::with_capacity(targets.len());
-        let mut deliveries = Vec::with_capacity(targets.len());
-        for (box_id, peer, _) in &targets {
-            let mut plan =
-                BoxPlan::load_cached(readers.of(*box_id)?, *box_id, keep, held.meta(*box_id))?;
-            if let Some(dialog) = held.dialog(*box_id, *peer) {
-                plan.preload_dialog(*peer, dialog);
-            }
-            let message_id = plan
-                .meta
-                .state
-                .max_id
-                .checked_add(1)
-                .ok_or(MessageError::Exhausted)?;
-            plan.check_pts(1)?;
-            deliveries.push(Delivery {
-                box_id: *box_id,
-                message_id,
-                pts: plan.meta.state.pts + 1,
-            });
-            plans.push(plan);
-        }
-        let mut batches: BTreeMap<u32, Vec<BatchOp>> = BTreeMap::new();
-        let mut committed = Vec::with_capacity(targets.len());
-        for ((plan, (box_id, peer, out)), delivery) in
-            plans.into_iter().zip(&targets).zip(&deliveries)
-        {
-            let mut plan = plan;
-            let others = deliveries
-                .iter()
-                .filter(|other| other.box_id != *box_id)
-                .map(|other| (other.box_id, other.message_id))
-                .collect();
-            let date = request.date.max(plan.meta.last_date);
-            let id = delivery.message_id;
-            let dialog = plan.dialog(*peer)?;
-            let ordinal = dialog
-                .ordinals
-                .checked_add(1)
-                .ok_or(MessageError::Exhausted)?;
-            dialog.ordinals = ordinal;
-            dialog.top_id = id;
-            dialog.top_date = date;
-            dialog.count = dialog.count.saturating_add(1);
-            if !out {
-                dialog.unread = dialog.unread.saturating_add(1);
-            }
-            let record = MessageRecord {
-                message: StoredMessage {
-                    id,
-                    box_id: *box_id,
-                    peer: *peer,
-                    from: request.sender,
-                    out: *out,
-                    date,
-                    edit_date: None,
-                    random_id: request.random_id,
-                    body: request.body.clone(),
-                    media: request.media.clone(),
-                    flags: request.flags,
-                    pinned: false,
-                    reactions: Vec::new(),
-                },
-                others,
-                ordinal,
-            };
-            plan.put(keys::chat(*box_id, *peer, id), encode_message(&record));
-            plan.put(keys::message(*box_id, id), encode_location(*peer));
-            plan.meta.state.max_id = id;
-            plan.meta.last_date = date;
-            plan.log(1, UpdateKind::NewMessage { id })?;
-            let number = readers.of(*box_id)?.instance.number;
-            let (ops, meta, dialogs) = plan.finish_with_state();
-            batches.entry(number).or_default().extend(ops);
-            committed.push((*box_id, meta, dialogs));
-        }
+        let PlannedSend {
+            deliveries,
+            mut batches,
+            planned,
+        } = self.plan_send(request, &targets, &readers, &mut held, &Planned::default())?;
         drop(readers);
         let home_number = home.number;
         let deliveries_value = encode_deliveries(&deliveries);
@@ -487,9 +668,7 @@ impl MessageStore for RocksMessageStore {
             }
         };
         // Every batch committed: what they left is what the next send starts from.
-        for (box_id, meta, dialogs) in committed {
-            held.remember(box_id, meta, &dialogs);
-        }
+        planned.remember(&mut held);
         if !delivered.is_empty() {
             // Losing this write only means the next open checks the markers again.
             home.write_unsynced(&delivered)?;
@@ -1198,7 +1377,7 @@ struct ChatSource<'a> {
     reader: &'a Reader<'a>,
     box_id: BoxId,
     peer: Peer,
-    dialog: codec::DialogRecord,
+    dialog: DialogRecord,
     /// The last position found by id or date, with its message's id: pages start there.
     anchor: std::cell::Cell<Option<(usize, i32)>>,
     /// The first engine error; the trait's methods cannot return one.

@@ -34,6 +34,7 @@
 //! The byte layout is in `docs/storage-format.md`.
 
 mod auth_key;
+mod commit_queue;
 mod file;
 mod instance;
 mod locks;
