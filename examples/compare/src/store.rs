@@ -9,6 +9,9 @@
 //!   statistics in the same run). The ratio is what the store's bookkeeping (locks, counters,
 //!   idempotency, the pending record of a send that crosses instances) costs over the bare
 //!   writes. `send_durable_64_4_instances` is the same over four instances.
+//! - `send_durable_hot_box`: 64 threads sending into one box (each from its own user), against
+//!   64 threads sending into 64 boxes (`send_durable_64`'s pattern), both through our store in
+//!   the same run: what a hot box costs with group commit.
 //! - `history_page_100`: 100-message `get_history` pages at a random `offset_id` in a random
 //!   chat of a store of 1,000,000 messages (500 private chats of 1,000 sends, each message
 //!   stored in both boxes). Peer (`rocksdb_range_scan`): a RocksDB holding the same message
@@ -147,6 +150,50 @@ fn send_durable(dir: &Path, bench: &str, instances: u32) {
     );
 }
 
+/// `send_durable_hot_box`: 64 senders into one box (a bot's, a popular user's) against 64
+/// senders into 64 boxes, both through our store in the default layout, every send synced.
+/// Before group commit a hot box was one sync per send; the ratio is what sharing one box
+/// still costs.
+fn send_durable_hot_box(dir: &Path) {
+    let hot_store =
+        RocksMessageStore::open(dir.join("hot"), RocksOptions::default()).expect("store");
+    let spread_store =
+        RocksMessageStore::open(dir.join("spread"), RocksOptions::default()).expect("store");
+    let next_id = AtomicI64::new(1);
+    let run = |store: &RocksMessageStore, hot: bool| {
+        std::thread::scope(|scope| {
+            for writer in 0..WRITERS {
+                let next_id = &next_id;
+                scope.spawn(move || {
+                    for _ in 0..SENDS_PER_CALL {
+                        let random_id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let to = if hot { 5000 } else { 1001 + writer };
+                        let sent = store.send(&request(1 + writer, to, random_id));
+                        black_box(sent.expect("a send"));
+                    }
+                });
+            }
+        });
+    };
+    let syncs_before = metric(&hot_store, "rocksdb.wal.synced");
+    run(&hot_store, true);
+    let syncs = metric(&hot_store, "rocksdb.wal.synced") - syncs_before;
+    eprintln!(
+        "store: send_durable_hot_box: {} sends into one box took {syncs} WAL syncs",
+        WRITERS * SENDS_PER_CALL
+    );
+    run(&spread_store, false);
+    compare(
+        "send_durable_hot_box",
+        "sends/s",
+        "send_durable_64",
+        Side::new((WRITERS * SENDS_PER_CALL) as f64, || run(&hot_store, true)),
+        Side::new((WRITERS * SENDS_PER_CALL) as f64, || {
+            run(&spread_store, false);
+        }),
+    );
+}
+
 /// Chats, sends per chat: 500 × 1,000 sends, two copies each.
 const CHATS: i64 = 500;
 const PER_CHAT: i64 = 1000;
@@ -261,6 +308,7 @@ pub(crate) fn run() {
         RocksOptions::default().instances,
     );
     send_durable(dir.path(), "send_durable_64_4_instances", 4);
+    send_durable_hot_box(dir.path());
     history(dir.path());
     if let Some(kib) = peak_rss_kib() {
         eprintln!("store: peak RSS {} MiB", kib / 1024);
