@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 mod api;
 mod crypto;
+mod echo;
 mod files;
 mod handshake;
 mod push;
@@ -120,6 +121,7 @@ const SUITES: &[(&str, fn())] = &[
     ("server", server::run),
     ("api", api::run),
     ("users", users::run),
+    ("echo", echo::run),
 ];
 
 fn main() -> ExitCode {

@@ -12,7 +12,9 @@ pub mod secrets;
 pub mod users;
 
 pub use bot::Echo;
-pub use run::{ECHO_CATCH_UP, EchoOptions, Started, start, start_with, start_with_pusher};
+pub use run::{
+    ECHO_CATCH_UP, EchoOptions, Started, start, start_with, start_with_pusher, start_wrapped,
+};
 pub use users::{ECHO_USER_ID, ECHO_USERNAME, open_users};
 
 /// The DC this server says it is.

@@ -11,7 +11,7 @@ use columba_api::push::{DevicePush, DevicePusher, LoggingPusher};
 use columba_api::{Api, Backend, DcList};
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::handshake;
-use columba_session::plugins::{CodeSender, LoggingCodeSender};
+use columba_session::plugins::{CodeSender, LoggingCodeSender, Service};
 use columba_session::runtime::{Server, ServerOptions, TcpAcceptor};
 use columba_store::file::FileStoreConfig;
 use columba_store::{
@@ -80,6 +80,30 @@ pub async fn start_with_pusher(
     code_sender: Arc<dyn CodeSender>,
     pusher: Arc<dyn DevicePusher>,
 ) -> io::Result<Started> {
+    start_inner(options, code_sender, pusher, |service| service).await
+}
+
+/// [`start`] with the echo's service handed to `wrap`, which returns the service the server
+/// runs: a benchmark puts one in front that answers some requests itself.
+pub async fn start_wrapped(
+    options: EchoOptions,
+    wrap: impl FnOnce(Arc<dyn Service>) -> Arc<dyn Service>,
+) -> io::Result<Started> {
+    start_inner(
+        options,
+        Arc::new(LoggingCodeSender),
+        Arc::new(LoggingPusher),
+        wrap,
+    )
+    .await
+}
+
+async fn start_inner(
+    options: EchoOptions,
+    code_sender: Arc<dyn CodeSender>,
+    pusher: Arc<dyn DevicePusher>,
+    wrap: impl FnOnce(Arc<dyn Service>) -> Arc<dyn Service>,
+) -> io::Result<Started> {
     let data = options.data;
     std::fs::create_dir_all(&data)?;
     let (rsa, new_key) = load_or_create_rsa_key(&data.join("server-key.pem"))?;
@@ -129,7 +153,7 @@ pub async fn start_with_pusher(
     let server = Server::new(
         server_options,
         keys,
-        Arc::new(Api::new(router)),
+        wrap(Arc::new(Api::new(router))),
         Arc::new(push),
     );
     Ok(Started {

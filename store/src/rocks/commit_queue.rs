@@ -9,19 +9,23 @@
 //! panics fails its group's work and still hands leadership on.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::Thread;
 
 /// The queue of one instance. `J` is a caller's work, `R` its result.
 #[derive(Debug)]
 pub(crate) struct CommitQueue<J, R> {
     inner: Mutex<Inner<J, R>>,
-    wake: Condvar,
     max_group: usize,
 }
 
 #[derive(Debug)]
 struct Inner<J, R> {
-    queue: VecDeque<(u64, J)>,
+    /// Queued work with the thread waiting for it: only the callers whose work is done (and
+    /// the next leader) are woken, not every waiter at each group's end.
+    queue: VecDeque<(u64, J, Thread)>,
+    /// The threads of the group being committed, by work.
+    committing: HashMap<u64, Thread>,
     /// Whether some caller leads (drains and commits) right now, or has been told to.
     leading: bool,
     /// The queued caller told to lead next.
@@ -36,12 +40,12 @@ impl<J, R> CommitQueue<J, R> {
         Self {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
+                committing: HashMap::new(),
                 leading: false,
                 next_leader: None,
                 done: HashMap::new(),
                 next_id: 0,
             }),
-            wake: Condvar::new(),
             max_group: max_group.max(1),
         }
     }
@@ -64,7 +68,7 @@ impl<J, R> CommitQueue<J, R> {
         let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id = inner.next_id.wrapping_add(1);
-        inner.queue.push_back((id, job));
+        inner.queue.push_back((id, job, std::thread::current()));
         if inner.leading {
             loop {
                 if let Some(result) = inner.done.remove(&id) {
@@ -74,19 +78,26 @@ impl<J, R> CommitQueue<J, R> {
                     inner.next_leader = None;
                     break;
                 }
-                inner = self
-                    .wake
-                    .wait(inner)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                drop(inner);
+                // Woken by the leader that finished this work or passes leadership here;
+                // a spurious wake-up only checks again.
+                std::thread::park();
+                inner = self.lock();
             }
         } else {
             inner.leading = true;
         }
         // Leading: this caller's work is at the front of the queue, so it is in the group.
         let take = inner.queue.len().min(self.max_group);
-        let group: Vec<(u64, J)> = inner.queue.drain(..take).collect();
+        let mut group = Vec::with_capacity(take);
+        let mut ids = Vec::with_capacity(take);
+        let state = &mut *inner;
+        for (queued, job, thread) in state.queue.drain(..take) {
+            state.committing.insert(queued, thread);
+            ids.push(queued);
+            group.push(job);
+        }
         drop(inner);
-        let ids: Vec<u64> = group.iter().map(|(id, _)| *id).collect();
         let mut leadership = Leadership {
             queue: self,
             own: id,
@@ -94,7 +105,7 @@ impl<J, R> CommitQueue<J, R> {
             failed: &failed,
             results: None,
         };
-        let results = commit(group.into_iter().map(|(_, job)| job).collect());
+        let results = commit(group);
         leadership.results = Some(results);
         drop(leadership);
         let mut inner = self.lock();
@@ -118,19 +129,33 @@ impl<J, R, F: Fn() -> R> Drop for Leadership<'_, J, R, F> {
         let mut inner = self.queue.lock();
         let mut results = self.results.take().unwrap_or_default().into_iter();
         let unwinding = std::thread::panicking();
+        let mut wake = Vec::with_capacity(self.ids.len() + 1);
         for id in self.ids {
             // A commit that returned too few results fails the rest rather than hang them.
             let result = results.next().unwrap_or_else(self.failed);
+            let thread = inner.committing.remove(id);
             if !(unwinding && *id == self.own) {
                 inner.done.insert(*id, result);
+                if *id != self.own {
+                    wake.extend(thread);
+                }
             }
         }
-        match inner.queue.front() {
-            Some((next, _)) => inner.next_leader = Some(*next),
+        match inner
+            .queue
+            .front()
+            .map(|(next, _, thread)| (*next, thread.clone()))
+        {
+            Some((next, thread)) => {
+                inner.next_leader = Some(next);
+                wake.push(thread);
+            }
             None => inner.leading = false,
         }
         drop(inner);
-        self.queue.wake.notify_all();
+        for thread in wake {
+            thread.unpark();
+        }
     }
 }
 
