@@ -61,6 +61,10 @@ pub async fn update_pinned_message(
         .blocking(move || {
             let backend = pin_backend;
             let target = backend.input_peer(user, &request.peer)?;
+            // As a send: not to someone the caller blocked.
+            if target != user && !request.pm_oneside && backend.users.is_blocked(user, target)? {
+                return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
+            }
             // Someone who blocked the caller is not reached: the pin stays on this side.
             let one_side =
                 request.pm_oneside || (target != user && backend.users.is_blocked(target, user)?);
@@ -84,15 +88,21 @@ pub async fn update_pinned_message(
         let random_id = rand::random::<i64>();
         let outgoing =
             Outgoing::service(target, random_id, Action::PinMessage).replying_to(Some(request.id));
-        let sent = send(&ctx, &backend, outgoing).await?;
-        sent.notify_recipient(&ctx, &backend);
-        if let enums::Updates::Updates(answer) = sent.updates {
-            updates.extend(
-                answer
-                    .updates
-                    .into_iter()
-                    .filter(|update| matches!(update, enums::Update::UpdateNewMessage(_))),
-            );
+        // The pin is made and told already: a service message that cannot be written (the
+        // pinned message deleted meanwhile, a failing store) does not undo it.
+        match send(&ctx, &backend, outgoing).await {
+            Ok(sent) => {
+                sent.notify_recipient(&ctx, &backend);
+                if let enums::Updates::Updates(answer) = sent.updates {
+                    updates.extend(
+                        answer
+                            .updates
+                            .into_iter()
+                            .filter(|update| matches!(update, enums::Update::UpdateNewMessage(_))),
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(?error, "a pin's service message was not written"),
         }
     }
     Ok(objects::updates(updates, users, now_unix()))
@@ -111,6 +121,8 @@ pub async fn unpin_all_messages(
         let target = backend.input_peer(user, &request.peer)?;
         let own = BoxId::User(user);
         let chat = Peer::User(target);
+        // Someone who blocked the caller is not reached, as with one pin.
+        let one_side = target != user && backend.users.is_blocked(target, user)?;
         let ids = backend.messages.pinned(own, chat, 0, MAX_UNPIN_ALL)?;
         if ids.is_empty() {
             let pts = backend.messages.state(own)?.pts;
@@ -121,12 +133,21 @@ pub async fn unpin_all_messages(
             }
             .into());
         }
-        let changes = backend.messages.pin(own, chat, &ids, false, false)?;
+        let changes = backend.messages.pin(own, chat, &ids, false, one_side)?;
         let (mut pts, mut pts_count) = (backend.messages.state(own)?.pts, 0);
-        if let Some((_, entry)) = changes.iter().find(|(box_id, _)| *box_id == own) {
-            (pts, pts_count) = (entry.pts, entry.pts_count);
+        let mut others = Vec::new();
+        for (box_id, entry) in changes {
+            if box_id == own {
+                (pts, pts_count) = (entry.pts, entry.pts_count);
+            } else {
+                others.push(Affected {
+                    box_id,
+                    pts: entry.pts,
+                    pts_count: entry.pts_count,
+                });
+            }
         }
-        answer(&task_ctx, &backend, user, target, changes)?;
+        notify_after(&task_ctx, &backend, others);
         let more = !backend.messages.pinned(own, chat, 0, 1)?.is_empty();
         Ok(types::messages::AffectedHistory {
             pts,

@@ -53,8 +53,10 @@ pub async fn send_reaction(
             .next()
             .filter(|message| message.peer == columba_store::message::Peer::User(target))
             .ok_or_else(|| ApiError::bad_request("MESSAGE_ID_INVALID"))?;
-        // Reactions reach the other copy: not to someone who blocked the caller.
-        if target != user && reaction.is_some() && backend.users.is_blocked(target, user)? {
+        // Reactions reach the other copy: not to someone who blocked the caller (taking one
+        // back is allowed, and they are not told).
+        let blocked_by_target = target != user && backend.users.is_blocked(target, user)?;
+        if blocked_by_target && reaction.is_some() {
             return Err(ApiError::forbidden("USER_IS_BLOCKED"));
         }
         let copies = backend
@@ -66,7 +68,8 @@ pub async fn send_reaction(
                 BoxId::User(owner) if owner == user => {
                     answer.push(objects::reactions_update(copy));
                 }
-                BoxId::User(owner) => tell(&server, &backend, owner, copy),
+                BoxId::User(owner) if !blocked_by_target => tell(&server, &backend, owner, copy),
+                BoxId::User(_) => {}
                 BoxId::Channel(_) => {}
             }
         }

@@ -17,13 +17,14 @@ use std::thread::Thread;
 pub(crate) struct CommitQueue<J, R> {
     inner: Mutex<Inner<J, R>>,
     max_group: usize,
+    max_weight: usize,
 }
 
 #[derive(Debug)]
 struct Inner<J, R> {
     /// Queued work with the thread waiting for it: only the callers whose work is done (and
     /// the next leader) are woken, not every waiter at each group's end.
-    queue: VecDeque<(u64, J, Thread)>,
+    queue: VecDeque<Queued<J>>,
     /// The threads of the group being committed, by work.
     committing: HashMap<u64, Thread>,
     /// Whether some caller leads (drains and commits) right now, or has been told to.
@@ -34,9 +35,20 @@ struct Inner<J, R> {
     next_id: u64,
 }
 
+/// Work waiting in the queue: its id, the work, its weight, and the thread to wake.
+#[derive(Debug)]
+struct Queued<J> {
+    id: u64,
+    job: J,
+    weight: usize,
+    thread: Thread,
+}
+
 impl<J, R> CommitQueue<J, R> {
-    /// An empty queue whose groups hold at most `max_group` callers' work.
-    pub(crate) fn new(max_group: usize) -> Self {
+    /// An empty queue whose groups hold at most `max_group` callers' work, and at most
+    /// `max_weight` of it (the bytes a batch may hold; a group always takes one job, however
+    /// heavy).
+    pub(crate) fn new(max_group: usize, max_weight: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
@@ -47,6 +59,7 @@ impl<J, R> CommitQueue<J, R> {
                 next_id: 0,
             }),
             max_group: max_group.max(1),
+            max_weight,
         }
     }
 
@@ -62,13 +75,19 @@ impl<J, R> CommitQueue<J, R> {
     pub(crate) fn run(
         &self,
         job: J,
+        weight: usize,
         commit: impl FnOnce(Vec<J>) -> Vec<R>,
         failed: impl Fn() -> R,
     ) -> R {
         let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id = inner.next_id.wrapping_add(1);
-        inner.queue.push_back((id, job, std::thread::current()));
+        inner.queue.push_back(Queued {
+            id,
+            job,
+            weight,
+            thread: std::thread::current(),
+        });
         if inner.leading {
             loop {
                 if let Some(result) = inner.done.remove(&id) {
@@ -88,14 +107,22 @@ impl<J, R> CommitQueue<J, R> {
             inner.leading = true;
         }
         // Leading: this caller's work is at the front of the queue, so it is in the group.
-        let take = inner.queue.len().min(self.max_group);
+        let mut take = 0;
+        let mut weight = 0usize;
+        for queued in inner.queue.iter().take(self.max_group) {
+            weight = weight.saturating_add(queued.weight);
+            if take > 0 && weight > self.max_weight {
+                break;
+            }
+            take += 1;
+        }
         let mut group = Vec::with_capacity(take);
         let mut ids = Vec::with_capacity(take);
         let state = &mut *inner;
-        for (queued, job, thread) in state.queue.drain(..take) {
-            state.committing.insert(queued, thread);
-            ids.push(queued);
-            group.push(job);
+        for queued in state.queue.drain(..take) {
+            state.committing.insert(queued.id, queued.thread);
+            ids.push(queued.id);
+            group.push(queued.job);
         }
         drop(inner);
         let mut leadership = Leadership {
@@ -144,7 +171,7 @@ impl<J, R, F: Fn() -> R> Drop for Leadership<'_, J, R, F> {
         match inner
             .queue
             .front()
-            .map(|(next, _, thread)| (*next, thread.clone()))
+            .map(|queued| (queued.id, queued.thread.clone()))
         {
             Some((next, thread)) => {
                 inner.next_leader = Some(next);
@@ -168,14 +195,14 @@ mod tests {
 
     #[test]
     fn one_caller_commits_its_own_work() {
-        let queue = CommitQueue::new(8);
-        let result = queue.run(5, |group| group.iter().map(|x| x * 2).collect(), || 0);
+        let queue = CommitQueue::new(8, usize::MAX);
+        let result = queue.run(5, 1, |group| group.iter().map(|x| x * 2).collect(), || 0);
         assert_eq!(result, 10);
     }
 
     #[test]
     fn concurrent_callers_share_groups_and_each_gets_its_own_result() {
-        let queue = Arc::new(CommitQueue::new(16));
+        let queue = Arc::new(CommitQueue::new(16, usize::MAX));
         let commits = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..32u64)
             .map(|n| {
@@ -187,6 +214,7 @@ mod tests {
                         let job = n * 1000 + round;
                         let result = queue.run(
                             job,
+                            1,
                             |group| {
                                 commits.fetch_add(1, Ordering::Relaxed);
                                 std::thread::sleep(std::time::Duration::from_micros(200));
@@ -209,11 +237,12 @@ mod tests {
 
     #[test]
     fn a_panicking_leader_fails_its_group_and_hands_on() {
-        let queue = Arc::new(CommitQueue::new(4));
+        let queue = Arc::new(CommitQueue::new(4, usize::MAX));
         let panicked = std::thread::spawn({
             let queue = queue.clone();
             move || {
                 queue.run(
+                    1,
                     1,
                     |_group: Vec<i32>| -> Vec<i32> { panic!("leader fails") },
                     || -1,
@@ -223,12 +252,56 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         // The queue still works: a new caller leads.
-        assert_eq!(queue.run(2, |group| group, || -1), 2);
+        assert_eq!(queue.run(2, 1, |group| group, || -1), 2);
     }
 
     #[test]
     fn too_few_results_fail_the_rest() {
-        let queue: CommitQueue<i32, i32> = CommitQueue::new(4);
-        assert_eq!(queue.run(7, |_| Vec::new(), || -1), -1);
+        let queue: CommitQueue<i32, i32> = CommitQueue::new(4, usize::MAX);
+        assert_eq!(queue.run(7, 1, |_| Vec::new(), || -1), -1);
+    }
+}
+
+#[cfg(test)]
+mod weight_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Groups stop at the weight bound (but always take one job, however heavy).
+    #[test]
+    fn groups_stay_under_their_weight() {
+        let queue = Arc::new(CommitQueue::new(64, 10));
+        let largest = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16usize)
+            .map(|n| {
+                let queue = queue.clone();
+                let largest = largest.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let weight = if n == 0 { 50 } else { 4 };
+                        let result = queue.run(
+                            weight,
+                            weight,
+                            |group: Vec<usize>| {
+                                let total: usize = group.iter().sum();
+                                if group.len() > 1 {
+                                    largest.fetch_max(total, Ordering::Relaxed);
+                                }
+                                std::thread::sleep(std::time::Duration::from_micros(300));
+                                group
+                            },
+                            || 0,
+                        );
+                        assert_eq!(result, weight);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(largest.load(Ordering::Relaxed) <= 10);
     }
 }

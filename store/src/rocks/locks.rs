@@ -76,10 +76,12 @@ pub(crate) struct Held<'a> {
 impl Held<'_> {
     fn cache(&mut self, box_id: BoxId) -> Option<&mut StripeCache> {
         let index = logical_shard(box_id, self.stripes);
-        self.guards
-            .iter_mut()
-            .find(|(held, _)| *held == index)
-            .map(|(_, guard)| &mut **guard)
+        // The guards are in ascending stripe order (how they were taken).
+        let at = self
+            .guards
+            .binary_search_by_key(&index, |(held, _)| *held)
+            .ok()?;
+        self.guards.get_mut(at).map(|(_, guard)| &mut **guard)
     }
 
     /// The cached counters of a locked box.

@@ -36,6 +36,9 @@ type SendKey = (i64, Peer, i64);
 /// The most sends one group commit takes: a bound on the batch (and on the time the group's
 /// boxes stay locked), far above what fills while one sync runs.
 const MAX_GROUP: usize = 256;
+/// The most body and media bytes (times their copies) one group's batch takes: a bound on
+/// the batch's memory whatever the sends carry (a single larger send still goes alone).
+const MAX_GROUP_BYTES: usize = 16 << 20;
 
 /// A send queued for its instance's group commit.
 #[derive(Debug)]
@@ -76,13 +79,13 @@ impl Planned {
 
     /// Caches what the committed batch left, for the next send to start from.
     fn remember(&self, held: &mut Held<'_>) {
+        // Chat summaries by box once (a group of basic-group sends touches many boxes).
+        let mut by_box: HashMap<BoxId, Vec<(Peer, DialogRecord)>> = HashMap::new();
+        for ((owner, peer), dialog) in &self.dialogs {
+            by_box.entry(*owner).or_default().push((*peer, *dialog));
+        }
         for (box_id, meta) in &self.metas {
-            let dialogs: Vec<(Peer, DialogRecord)> = self
-                .dialogs
-                .iter()
-                .filter(|((owner, _), _)| owner == box_id)
-                .map(|((_, peer), dialog)| (*peer, *dialog))
-                .collect();
+            let dialogs = by_box.remove(box_id).unwrap_or_default();
             held.remember(*box_id, *meta, &dialogs);
         }
     }
@@ -195,7 +198,7 @@ impl RocksMessageStore {
     pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, OpenError> {
         let shards = Shards::open(path.as_ref(), &options)?;
         let queues = (0..shards.manifest.instances)
-            .map(|_| CommitQueue::new(MAX_GROUP))
+            .map(|_| CommitQueue::new(MAX_GROUP, MAX_GROUP_BYTES))
             .collect();
         let mut store = Self {
             shards,
@@ -601,6 +604,7 @@ impl MessageStore for RocksMessageStore {
         {
             // Every copy on one instance: committed in a group with the other sends queued
             // for that instance, one synced batch for all.
+            let weight = body_len.saturating_mul(targets.len());
             let job = SendJob {
                 request: request.clone(),
                 targets,
@@ -612,6 +616,7 @@ impl MessageStore for RocksMessageStore {
                 .ok_or_else(|| MessageError::Backend(BackendError::new("no commit queue")))?;
             return queue.run(
                 job,
+                weight,
                 |group| self.commit_group(home, group),
                 || {
                     Err(MessageError::Backend(BackendError::new(
@@ -1086,13 +1091,14 @@ impl MessageStore for RocksMessageStore {
             let mut changed = Vec::with_capacity(records.len());
             for mut record in records {
                 let id = record.message.id;
+                let at = record.message.peer;
                 record.message.pinned = pinned;
                 if pinned {
-                    plan.put(keys::pinned(target, chat, id), Vec::new());
+                    plan.put(keys::pinned(target, at, id), Vec::new());
                 } else {
-                    plan.delete(keys::pinned(target, chat, id));
+                    plan.delete(keys::pinned(target, at, id));
                 }
-                plan.put(keys::chat(target, chat, id), encode_message(&record));
+                plan.put(keys::chat(target, at, id), encode_message(&record));
                 changed.push(id);
             }
             let kind = UpdateKind::PinMessages {

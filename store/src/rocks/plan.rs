@@ -173,8 +173,9 @@ impl<'r> BoxPlan<'r> {
     }
 
     /// Drops the oldest entries beyond the kept number; the floor moves to the pts of the last
-    /// one dropped. Every call logs at most one entry per box, so the entries to drop are all
-    /// in the database already.
+    /// one dropped. Only entries already in the database are dropped: a group commit that
+    /// logs several entries in one box may leave the log a few entries over the bound until
+    /// the next change of the box trims them (the counters stay exact).
     fn trim_log(&mut self) -> Result<(), MessageError> {
         let keep = u32::try_from(self.keep).unwrap_or(u32::MAX);
         if self.meta.log_len <= keep {
