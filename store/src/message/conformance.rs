@@ -24,6 +24,7 @@ pub fn run_all(factory: Factory<'_>) {
     a_send_is_found_by_its_identity(factory);
     history_follows_get_history_rules(factory);
     difference_replays_the_log_and_says_too_long(factory);
+    channel_logs_have_their_own_bound(factory);
     edits_reach_every_copy(factory);
     deletes_for_me_and_revoked(factory);
     read_markers_and_unread_counts(factory);
@@ -274,6 +275,40 @@ pub fn difference_replays_the_log_and_says_too_long(factory: Factory<'_>) {
         store.get_difference(BoxId::User(2), 2, 10).unwrap(),
         Difference::TooLong { pts: 8 }
     );
+}
+
+/// Channel boxes keep their own number of log entries, apart from common boxes (Telegram
+/// keeps far fewer for channels).
+pub fn channel_logs_have_their_own_bound(factory: Factory<'_>) {
+    let store = factory(MessageStoreConfig {
+        max_log_entries: 6,
+        max_channel_log_entries: 3,
+        ..MessageStoreConfig::default()
+    });
+    for n in 0..6 {
+        store
+            .send(&SendRequest {
+                peer: Peer::Channel(7),
+                ..private(1, 2, n, "post")
+            })
+            .unwrap();
+        store.send(&private(1, 2, 100 + n, "m")).unwrap();
+    }
+    let channel = BoxId::Channel(7);
+    assert_eq!(store.state(channel).unwrap().pts, 6);
+    assert_eq!(
+        store.get_difference(channel, 2, 10).unwrap(),
+        Difference::TooLong { pts: 6 }
+    );
+    match store.get_difference(channel, 3, 10).unwrap() {
+        Difference::Changes { entries, .. } => assert_eq!(entries.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    // The common box, with as many changes, still has all six.
+    match store.get_difference(BoxId::User(2), 0, 10).unwrap() {
+        Difference::Changes { entries, .. } => assert_eq!(entries.len(), 6),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Editing changes every copy, keeps the id, sets edit_date and takes a pts in each box;

@@ -201,7 +201,7 @@ impl MessageStore for MemoryMessageStore {
                 pinned: false,
                 reactions: Vec::new(),
             };
-            let keep = self.config.max_log_entries;
+            let keep = self.config.log_entries_kept(*box_id);
             let mailbox = inner.boxes.entry(*box_id).or_default();
             mailbox.state.max_id = delivery.message_id;
             mailbox.last_date = message.date;
@@ -393,7 +393,6 @@ impl MessageStore for MemoryMessageStore {
         if body.len() + media.as_ref().map_or(0, Vec::len) > self.config.max_body_len {
             return Err(MessageError::MessageTooLong);
         }
-        let keep = self.config.max_log_entries;
         let mut inner = self.lock();
         let copy = inner
             .boxes
@@ -425,7 +424,12 @@ impl MessageStore for MemoryMessageStore {
             copy.message.media = media.clone();
             copy.message.edit_date = Some(edit_date);
             let pts = mailbox.take_pts(1)?;
-            mailbox.log(pts, 1, UpdateKind::EditMessage { id: target_id }, keep);
+            mailbox.log(
+                pts,
+                1,
+                UpdateKind::EditMessage { id: target_id },
+                self.config.log_entries_kept(target),
+            );
             affected.push(Affected {
                 box_id: target,
                 pts,
@@ -444,7 +448,6 @@ impl MessageStore for MemoryMessageStore {
         if ids.len() > MAX_PAGE {
             return Err(MessageError::LimitInvalid);
         }
-        let keep = self.config.max_log_entries;
         let mut inner = self.lock();
         // Which ids go from which box.
         let mut plan: BTreeMap<BoxId, Vec<i32>> = BTreeMap::new();
@@ -495,7 +498,7 @@ impl MessageStore for MemoryMessageStore {
                 pts,
                 count,
                 UpdateKind::DeleteMessages { ids: removed },
-                keep,
+                self.config.log_entries_kept(target),
             );
             affected.push(Affected {
                 box_id: target,
@@ -517,7 +520,6 @@ impl MessageStore for MemoryMessageStore {
         if ids.len() > MAX_PAGE {
             return Err(MessageError::LimitInvalid);
         }
-        let keep = self.config.max_log_entries;
         let mut inner = self.lock();
         let mailbox = inner
             .boxes
@@ -582,7 +584,7 @@ impl MessageStore for MemoryMessageStore {
                 ids: changed,
                 pinned,
             };
-            mailbox.log(pts, 1, kind.clone(), keep);
+            mailbox.log(pts, 1, kind.clone(), self.config.log_entries_kept(target));
             changes.push((
                 target,
                 UpdateEntry {

@@ -324,10 +324,12 @@ pub enum MessageError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MessageStoreConfig {
-    /// Update-log entries kept per box (Telegram keeps about 5,000,000 for common boxes and
-    /// 100,000 for channels); older ones are dropped and a difference from before them is
-    /// [`Difference::TooLong`].
+    /// Update-log entries kept per common box (Telegram keeps about 5,000,000); older ones
+    /// are dropped and a difference from before them is [`Difference::TooLong`].
     pub max_log_entries: usize,
+    /// Update-log entries kept per channel box (Telegram keeps about 100,000: a client
+    /// further behind refetches the channel).
+    pub max_channel_log_entries: usize,
     /// The largest body (and media reference) accepted.
     pub max_body_len: usize,
     /// The most members a basic group send may reach.
@@ -342,11 +344,23 @@ pub struct MessageStoreConfig {
 impl Default for MessageStoreConfig {
     fn default() -> Self {
         Self {
-            max_log_entries: 100_000,
+            max_log_entries: 5_000_000,
+            max_channel_log_entries: 100_000,
             max_body_len: 1024 * 1024,
             max_members: 200,
             max_reactions: 200,
             max_reaction_len: 64,
+        }
+    }
+}
+
+impl MessageStoreConfig {
+    /// Update-log entries kept in `box_id`'s log: [`Self::max_log_entries`] for a common
+    /// box, [`Self::max_channel_log_entries`] for a channel's.
+    pub fn log_entries_kept(&self, box_id: BoxId) -> usize {
+        match box_id {
+            BoxId::User(_) => self.max_log_entries,
+            BoxId::Channel(_) => self.max_channel_log_entries,
         }
     }
 }

@@ -361,12 +361,17 @@ impl RocksMessageStore {
         held: &mut Held<'_>,
         so_far: &Planned,
     ) -> Result<PlannedSend, MessageError> {
-        let keep = self.config.max_log_entries;
+        let config = self.config;
         let mut plans = Vec::with_capacity(targets.len());
         let mut deliveries = Vec::with_capacity(targets.len());
         for (box_id, peer, _) in targets {
             let cached = so_far.meta(*box_id, held);
-            let mut plan = BoxPlan::load_cached(readers.of(*box_id)?, *box_id, keep, cached)?;
+            let mut plan = BoxPlan::load_cached(
+                readers.of(*box_id)?,
+                *box_id,
+                config.log_entries_kept(*box_id),
+                cached,
+            )?;
             if let Some(dialog) = so_far.dialog(*box_id, *peer, held) {
                 plan.preload_dialog(*peer, dialog);
             }
@@ -878,7 +883,7 @@ impl MessageStore for RocksMessageStore {
         if own.message.from != editor {
             return Err(MessageError::MessageAuthorRequired);
         }
-        let keep = self.config.max_log_entries;
+        let config = self.config;
         let mut batches = Batches::new();
         let mut affected = Vec::new();
         for (target, target_id) in copies {
@@ -886,7 +891,7 @@ impl MessageStore for RocksMessageStore {
             let Some(mut record) = read_message(reader, target, target_id)? else {
                 continue;
             };
-            let mut plan = BoxPlan::load(reader, target, keep)?;
+            let mut plan = BoxPlan::load(reader, target, config.log_entries_kept(target))?;
             record.message.body.clone_from(&body);
             record.message.media.clone_from(&media);
             record.message.edit_date = Some(edit_date);
@@ -958,7 +963,7 @@ impl MessageStore for RocksMessageStore {
                 }
             }
         }
-        let keep = self.config.max_log_entries;
+        let config = self.config;
         let mut batches = Batches::new();
         let mut affected = Vec::new();
         for (target, removed) in plan_ids {
@@ -966,7 +971,7 @@ impl MessageStore for RocksMessageStore {
                 continue;
             }
             let reader = readers.of(target)?;
-            let mut plan = BoxPlan::load(reader, target, keep)?;
+            let mut plan = BoxPlan::load(reader, target, config.log_entries_kept(target))?;
             let count = i32::try_from(removed.len()).unwrap_or(i32::MAX);
             plan.check_pts(count)?;
             let mut lost_tops: Vec<Peer> = Vec::new();
@@ -1076,10 +1081,14 @@ impl MessageStore for RocksMessageStore {
             return Err(MessageError::MessageIdInvalid);
         }
         plan_records.retain(|(_, list)| !list.is_empty());
-        let keep = self.config.max_log_entries;
+        let config = self.config;
         let mut plans = Vec::with_capacity(plan_records.len());
         for (target, _) in &plan_records {
-            let plan = BoxPlan::load(readers.of(*target)?, *target, keep)?;
+            let plan = BoxPlan::load(
+                readers.of(*target)?,
+                *target,
+                config.log_entries_kept(*target),
+            )?;
             // Room for the pts in every box first, so that a failure changes nothing.
             plan.check_pts(1)?;
             plans.push(plan);
@@ -1229,8 +1238,8 @@ impl MessageStore for RocksMessageStore {
         if !box_exists(own_reader, own)? {
             return Ok(Vec::new());
         }
-        let keep = self.config.max_log_entries;
-        let mut plan = BoxPlan::load(own_reader, own, keep)?;
+        let config = self.config;
+        let mut plan = BoxPlan::load(own_reader, own, config.log_entries_kept(own))?;
         let dialog = *plan.dialog(peer)?;
         let top = dialog.top_id;
         // 0 reads everything; a watermark never moves back, nor past the newest message.
@@ -1243,7 +1252,7 @@ impl MessageStore for RocksMessageStore {
             Some(other_box) => {
                 let reader = readers.of(other_box)?;
                 box_exists(reader, other_box)?
-                    .then(|| BoxPlan::load(reader, other_box, keep))
+                    .then(|| BoxPlan::load(reader, other_box, config.log_entries_kept(other_box)))
                     .transpose()?
             }
             None => None,
