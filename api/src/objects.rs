@@ -261,12 +261,8 @@ pub fn message_reactions(stored: &StoredMessage) -> Option<enums::MessageReactio
 pub fn reactions_update(stored: &StoredMessage) -> enums::Update {
     let reactions = message_reactions(stored).unwrap_or_else(|| {
         types::MessageReactions {
-            min: false,
             can_see_list: true,
-            reactions_as_tags: false,
-            results: Vec::new(),
-            recent_reactions: None,
-            top_reactors: None,
+            ..Default::default()
         }
         .into()
     });

@@ -20,20 +20,19 @@ use crate::updates::notify_after;
 /// again (the answer's `offset` says so, as Telegram's does).
 pub const MAX_UNPIN_ALL: usize = MAX_PAGE;
 
-/// The caller's own change as updates, the others' boxes told after the answer.
-fn answer(
+/// The caller's own entry, if its box changed; the other boxes are told after the answer.
+fn tell_others(
     ctx: &Ctx,
     backend: &Arc<Backend>,
     user: i64,
-    target: i64,
     changes: Vec<(BoxId, UpdateEntry)>,
-) -> Result<(Vec<enums::Update>, Vec<enums::User>), ApiError> {
+) -> Option<UpdateEntry> {
     let own = BoxId::User(user);
-    let mut mine = Vec::new();
+    let mut mine = None;
     let mut others = Vec::new();
     for (box_id, entry) in changes {
         if box_id == own {
-            mine.extend(objects::update_of(&entry, &[]));
+            mine = Some(entry);
         } else {
             others.push(Affected {
                 box_id,
@@ -43,7 +42,23 @@ fn answer(
         }
     }
     notify_after(ctx, backend, others);
-    Ok((mine, backend.user_objects([user, target], user)?))
+    mine
+}
+
+/// The caller's own change as updates, with the users they name; the others are told.
+fn answer(
+    ctx: &Ctx,
+    backend: &Arc<Backend>,
+    user: i64,
+    target: i64,
+    changes: Vec<(BoxId, UpdateEntry)>,
+) -> Result<(Vec<enums::Update>, Vec<enums::User>), ApiError> {
+    let mine =
+        tell_others(ctx, backend, user, changes).and_then(|entry| objects::update_of(&entry, &[]));
+    Ok((
+        mine.into_iter().collect(),
+        backend.user_objects([user, target], user)?,
+    ))
 }
 
 /// `messages.updatePinnedMessage` in a private chat: pins (or with `unpin`, unpins) the
@@ -134,20 +149,10 @@ pub async fn unpin_all_messages(
             .into());
         }
         let changes = backend.messages.pin(own, chat, &ids, false, one_side)?;
-        let (mut pts, mut pts_count) = (backend.messages.state(own)?.pts, 0);
-        let mut others = Vec::new();
-        for (box_id, entry) in changes {
-            if box_id == own {
-                (pts, pts_count) = (entry.pts, entry.pts_count);
-            } else {
-                others.push(Affected {
-                    box_id,
-                    pts: entry.pts,
-                    pts_count: entry.pts_count,
-                });
-            }
-        }
-        notify_after(&task_ctx, &backend, others);
+        let (pts, pts_count) = match tell_others(&task_ctx, &backend, user, changes) {
+            Some(entry) => (entry.pts, entry.pts_count),
+            None => (backend.messages.state(own)?.pts, 0),
+        };
         let more = !backend.messages.pinned(own, chat, 0, 1)?.is_empty();
         Ok(types::messages::AffectedHistory {
             pts,

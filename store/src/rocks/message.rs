@@ -514,6 +514,30 @@ impl RocksMessageStore {
             .collect()
     }
 
+    /// `box_id` and the boxes holding other copies of its messages `ids`, to lock before a
+    /// change that reaches every copy (read without locks: the caller reads again under them;
+    /// a copy is never added after its send).
+    fn with_other_copies(&self, box_id: BoxId, ids: &[i32]) -> Result<Vec<BoxId>, MessageError> {
+        let mut boxes = vec![box_id];
+        let reader = self.shards.of(box_id)?.snapshot();
+        for id in ids {
+            if let Some(record) = read_message(&reader, box_id, *id)? {
+                boxes.extend(record.others.iter().map(|(other, _)| *other));
+            }
+        }
+        Ok(boxes)
+    }
+
+    /// Locks `boxes` for a change other than a send, which plans from the database: the
+    /// counters and chat summaries cached for them go.
+    fn lock_to_change(&self, boxes: &[BoxId]) -> Held<'_> {
+        let mut held = self.locks.lock(boxes);
+        for box_id in boxes {
+            held.forget(*box_id);
+        }
+        held
+    }
+
     fn begin_flight(&self, key: SendKey) -> Result<Flight<'_>, MessageError> {
         let mut set = crate::lock(&self.in_flight);
         if !set.insert(key) {
@@ -872,11 +896,7 @@ impl MessageStore for RocksMessageStore {
         let mut copies = vec![(box_id, id)];
         copies.extend(found.others.iter().copied());
         let boxes: Vec<BoxId> = copies.iter().map(|(box_id, _)| *box_id).collect();
-        let mut held = self.locks.lock(&boxes);
-        // Changed another way than a send: the cached state of these boxes goes.
-        for box_id in &boxes {
-            held.forget(*box_id);
-        }
+        let _held = self.lock_to_change(&boxes);
         let readers = Readers::new(&self.shards, &boxes)?;
         let own =
             read_message(readers.of(box_id)?, box_id, id)?.ok_or(MessageError::MessageIdInvalid)?;
@@ -921,20 +941,12 @@ impl MessageStore for RocksMessageStore {
         if ids.len() > MAX_PAGE {
             return Err(MessageError::LimitInvalid);
         }
-        let mut boxes = vec![box_id];
-        if revoke {
-            let reader = self.shards.of(box_id)?.snapshot();
-            for id in ids {
-                if let Some(record) = read_message(&reader, box_id, *id)? {
-                    boxes.extend(record.others.iter().map(|(other, _)| *other));
-                }
-            }
-        }
-        let mut held = self.locks.lock(&boxes);
-        // Changed another way than a send: the cached state of these boxes goes.
-        for box_id in &boxes {
-            held.forget(*box_id);
-        }
+        let boxes = if revoke {
+            self.with_other_copies(box_id, ids)?
+        } else {
+            vec![box_id]
+        };
+        let _held = self.lock_to_change(&boxes);
         let readers = Readers::new(&self.shards, &boxes)?;
         // Which ids go from which box, read again under the locks.
         let mut plan_ids: BTreeMap<BoxId, Vec<i32>> = BTreeMap::new();
@@ -1028,21 +1040,12 @@ impl MessageStore for RocksMessageStore {
         if ids.len() > MAX_PAGE {
             return Err(MessageError::LimitInvalid);
         }
-        // The other copies, to know which boxes to lock; read again under the locks.
-        let mut boxes = vec![box_id];
-        if !one_side {
-            let reader = self.shards.of(box_id)?.snapshot();
-            for id in ids {
-                if let Some(record) = read_message(&reader, box_id, *id)? {
-                    boxes.extend(record.others.iter().map(|(other, _)| *other));
-                }
-            }
-        }
-        let mut held = self.locks.lock(&boxes);
-        // Changed another way than a send: the cached state of these boxes goes.
-        for locked in &boxes {
-            held.forget(*locked);
-        }
+        let boxes = if one_side {
+            vec![box_id]
+        } else {
+            self.with_other_copies(box_id, ids)?
+        };
+        let _held = self.lock_to_change(&boxes);
         let readers = Readers::new(&self.shards, &boxes)?;
         // Per box (this one first): the records whose state changes.
         let mut plan_records: Vec<(BoxId, Vec<MessageRecord>)> = vec![(box_id, Vec::new())];
@@ -1228,11 +1231,7 @@ impl MessageStore for RocksMessageStore {
         };
         let mut boxes = vec![own];
         boxes.extend(other);
-        let mut held = self.locks.lock(&boxes);
-        // Changed another way than a send: the cached state of these boxes goes.
-        for box_id in &boxes {
-            held.forget(*box_id);
-        }
+        let _held = self.lock_to_change(&boxes);
         let readers = Readers::new(&self.shards, &boxes)?;
         let own_reader = readers.of(own)?;
         if !box_exists(own_reader, own)? {
