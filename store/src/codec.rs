@@ -9,7 +9,8 @@
 use crate::auth_key::{AUTH_KEY_LEN, AuthKeyRecord, KeyLifetime};
 use crate::file::{ContentId, FileInfo};
 use crate::message::{
-    BoxId, BoxState, Delivery, Peer, Reaction, StoredMessage, UpdateEntry, UpdateKind,
+    BoxId, BoxState, Delivery, GroupCounts, Membership, Participant, Peer, Reaction, Role,
+    StoredMessage, UpdateEntry, UpdateKind,
 };
 
 /// The version byte every value starts with.
@@ -598,6 +599,97 @@ pub fn decode_hashes(value: &[u8]) -> Result<Vec<[u8; 32]>, ValueError> {
     Ok(hashes)
 }
 
+/// Writes a participant record (the `18` row; the user is in the key).
+pub fn encode_participant(participant: &Participant) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(participant.role.code())
+        .i32(participant.date)
+        .i64(participant.inviter)
+        .u32(participant.admin_rights)
+        .u32(participant.banned_rights)
+        .i32(participant.until)
+        .bytes(participant.rank.as_bytes());
+    w.finish()
+}
+
+/// Reads [`encode_participant`], for the user `user_id` of its key.
+pub fn decode_participant(user_id: i64, value: &[u8]) -> Result<Participant, ValueError> {
+    let mut r = Reader::new(value, "participant")?;
+    let role = Role::from_code(r.u8()?).ok_or(r.error())?;
+    let participant = Participant {
+        user_id,
+        role,
+        date: r.i32()?,
+        inviter: r.i64()?,
+        admin_rights: r.u32()?,
+        banned_rights: r.u32()?,
+        until: r.i32()?,
+        rank: String::from_utf8(r.bytes()?).map_err(|_| ValueError("participant"))?,
+    };
+    r.end()?;
+    Ok(participant)
+}
+
+/// Writes a user's membership (the `1b` row; user and group are in the key).
+pub fn encode_membership(membership: &Membership) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(membership.role.code()).i32(membership.date);
+    w.finish()
+}
+
+/// Reads [`encode_membership`], for the group of its key.
+pub fn decode_membership(group: Peer, value: &[u8]) -> Result<Membership, ValueError> {
+    let mut r = Reader::new(value, "membership")?;
+    let role = Role::from_code(r.u8()?).ok_or(r.error())?;
+    let membership = Membership {
+        group,
+        role,
+        date: r.i32()?,
+    };
+    r.end()?;
+    Ok(membership)
+}
+
+/// Writes a group's counts (the `1d` row).
+pub fn encode_group_counts(counts: &GroupCounts) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(counts.members)
+        .u32(counts.admins)
+        .u32(counts.banned)
+        .u32(counts.restricted)
+        .i32(counts.read_outbox_max_id);
+    w.finish()
+}
+
+/// Reads [`encode_group_counts`].
+pub fn decode_group_counts(value: &[u8]) -> Result<GroupCounts, ValueError> {
+    let mut r = Reader::new(value, "group counts")?;
+    let counts = GroupCounts {
+        members: r.u32()?,
+        admins: r.u32()?,
+        banned: r.u32()?,
+        restricted: r.u32()?,
+        read_outbox_max_id: r.i32()?,
+    };
+    r.end()?;
+    Ok(counts)
+}
+
+/// Writes one number (a read watermark `1a`, a view counter `1c`).
+pub fn encode_number(value: u32) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(value);
+    w.finish()
+}
+
+/// Reads [`encode_number`].
+pub fn decode_number(value: &[u8]) -> Result<u32, ValueError> {
+    let mut r = Reader::new(value, "number")?;
+    let number = r.u32()?;
+    r.end()?;
+    Ok(number)
+}
+
 /// One write of a deferred batch: a key (whose prefix names its column family) and the value
 /// to put, or `None` to delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -888,6 +980,19 @@ mod tests {
             prop_assert_eq!(decode_deliveries(&encode_deliveries(&deliveries)), Ok(deliveries));
             let meta = BoxMeta { state: BoxState { pts: meta.0, max_id: meta.1 }, log_floor: meta.2, log_len: meta.3, last_date: meta.4 };
             prop_assert_eq!(decode_box_meta(&encode_box_meta(&meta)), Ok(meta));
+            let (rights, more) = (dialog.count, dialog.unread);
+            let roles = [Role::Creator, Role::Admin, Role::Member, Role::Banned];
+            let role = roles[(count as usize) % roles.len()];
+            let participant = Participant {
+                user_id: pts.into(), role, date: count, inviter: ordinal.into(), admin_rights: rights,
+                banned_rights: more, until: dialog.top_id, rank: format!("r{ordinal}"),
+            };
+            prop_assert_eq!(decode_participant(pts.into(), &encode_participant(&participant)), Ok(participant));
+            let membership = Membership { group: peer, role, date: count };
+            prop_assert_eq!(decode_membership(peer, &encode_membership(&membership)), Ok(membership));
+            let counts = GroupCounts { members: rights, admins: more, banned: count as u32, restricted: pts as u32, read_outbox_max_id: ordinal };
+            prop_assert_eq!(decode_group_counts(&encode_group_counts(&counts)), Ok(counts));
+            prop_assert_eq!(decode_number(&encode_number(rights)), Ok(rights));
         }
 
         #[test]
@@ -898,6 +1003,10 @@ mod tests {
             let _ = decode_box_meta(&value);
             let _ = decode_location(&value);
             let _ = decode_dialog(&value);
+            let _ = decode_participant(1, &value);
+            let _ = decode_membership(Peer::Chat(1), &value);
+            let _ = decode_group_counts(&value);
+            let _ = decode_number(&value);
             let _ = decode_ops(&value);
             let _ = decode_auth_key(&value);
             let _ = decode_upload(&value);

@@ -44,6 +44,22 @@ pub enum Prefix {
     KeyExpiry = 0x0d,
     /// A pinned message of a chat.
     Pinned = 0x0e,
+    /// A participant of a group (basic group or channel): group, user.
+    Participant = 0x18,
+    /// A group's members by join date, newest first: group, date (descending), user.
+    MemberByDate = 0x19,
+    /// A member's read watermark in a channel: group, user.
+    MemberRead = 0x1a,
+    /// A group a user is in: user, group.
+    UserGroup = 0x1b,
+    /// A channel post's view counter: group, message id.
+    PostViews = 0x1c,
+    /// A group's counts: group.
+    GroupCounts = 0x1d,
+    /// A group's participants of one class (admins, banned, restricted): group, class, user.
+    ParticipantClass = 0x1e,
+    /// A membership change whose user side is not yet written: group, user.
+    MemberPending = 0x1f,
     /// A file part's bytes: blob, part.
     Part = 0x10,
     /// An upload in progress: owner, file_id.
@@ -102,6 +118,14 @@ impl Prefix {
             0x0c => Some(Self::PermBinding),
             0x0d => Some(Self::KeyExpiry),
             0x0e => Some(Self::Pinned),
+            0x18 => Some(Self::Participant),
+            0x19 => Some(Self::MemberByDate),
+            0x1a => Some(Self::MemberRead),
+            0x1b => Some(Self::UserGroup),
+            0x1c => Some(Self::PostViews),
+            0x1d => Some(Self::GroupCounts),
+            0x1e => Some(Self::ParticipantClass),
+            0x1f => Some(Self::MemberPending),
             0x10 => Some(Self::Part),
             0x11 => Some(Self::Upload),
             0x13 => Some(Self::Content),
@@ -161,6 +185,11 @@ fn put_peer(out: &mut Vec<u8>, peer: Peer) {
     put_i64(out, id);
 }
 
+/// A date in descending order: later dates sort first.
+fn put_i32_desc(out: &mut Vec<u8>, value: i32) {
+    out.extend_from_slice(&(!((value as u32) ^ (1 << 31))).to_be_bytes());
+}
+
 /// Reads fields off a key, front to back.
 struct Fields<'a> {
     rest: &'a [u8],
@@ -190,6 +219,15 @@ impl<'a> Fields<'a> {
 
     fn i32(&mut self) -> Result<i32, KeyError> {
         Ok((u32::from_be_bytes(self.take::<4>()?) ^ (1 << 31)) as i32)
+    }
+
+    fn i32_desc(&mut self) -> Result<i32, KeyError> {
+        Ok(((!u32::from_be_bytes(self.take::<4>()?)) ^ (1 << 31)) as i32)
+    }
+
+    fn u8(&mut self) -> Result<u8, KeyError> {
+        let [byte] = self.take::<1>()?;
+        Ok(byte)
     }
 
     fn box_id(&mut self) -> Result<BoxId, KeyError> {
@@ -351,6 +389,97 @@ pub fn decode_pending(key: &[u8]) -> Result<(i64, Peer, i64, BoxId), KeyError> {
         fields.i64()?,
         fields.box_id()?,
     );
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `prefix | group`: the prefix of one group's rows of a per-group kind (participants,
+/// members by date, read watermarks, post views, classes), or a group's counts row.
+pub fn group_prefix(prefix: Prefix, group: Peer) -> Vec<u8> {
+    let mut out = start(prefix);
+    put_peer(&mut out, group);
+    out
+}
+
+/// `prefix | group | user`: a participant (`18`), a member's read watermark (`1a`) or a
+/// membership change to finish (`1f`).
+pub fn group_user(prefix: Prefix, group: Peer, user_id: i64) -> Vec<u8> {
+    let mut out = group_prefix(prefix, group);
+    put_i64(&mut out, user_id);
+    out
+}
+
+/// Reads a [`group_user`] key.
+pub fn decode_group_user(prefix: Prefix, key: &[u8]) -> Result<(Peer, i64), KeyError> {
+    let mut fields = Fields::new(key, prefix)?;
+    let decoded = (fields.peer()?, fields.i64()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `19 | group | date (descending) | user`: a member's place in the newest-first list.
+pub fn member_by_date(group: Peer, date: i32, user_id: i64) -> Vec<u8> {
+    let mut out = group_prefix(Prefix::MemberByDate, group);
+    put_i32_desc(&mut out, date);
+    put_i64(&mut out, user_id);
+    out
+}
+
+/// Reads a [`member_by_date`] key.
+pub fn decode_member_by_date(key: &[u8]) -> Result<(Peer, i32, i64), KeyError> {
+    let mut fields = Fields::new(key, Prefix::MemberByDate)?;
+    let decoded = (fields.peer()?, fields.i32_desc()?, fields.i64()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `1b | user | group`: a group the user is in.
+pub fn user_group(user_id: i64, group: Peer) -> Vec<u8> {
+    let mut out = user_groups_prefix(user_id);
+    put_peer(&mut out, group);
+    out
+}
+
+/// `1b | user`: the prefix of a user's groups.
+pub fn user_groups_prefix(user_id: i64) -> Vec<u8> {
+    let mut out = start(Prefix::UserGroup);
+    put_i64(&mut out, user_id);
+    out
+}
+
+/// Reads a [`user_group`] key.
+pub fn decode_user_group(key: &[u8]) -> Result<(i64, Peer), KeyError> {
+    let mut fields = Fields::new(key, Prefix::UserGroup)?;
+    let decoded = (fields.i64()?, fields.peer()?);
+    fields.end()?;
+    Ok(decoded)
+}
+
+/// `1c | group | id`: a post's view counter.
+pub fn post_views(group: Peer, id: i32) -> Vec<u8> {
+    let mut out = group_prefix(Prefix::PostViews, group);
+    put_i32(&mut out, id);
+    out
+}
+
+/// `1e | group | class`: the prefix of one class of a group's participants.
+pub fn participant_class_prefix(group: Peer, class: u8) -> Vec<u8> {
+    let mut out = group_prefix(Prefix::ParticipantClass, group);
+    out.push(class);
+    out
+}
+
+/// `1e | group | class | user`: a participant of one class.
+pub fn participant_class(group: Peer, class: u8, user_id: i64) -> Vec<u8> {
+    let mut out = participant_class_prefix(group, class);
+    put_i64(&mut out, user_id);
+    out
+}
+
+/// Reads a [`participant_class`] key.
+pub fn decode_participant_class(key: &[u8]) -> Result<(Peer, u8, i64), KeyError> {
+    let mut fields = Fields::new(key, Prefix::ParticipantClass)?;
+    let decoded = (fields.peer()?, fields.u8()?, fields.i64()?);
     fields.end()?;
     Ok(decoded)
 }
@@ -660,6 +789,17 @@ mod tests {
             prop_assert_eq!(decode_send(&send(sender, p, random)), Ok((sender, p, random)));
             prop_assert_eq!(decode_pending(&pending(sender, p, random, t)), Ok((sender, p, random, t)));
             prop_assert!(pending(sender, p, random, t).len() <= MAX_KEY_LEN);
+            for prefix in [Prefix::Participant, Prefix::MemberRead, Prefix::MemberPending] {
+                prop_assert_eq!(decode_group_user(prefix, &group_user(prefix, p, sender)), Ok((p, sender)));
+                prop_assert!(group_user(prefix, p, sender).starts_with(&group_prefix(prefix, p)));
+            }
+            prop_assert_eq!(decode_member_by_date(&member_by_date(p, id, sender)), Ok((p, id, sender)));
+            prop_assert_eq!(decode_user_group(&user_group(sender, p)), Ok((sender, p)));
+            prop_assert!(user_group(sender, p).starts_with(&user_groups_prefix(sender)));
+            prop_assert_eq!(decode_participant_class(&participant_class(p, 2, sender)), Ok((p, 2, sender)));
+            prop_assert!(participant_class(p, 2, sender).starts_with(&participant_class_prefix(p, 2)));
+            prop_assert!(post_views(p, id).starts_with(&group_prefix(Prefix::PostViews, p)));
+            prop_assert!(member_by_date(p, id, sender).len() <= MAX_KEY_LEN);
         }
 
         #[test]
@@ -672,6 +812,9 @@ mod tests {
             prop_assert_eq!(dialog_order(b, x, p).cmp(&dialog_order(b, y, p)), x.cmp(&y));
             prop_assert_eq!(deleted(b, p, x).cmp(&deleted(b, p, y)), x.cmp(&y));
             prop_assert_eq!(pinned(b, p, x).cmp(&pinned(b, p, y)), x.cmp(&y));
+            prop_assert_eq!(member_by_date(p, x, u).cmp(&member_by_date(p, y, u)), y.cmp(&x));
+            prop_assert_eq!(member_by_date(p, x, u).cmp(&member_by_date(p, x, v)), u.cmp(&v));
+            prop_assert_eq!(post_views(p, x).cmp(&post_views(p, y)), x.cmp(&y));
             prop_assert_eq!(key_expiry(u, 0).cmp(&key_expiry(v, 0)), u.cmp(&v));
             prop_assert_eq!(part(u as u64, 0).cmp(&part(v as u64, 0)), (u as u64).cmp(&(v as u64)));
             prop_assert_eq!(part(0, x as u32).cmp(&part(0, y as u32)), (x as u32).cmp(&(y as u32)));

@@ -84,5 +84,5 @@ pub use rocks::{
     Durability, OpenError, RocksAuthKeyStore, RocksFileStore, RocksMessageStore, RocksOptions,
     RocksUserStore,
 };
-pub use shard::{FORMAT_VERSION, LOGICAL_SHARDS, ManifestError};
+pub use shard::{FORMAT_VERSION, LOGICAL_SHARDS, ManifestError, OLDEST_READABLE_FORMAT};
 pub use user::{MemoryUserStore, UserError, UserStore, UserStoreConfig};

@@ -14,7 +14,12 @@ use crate::message::BoxId;
 pub const LOGICAL_SHARDS: u32 = 1024;
 
 /// The version of the on-disk format (keys, values, shard functions).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The oldest format this version opens as it is: version 3 only added rows (memberships,
+/// channel read state, views) and moved channel sends' idempotency rows to the channel's
+/// instance, none of which a version-2 store has.
+pub const OLDEST_READABLE_FORMAT: u32 = 2;
 
 /// The logical shard of a box.
 pub(crate) fn logical_shard(box_id: BoxId, logical_shards: u32) -> u32 {
@@ -75,7 +80,7 @@ pub enum ManifestError {
     #[error("unreadable manifest: {0}")]
     Malformed(String),
     /// Written by another format version.
-    #[error("the store has format {found}, this build reads format {expected}")]
+    #[error("the store has format {found}, this build reads formats 2 to {expected}")]
     Format {
         /// This build's.
         expected: u32,
@@ -142,7 +147,7 @@ impl Manifest {
                 .map_err(|_| ManifestError::Malformed(format!("bad {name}: {value:?}")))
         };
         let format = field("format")?;
-        if format != FORMAT_VERSION {
+        if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&format) {
             return Err(ManifestError::Format {
                 expected: FORMAT_VERSION,
                 found: format,
@@ -237,9 +242,16 @@ mod tests {
             Err(ManifestError::Layout { .. })
         ));
         assert!(matches!(
-            Manifest::decode("columba-store\nformat 3\nlogical_shards 1024\ninstances 4\n"),
-            Err(ManifestError::Format { found: 3, .. })
+            Manifest::decode("columba-store\nformat 4\nlogical_shards 1024\ninstances 4\n"),
+            Err(ManifestError::Format { found: 4, .. })
         ));
+        assert!(matches!(
+            Manifest::decode("columba-store\nformat 1\nlogical_shards 1024\ninstances 4\n"),
+            Err(ManifestError::Format { found: 1, .. })
+        ));
+        let older = Manifest::decode("columba-store\nformat 2\nlogical_shards 1024\ninstances 4\n")
+            .unwrap();
+        assert_eq!(older.format, 2, "a version-2 store opens as it is");
         assert!(Manifest::decode("something else").is_err());
         assert!(Manifest::decode("columba-store\nformat 1\nlogical_shards x\n").is_err());
         assert!(

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use columba_store::message::conformance::{self, private};
 use columba_store::message::{
-    Affected, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, SendOutcome,
-    StoredMessage, UpdateEntry,
+    Affected, BoxState, Delivery, Dialog, Difference, GroupCounts, HistoryPage, HistoryQuery,
+    Membership, Participant, ParticipantChange, ParticipantFilter, ParticipantPage, Role,
+    SendOutcome, StoredMessage, UpdateEntry,
 };
 use columba_store::rocks::Fault;
 use columba_store::{
@@ -134,6 +135,38 @@ impl MessageStore for TempStore {
     ) -> Result<Vec<StoredMessage>, MessageError> {
         self.store.react(user_id, box_id, id, reaction, date)
     }
+    fn set_participant(
+        &self,
+        group: Peer,
+        user_id: i64,
+        participant: Option<Participant>,
+    ) -> Result<ParticipantChange, MessageError> {
+        self.store.set_participant(group, user_id, participant)
+    }
+    fn participant(&self, group: Peer, user_id: i64) -> Result<Option<Participant>, MessageError> {
+        self.store.participant(group, user_id)
+    }
+    fn participants(
+        &self,
+        group: Peer,
+        filter: ParticipantFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ParticipantPage, MessageError> {
+        self.store.participants(group, filter, offset, limit)
+    }
+    fn group_counts(&self, group: Peer) -> Result<GroupCounts, MessageError> {
+        self.store.group_counts(group)
+    }
+    fn memberships(&self, user_id: i64) -> Result<Vec<Membership>, MessageError> {
+        self.store.memberships(user_id)
+    }
+    fn channel_dialogs(&self, user_id: i64) -> Result<Vec<Dialog>, MessageError> {
+        self.store.channel_dialogs(user_id)
+    }
+    fn views(&self, channel: i64, ids: &[i32], increment: bool) -> Result<Vec<u32>, MessageError> {
+        self.store.views(channel, ids, increment)
+    }
 }
 
 /// Fast options for tests that are not about durability: three instances (so that private
@@ -167,6 +200,13 @@ proptest::proptest! {
     #[test]
     fn rocksdb_store_agrees_with_the_model(ops in conformance::ops()) {
         conformance::model_agrees(&temp_store, &ops);
+    }
+
+    /// Random joins, role changes, bans, leaves, posts and reads agree with the model
+    /// (groups and users spread over three instances).
+    #[test]
+    fn rocksdb_memberships_agree_with_the_model(ops in conformance::member_ops()) {
+        conformance::members_agree_with_the_model(&temp_store, &ops);
     }
 }
 
@@ -330,6 +370,57 @@ fn a_failed_delivery_poisons_its_instance_and_completes_on_reopen() {
     assert_eq!(retry.deliveries[1].box_id, BoxId::User(bob));
     assert_eq!(retry.deliveries[1].message_id, 2);
     assert_eq!(store.state(BoxId::User(bob)).unwrap().pts, 2);
+    drop(store);
+    let again =
+        RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+    assert_eq!(again.redelivered_on_open(), 0, "the pending record is gone");
+}
+
+#[test]
+fn a_membership_whose_user_side_failed_is_finished_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = Peer::Channel(40);
+    let user = {
+        let store =
+            RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+        let home = store.instance_of(BoxId::Channel(40));
+        let user = (1..1000)
+            .find(|user| store.instance_of(BoxId::User(*user)) != home)
+            .unwrap();
+        store
+            .set_participant(channel, user, Some(Participant::creator(user, 5)))
+            .unwrap();
+        // The user's instance fails the next write: the channel's side commits, the user's
+        // list does not.
+        store
+            .inject_fault(store.instance_of(BoxId::User(user)), 0, Fault::FailWrite)
+            .unwrap();
+        let mut admin = Participant::creator(user, 5);
+        admin.role = Role::Admin;
+        admin.admin_rights = 9;
+        assert!(matches!(
+            store.set_participant(channel, user, Some(admin)),
+            Err(MessageError::Backend(_))
+        ));
+        assert_eq!(
+            store.participant(channel, user).unwrap().unwrap().role,
+            Role::Admin,
+            "the channel's side is authoritative"
+        );
+        assert_eq!(store.memberships(user).unwrap()[0].role, Role::Creator);
+        user
+    };
+    let store =
+        RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();
+    assert_eq!(store.redelivered_on_open(), 1);
+    assert_eq!(
+        store.memberships(user).unwrap(),
+        vec![Membership {
+            group: channel,
+            role: Role::Admin,
+            date: 5
+        }]
+    );
     drop(store);
     let again =
         RocksMessageStore::open(dir.path(), options(MessageStoreConfig::default())).unwrap();

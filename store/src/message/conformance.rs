@@ -13,6 +13,14 @@ use super::{
     MessageStoreConfig, Peer, SendRequest, UpdateEntry, UpdateKind,
 };
 
+mod members;
+
+pub use members::{
+    MemberOp, bad_memberships_get_typed_errors, channel_posts_are_stored_once_and_read_per_member,
+    groups_and_users_have_caps, member_ops, members_agree_with_the_model,
+    members_join_change_and_leave, post, post_views_count_up,
+};
+
 /// Makes a fresh, empty store with these limits.
 pub type Factory<'a> = &'a dyn Fn(MessageStoreConfig) -> Box<dyn MessageStore>;
 
@@ -33,6 +41,11 @@ pub fn run_all(factory: Factory<'_>) {
     pins_reach_both_sides_or_one(factory);
     reactions_are_one_per_user_in_every_copy(factory);
     a_sender_only_message_stays_in_the_sender_s_box(factory);
+    members_join_change_and_leave(factory);
+    bad_memberships_get_typed_errors(factory);
+    groups_and_users_have_caps(factory);
+    channel_posts_are_stored_once_and_read_per_member(factory);
+    post_views_count_up(factory);
 }
 
 /// `sent` finds every copy of a send by (sender, peer, random_id), the sender's first, as

@@ -4,10 +4,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::history::{SliceSource, select_history};
+use super::members::{check_group, check_participant, check_room, matches, recount};
 use super::{
-    Affected, BoxId, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, MAX_PAGE,
-    MessageError, MessageStore, MessageStoreConfig, Peer, SendOutcome, SendRequest, StoredMessage,
-    UpdateEntry, UpdateKind, check_reaction, set_reaction,
+    Affected, BoxId, BoxState, Delivery, Dialog, Difference, GroupCounts, HistoryPage,
+    HistoryQuery, MAX_PAGE, Membership, MessageError, MessageStore, MessageStoreConfig,
+    Participant, ParticipantChange, ParticipantFilter, ParticipantPage, Peer, SendOutcome,
+    SendRequest, StoredMessage, UpdateEntry, UpdateKind, check_reaction, set_reaction,
 };
 
 /// A message and the other copies of it (in other boxes).
@@ -52,10 +54,58 @@ impl Mailbox {
     }
 }
 
+/// A group's participants and, for a channel, its members' read state and post views.
+#[derive(Debug, Default)]
+struct GroupState {
+    participants: BTreeMap<i64, Participant>,
+    counts: GroupCounts,
+    reads: HashMap<i64, i32>,
+    views: HashMap<i32, u32>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     boxes: HashMap<BoxId, Mailbox>,
     sends: HashMap<(i64, Peer, i64), SendOutcome>,
+    groups: HashMap<Peer, GroupState>,
+    /// Each user's groups.
+    member_of: HashMap<i64, BTreeMap<Peer, Membership>>,
+}
+
+impl Inner {
+    /// The user's watermark in a channel.
+    fn channel_read(&self, channel: i64, user_id: i64) -> i32 {
+        self.groups
+            .get(&Peer::Channel(channel))
+            .and_then(|group| group.reads.get(&user_id))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The user's dialog of a channel they are in.
+    fn channel_dialog(&self, channel: i64, user_id: i64, joined: i32) -> Dialog {
+        let peer = Peer::Channel(channel);
+        let read = self.channel_read(channel, user_id);
+        let (mut top_message, mut top_date, mut unread) = (0, joined, 0);
+        if let Some(mailbox) = self.boxes.get(&BoxId::Channel(channel)) {
+            if let Some(top) = mailbox.messages.values().next_back() {
+                top_message = top.message.id;
+                top_date = top.message.date;
+            }
+            unread = mailbox.messages.range(read.saturating_add(1)..).count();
+        }
+        Dialog {
+            peer,
+            top_message,
+            top_date,
+            read_inbox_max_id: read,
+            read_outbox_max_id: self
+                .groups
+                .get(&peer)
+                .map_or(0, |group| group.counts.read_outbox_max_id),
+            unread_count: i32::try_from(unread).unwrap_or(i32::MAX),
+        }
+    }
 }
 
 /// Messages in memory, behind one mutex: every call is atomic.
@@ -218,6 +268,16 @@ impl MessageStore for MemoryMessageStore {
                 keep,
             );
             mailbox.marks.entry(*peer).or_default();
+            if let BoxId::Channel(channel) = box_id {
+                // The sender has read the channel up to their own post.
+                let reads = &mut inner
+                    .groups
+                    .entry(Peer::Channel(*channel))
+                    .or_default()
+                    .reads;
+                let read = reads.entry(request.sender).or_default();
+                *read = (*read).max(delivery.message_id);
+            }
         }
         let outcome = SendOutcome {
             deliveries,
@@ -673,6 +733,28 @@ impl MessageStore for MemoryMessageStore {
         let keep = self.config.max_log_entries;
         let own = BoxId::User(user_id);
         let mut inner = self.lock();
+        if let Peer::Channel(channel) = peer {
+            let (top, pts) = inner
+                .boxes
+                .get(&BoxId::Channel(channel))
+                .map_or((0, 0), |mailbox| {
+                    let top = mailbox.messages.keys().next_back().copied().unwrap_or(0);
+                    (top, mailbox.state.pts)
+                });
+            let wanted = if max_id == 0 { top } else { max_id.min(top) };
+            let group = inner.groups.entry(peer).or_default();
+            let read = group.reads.entry(user_id).or_default();
+            if wanted <= *read {
+                return Ok(Vec::new());
+            }
+            *read = wanted;
+            group.counts.read_outbox_max_id = group.counts.read_outbox_max_id.max(wanted);
+            return Ok(vec![Affected {
+                box_id: BoxId::Channel(channel),
+                pts,
+                pts_count: 0,
+            }]);
+        }
         let Some(mailbox) = inner.boxes.get_mut(&own) else {
             return Ok(Vec::new());
         };
@@ -758,6 +840,184 @@ impl MessageStore for MemoryMessageStore {
         }
         Ok(affected)
     }
+
+    fn set_participant(
+        &self,
+        group: Peer,
+        user_id: i64,
+        participant: Option<Participant>,
+    ) -> Result<ParticipantChange, MessageError> {
+        check_group(group)?;
+        if user_id <= 0 {
+            return Err(MessageError::UserIdInvalid);
+        }
+        if let Some(participant) = &participant {
+            check_participant(participant, &self.config)?;
+            if participant.user_id != user_id {
+                return Err(MessageError::UserIdInvalid);
+            }
+        }
+        let mut inner = self.lock();
+        let state = inner.groups.get(&group);
+        let before = state.and_then(|state| state.participants.get(&user_id).cloned());
+        let counts = state.map(|state| state.counts).unwrap_or_default();
+        let user_groups = inner.member_of.get(&user_id).map_or(0, |groups| {
+            groups.values().filter(|m| m.role.is_member()).count()
+        });
+        check_room(
+            group,
+            &counts,
+            before.as_ref(),
+            participant.as_ref(),
+            user_groups,
+            &self.config,
+        )?;
+        let counts = recount(counts, before.as_ref(), participant.as_ref());
+        let state = inner.groups.entry(group).or_default();
+        state.counts = counts;
+        match &participant {
+            Some(participant) => {
+                state.participants.insert(user_id, participant.clone());
+            }
+            None => {
+                state.participants.remove(&user_id);
+            }
+        }
+        if !participant.as_ref().is_some_and(|p| p.role.is_member()) {
+            state.reads.remove(&user_id);
+        }
+        let groups = inner.member_of.entry(user_id).or_default();
+        match &participant {
+            Some(participant) => {
+                groups.insert(
+                    group,
+                    Membership {
+                        group,
+                        role: participant.role,
+                        date: participant.date,
+                    },
+                );
+            }
+            None => {
+                groups.remove(&group);
+            }
+        }
+        Ok(ParticipantChange { before, counts })
+    }
+
+    fn participant(&self, group: Peer, user_id: i64) -> Result<Option<Participant>, MessageError> {
+        check_group(group)?;
+        Ok(self
+            .lock()
+            .groups
+            .get(&group)
+            .and_then(|state| state.participants.get(&user_id).cloned()))
+    }
+
+    fn participants(
+        &self,
+        group: Peer,
+        filter: ParticipantFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ParticipantPage, MessageError> {
+        check_group(group)?;
+        check_limit(limit)?;
+        let inner = self.lock();
+        let Some(state) = inner.groups.get(&group) else {
+            return Ok(ParticipantPage {
+                participants: Vec::new(),
+                count: 0,
+            });
+        };
+        let mut listed: Vec<&Participant> = state
+            .participants
+            .values()
+            .filter(|participant| matches(participant, filter))
+            .collect();
+        if filter == ParticipantFilter::Recent {
+            listed.sort_by_key(|p| (std::cmp::Reverse(p.date), p.user_id));
+        }
+        Ok(ParticipantPage {
+            count: listed.len(),
+            participants: listed
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    fn group_counts(&self, group: Peer) -> Result<GroupCounts, MessageError> {
+        check_group(group)?;
+        Ok(self
+            .lock()
+            .groups
+            .get(&group)
+            .map(|state| state.counts)
+            .unwrap_or_default())
+    }
+
+    fn memberships(&self, user_id: i64) -> Result<Vec<Membership>, MessageError> {
+        Ok(self
+            .lock()
+            .member_of
+            .get(&user_id)
+            .map(|groups| groups.values().copied().collect())
+            .unwrap_or_default())
+    }
+
+    fn channel_dialogs(&self, user_id: i64) -> Result<Vec<Dialog>, MessageError> {
+        let inner = self.lock();
+        let mut dialogs: Vec<Dialog> = inner
+            .member_of
+            .get(&user_id)
+            .into_iter()
+            .flat_map(|groups| groups.values())
+            .filter_map(|membership| match membership.group {
+                Peer::Channel(channel) if membership.role.is_member() => {
+                    Some(inner.channel_dialog(channel, user_id, membership.date))
+                }
+                _ => None,
+            })
+            .collect();
+        dialogs.sort_by_key(|d| std::cmp::Reverse((d.top_date, d.top_message, d.peer)));
+        Ok(dialogs)
+    }
+
+    fn views(&self, channel: i64, ids: &[i32], increment: bool) -> Result<Vec<u32>, MessageError> {
+        check_group(Peer::Channel(channel))?;
+        if ids.len() > MAX_PAGE {
+            return Err(MessageError::LimitInvalid);
+        }
+        let mut inner = self.lock();
+        let exists: Vec<bool> = {
+            let mailbox = inner.boxes.get(&BoxId::Channel(channel));
+            ids.iter()
+                .map(|id| mailbox.is_some_and(|m| m.messages.contains_key(id)))
+                .collect()
+        };
+        let views = &mut inner
+            .groups
+            .entry(Peer::Channel(channel))
+            .or_default()
+            .views;
+        Ok(ids
+            .iter()
+            .zip(exists)
+            .map(|(id, exists)| {
+                if !exists {
+                    return 0;
+                }
+                let count = views.entry(*id).or_default();
+                if increment {
+                    *count = count.saturating_add(1);
+                }
+                *count
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -772,6 +1032,19 @@ mod tests {
         #[test]
         fn memory_store_agrees_with_the_model(ops in super::super::conformance::ops()) {
             super::super::conformance::model_agrees(
+                &|config| Box::new(MemoryMessageStore::with_config(config)),
+                &ops,
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Random joins, role changes, bans, leaves, posts and reads agree with the model.
+        #[test]
+        fn memory_memberships_agree_with_the_model(ops in super::super::conformance::member_ops()) {
+            super::super::conformance::members_agree_with_the_model(
                 &|config| Box::new(MemoryMessageStore::with_config(config)),
                 &ops,
             );

@@ -20,10 +20,15 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod history;
+pub(crate) mod members;
 mod memory;
 mod reactions;
 
 pub use history::{HistoryQuery, HistorySource, history_hash, select_history};
+pub use members::{
+    GroupCounts, Membership, Participant, ParticipantChange, ParticipantFilter, ParticipantPage,
+    Role,
+};
 pub use memory::MemoryMessageStore;
 #[cfg(feature = "rocksdb")]
 pub(crate) use memory::targets;
@@ -302,6 +307,18 @@ pub enum MessageError {
     /// `REACTIONS_TOO_MANY`: the message has as many reactions as the store allows.
     #[error("REACTIONS_TOO_MANY")]
     ReactionsTooMany,
+    /// `USER_ID_INVALID`: a participant with a non-positive user id.
+    #[error("USER_ID_INVALID")]
+    UserIdInvalid,
+    /// `ADMIN_RANK_INVALID`: an admin's title longer than the store allows.
+    #[error("ADMIN_RANK_INVALID")]
+    AdminRankInvalid,
+    /// `USERS_TOO_MUCH`: the group has as many members as it may.
+    #[error("USERS_TOO_MUCH")]
+    UsersTooMuch,
+    /// `CHANNELS_TOO_MUCH`: the user is in as many groups and channels as they may.
+    #[error("CHANNELS_TOO_MUCH")]
+    ChannelsTooMuch,
     /// The box has used every message id or pts (2^31 - 1).
     #[error("the box's id space is exhausted")]
     Exhausted,
@@ -332,13 +349,21 @@ pub struct MessageStoreConfig {
     pub max_channel_log_entries: usize,
     /// The largest body (and media reference) accepted.
     pub max_body_len: usize,
-    /// The most members a basic group send may reach.
+    /// The most members a basic group may have, and a basic group send may reach (Telegram:
+    /// 200).
     pub max_members: usize,
     /// The most reactions (one per user) a message keeps; beyond it a new reactor gets
     /// [`MessageError::ReactionsTooMany`]. A basic group's size by default.
     pub max_reactions: usize,
     /// The longest reaction accepted, in bytes.
     pub max_reaction_len: usize,
+    /// The most members a channel may have (Telegram's supergroups: 200,000).
+    pub max_channel_members: usize,
+    /// The most groups and channels one user may be in (Telegram: 500, 1,000 with Premium);
+    /// it also bounds what a user's dialog list reads of channels.
+    pub max_groups_per_user: usize,
+    /// The longest admin title (`rank`) accepted, in bytes (Telegram: 16 characters).
+    pub max_rank_len: usize,
 }
 
 impl Default for MessageStoreConfig {
@@ -350,6 +375,9 @@ impl Default for MessageStoreConfig {
             max_members: 200,
             max_reactions: 200,
             max_reaction_len: 64,
+            max_channel_members: 200_000,
+            max_groups_per_user: 500,
+            max_rank_len: 64,
         }
     }
 }
@@ -414,7 +442,8 @@ pub trait MessageStore: Send + Sync {
     /// The box's pts and highest message id.
     fn state(&self, box_id: BoxId) -> Result<BoxState, MessageError>;
 
-    /// The user's chats, the one with the newest top message first, at most `limit`; with
+    /// The user's chats in their common box (channels are in [`Self::channel_dialogs`]),
+    /// the one with the newest top message first, at most `limit`; with
     /// `offset_id` above zero, only those whose top message is older than it (the
     /// `messages.getDialogs` offset: a client asks for the next page with the last top
     /// message it has; a top message's id is unique in the user's box).
@@ -428,6 +457,12 @@ pub trait MessageStore: Send + Sync {
     /// The user's chat with `peer`, if there is one. The provided method walks the dialog
     /// list a page at a time; backends with a per-chat summary read it directly.
     fn dialog(&self, user_id: i64, peer: Peer) -> Result<Option<Dialog>, MessageError> {
+        if let Peer::Channel(_) = peer {
+            return Ok(self
+                .channel_dialogs(user_id)?
+                .into_iter()
+                .find(|dialog| dialog.peer == peer));
+        }
         let mut offset_id = 0;
         loop {
             let page = self.dialogs(user_id, offset_id, MAX_PAGE)?;
@@ -504,11 +539,60 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<StoredMessage>, MessageError>;
 
     /// `user_id` read the chat `peer` up to `max_id`: its inbox watermark moves (never back),
-    /// and for a private chat the other side's outbox watermark follows.
+    /// and for a private chat the other side's outbox watermark follows. In a channel the
+    /// reader's watermark there moves and takes no pts (Telegram's `channels.readHistory`):
+    /// the answer is the channel's box at its current pts with a `pts_count` of 0, and the
+    /// channel's read-outbox watermark follows.
     fn read_history(
         &self,
         user_id: i64,
         peer: Peer,
         max_id: i32,
     ) -> Result<Vec<Affected>, MessageError>;
+
+    /// Sets `user_id`'s record in `group` (a basic group or a channel) to `participant` (a
+    /// new member, a new role or rights, a ban), or with `None` drops it (the user left, or a
+    /// ban was lifted). The group's counts, its index by join date and the user's list of
+    /// groups follow. Joining a group that is full is [`MessageError::UsersTooMuch`]; joining
+    /// one more group than [`MessageStoreConfig::max_groups_per_user`] is
+    /// [`MessageError::ChannelsTooMuch`]. A channel member who stops being one loses their
+    /// read state there. The group's side is authoritative: the user's list may show a change
+    /// after the group does (a sharded backend writes the group's instance first and finishes
+    /// the user's side at its next open if it crashed between them).
+    fn set_participant(
+        &self,
+        group: Peer,
+        user_id: i64,
+        participant: Option<Participant>,
+    ) -> Result<ParticipantChange, MessageError>;
+
+    /// `user_id`'s record in `group`, if any.
+    fn participant(&self, group: Peer, user_id: i64) -> Result<Option<Participant>, MessageError>;
+
+    /// A page of `group`'s participants matched by `filter`, skipping the first `offset`, at
+    /// most `limit` (1..=[`MAX_PAGE`]), with the number matched in all.
+    fn participants(
+        &self,
+        group: Peer,
+        filter: ParticipantFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ParticipantPage, MessageError>;
+
+    /// `group`'s counts (all zero for a group with nobody in it).
+    fn group_counts(&self, group: Peer) -> Result<GroupCounts, MessageError>;
+
+    /// The groups `user_id` is in (banned from ones included), basic groups first, each kind
+    /// by id; at most [`MessageStoreConfig::max_groups_per_user`] of them are members.
+    fn memberships(&self, user_id: i64) -> Result<Vec<Membership>, MessageError>;
+
+    /// `user_id`'s dialogs of the channels they are a member of, read from each channel's
+    /// box and the user's read watermark there (nothing is written per member when a channel
+    /// gets a post), newest top message first. A channel without messages has a top message
+    /// of 0 dated when the user joined.
+    fn channel_dialogs(&self, user_id: i64) -> Result<Vec<Dialog>, MessageError>;
+
+    /// The view counters of posts `ids` of `channel` (0 for unknown ids), each first raised
+    /// by one with `increment` (`messages.getMessagesViews` with `increment`).
+    fn views(&self, channel: i64, ids: &[i32], increment: bool) -> Result<Vec<u32>, MessageError>;
 }

@@ -16,7 +16,7 @@ use crate::message::MessageError;
 
 /// The column families, named after what they hold.
 pub(crate) const FAMILIES: &[&str] = &[
-    "messages", "index", "log", "meta", "sends", "pending", "keys",
+    "messages", "index", "log", "meta", "sends", "pending", "keys", "members",
 ];
 
 /// The column families of a file store: part rows (one per part, written and dropped in
@@ -35,7 +35,16 @@ fn family(prefix: Prefix) -> &'static str {
         Prefix::Chat => "messages",
         Prefix::Message | Prefix::DialogOrder | Prefix::Deleted | Prefix::Pinned => "index",
         Prefix::Log => "log",
-        Prefix::BoxMeta | Prefix::Dialog => "meta",
+        Prefix::BoxMeta
+        | Prefix::Dialog
+        | Prefix::MemberRead
+        | Prefix::PostViews
+        | Prefix::GroupCounts => "meta",
+        Prefix::Participant
+        | Prefix::MemberByDate
+        | Prefix::UserGroup
+        | Prefix::ParticipantClass
+        | Prefix::MemberPending => "members",
         Prefix::Send => "sends",
         Prefix::Pending => "pending",
         Prefix::AuthKey | Prefix::TempBinding | Prefix::PermBinding | Prefix::KeyExpiry => "keys",

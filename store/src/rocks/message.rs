@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use super::commit_queue::CommitQueue;
 use super::instance::{Instance, RangeIter, Reader, engine_error};
 use super::locks::{BoxLocks, Held};
+use super::members::{counts_op, read_counts, read_watermark, watermark_op};
 use super::plan::{BoxPlan, box_exists, corrupt, read_dialog, read_message, read_meta};
 use super::shards::{OpenError, RocksOptions, Shards, instance_dir, write_manifest};
 use crate::codec::{
@@ -24,6 +25,9 @@ use crate::message::{
     Affected, BoxId, BoxState, Delivery, Dialog, Difference, HistoryPage, HistoryQuery, MAX_PAGE,
     MessageError, MessageStore, MessageStoreConfig, Peer, SendOutcome, SendRequest, StoredMessage,
     UpdateEntry, UpdateKind,
+};
+use crate::message::{
+    GroupCounts, Membership, Participant, ParticipantChange, ParticipantFilter, ParticipantPage,
 };
 use crate::message::{HistorySource, check_reaction, select_history, set_reaction, targets};
 
@@ -101,9 +105,9 @@ struct PlannedSend {
 /// Messages in sharded RocksDB instances. See the [module](crate::rocks) for the guarantees.
 #[derive(Debug)]
 pub struct RocksMessageStore {
-    shards: Shards,
-    config: MessageStoreConfig,
-    locks: BoxLocks,
+    pub(super) shards: Shards,
+    pub(super) config: MessageStoreConfig,
+    pub(super) locks: BoxLocks,
     /// One group-commit queue per instance, for sends whose copies are all on it.
     queues: Vec<CommitQueue<SendJob, Result<SendOutcome, MessageError>>>,
     in_flight: Mutex<HashSet<SendKey>>,
@@ -209,10 +213,11 @@ impl RocksMessageStore {
             redelivered: 0,
         };
         store.redelivered = store.redeliver().map_err(OpenError::Recovery)?;
+        store.redelivered += store.finish_memberships().map_err(OpenError::Recovery)?;
         Ok(store)
     }
 
-    /// How many interrupted deliveries the last open finished.
+    /// How many interrupted deliveries and membership changes the last open finished.
     pub fn redelivered_on_open(&self) -> u64 {
         self.redelivered
     }
@@ -439,7 +444,13 @@ impl RocksMessageStore {
             plan.log(1, UpdateKind::NewMessage { id })?;
             let number = readers.of(*box_id)?.instance.number;
             let (ops, meta, dialogs) = plan.finish_with_state();
-            batches.entry(number).or_default().extend(ops);
+            let rows = batches.entry(number).or_default();
+            rows.extend(ops);
+            if let BoxId::Channel(_) = box_id {
+                // The sender has read the channel up to their own post (ids only grow, so
+                // this never moves a watermark back).
+                rows.push(watermark_op(*peer, request.sender, id));
+            }
             planned.metas.insert(*box_id, meta);
             for (peer, dialog) in dialogs {
                 planned.dialogs.insert((*box_id, peer), dialog);
@@ -561,6 +572,41 @@ impl RocksMessageStore {
     }
 }
 
+/// The box whose instance keeps a send's idempotency row: a channel send's is the channel's
+/// (so that the send touches that instance only), any other send's the sender's.
+fn send_home(sender: i64, peer: Peer) -> BoxId {
+    match peer {
+        Peer::Channel(channel) => BoxId::Channel(channel),
+        _ => BoxId::User(sender),
+    }
+}
+
+/// Messages of a chat with an id above `id` (the unread count above a watermark), from the
+/// ordinals and the deleted rows, without walking the messages.
+pub(super) fn count_newer(
+    reader: &Reader<'_>,
+    box_id: BoxId,
+    peer: Peer,
+    dialog: DialogRecord,
+    id: i32,
+) -> Result<usize, MessageError> {
+    let source = ChatSource {
+        reader,
+        box_id,
+        peer,
+        dialog,
+        anchor: std::cell::Cell::new(None),
+        error: std::cell::RefCell::new(None),
+        walk: std::cell::RefCell::new(None),
+        left_on: std::cell::Cell::new(None),
+    };
+    let count = source.count_at_or_above_id(id.saturating_add(1))?;
+    match source.error.into_inner() {
+        Some(error) => Err(error),
+        None => Ok(count),
+    }
+}
+
 /// The chat with `peer` as a dialog row describes it.
 fn dialog_of(peer: Peer, record: &DialogRecord) -> Dialog {
     Dialog {
@@ -601,7 +647,7 @@ impl MessageStore for RocksMessageStore {
         peer: Peer,
         random_id: i64,
     ) -> Result<Option<Vec<Delivery>>, MessageError> {
-        let home = self.shards.of(BoxId::User(sender))?;
+        let home = self.shards.of(send_home(sender, peer))?;
         self.earlier_send(home, &keys::send(sender, peer, random_id))
     }
 
@@ -609,7 +655,7 @@ impl MessageStore for RocksMessageStore {
         let key = (request.sender, request.peer, request.random_id);
         let _flight = self.begin_flight(key)?;
         let sender_box = BoxId::User(request.sender);
-        let home = self.shards.of(sender_box)?;
+        let home = self.shards.of(send_home(request.sender, request.peer))?;
         let send_key = keys::send(request.sender, request.peer, request.random_id);
         // A repeat returns the first outcome whatever else it carries.
         if let Some(deliveries) = self.earlier_send(home, &send_key)? {
@@ -856,6 +902,9 @@ impl MessageStore for RocksMessageStore {
     }
 
     fn dialog(&self, user_id: i64, peer: Peer) -> Result<Option<Dialog>, MessageError> {
+        if let Peer::Channel(channel) = peer {
+            return self.channel_dialog_row(user_id, channel);
+        }
         let box_id = BoxId::User(user_id);
         let reader = self.shards.of(box_id)?.snapshot();
         Ok(read_dialog(&reader, box_id, peer)?
@@ -1224,6 +1273,9 @@ impl MessageStore for RocksMessageStore {
         if max_id < 0 {
             return Err(MessageError::MessageIdInvalid);
         }
+        if let Peer::Channel(channel) = peer {
+            return self.read_channel(user_id, channel, max_id);
+        }
         let own = BoxId::User(user_id);
         let other = match peer {
             Peer::User(other) if other != user_id => Some(BoxId::User(other)),
@@ -1309,6 +1361,82 @@ impl MessageStore for RocksMessageStore {
         drop(readers);
         batches.write(&self.shards, self.instance_of(own))?;
         Ok(affected)
+    }
+
+    fn set_participant(
+        &self,
+        group: Peer,
+        user_id: i64,
+        participant: Option<Participant>,
+    ) -> Result<ParticipantChange, MessageError> {
+        self.set_participant_rows(group, user_id, participant)
+    }
+
+    fn participant(&self, group: Peer, user_id: i64) -> Result<Option<Participant>, MessageError> {
+        self.participant_row(group, user_id)
+    }
+
+    fn participants(
+        &self,
+        group: Peer,
+        filter: ParticipantFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ParticipantPage, MessageError> {
+        self.participant_page(group, filter, offset, limit)
+    }
+
+    fn group_counts(&self, group: Peer) -> Result<GroupCounts, MessageError> {
+        self.counts_row(group)
+    }
+
+    fn memberships(&self, user_id: i64) -> Result<Vec<Membership>, MessageError> {
+        self.membership_rows(user_id)
+    }
+
+    fn channel_dialogs(&self, user_id: i64) -> Result<Vec<Dialog>, MessageError> {
+        self.channel_dialog_rows(user_id)
+    }
+
+    fn views(&self, channel: i64, ids: &[i32], increment: bool) -> Result<Vec<u32>, MessageError> {
+        self.view_rows(channel, ids, increment)
+    }
+}
+
+impl RocksMessageStore {
+    /// A member's read in a channel: the watermark row and the channel-wide read-outbox
+    /// value, under the channel's lock; no pts.
+    fn read_channel(
+        &self,
+        user_id: i64,
+        channel: i64,
+        max_id: i32,
+    ) -> Result<Vec<Affected>, MessageError> {
+        let box_id = BoxId::Channel(channel);
+        let peer = Peer::Channel(channel);
+        let home = self.shards.of(box_id)?;
+        home.check_writable()?;
+        let _held = self.locks.lock(&[box_id]);
+        let reader = home.latest();
+        let meta = read_meta(&reader, box_id)?;
+        let top = read_dialog(&reader, box_id, peer)?.map_or(0, |dialog| dialog.top_id);
+        let wanted = if max_id == 0 { top } else { max_id.min(top) };
+        if wanted <= read_watermark(&reader, peer, user_id)? {
+            return Ok(Vec::new());
+        }
+        let mut counts = read_counts(&reader, peer)?;
+        let mut ops = vec![watermark_op(peer, user_id, wanted)];
+        if wanted > counts.read_outbox_max_id {
+            counts.read_outbox_max_id = wanted;
+            ops.push(counts_op(peer, &counts));
+        }
+        drop(reader);
+        home.write(&ops, false)?;
+        Ok(vec![Affected {
+            box_id,
+            pts: meta.state.pts,
+            pts_count: 0,
+        }])
     }
 }
 

@@ -38,6 +38,7 @@ mod commit_queue;
 mod file;
 mod instance;
 mod locks;
+mod members;
 mod message;
 mod part_cache;
 mod part_files;
