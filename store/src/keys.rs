@@ -44,6 +44,10 @@ pub enum Prefix {
     KeyExpiry = 0x0d,
     /// A pinned message of a chat.
     Pinned = 0x0e,
+    /// The next group id (one row, on instance 0).
+    NextGroupId = 0x12,
+    /// A group's information, opaque to the store: group.
+    GroupInfo = 0x16,
     /// A participant of a group (basic group or channel): group, user.
     Participant = 0x18,
     /// A group's members by join date, newest first: group, date (descending), user.
@@ -118,6 +122,8 @@ impl Prefix {
             0x0c => Some(Self::PermBinding),
             0x0d => Some(Self::KeyExpiry),
             0x0e => Some(Self::Pinned),
+            0x12 => Some(Self::NextGroupId),
+            0x16 => Some(Self::GroupInfo),
             0x18 => Some(Self::Participant),
             0x19 => Some(Self::MemberByDate),
             0x1a => Some(Self::MemberRead),

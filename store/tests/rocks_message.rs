@@ -135,6 +135,21 @@ impl MessageStore for TempStore {
     ) -> Result<Vec<StoredMessage>, MessageError> {
         self.store.react(user_id, box_id, id, reaction, date)
     }
+    fn create_group(
+        &self,
+        channel: bool,
+        info: Vec<u8>,
+        creator: i64,
+        date: i32,
+    ) -> Result<Peer, MessageError> {
+        self.store.create_group(channel, info, creator, date)
+    }
+    fn set_group_info(&self, group: Peer, info: Vec<u8>) -> Result<(), MessageError> {
+        self.store.set_group_info(group, info)
+    }
+    fn group_info(&self, group: Peer) -> Result<Option<Vec<u8>>, MessageError> {
+        self.store.group_info(group)
+    }
     fn set_participant(
         &self,
         group: Peer,

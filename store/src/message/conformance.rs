@@ -17,8 +17,8 @@ mod members;
 
 pub use members::{
     MemberOp, bad_memberships_get_typed_errors, channel_posts_are_stored_once_and_read_per_member,
-    groups_and_users_have_caps, member_ops, members_agree_with_the_model,
-    members_join_change_and_leave, post, post_views_count_up,
+    groups_and_users_have_caps, groups_are_created_with_info_and_creator, member_ops,
+    members_agree_with_the_model, members_join_change_and_leave, post, post_views_count_up,
 };
 
 /// Makes a fresh, empty store with these limits.
@@ -42,6 +42,7 @@ pub fn run_all(factory: Factory<'_>) {
     reactions_are_one_per_user_in_every_copy(factory);
     a_sender_only_message_stays_in_the_sender_s_box(factory);
     members_join_change_and_leave(factory);
+    groups_are_created_with_info_and_creator(factory);
     bad_memberships_get_typed_errors(factory);
     groups_and_users_have_caps(factory);
     channel_posts_are_stored_once_and_read_per_member(factory);

@@ -70,6 +70,8 @@ struct Inner {
     groups: HashMap<Peer, GroupState>,
     /// Each user's groups.
     member_of: HashMap<i64, BTreeMap<Peer, Membership>>,
+    infos: HashMap<Peer, Vec<u8>>,
+    last_group_id: i64,
 }
 
 impl Inner {
@@ -839,6 +841,63 @@ impl MessageStore for MemoryMessageStore {
             }
         }
         Ok(affected)
+    }
+
+    fn create_group(
+        &self,
+        channel: bool,
+        info: Vec<u8>,
+        creator: i64,
+        date: i32,
+    ) -> Result<Peer, MessageError> {
+        if info.len() > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        if creator <= 0 {
+            return Err(MessageError::UserIdInvalid);
+        }
+        let group = {
+            let mut inner = self.lock();
+            let id = inner
+                .last_group_id
+                .checked_add(1)
+                .ok_or(MessageError::Exhausted)?;
+            let group = if channel {
+                Peer::Channel(id)
+            } else {
+                Peer::Chat(id)
+            };
+            let user_groups = inner.member_of.get(&creator).map_or(0, |groups| {
+                groups.values().filter(|m| m.role.is_member()).count()
+            });
+            if user_groups >= self.config.max_groups_per_user {
+                return Err(MessageError::ChannelsTooMuch);
+            }
+            inner.last_group_id = id;
+            inner.infos.insert(group, info);
+            group
+        };
+        self.set_participant(group, creator, Some(Participant::creator(creator, date)))?;
+        Ok(group)
+    }
+
+    fn set_group_info(&self, group: Peer, info: Vec<u8>) -> Result<(), MessageError> {
+        check_group(group)?;
+        if info.len() > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        match self.lock().infos.get_mut(&group) {
+            Some(slot) => {
+                *slot = info;
+                Ok(())
+            }
+            None => Err(MessageError::PeerIdInvalid),
+        }
+    }
+
+    fn group_info(&self, group: Peer) -> Result<Option<Vec<u8>>, MessageError> {
+        check_group(group)?;
+        Ok(self.lock().infos.get(&group).cloned())
     }
 
     fn set_participant(

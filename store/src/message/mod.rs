@@ -550,6 +550,24 @@ pub trait MessageStore: Send + Sync {
         max_id: i32,
     ) -> Result<Vec<Affected>, MessageError>;
 
+    /// Creates a group: the next group id (basic groups and channels share one sequence,
+    /// from 1), `info` kept for the application (its title and the like, opaque to the
+    /// store, at most [`MessageStoreConfig::max_body_len`] bytes) and `creator` as its
+    /// [`Role::Creator`] joined at `date`. Returns the group as a peer.
+    fn create_group(
+        &self,
+        channel: bool,
+        info: Vec<u8>,
+        creator: i64,
+        date: i32,
+    ) -> Result<Peer, MessageError>;
+
+    /// Replaces a group's info (`PEER_ID_INVALID` for a group never created).
+    fn set_group_info(&self, group: Peer, info: Vec<u8>) -> Result<(), MessageError>;
+
+    /// A group's info, if it was created.
+    fn group_info(&self, group: Peer) -> Result<Option<Vec<u8>>, MessageError>;
+
     /// Sets `user_id`'s record in `group` (a basic group or a channel) to `participant` (a
     /// new member, a new role or rights, a ban), or with `None` drops it (the user left, or a
     /// ban was lifted). The group's counts, its index by join date and the user's list of

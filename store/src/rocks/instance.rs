@@ -38,6 +38,8 @@ fn family(prefix: Prefix) -> &'static str {
         Prefix::BoxMeta
         | Prefix::Dialog
         | Prefix::MemberRead
+        | Prefix::NextGroupId
+        | Prefix::GroupInfo
         | Prefix::PostViews
         | Prefix::GroupCounts => "meta",
         Prefix::Participant

@@ -12,8 +12,9 @@ use super::instance::Reader;
 use super::message::{RocksMessageStore, count_newer};
 use super::plan::{corrupt, read_dialog};
 use crate::codec::{
-    BatchOp, decode_group_counts, decode_membership, decode_number, decode_participant,
-    encode_group_counts, encode_membership, encode_number, encode_participant,
+    BatchOp, decode_group_counts, decode_key_id, decode_membership, decode_number,
+    decode_participant, encode_group_counts, encode_key_id, encode_membership, encode_number,
+    encode_participant,
 };
 use crate::keys::{self, Prefix};
 use crate::message::members::{check_group, check_participant, check_room, matches, recount};
@@ -277,6 +278,87 @@ impl RocksMessageStore {
             home.write_unsynced(&[BatchOp::delete(pending)])?;
         }
         Ok(ParticipantChange { before, counts })
+    }
+
+    pub(crate) fn create_group_rows(
+        &self,
+        channel: bool,
+        info: Vec<u8>,
+        creator: i64,
+        date: i32,
+    ) -> Result<Peer, MessageError> {
+        if info.len() > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        if creator <= 0 {
+            return Err(MessageError::UserIdInvalid);
+        }
+        let member_of = read_memberships(&self.shards.of(BoxId::User(creator))?.latest(), creator)?
+            .iter()
+            .filter(|membership| membership.role.is_member())
+            .count();
+        if member_of >= self.config.max_groups_per_user {
+            return Err(MessageError::ChannelsTooMuch);
+        }
+        let counter = self.shards.number(0)?;
+        let group = {
+            let _ids = crate::lock(&self.group_ids);
+            let key = vec![Prefix::NextGroupId as u8];
+            let number = counter.number;
+            let last = counter
+                .latest()
+                .get(&key, |value| {
+                    decode_key_id(value).map_err(|error| corrupt(number, error))
+                })?
+                .unwrap_or(0);
+            let id = last.checked_add(1).ok_or(MessageError::Exhausted)?;
+            // Synced before the id is used: a crash may waste an id, never give one twice.
+            counter.write(&[BatchOp::put(key, encode_key_id(id))], true)?;
+            if channel {
+                Peer::Channel(id)
+            } else {
+                Peer::Chat(id)
+            }
+        };
+        let home = self.shards.of(group_box(group))?;
+        home.write(
+            &[BatchOp::put(
+                keys::group_prefix(Prefix::GroupInfo, group),
+                info,
+            )],
+            false,
+        )?;
+        self.set_participant_rows(group, creator, Some(Participant::creator(creator, date)))?;
+        Ok(group)
+    }
+
+    pub(crate) fn set_group_info_row(
+        &self,
+        group: Peer,
+        info: Vec<u8>,
+    ) -> Result<(), MessageError> {
+        check_group(group)?;
+        if info.len() > self.config.max_body_len {
+            return Err(MessageError::MessageTooLong);
+        }
+        let group_box = group_box(group);
+        let home = self.shards.of(group_box)?;
+        let _held = self.locks.lock(&[group_box]);
+        let key = keys::group_prefix(Prefix::GroupInfo, group);
+        if !home.latest().contains(&key)? {
+            return Err(MessageError::PeerIdInvalid);
+        }
+        home.write(&[BatchOp::put(key, info)], false)
+    }
+
+    pub(crate) fn group_info_row(&self, group: Peer) -> Result<Option<Vec<u8>>, MessageError> {
+        check_group(group)?;
+        self.shards
+            .of(group_box(group))?
+            .snapshot()
+            .get(&keys::group_prefix(Prefix::GroupInfo, group), |value| {
+                Ok(value.to_vec())
+            })
     }
 
     pub(crate) fn participant_row(

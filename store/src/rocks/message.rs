@@ -111,6 +111,8 @@ pub struct RocksMessageStore {
     /// One group-commit queue per instance, for sends whose copies are all on it.
     queues: Vec<CommitQueue<SendJob, Result<SendOutcome, MessageError>>>,
     in_flight: Mutex<HashSet<SendKey>>,
+    /// Taken while a group id is given (the counter row is read, then written).
+    pub(super) group_ids: Mutex<()>,
     redelivered: u64,
 }
 
@@ -210,6 +212,7 @@ impl RocksMessageStore {
             locks: BoxLocks::new(LOCK_STRIPES),
             queues,
             in_flight: Mutex::new(HashSet::new()),
+            group_ids: Mutex::new(()),
             redelivered: 0,
         };
         store.redelivered = store.redeliver().map_err(OpenError::Recovery)?;
@@ -1361,6 +1364,24 @@ impl MessageStore for RocksMessageStore {
         drop(readers);
         batches.write(&self.shards, self.instance_of(own))?;
         Ok(affected)
+    }
+
+    fn create_group(
+        &self,
+        channel: bool,
+        info: Vec<u8>,
+        creator: i64,
+        date: i32,
+    ) -> Result<Peer, MessageError> {
+        self.create_group_rows(channel, info, creator, date)
+    }
+
+    fn set_group_info(&self, group: Peer, info: Vec<u8>) -> Result<(), MessageError> {
+        self.set_group_info_row(group, info)
+    }
+
+    fn group_info(&self, group: Peer) -> Result<Option<Vec<u8>>, MessageError> {
+        self.group_info_row(group)
     }
 
     fn set_participant(

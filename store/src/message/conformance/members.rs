@@ -143,6 +143,44 @@ pub fn members_join_change_and_leave(factory: Factory<'_>) {
     assert_eq!(groups, vec![chat, channel], "basic groups first");
 }
 
+/// Groups get ids from one sequence, their info and their creator; info changes only for a
+/// group that exists.
+pub fn groups_are_created_with_info_and_creator(factory: Factory<'_>) {
+    let store = store(factory);
+    let chat = store.create_group(false, b"chat".to_vec(), 3, 10).unwrap();
+    let channel = store.create_group(true, b"chan".to_vec(), 4, 11).unwrap();
+    assert_eq!((chat, channel), (Peer::Chat(1), Peer::Channel(2)));
+    assert_eq!(store.group_info(channel).unwrap(), Some(b"chan".to_vec()));
+    assert_eq!(store.group_info(Peer::Chat(2)).unwrap(), None);
+    assert_eq!(
+        store.participant(channel, 4).unwrap(),
+        Some(Participant::creator(4, 11))
+    );
+    assert_eq!(store.group_counts(chat).unwrap().admins, 1);
+    store.set_group_info(channel, b"renamed".to_vec()).unwrap();
+    assert_eq!(
+        store.group_info(channel).unwrap(),
+        Some(b"renamed".to_vec())
+    );
+    assert_eq!(
+        store.set_group_info(Peer::Channel(9), b"x".to_vec()),
+        Err(MessageError::PeerIdInvalid)
+    );
+    assert_eq!(
+        store.create_group(true, vec![0; 2 * 1024 * 1024], 4, 1),
+        Err(MessageError::MessageTooLong)
+    );
+    assert_eq!(
+        store.create_group(true, Vec::new(), 0, 1),
+        Err(MessageError::UserIdInvalid)
+    );
+    assert_eq!(
+        store.create_group(true, Vec::new(), 5, 1).unwrap(),
+        Peer::Channel(3),
+        "refused creations use no id"
+    );
+}
+
 /// Bad memberships get typed errors and change nothing.
 pub fn bad_memberships_get_typed_errors(factory: Factory<'_>) {
     let store = store(factory);
