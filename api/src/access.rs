@@ -62,6 +62,20 @@ impl AccessSecret {
         )
     }
 
+    /// The access hash of a channel (the same for every viewer).
+    pub fn channel_hash(&self, channel_id: i64) -> i64 {
+        self.mac(b"channel", &channel_id.to_le_bytes())
+    }
+
+    /// Whether `hash` is the channel's access hash (constant time).
+    pub fn check_channel_hash(&self, channel_id: i64, hash: i64) -> bool {
+        bool::from(
+            self.channel_hash(channel_id)
+                .to_le_bytes()
+                .ct_eq(&hash.to_le_bytes()),
+        )
+    }
+
     /// The access hash of a document whose file reference is its content id.
     pub fn document_hash(&self, content: &ContentId) -> i64 {
         self.mac(b"document", &content.0)
@@ -86,6 +100,11 @@ mod tests {
         let secret = AccessSecret::new([7; 32]);
         assert!(secret.check_user_hash(7, secret.user_hash(7)));
         assert!(!secret.check_user_hash(8, secret.user_hash(7)));
+        assert!(secret.check_channel_hash(7, secret.channel_hash(7)));
+        assert!(
+            !secret.check_channel_hash(7, secret.user_hash(7)),
+            "apart from users'"
+        );
         let other = AccessSecret::new([1; 32]);
         assert!(!other.check_user_hash(7, secret.user_hash(7)));
         let content = ContentId([3; 32]);

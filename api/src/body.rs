@@ -6,7 +6,9 @@
 //! header starts with `ff` (never the first byte of UTF-8 text), then its version, then:
 //! the reply's target per box as a count (u8) of (owner i64, message id i32), a forward flag
 //! (u8) with the original sender (i64) and date (i32) when set, in version `02` a service
-//! action (u8: `00` none, `01` a pinned message), and the text's bytes to the end. Version
+//! action (u8: `00` none, `01` a pinned message, `02` a channel created, `03` a user added
+//! and `04` a user removed, each of these two followed by the user's id as i64), and the
+//! text's bytes to the end. Version
 //! `01` (no action byte) is still read. Integers are little-endian. Reading never panics or
 //! over-allocates: a header that does not parse leaves the whole body as (lossy) text.
 //!
@@ -37,6 +39,14 @@ pub struct Forwarded {
 pub enum Action {
     /// The sender pinned the message this one replies to (`messageActionPinMessage`).
     PinMessage,
+    /// The sender created the channel (`messageActionChannelCreate`); the body's text is
+    /// the title it was created with.
+    ChannelCreate,
+    /// The sender added this user to the group (`messageActionChatAddUser`); a user who
+    /// joined by themselves names themselves.
+    ChatAddUser(i64),
+    /// This user left the group, or the sender removed them (`messageActionChatDeleteUser`).
+    ChatDeleteUser(i64),
 }
 
 /// A message's body as the stock modules see it.
@@ -89,10 +99,19 @@ impl Body {
             }
             None => out.push(0),
         }
-        out.push(match self.action {
-            None => 0,
-            Some(Action::PinMessage) => 1,
-        });
+        match self.action {
+            None => out.push(0),
+            Some(Action::PinMessage) => out.push(1),
+            Some(Action::ChannelCreate) => out.push(2),
+            Some(Action::ChatAddUser(user)) => {
+                out.push(3);
+                out.extend_from_slice(&user.to_le_bytes());
+            }
+            Some(Action::ChatDeleteUser(user)) => {
+                out.push(4);
+                out.extend_from_slice(&user.to_le_bytes());
+            }
+        }
         out.extend_from_slice(self.text.as_bytes());
         out
     }
@@ -141,6 +160,17 @@ impl Body {
             match action {
                 0 => None,
                 1 => Some(Action::PinMessage),
+                2 => Some(Action::ChannelCreate),
+                3 | 4 => {
+                    let (user, after) = rest.split_first_chunk::<8>()?;
+                    rest = after;
+                    let user = i64::from_le_bytes(*user);
+                    Some(if action == 3 {
+                        Action::ChatAddUser(user)
+                    } else {
+                        Action::ChatDeleteUser(user)
+                    })
+                }
                 _ => return None,
             }
         };
@@ -202,13 +232,21 @@ mod tests {
             text in ".{0,40}",
             reply_to in proptest::collection::vec((any::<i64>(), any::<i32>()), 0..=MAX_REPLY_BOXES),
             forwarded in proptest::option::of((any::<i64>(), any::<i32>())),
-            pin in any::<bool>(),
+            action in 0u8..5,
+            user in any::<i64>(),
         ) {
+            let action = match action {
+                0 => None,
+                1 => Some(Action::PinMessage),
+                2 => Some(Action::ChannelCreate),
+                3 => Some(Action::ChatAddUser(user)),
+                _ => Some(Action::ChatDeleteUser(user)),
+            };
             let body = Body {
                 text,
                 reply_to,
                 forwarded: forwarded.map(|(from, date)| Forwarded { from, date }),
-                action: pin.then_some(Action::PinMessage),
+                action,
             };
             prop_assert_eq!(Body::decode(&body.encode()), body);
         }

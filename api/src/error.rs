@@ -119,6 +119,10 @@ impl From<MessageError> for ApiError {
             MessageError::MessageNotModified => Self::bad_request("MESSAGE_NOT_MODIFIED"),
             MessageError::ReactionInvalid => Self::bad_request("REACTION_INVALID"),
             MessageError::ReactionsTooMany => Self::bad_request("REACTIONS_TOO_MANY"),
+            MessageError::UserIdInvalid => Self::bad_request("USER_ID_INVALID"),
+            MessageError::AdminRankInvalid => Self::bad_request("ADMIN_RANK_INVALID"),
+            MessageError::UsersTooMuch => Self::bad_request("USERS_TOO_MUCH"),
+            MessageError::ChannelsTooMuch => Self::bad_request("CHANNELS_TOO_MUCH"),
             other => Self::internal(&other),
         }
     }

@@ -57,8 +57,8 @@
 //!   records.
 //! - [`auth`]: the login flow over a `CodeSender`, and moving a sign-in to another key.
 //! - [`push`]: notifications to registered devices for users with no live session.
-//! - [`help`], [`account`], [`contacts`], [`users`], [`messages`], [`updates`], [`upload`]:
-//!   the stock services.
+//! - [`help`], [`account`], [`contacts`], [`users`], [`messages`], [`channels`],
+//!   [`updates`], [`upload`]: the stock services.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
@@ -68,6 +68,7 @@ mod answer;
 pub mod auth;
 mod backend;
 pub mod body;
+pub mod channels;
 pub mod contacts;
 mod context;
 mod error;
@@ -99,7 +100,8 @@ pub use service::{Api, ApiOptions};
 use std::sync::Arc;
 
 /// Every stock module in one router, with the default limits: [`help`], [`auth`],
-/// [`account`], [`contacts`], [`photos`], [`users`], [`messages`], [`updates`], [`upload`].
+/// [`account`], [`contacts`], [`photos`], [`users`], [`messages`], [`channels`],
+/// [`updates`], [`upload`].
 pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
     help::router(backend.clone())
         .merge(auth::router(login))
@@ -114,6 +116,7 @@ pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
         .merge(photos::router(backend.clone()))
         .merge(users::router(backend.clone()))
         .merge(messages::router(backend.clone()))
+        .merge(channels::router(backend.clone()))
         .merge(updates::router(backend.clone()))
         .merge(upload::router(backend))
 }

@@ -13,6 +13,7 @@ use columba_store::message::{Affected, BoxId, HistoryQuery, Peer, SendRequest, S
 
 use crate::backend::Backend;
 use crate::body::{Action, Body, Forwarded};
+use crate::channels;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::objects::{self, now_unix};
@@ -169,21 +170,51 @@ pub async fn get_peer_dialogs(
     }
     ctx.blocking(move || {
         let mut dialogs = Vec::new();
+        let mut channel_found = Vec::new();
         for peer in &request.peers {
             let enums::InputDialogPeer::InputDialogPeer(peer) = peer else {
                 return Err(ApiError::bad_request("PEER_ID_INVALID"));
             };
+            if let Some(channel) = channels::input_peer_channel(&backend, user, &peer.peer)? {
+                channel.require_member()?;
+                channel_found.push(channel);
+                continue;
+            }
             let target = backend.input_peer(user, &peer.peer)?;
             dialogs.extend(backend.messages.dialog(user, Peer::User(target))?);
         }
         let tops: Vec<i32> = dialogs.iter().map(|dialog| dialog.top_message).collect();
         let messages = backend.messages.get_messages(BoxId::User(user), &tops)?;
-        let users = backend.users_of(&messages, user)?;
+        let mut users = backend.users_of(&messages, user)?;
         let state = backend.messages.state(BoxId::User(user))?;
+        let mut dialog_objects: Vec<enums::Dialog> = dialogs.iter().map(dialog_object).collect();
+        let mut message_objects: Vec<enums::Message> =
+            messages.iter().map(objects::message).collect();
+        let mut chats = Vec::new();
+        for channel in &channel_found {
+            let Some(dialog) = backend.messages.dialog(user, channel.peer())? else {
+                continue;
+            };
+            let pts = backend.messages.state(channel.box_id())?.pts;
+            dialog_objects.push(channels::dialog_object(&dialog, pts));
+            for message in backend
+                .messages
+                .get_messages(channel.box_id(), &[dialog.top_message])?
+            {
+                users.extend(backend.user_object(message.from, user)?);
+                message_objects.push(channels::message_object(
+                    &message,
+                    user,
+                    &channel.info,
+                    None,
+                ));
+            }
+            chats.push(channels::channel_object(&backend, channel));
+        }
         Ok(types::messages::PeerDialogs {
-            dialogs: dialogs.iter().map(dialog_object).collect(),
-            messages: messages.iter().map(objects::message).collect(),
-            chats: Vec::new(),
+            dialogs: dialog_objects,
+            messages: message_objects,
+            chats,
             users,
             state: objects::state(state.pts, now_unix()),
         }
@@ -365,6 +396,20 @@ impl Outgoing {
         self.reply_to = id;
         self
     }
+}
+
+/// The channel an `inputPeerChannel` names (checked; `CHANNEL_INVALID` otherwise).
+async fn channel_of(
+    ctx: &Ctx,
+    backend: &Arc<Backend>,
+    peer: enums::InputPeer,
+) -> Result<channels::Channel, ApiError> {
+    let user = ctx.user()?;
+    let backend = backend.clone();
+    ctx.blocking(move || {
+        channels::input_peer_channel(&backend, user, &peer)?.ok_or_else(channels::channel_invalid)
+    })
+    .await
 }
 
 /// The id in the sender's box of the message an `InputReplyTo` names, if any (replies to
@@ -578,6 +623,23 @@ pub async fn send_message(
     request: functions::messages::SendMessage,
 ) -> Result<enums::Updates, ApiError> {
     let user = ctx.user()?;
+    if let enums::InputPeer::InputPeerChannel(_) = &request.peer {
+        if request.message.is_empty() {
+            return Err(ApiError::bad_request("MESSAGE_EMPTY"));
+        }
+        let reply_to = reply_id(request.reply_to.as_ref())?;
+        let channel = channel_of(&ctx, &backend, request.peer.clone()).await?;
+        return channels::send_to_channel(
+            &ctx,
+            &backend,
+            channel,
+            request.random_id,
+            request.message,
+            None,
+            reply_to,
+        )
+        .await;
+    }
     let outgoing = {
         let backend = backend.clone();
         ctx.blocking(move || outgoing_text(&backend, user, request))
@@ -595,6 +657,32 @@ pub async fn send_media(
     request: functions::messages::SendMedia,
 ) -> Result<enums::Updates, ApiError> {
     let user = ctx.user()?;
+    if let enums::InputPeer::InputPeerChannel(_) = &request.peer {
+        let reply_to = reply_id(request.reply_to.as_ref())?;
+        let (channel, media) = {
+            let backend = backend.clone();
+            let peer = request.peer.clone();
+            let input = request.media.clone();
+            ctx.blocking(move || {
+                let channel = channels::input_peer_channel(&backend, user, &peer)?
+                    .ok_or_else(channels::channel_invalid)?;
+                channel.require_post(now_unix())?;
+                let media = upload::media(&backend, user, &input)?;
+                Ok((channel, media.to_bytes()))
+            })
+            .await?
+        };
+        return channels::send_to_channel(
+            &ctx,
+            &backend,
+            channel,
+            request.random_id,
+            request.message,
+            Some(media),
+            reply_to,
+        )
+        .await;
+    }
     let outgoing = {
         let backend = backend.clone();
         ctx.blocking(move || outgoing_media(&backend, user, request))
@@ -613,6 +701,9 @@ pub async fn get_history(
 ) -> Result<enums::messages::Messages, ApiError> {
     let user = ctx.user()?;
     ctx.blocking(move || {
+        if let Some(channel) = channels::input_peer_channel(&backend, user, &request.peer)? {
+            return channels::channel_history(&backend, &channel, user, &request);
+        }
         let target = backend.input_peer(user, &request.peer)?;
         let page = backend.messages.get_history(
             BoxId::User(user),
@@ -712,6 +803,10 @@ pub async fn get_dialogs(
         .clamp(1, MAX_DIALOGS);
     let offset_id = request.offset_id;
     ctx.blocking(move || {
+        let channel_dialogs = backend.messages.channel_dialogs(user)?;
+        if !channel_dialogs.is_empty() {
+            return merged_dialogs(&backend, user, &request, channel_dialogs, limit);
+        }
         // One more than asked, to know whether there is more.
         let mut dialogs = backend.messages.dialogs(user, offset_id, limit + 1)?;
         let partial = offset_id > 0 || dialogs.len() > limit;
@@ -742,6 +837,122 @@ pub async fn get_dialogs(
         })
     })
     .await
+}
+
+/// Common-box chats a merged dialog list reads at most (the newest): a user with more
+/// private chats than this and channels too sees only these merged with their channels.
+pub const MAX_MERGED_DIALOGS: usize = 10_000;
+
+/// `messages.getDialogs` for a user in channels: their common-box chats and their channels
+/// in one list, newest top message date first, paged by the position after `offset_peer`
+/// (or, when that chat is not in the list, after `offset_date`), as clients page.
+fn merged_dialogs(
+    backend: &Backend,
+    user: i64,
+    request: &functions::messages::GetDialogs,
+    channel_dialogs: Vec<columba_store::message::Dialog>,
+    limit: usize,
+) -> Result<enums::messages::Dialogs, ApiError> {
+    let mut common = Vec::new();
+    let mut offset = 0;
+    while common.len() < MAX_MERGED_DIALOGS {
+        let page = backend
+            .messages
+            .dialogs(user, offset, columba_store::message::MAX_PAGE)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        offset = last.top_message;
+        let full = page.len() == columba_store::message::MAX_PAGE;
+        common.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let mut all: Vec<columba_store::message::Dialog> = common;
+    all.extend(channel_dialogs);
+    all.sort_by_key(|d| std::cmp::Reverse((d.top_date, d.peer)));
+    let total = all.len();
+    let offset_peer = match &request.offset_peer {
+        enums::InputPeer::InputPeerUser(peer) => Some(Peer::User(peer.user_id)),
+        enums::InputPeer::InputPeerSelf(_) => Some(Peer::User(user)),
+        enums::InputPeer::InputPeerChannel(peer) => Some(Peer::Channel(peer.channel_id)),
+        enums::InputPeer::InputPeerChat(peer) => Some(Peer::Chat(peer.chat_id)),
+        _ => None,
+    };
+    let start = match offset_peer.and_then(|peer| all.iter().position(|d| d.peer == peer)) {
+        Some(position) => position + 1,
+        None if request.offset_date > 0 => all
+            .iter()
+            .position(|d| d.top_date < request.offset_date)
+            .unwrap_or(total),
+        None => 0,
+    };
+    let page: Vec<columba_store::message::Dialog> =
+        all.into_iter().skip(start).take(limit).collect();
+    let partial = start > 0 || start + page.len() < total;
+    let mut dialogs = Vec::with_capacity(page.len());
+    let mut messages = Vec::with_capacity(page.len());
+    let mut chats = Vec::new();
+    let mut user_ids = vec![user];
+    let mut tops = Vec::new();
+    for dialog in &page {
+        match dialog.peer {
+            Peer::Channel(id) => {
+                let Some(channel) = channels::load(backend, user, id)? else {
+                    continue;
+                };
+                let pts = backend.messages.state(channel.box_id())?.pts;
+                dialogs.push(channels::dialog_object(dialog, pts));
+                if dialog.top_message > 0 {
+                    for message in backend
+                        .messages
+                        .get_messages(channel.box_id(), &[dialog.top_message])?
+                    {
+                        user_ids.push(message.from);
+                        messages.push(channels::message_object(
+                            &message,
+                            user,
+                            &channel.info,
+                            None,
+                        ));
+                    }
+                }
+                chats.push(channels::channel_object(backend, &channel));
+            }
+            _ => {
+                dialogs.push(dialog_object(dialog));
+                tops.push(dialog.top_message);
+            }
+        }
+    }
+    let common_tops = backend.messages.get_messages(BoxId::User(user), &tops)?;
+    for message in &common_tops {
+        user_ids.push(message.from);
+        if let Peer::User(peer) = message.peer {
+            user_ids.push(peer);
+        }
+        messages.push(objects::message(message));
+    }
+    let users = backend.user_objects(user_ids, user)?;
+    Ok(if partial {
+        types::messages::DialogsSlice {
+            count: i32::try_from(total).unwrap_or(i32::MAX),
+            dialogs,
+            messages,
+            chats,
+            users,
+        }
+        .into()
+    } else {
+        types::messages::Dialogs {
+            dialogs,
+            messages,
+            chats,
+            users,
+        }
+        .into()
+    })
 }
 
 /// `messages.affectedMessages` for the caller's box; the other boxes are told.
@@ -807,6 +1018,13 @@ pub async fn edit_message(
     let user = ctx.user()?;
     let task_ctx = ctx.clone();
     ctx.blocking(move || {
+        if let Some(channel) = channels::input_peer_channel(&backend, user, &request.peer)? {
+            let media = match &request.media {
+                Some(input) => Some(upload::media(&backend, user, input)?.to_bytes()),
+                None => None,
+            };
+            return channels::edit_in_channel(&task_ctx, &backend, &channel, user, &request, media);
+        }
         let box_id = BoxId::User(user);
         let invalid = || ApiError::bad_request("MESSAGE_ID_INVALID");
         let current = backend

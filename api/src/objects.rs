@@ -156,6 +156,16 @@ pub fn message(stored: &StoredMessage) -> enums::Message {
     if let Some(action) = body.action {
         let action: enums::MessageAction = match action {
             Action::PinMessage => types::MessageActionPinMessage {}.into(),
+            Action::ChannelCreate => types::MessageActionChannelCreate {
+                title: body.text,
+            }
+            .into(),
+            Action::ChatAddUser(user) => {
+                types::MessageActionChatAddUser { users: vec![user] }.into()
+            }
+            Action::ChatDeleteUser(user_id) => {
+                types::MessageActionChatDeleteUser { user_id }.into()
+            }
         };
         let mut service =
             types::MessageService::new(stored.id, peer(stored.peer), stored.date, action);
