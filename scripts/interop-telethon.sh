@@ -45,7 +45,7 @@ port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")"
 sed -n '/BEGIN RSA PUBLIC KEY/,/END RSA PUBLIC KEY/p' "$work/out" >"$work/key.pem"
 
 status=0
-for script in telethon_echo.py telethon_people.py; do
+for script in telethon_echo.py telethon_people.py telethon_groups.py; do
   timeout 600 "$venv/bin/python" "examples/interop/$script" 127.0.0.1 "$port" "$work/key.pem" "$code" || status=$?
   [ "$status" -eq 0 ] || break
 done

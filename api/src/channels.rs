@@ -312,7 +312,9 @@ pub fn message_object(
             if info.broadcast {
                 message.post = true;
                 message.from_id = None;
+                // `views` and `forwards` share a flag bit: both or neither.
                 message.views = Some(i32::try_from(views.unwrap_or(1)).unwrap_or(i32::MAX));
+                message.forwards = Some(0);
             }
         }
         enums::Message::MessageService(service) => {

@@ -156,10 +156,7 @@ pub fn message(stored: &StoredMessage) -> enums::Message {
     if let Some(action) = body.action {
         let action: enums::MessageAction = match action {
             Action::PinMessage => types::MessageActionPinMessage {}.into(),
-            Action::ChannelCreate => types::MessageActionChannelCreate {
-                title: body.text,
-            }
-            .into(),
+            Action::ChannelCreate => types::MessageActionChannelCreate { title: body.text }.into(),
             Action::ChatAddUser(user) => {
                 types::MessageActionChatAddUser { users: vec![user] }.into()
             }

