@@ -313,6 +313,9 @@ pub struct Endpoint {
     /// The cached keys of each signed-in user, so that an update for one user visits that
     /// user's sessions only.
     of_user: HashMap<i64, Vec<i64>>,
+    /// Users who appeared in `of_user` (`true`) or left it (`false`) since the last
+    /// [`Self::take_user_changes`]: what keeps the runtime's index of users by shard.
+    user_changes: Vec<(i64, bool)>,
     /// The first salt of keys created recently (auth_key_id -> salt, valid until).
     first_salts: HashMap<i64, (i64, i64)>,
     /// Keys destroyed, whose last answer has yet to go out.
@@ -346,6 +349,7 @@ impl Endpoint {
             by_connection: HashMap::new(),
             of_key: HashMap::new(),
             of_user: HashMap::new(),
+            user_changes: Vec::new(),
             first_salts: HashMap::new(),
             doomed: Vec::new(),
             timers: BinaryHeap::new(),
@@ -994,9 +998,30 @@ impl Endpoint {
     fn cache_key(&mut self, auth_key_id: i64, cached: CachedKey) {
         self.uncache_key(auth_key_id);
         if let Some(user_id) = cached.user_id {
-            self.of_user.entry(user_id).or_default().push(auth_key_id);
+            self.index_user(auth_key_id, user_id);
         }
         self.keys.insert(auth_key_id, cached);
+    }
+
+    fn index_user(&mut self, auth_key_id: i64, user_id: i64) {
+        let keys = self.of_user.entry(user_id).or_default();
+        if keys.is_empty() {
+            self.user_changes.push((user_id, true));
+        }
+        keys.push(auth_key_id);
+    }
+
+    /// Moves the users who appeared in this endpoint's index of users (`true`: a key of
+    /// theirs is cached here now) or left it (`false`) since the last call into `out`, in
+    /// order. The runtime keeps its index of users by shard with them.
+    pub fn take_user_changes(&mut self, out: &mut Vec<(i64, bool)>) {
+        out.append(&mut self.user_changes);
+    }
+
+    /// Whether any user appeared in or left the index since the last
+    /// [`Self::take_user_changes`].
+    pub fn has_user_changes(&self) -> bool {
+        !self.user_changes.is_empty()
     }
 
     /// Changes the user a cached key is indexed under.
@@ -1010,7 +1035,7 @@ impl Endpoint {
         }
         self.unindex_user(auth_key_id, old);
         if let Some(user_id) = user_id {
-            self.of_user.entry(user_id).or_default().push(auth_key_id);
+            self.index_user(auth_key_id, user_id);
         }
     }
 
@@ -1039,6 +1064,7 @@ impl Endpoint {
             keys.retain(|id| *id != auth_key_id);
             if keys.is_empty() {
                 self.of_user.remove(&user_id);
+                self.user_changes.push((user_id, false));
             }
         }
     }

@@ -97,6 +97,10 @@ pub struct ServerOptions {
     pub close_linger: Duration,
     /// What the runtime sweeps from the stores on a schedule.
     pub housekeeping: Housekeeping,
+    /// Users who came and went, kept until the service asks ([`Server::take_presence`]):
+    /// past this many the list is dropped and the service told to start again. Default
+    /// 1,048,576 (16 bytes each).
+    pub presence_backlog: usize,
 }
 
 /// The runtime's sweeps of the stores ([`Server::sweep`], run every [`Self::interval`] while
@@ -168,6 +172,7 @@ impl ServerOptions {
             close_linger: Duration::from_millis(500),
             refuse_wait: Duration::from_secs(5),
             housekeeping: Housekeeping::default(),
+            presence_backlog: 1 << 20,
         }
     }
 }
@@ -275,7 +280,12 @@ impl Server {
         endpoint_config
             .refuse_msg_ids_before
             .get_or_insert_with(|| now().unix);
-        let endpoint = Shards::new(&salts, &endpoint_config, options.endpoint_shards);
+        let endpoint = Shards::new(
+            &salts,
+            &endpoint_config,
+            options.endpoint_shards,
+            options.presence_backlog,
+        );
         let (stopping, _) = watch::channel(false);
         let server = Self {
             shared: Arc::new(Shared {
@@ -334,6 +344,59 @@ impl Server {
             }
             None => self.shared.deliver_update(user_id, update),
         }
+    }
+
+    /// Sends one update to the live sessions of every user of `users` on this node (a
+    /// channel's post to its members): the users are grouped by the endpoint shards that
+    /// hold their keys, each shard is locked once, and only the connections that took the
+    /// update are woken, so that the cost follows the users who are here, not the shards or
+    /// the sessions of others. `update` is shared, never copied. Users with no live session
+    /// get nothing (no push notification: a channel's post is not worth one per member).
+    /// With an update bus, each user's update goes through it as [`Self::send_update`]
+    /// does. Returns how many sessions took it.
+    pub fn fan_out(&self, users: &[i64], update: &Bytes) -> usize {
+        if let Some(bus) = &self.shared.bus {
+            for user_id in users {
+                if let Err(error) = bus.publish(*user_id, update.clone()) {
+                    tracing::warn!(%error, "update bus refused an update");
+                }
+            }
+            return 0;
+        }
+        let mut woken = Vec::new();
+        let mut delivered = 0;
+        for (shard, group) in self.shared.endpoint.group_by_shard(users) {
+            let mut endpoint = self.shared.endpoint.at(shard);
+            for user_id in group {
+                delivered += endpoint.push_update_to(user_id, update, &mut woken);
+            }
+        }
+        if !woken.is_empty() {
+            woken.sort_unstable();
+            woken.dedup();
+            let connections = lock(&self.shared.connections);
+            for connection in &woken {
+                if let Some(entry) = connections.get(connection) {
+                    entry.wake.notify_one();
+                }
+            }
+        }
+        delivered
+    }
+
+    /// Whether a key of `user_id` is in use on this node (cached with its sessions): the
+    /// users [`Self::fan_out`] can reach.
+    pub fn is_present(&self, user_id: i64) -> bool {
+        self.shared.endpoint.has_user(user_id)
+    }
+
+    /// Moves the users who came (`true`: their first key in use on this node) and went
+    /// (`false`: their last one dropped) since the last call into `out`, oldest first: what a
+    /// service keeps its lists of present members with. Returns `false` when some changes
+    /// were lost to [`ServerOptions::presence_backlog`]: the service must then start again
+    /// from [`Self::is_present`].
+    pub fn take_presence(&self, out: &mut Vec<(i64, bool)>) -> bool {
+        self.shared.endpoint.take_presence(out)
     }
 
     /// Runs the sweeps of [`ServerOptions::housekeeping`] once, as of `now` (Unix seconds):
@@ -495,6 +558,28 @@ impl ServerHandle {
         }
     }
 
+    /// [`Server::fan_out`], if the server is still there (0 otherwise).
+    pub fn fan_out(&self, users: &[i64], update: &Bytes) -> usize {
+        self.shared
+            .upgrade()
+            .map_or(0, |shared| Server { shared }.fan_out(users, update))
+    }
+
+    /// [`Server::is_present`], if the server is still there.
+    pub fn is_present(&self, user_id: i64) -> bool {
+        self.shared
+            .upgrade()
+            .is_some_and(|shared| Server { shared }.is_present(user_id))
+    }
+
+    /// [`Server::take_presence`], if the server is still there (`true` with nothing
+    /// otherwise).
+    pub fn take_presence(&self, out: &mut Vec<(i64, bool)>) -> bool {
+        self.shared
+            .upgrade()
+            .is_none_or(|shared| Server { shared }.take_presence(out))
+    }
+
     /// [`Server::set_user`], if the server is still there.
     pub fn set_user(&self, perm_auth_key_id: i64, user_id: Option<i64>) {
         if let Some(shared) = self.shared.upgrade() {
@@ -592,10 +677,16 @@ impl Shared {
 
     fn deliver_update(self: &Arc<Self>, user_id: i64, update: Bytes) {
         let mut woken = Vec::new();
+        // Only the shards that hold the user's keys (the index of users by shard).
         let delivered: usize = self
             .endpoint
-            .each()
-            .map(|mut endpoint| endpoint.push_update_to(user_id, &update, &mut woken))
+            .group_by_shard(&[user_id])
+            .into_iter()
+            .map(|(shard, _)| {
+                self.endpoint
+                    .at(shard)
+                    .push_update_to(user_id, &update, &mut woken)
+            })
             .sum();
         if delivered > 0 {
             // Only the connections that got the update.

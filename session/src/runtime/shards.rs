@@ -12,6 +12,7 @@
 //! timers, a connection's close. The endpoint's global limits are divided among the shards
 //! ([`Shards::new`]).
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,17 +44,83 @@ impl TimerWatch {
     }
 }
 
+/// Which shards hold a cached key of each signed-in user (so that an update for many users
+/// locks each shard once and visits only the shards of those users), and the users who came
+/// (their first key cached in any shard) and went (their last one dropped) since the service
+/// last asked.
+struct UserIndex {
+    shards_of: Mutex<HashMap<i64, Vec<u16>>>,
+    presence: Mutex<Presence>,
+}
+
+/// Users who came and went, oldest first, bounded: past `cap` the list is dropped and
+/// `overflowed` set, and the service starts again from the current state.
+struct Presence {
+    changes: Vec<(i64, bool)>,
+    overflowed: bool,
+    cap: usize,
+}
+
+impl UserIndex {
+    /// Applies one shard's changes (`shard` is its index).
+    fn apply(&self, shard: usize, changes: &[(i64, bool)]) {
+        let shard = u16::try_from(shard).unwrap_or(u16::MAX);
+        let mut transitions = Vec::new();
+        {
+            let mut shards_of = lock_map(&self.shards_of);
+            for &(user_id, present) in changes {
+                if present {
+                    let shards = shards_of.entry(user_id).or_default();
+                    if shards.is_empty() {
+                        transitions.push((user_id, true));
+                    }
+                    if !shards.contains(&shard) {
+                        shards.push(shard);
+                    }
+                } else if let Some(shards) = shards_of.get_mut(&user_id) {
+                    shards.retain(|held| *held != shard);
+                    if shards.is_empty() {
+                        shards_of.remove(&user_id);
+                        transitions.push((user_id, false));
+                    }
+                }
+            }
+        }
+        if transitions.is_empty() {
+            return;
+        }
+        let mut presence = lock_map(&self.presence);
+        if presence.changes.len() + transitions.len() > presence.cap {
+            presence.changes.clear();
+            presence.overflowed = true;
+        } else {
+            presence.changes.extend(transitions);
+        }
+    }
+}
+
+fn lock_map<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Updated in single steps under the lock: a poisoned lock is still consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The endpoint's shards.
 pub(super) struct Shards {
     shards: Box<[Mutex<Endpoint>]>,
     timers: TimerWatch,
+    users: UserIndex,
 }
 
 /// A shard, locked. On release it wakes the timer loop if the shard's earliest deadline is
-/// now before the time the loop sleeps until.
+/// now before the time the loop sleeps until, and passes the users who came to or left the
+/// shard to the index of users by shard.
 pub(super) struct ShardGuard<'a> {
     endpoint: MutexGuard<'a, Endpoint>,
     timers: &'a TimerWatch,
+    users: &'a UserIndex,
+    index: usize,
 }
 
 impl Deref for ShardGuard<'_> {
@@ -72,6 +139,11 @@ impl DerefMut for ShardGuard<'_> {
 
 impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
+        if self.endpoint.has_user_changes() {
+            let mut changes = Vec::new();
+            self.endpoint.take_user_changes(&mut changes);
+            self.users.apply(self.index, &changes);
+        }
         if let Some(at) = self.endpoint.poll_timeout() {
             if self.timers.nanos(at) < self.timers.sleeping_until.load(Ordering::SeqCst) {
                 self.timers.wake.notify_one();
@@ -94,7 +166,12 @@ impl Shards {
     /// up: the totals stay within the configured figure plus the number of shards, and
     /// eviction works per shard (a full shard evicts its own least recently active session
     /// even when others have room).
-    pub(super) fn new(salts: &Arc<SaltSource>, config: &EndpointConfig, count: usize) -> Self {
+    pub(super) fn new(
+        salts: &Arc<SaltSource>,
+        config: &EndpointConfig,
+        count: usize,
+        presence_backlog: usize,
+    ) -> Self {
         let count = count.clamp(1, MAX_SHARDS);
         let mut per_shard = config.clone();
         per_shard.max_sessions = config.max_sessions.div_ceil(count);
@@ -110,7 +187,49 @@ impl Shards {
                 sleeping_until: AtomicU64::new(u64::MAX),
                 wake: Notify::new(),
             },
+            users: UserIndex {
+                shards_of: Mutex::new(HashMap::new()),
+                presence: Mutex::new(Presence {
+                    changes: Vec::new(),
+                    overflowed: false,
+                    cap: presence_backlog,
+                }),
+            },
         }
+    }
+
+    /// `users` grouped by the shards holding their keys (a user in several shards is in
+    /// each of their groups; users with no key cached anywhere are left out), shard indexes
+    /// ascending.
+    pub(super) fn group_by_shard(&self, users: &[i64]) -> Vec<(usize, Vec<i64>)> {
+        let mut groups: HashMap<u16, Vec<i64>> = HashMap::new();
+        {
+            let shards_of = lock_map(&self.users.shards_of);
+            for user_id in users {
+                for shard in shards_of.get(user_id).into_iter().flatten() {
+                    groups.entry(*shard).or_default().push(*user_id);
+                }
+            }
+        }
+        let mut groups: Vec<(usize, Vec<i64>)> = groups
+            .into_iter()
+            .map(|(shard, users)| (usize::from(shard), users))
+            .collect();
+        groups.sort_unstable_by_key(|(shard, _)| *shard);
+        groups
+    }
+
+    /// Whether a key of `user_id` is cached in some shard.
+    pub(super) fn has_user(&self, user_id: i64) -> bool {
+        lock_map(&self.users.shards_of).contains_key(&user_id)
+    }
+
+    /// Moves the users who came (`true`) and went (`false`) since the last call into `out`;
+    /// `false` when some were lost to the backlog's bound (start again from [`Self::has_user`]).
+    pub(super) fn take_presence(&self, out: &mut Vec<(i64, bool)>) -> bool {
+        let mut presence = lock_map(&self.users.presence);
+        out.append(&mut presence.changes);
+        !std::mem::take(&mut presence.overflowed)
     }
 
     /// The shard `auth_key_id` lives in. Key ids are 64 bits of a SHA-1 of the key, spread
@@ -134,13 +253,16 @@ impl Shards {
         reason = "in range: taken modulo the length, which `new` makes one or more"
     )]
     pub(super) fn at(&self, index: usize) -> ShardGuard<'_> {
-        self.guard(&self.shards[index % self.shards.len()])
+        let index = index % self.shards.len();
+        self.guard(index, &self.shards[index])
     }
 
-    fn guard<'a>(&'a self, shard: &'a Mutex<Endpoint>) -> ShardGuard<'a> {
+    fn guard<'a>(&'a self, index: usize, shard: &'a Mutex<Endpoint>) -> ShardGuard<'a> {
         ShardGuard {
             endpoint: lock(shard),
             timers: &self.timers,
+            users: &self.users,
+            index,
         }
     }
 
@@ -151,7 +273,10 @@ impl Shards {
 
     /// Every shard, to lock one at a time (never two at once: no lock order to keep).
     pub(super) fn each(&self) -> impl Iterator<Item = ShardGuard<'_>> {
-        self.shards.iter().map(|shard| self.guard(shard))
+        self.shards
+            .iter()
+            .enumerate()
+            .map(|(index, shard)| self.guard(index, shard))
     }
 
     /// Waits until some shard may have a timer due: sleeps until the earliest deadline of
@@ -266,7 +391,77 @@ mod tests {
 
     fn shards(count: usize, config: &EndpointConfig) -> Shards {
         let salts = Arc::new(SaltSource::generate(&mut rand::rng()));
-        Shards::new(&salts, config, count)
+        Shards::new(&salts, config, count, 1 << 20)
+    }
+
+    /// Caches a permanent key of `user_id` (made from `seed`) in its shard; its id.
+    fn signed_in_key(shards: &Shards, seed: u8, user_id: i64) -> i64 {
+        let key = Arc::new(AuthKey::from_bytes([seed; 256]));
+        let id = key.id();
+        let now = Now {
+            monotonic: Instant::now(),
+            unix: Duration::from_secs(1_800_000_000),
+        };
+        let mut endpoint = shards.of(id);
+        let KeyLookup::Missing { generation } = endpoint.lookup_key(id, now) else {
+            unreachable!("a new key is not cached");
+        };
+        let _ = endpoint.insert_key(id, KeyEntry::permanent(key, Some(user_id)), generation, now);
+        id
+    }
+
+    #[test]
+    fn users_are_indexed_by_the_shards_of_their_keys_and_their_comings_and_goings_kept() {
+        let shards = shards(8, &EndpointConfig::default());
+        let first = signed_in_key(&shards, 1, 7);
+        let mut second_seed = 2;
+        while shards.index(AuthKey::from_bytes([second_seed; 256]).id()) == shards.index(first) {
+            second_seed += 1;
+        }
+        let second = signed_in_key(&shards, second_seed, 7);
+        signed_in_key(&shards, 200, 9);
+        let groups = shards.group_by_shard(&[7, 9, 11]);
+        let with_seven: Vec<usize> = groups
+            .iter()
+            .filter(|(_, users)| users.contains(&7))
+            .map(|(shard, _)| *shard)
+            .collect();
+        let mut expected = vec![shards.index(first), shards.index(second)];
+        expected.sort_unstable();
+        assert_eq!(with_seven, expected, "user 7 is in the shards of both keys");
+        assert!(
+            groups.iter().all(|(_, users)| !users.contains(&11)),
+            "11 is nowhere"
+        );
+        assert!(shards.has_user(9) && !shards.has_user(11));
+        let mut presence = Vec::new();
+        assert!(shards.take_presence(&mut presence));
+        assert_eq!(presence, vec![(7, true), (9, true)], "7 came once");
+        // Signing out of one key keeps 7 present; of both, 7 goes.
+        shards.of(first).set_user(first, None);
+        presence.clear();
+        assert!(shards.take_presence(&mut presence));
+        assert!(presence.is_empty());
+        assert!(shards.has_user(7));
+        shards.of(second).set_user(second, None);
+        assert!(shards.take_presence(&mut presence));
+        assert_eq!(presence, vec![(7, false)]);
+        assert!(!shards.has_user(7));
+    }
+
+    #[test]
+    fn a_presence_backlog_past_its_bound_says_so() {
+        let salts = Arc::new(SaltSource::generate(&mut rand::rng()));
+        let shards = Shards::new(&salts, &EndpointConfig::default(), 2, 1);
+        signed_in_key(&shards, 1, 7);
+        signed_in_key(&shards, 2, 8);
+        let mut presence = Vec::new();
+        assert!(!shards.take_presence(&mut presence), "one was lost");
+        assert!(shards.take_presence(&mut presence), "and the flag is reset");
+        assert!(
+            shards.has_user(7) && shards.has_user(8),
+            "the index itself is whole"
+        );
     }
 
     #[test]
