@@ -28,6 +28,8 @@ pub struct Backend {
     pub access: AccessSecret,
     /// The DCs clients are told about.
     pub dcs: DcList,
+    /// The members of each channel present on this node (who a post goes to).
+    pub present: crate::channels::PresentMembers,
 }
 
 impl std::fmt::Debug for Backend {
@@ -55,6 +57,7 @@ impl Backend {
             users,
             access,
             dcs,
+            present: crate::channels::PresentMembers::default(),
         })
     }
 

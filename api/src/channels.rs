@@ -33,6 +33,7 @@ mod difference;
 mod info;
 mod members;
 mod posts;
+mod present;
 
 pub use difference::get_channel_difference;
 pub use info::ChannelInfo;
@@ -45,6 +46,7 @@ pub use posts::{
     edit_in_channel, edit_title, get_channel_messages, get_channels, get_full_channel,
     get_messages_views, post, post_service, read_channel_history, send_to_channel,
 };
+pub use present::{DEFAULT_FOLLOWED_CHANNELS, PresentMembers};
 
 /// The longest channel title, in characters (Telegram's).
 pub const MAX_TITLE_CHARS: usize = 128;
@@ -385,8 +387,10 @@ pub fn member_ids(backend: &Backend, channel: i64, limit: usize) -> Result<Vec<i
     Ok(members)
 }
 
-/// Pushes `updates` to the live sessions of every member of `channel` but `except` (whose
-/// own answer carries them). Encoded once. Blocking (it reads the membership).
+/// Pushes `updates` to the live sessions of the members of `channel` present on this node
+/// but `except` (whose own answer carries them): encoded once, each endpoint shard locked
+/// once ([`columba_session::runtime::Server::fan_out`]). Blocking (a channel's first post
+/// reads its members).
 pub fn fan_out(
     server: &columba_session::runtime::ServerHandle,
     backend: &Backend,
@@ -394,19 +398,20 @@ pub fn fan_out(
     except: Option<i64>,
     updates: &enums::Updates,
 ) {
-    let bytes = Bytes::from(updates.to_bytes());
-    let members = match member_ids(backend, channel, usize::MAX) {
+    let mut members = match backend.present.members(server, backend, channel) {
         Ok(members) => members,
         Err(error) => {
             tracing::warn!(%error, channel, "the members of a channel could not be read");
             return;
         }
     };
-    for member in members {
-        if Some(member) != except {
-            server.send_update(member, bytes.clone());
-        }
+    if let Some(except) = except {
+        members.retain(|member| *member != except);
     }
+    if members.is_empty() {
+        return;
+    }
+    server.fan_out(&members, &Bytes::from(updates.to_bytes()));
 }
 
 /// Every method of this module.

@@ -65,7 +65,7 @@ pub async fn get_difference(
             return Err(error);
         }
         let news = channel_news(&backend, user, request.date)?;
-        Ok(with_channel_news(answer, news, &backend, user)?)
+        with_channel_news(answer, news, &backend, user)
     })
     .await
 }

@@ -155,6 +155,9 @@ pub async fn invite_to_channel(
         for post in &posted {
             announce(&task_ctx, &backend, &channel, post);
         }
+        for invitee in &added {
+            backend.present.joined(&server, channel.id, *invitee);
+        }
         let task_backend = backend.clone();
         let (id, told) = (channel.id, added.clone());
         task_ctx.after(move || {
@@ -195,6 +198,7 @@ pub async fn join_channel(
             user,
             Some(Participant::member(user, now_unix(), 0)),
         )?;
+        backend.present.joined(task_ctx.server(), channel.id, user);
         let channel = super::load(&backend, user, channel.id)?.ok_or_else(channel_private)?;
         let mut posted = Vec::new();
         if !channel.info.broadcast {
@@ -245,6 +249,7 @@ pub async fn leave_channel(
         backend
             .messages
             .set_participant(channel.peer(), user, None)?;
+        backend.present.left(channel.id, user);
         for post in &posted {
             announce(&task_ctx, &backend, &channel, post);
         }
@@ -561,6 +566,7 @@ pub async fn edit_banned(
             }
         };
         let was_member = current.as_ref().is_some_and(|p| p.role.is_member());
+        let stays = record.as_ref().is_some_and(|p| p.role.is_member());
         let kicked = was_member && record.as_ref().is_some_and(|p| !p.role.is_member());
         let mut posted = Vec::new();
         if kicked && !channel.info.broadcast {
@@ -575,6 +581,9 @@ pub async fn edit_banned(
         backend
             .messages
             .set_participant(channel.peer(), target, record)?;
+        if !stays {
+            backend.present.left(channel.id, target);
+        }
         for post in &posted {
             announce(&task_ctx, &backend, &channel, post);
         }
