@@ -344,7 +344,7 @@ impl EchoClient {
     }
 }
 
-/// The messages of the `updateNewMessage`s in an `Updates`.
+/// The messages of the `updateNewMessage`s and `updateNewChannelMessage`s in an `Updates`.
 pub fn new_messages(updates: &enums::Updates) -> Vec<types::Message> {
     let list: &[enums::Update] = match updates {
         enums::Updates::Updates(updates) => &updates.updates,
@@ -354,6 +354,10 @@ pub fn new_messages(updates: &enums::Updates) -> Vec<types::Message> {
     list.iter()
         .filter_map(|update| match update {
             enums::Update::UpdateNewMessage(update) => match &update.message {
+                enums::Message::Message(message) => Some((**message).clone()),
+                _ => None,
+            },
+            enums::Update::UpdateNewChannelMessage(update) => match &update.message {
                 enums::Message::Message(message) => Some((**message).clone()),
                 _ => None,
             },

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod api;
+mod channels;
 mod crypto;
 mod echo;
 mod files;
@@ -122,6 +123,7 @@ const SUITES: &[(&str, fn())] = &[
     ("api", api::run),
     ("users", users::run),
     ("echo", echo::run),
+    ("channels", channels::run),
 ];
 
 fn main() -> ExitCode {

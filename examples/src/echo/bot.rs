@@ -41,6 +41,11 @@ impl Echo {
         Arc::new(Self { backend })
     }
 
+    /// The backend the echo works on.
+    pub fn backend(&self) -> Arc<Backend> {
+        self.backend.clone()
+    }
+
     /// `messages.sendMessage` and `messages.sendMedia`, echoing what goes to the echo user.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()

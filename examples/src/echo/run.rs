@@ -176,6 +176,11 @@ impl Started {
         &self.server
     }
 
+    /// The stores and settings behind the API (benchmarks and tests fill them directly).
+    pub fn backend(&self) -> Arc<Backend> {
+        self.echo.backend()
+    }
+
     /// Serves until `shutdown` completes, then shuts down gracefully. Meanwhile, in the
     /// background, the echo answers what a previous stop left unanswered
     /// ([`Echo::catch_up`], the newest [`ECHO_CATCH_UP`] messages of each chat).
