@@ -411,7 +411,21 @@ pub fn fan_out(
     if members.is_empty() {
         return;
     }
-    server.fan_out(&members, &Bytes::from(updates.to_bytes()));
+    // A member who lags gets one `updateChannelTooLong` instead, and refetches the channel.
+    let too_long: enums::Updates = types::UpdateShort {
+        update: types::UpdateChannelTooLong {
+            channel_id: channel,
+            pts: None,
+        }
+        .into(),
+        date: objects::now_unix(),
+    }
+    .into();
+    server.fan_out(
+        &members,
+        &Bytes::from(updates.to_bytes()),
+        Some((channel, &Bytes::from(too_long.to_bytes()))),
+    );
 }
 
 /// Every method of this module.

@@ -42,6 +42,17 @@ pub struct SessionConfig {
     /// counted) rather than queued, so a client that stops reading cannot grow the server's
     /// memory. Answers are still queued: `max_pending_requests` bounds them.
     pub max_queued_bytes: usize,
+    /// Server: bytes queued beyond which an update of a stream (a channel's posts,
+    /// [`crate::ServerSession::push_stream_update`]) is replaced by the stream's "too long"
+    /// message, sent once, and the stream's next updates skipped until the queue has
+    /// drained: a client that falls behind in a busy channel refetches it
+    /// (`updates.getChannelDifference`) rather than the server queueing the whole channel for
+    /// it. Default 1 MiB.
+    pub max_stream_lag_bytes: usize,
+    /// Server: streams one session may be lagging in at once; past it the session's stream
+    /// updates are dropped as on a full queue (the client is told `updatesTooLong`).
+    /// Default 64.
+    pub max_lagging_streams: usize,
     /// Sent content-related messages kept for re-sending until the peer acknowledges them, by
     /// count. Beyond it the oldest are forgotten (and counted): the peer can still learn their
     /// fate with `msgs_state_req`.
@@ -80,6 +91,8 @@ impl Default for SessionConfig {
             max_unpacked_per_message: 4 * 1024 * 1024,
             max_invoke_after_ids: 64,
             max_queued_bytes: 16 * 1024 * 1024,
+            max_stream_lag_bytes: 1024 * 1024,
+            max_lagging_streams: 64,
             max_unacked_messages: 4096,
             max_unacked_bytes: 64 * 1024 * 1024,
             max_pending_requests: 1024,

@@ -616,6 +616,30 @@ impl Endpoint {
         body: &Bytes,
         connections: &mut Vec<ConnectionId>,
     ) -> usize {
+        self.push_to(user_id, body, None, connections)
+    }
+
+    /// [`Self::push_update_to`] for an update of stream `stream` (a channel's posts): each
+    /// session takes it through [`crate::ServerSession::push_stream_update`], so that one
+    /// that lags gets `too_long` once instead. Counts the sessions that took either.
+    pub fn push_stream_update_to(
+        &mut self,
+        user_id: i64,
+        body: &Bytes,
+        stream: i64,
+        too_long: &Bytes,
+        connections: &mut Vec<ConnectionId>,
+    ) -> usize {
+        self.push_to(user_id, body, Some((stream, too_long)), connections)
+    }
+
+    fn push_to(
+        &mut self,
+        user_id: i64,
+        body: &Bytes,
+        stream: Option<(i64, &Bytes)>,
+        connections: &mut Vec<ConnectionId>,
+    ) -> usize {
         let Some(keys) = self.of_user.get(&user_id) else {
             return 0;
         };
@@ -639,7 +663,15 @@ impl Endpoint {
                 if !slot.receives_updates {
                     continue;
                 }
-                if slot.session.push_update(body.clone()) {
+                let took = match stream {
+                    None => slot.session.push_update(body.clone()),
+                    Some((stream, too_long)) => {
+                        slot.session
+                            .push_stream_update(stream, body.clone(), too_long)
+                            != crate::server::StreamPush::Skipped
+                    }
+                };
+                if took {
                     delivered += 1;
                     if !connections.contains(&connection) {
                         connections.push(connection);

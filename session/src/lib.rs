@@ -77,7 +77,7 @@ pub use msg_id::{
 pub use outbox::BodyBuilder;
 pub use rpc::{RpcError, RpcOutcome};
 pub use salt::{FutureSalt, MAX_FUTURE_SALTS, SALT_GRACE, SALT_PERIOD, SaltSource};
-pub use server::{ServerEvent, ServerSession};
+pub use server::{ServerEvent, ServerSession, StreamPush};
 pub use stats::SessionStats;
 
 #[cfg(test)]

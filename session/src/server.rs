@@ -128,7 +128,22 @@ pub struct ServerSession {
     /// Updates were dropped on a full queue and the client has not been told yet: it is
     /// sent `updatesTooLong` (fetch the difference) as soon as the queue has room.
     updates_lost: bool,
+    /// The streams this session was told it lags in (their "too long" message queued), whose
+    /// updates are skipped until the queue drains.
+    lagging: Vec<i64>,
     stats: SessionStats,
+}
+
+/// What [`ServerSession::push_stream_update`] did with an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamPush {
+    /// Queued.
+    Queued,
+    /// The session lags: the stream's "too long" message was queued instead.
+    TooLong,
+    /// Skipped: the session was told it lags in this stream already, or its queue is full.
+    Skipped,
 }
 
 impl ServerSession {
@@ -159,6 +174,7 @@ impl ServerSession {
             inflater: Inflater::default(),
             disconnect_at: None,
             updates_lost: false,
+            lagging: Vec::new(),
             stats: SessionStats::default(),
         }
     }
@@ -325,6 +341,38 @@ impl ServerSession {
         self.out
             .push(body, true, MsgIdKind::ServerInitiated, Tag::Other);
         true
+    }
+
+    /// Sends an update of stream `stream` (a channel's posts): queued like
+    /// [`Self::push_update`] while the send queue holds less than
+    /// [`SessionConfig::max_stream_lag_bytes`]; past it `too_long` (the stream's
+    /// `updateChannelTooLong`) is queued once instead and the stream's updates are skipped
+    /// until the queue is empty again, so that a client that falls behind refetches the
+    /// stream rather than the server holding it all.
+    pub fn push_stream_update(&mut self, stream: i64, body: Bytes, too_long: &Bytes) -> StreamPush {
+        if self.out.queued_bytes() == 0 {
+            self.lagging.clear();
+        }
+        if self.lagging.contains(&stream) {
+            self.stats.dropped_updates += 1;
+            return StreamPush::Skipped;
+        }
+        if self.out.queued_bytes() + body.len() <= self.config.max_stream_lag_bytes {
+            return if self.push_update(body) {
+                StreamPush::Queued
+            } else {
+                StreamPush::Skipped
+            };
+        }
+        self.stats.dropped_updates += 1;
+        if self.lagging.len() >= self.config.max_lagging_streams
+            || !self.push_update(too_long.clone())
+        {
+            self.updates_lost = true;
+            return StreamPush::Skipped;
+        }
+        self.lagging.push(stream);
+        StreamPush::TooLong
     }
 
     /// Queues `updatesTooLong` if updates were dropped and there is room for it now.

@@ -23,7 +23,7 @@ use crate::client::{ClientEvent, RequestFailure};
 use crate::config::SessionConfig;
 use crate::incoming::INVOKE_AFTER_MSG_ID;
 use crate::salt::SaltSource;
-use crate::server::{ServerEvent, ServerSession};
+use crate::server::{ServerEvent, ServerSession, StreamPush};
 use crate::testing::{Faults, Pair};
 
 /// An API query the session does not know (the application's business).
@@ -1054,6 +1054,54 @@ fn updates_stop_queueing_when_the_client_does_not_read() {
     // Once told, it is not told again until more are lost.
     let again = f.sent();
     assert!(again.iter().all(|(_, _, body)| *body != too_long));
+}
+
+#[test]
+fn a_session_lagging_in_a_stream_gets_its_too_long_once_then_its_updates_again() {
+    let config = SessionConfig {
+        max_stream_lag_bytes: 1000,
+        max_lagging_streams: 1,
+        ..SessionConfig::default()
+    };
+    let mut f = Fixture::with_config(config);
+    let post = Bytes::from(vec![1u8; 400]);
+    let too_long = Bytes::from(vec![2u8; 24]);
+    let other_too_long = Bytes::from(vec![3u8; 24]);
+    assert_eq!(
+        f.server.push_stream_update(7, post.clone(), &too_long),
+        StreamPush::Queued
+    );
+    assert_eq!(
+        f.server.push_stream_update(7, post.clone(), &too_long),
+        StreamPush::Queued
+    );
+    assert_eq!(
+        f.server.push_stream_update(7, post.clone(), &too_long),
+        StreamPush::TooLong
+    );
+    assert_eq!(
+        f.server.push_stream_update(7, post.clone(), &too_long),
+        StreamPush::Skipped
+    );
+    // Past the number of lagging streams, a full queue is what it is: updatesTooLong later.
+    assert_eq!(
+        f.server
+            .push_stream_update(8, post.clone(), &other_too_long),
+        StreamPush::Skipped
+    );
+    // Other updates still go while the queue is under its own bound.
+    assert!(f.server.push_update(post.clone()));
+    let sent = f.sent();
+    let told = sent.iter().filter(|(_, _, body)| *body == too_long).count();
+    assert_eq!(told, 1, "the stream's too-long once");
+    let posts = sent.iter().filter(|(_, _, body)| *body == post).count();
+    assert_eq!(posts, 3, "two posts before the lag, and the other update");
+    // Drained: the stream's updates flow again.
+    assert_eq!(
+        f.server.push_stream_update(7, post.clone(), &too_long),
+        StreamPush::Queued
+    );
+    assert!(f.sent().iter().any(|(_, _, body)| *body == post));
 }
 
 #[test]

@@ -126,7 +126,11 @@ async fn ours(dir: &std::path::Path) -> (EchoClient, enums::InputPeer, Arc<Round
         {
             blocking
                 .messages
-                .set_participant(group, user, Some(Participant::member(user, date, poster_id)))
+                .set_participant(
+                    group,
+                    user,
+                    Some(Participant::member(user, date, poster_id)),
+                )
                 .expect("a member");
         }
     })
@@ -146,7 +150,9 @@ async fn ours(dir: &std::path::Path) -> (EchoClient, enums::InputPeer, Arc<Round
                 let text = round.text.lock().map(|t| t.clone()).unwrap_or_default();
                 if new_messages(&updates).iter().any(|m| m.message == text) {
                     if round.body_len.load(Ordering::Relaxed) == 0 {
-                        round.body_len.store(updates.to_bytes().len(), Ordering::Relaxed);
+                        round
+                            .body_len
+                            .store(updates.to_bytes().len(), Ordering::Relaxed);
                     }
                     round.arrived();
                 }

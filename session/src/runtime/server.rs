@@ -352,9 +352,11 @@ impl Server {
     /// update are woken, so that the cost follows the users who are here, not the shards or
     /// the sessions of others. `update` is shared, never copied. Users with no live session
     /// get nothing (no push notification: a channel's post is not worth one per member).
+    /// With `stream` (a channel's id and its `updateChannelTooLong`), a session that lags
+    /// gets that instead, once ([`crate::ServerSession::push_stream_update`]).
     /// With an update bus, each user's update goes through it as [`Self::send_update`]
     /// does. Returns how many sessions took it.
-    pub fn fan_out(&self, users: &[i64], update: &Bytes) -> usize {
+    pub fn fan_out(&self, users: &[i64], update: &Bytes, stream: Option<(i64, &Bytes)>) -> usize {
         if let Some(bus) = &self.shared.bus {
             for user_id in users {
                 if let Err(error) = bus.publish(*user_id, update.clone()) {
@@ -368,7 +370,12 @@ impl Server {
         for (shard, group) in self.shared.endpoint.group_by_shard(users) {
             let mut endpoint = self.shared.endpoint.at(shard);
             for user_id in group {
-                delivered += endpoint.push_update_to(user_id, update, &mut woken);
+                delivered += match stream {
+                    None => endpoint.push_update_to(user_id, update, &mut woken),
+                    Some((id, too_long)) => {
+                        endpoint.push_stream_update_to(user_id, update, id, too_long, &mut woken)
+                    }
+                };
             }
         }
         if !woken.is_empty() {
@@ -559,10 +566,10 @@ impl ServerHandle {
     }
 
     /// [`Server::fan_out`], if the server is still there (0 otherwise).
-    pub fn fan_out(&self, users: &[i64], update: &Bytes) -> usize {
+    pub fn fan_out(&self, users: &[i64], update: &Bytes, stream: Option<(i64, &Bytes)>) -> usize {
         self.shared
             .upgrade()
-            .map_or(0, |shared| Server { shared }.fan_out(users, update))
+            .map_or(0, |shared| Server { shared }.fan_out(users, update, stream))
     }
 
     /// [`Server::is_present`], if the server is still there.
