@@ -13,7 +13,9 @@ use columba_mtproto::tl::api::{enums, functions, types};
 use columba_mtproto::tl::{Deserializable, RemoteCall};
 use columba_mtproto::transport::{ClientConfig as FramingConfig, Framing};
 use columba_session::RpcError;
-use columba_session::runtime::{Client, ClientError, ClientOptions, SavedKey, TcpConnector};
+use columba_session::runtime::{
+    Client, ClientError, ClientOptions, Connector, SavedKey, TcpConnector,
+};
 use rand::Rng as _;
 use tokio::sync::mpsc;
 
@@ -77,14 +79,22 @@ impl Target {
 impl EchoClient {
     /// Connects (creating an auth key unless `saved` is given).
     pub async fn connect(target: &Target, saved: Option<SavedKey>) -> Result<Self, CallError> {
+        Self::connect_through(Arc::new(TcpConnector::new(target.address)), target, saved).await
+    }
+
+    /// [`Self::connect`] through another connector (a test's stream that stops reading).
+    pub async fn connect_through(
+        connector: Arc<dyn Connector>,
+        target: &Target,
+        saved: Option<SavedKey>,
+    ) -> Result<Self, CallError> {
         let mut options = ClientOptions::new(
             FramingConfig::new(target.framing, target.obfuscated),
             handshake::ClientConfig::new(vec![target.key.clone()], THIS_DC),
         );
         options.request_timeout = Duration::from_secs(30);
         options.reconnect_attempts = target.reconnect_attempts;
-        let client =
-            Client::connect(Arc::new(TcpConnector::new(target.address)), options, saved).await?;
+        let client = Client::connect(connector, options, saved).await?;
         let updates = client.updates();
         Ok(Self { client, updates })
     }
