@@ -136,7 +136,18 @@ impl Backend {
                 Peer::User(id) => Some(id),
                 _ => None,
             };
-            [Some(message.from), peer].into_iter().flatten()
+            // A service message about a member names them.
+            let named = match message.peer {
+                Peer::User(_) => None,
+                _ => match crate::body::Body::decode(&message.body).action {
+                    Some(
+                        crate::body::Action::ChatAddUser(user)
+                        | crate::body::Action::ChatDeleteUser(user),
+                    ) => Some(user),
+                    _ => None,
+                },
+            };
+            [Some(message.from), peer, named].into_iter().flatten()
         });
         self.user_objects(ids.chain([viewer]), viewer)
     }

@@ -7,8 +7,9 @@
 //! the reply's target per box as a count (u8) of (owner i64, message id i32), a forward flag
 //! (u8) with the original sender (i64) and date (i32) when set, in version `02` a service
 //! action (u8: `00` none, `01` a pinned message, `02` a channel created, `03` a user added
-//! and `04` a user removed, each of these two followed by the user's id as i64), and the
-//! text's bytes to the end. Version
+//! and `04` a user removed, each of these two followed by the user's id as i64, `05` a basic
+//! group created and `06` a group renamed, whose title is the text), and the text's bytes to
+//! the end. Version
 //! `01` (no action byte) is still read. Integers are little-endian. Reading never panics or
 //! over-allocates: a header that does not parse leaves the whole body as (lossy) text.
 //!
@@ -47,6 +48,12 @@ pub enum Action {
     ChatAddUser(i64),
     /// This user left the group, or the sender removed them (`messageActionChatDeleteUser`).
     ChatDeleteUser(i64),
+    /// The sender created the basic group (`messageActionChatCreate`); the body's text is
+    /// its title.
+    ChatCreate,
+    /// The sender renamed the group (`messageActionChatEditTitle`); the body's text is the
+    /// new title.
+    ChatEditTitle,
 }
 
 /// A message's body as the stock modules see it.
@@ -111,6 +118,8 @@ impl Body {
                 out.push(4);
                 out.extend_from_slice(&user.to_le_bytes());
             }
+            Some(Action::ChatCreate) => out.push(5),
+            Some(Action::ChatEditTitle) => out.push(6),
         }
         out.extend_from_slice(self.text.as_bytes());
         out
@@ -161,6 +170,8 @@ impl Body {
                 0 => None,
                 1 => Some(Action::PinMessage),
                 2 => Some(Action::ChannelCreate),
+                5 => Some(Action::ChatCreate),
+                6 => Some(Action::ChatEditTitle),
                 3 | 4 => {
                     let (user, after) = rest.split_first_chunk::<8>()?;
                     rest = after;
@@ -232,7 +243,7 @@ mod tests {
             text in ".{0,40}",
             reply_to in proptest::collection::vec((any::<i64>(), any::<i32>()), 0..=MAX_REPLY_BOXES),
             forwarded in proptest::option::of((any::<i64>(), any::<i32>())),
-            action in 0u8..5,
+            action in 0u8..7,
             user in any::<i64>(),
         ) {
             let action = match action {
@@ -240,7 +251,9 @@ mod tests {
                 1 => Some(Action::PinMessage),
                 2 => Some(Action::ChannelCreate),
                 3 => Some(Action::ChatAddUser(user)),
-                _ => Some(Action::ChatDeleteUser(user)),
+                4 => Some(Action::ChatDeleteUser(user)),
+                5 => Some(Action::ChatCreate),
+                _ => Some(Action::ChatEditTitle),
             };
             let body = Body {
                 text,

@@ -57,7 +57,7 @@
 //!   records.
 //! - [`auth`]: the login flow over a `CodeSender`, and moving a sign-in to another key.
 //! - [`push`]: notifications to registered devices for users with no live session.
-//! - [`help`], [`account`], [`contacts`], [`users`], [`messages`], [`channels`],
+//! - [`help`], [`account`], [`contacts`], [`users`], [`messages`], [`channels`], [`chats`],
 //!   [`updates`], [`upload`]: the stock services.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
@@ -69,6 +69,7 @@ pub mod auth;
 mod backend;
 pub mod body;
 pub mod channels;
+pub mod chats;
 pub mod contacts;
 mod context;
 mod error;
@@ -101,7 +102,7 @@ use std::sync::Arc;
 
 /// Every stock module in one router, with the default limits: [`help`], [`auth`],
 /// [`account`], [`contacts`], [`photos`], [`users`], [`messages`], [`channels`],
-/// [`updates`], [`upload`].
+/// [`chats`], [`updates`], [`upload`].
 pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
     help::router(backend.clone())
         .merge(auth::router(login))
@@ -117,6 +118,7 @@ pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
         .merge(users::router(backend.clone()))
         .merge(messages::router(backend.clone()))
         .merge(channels::router(backend.clone()))
+        .merge(chats::router(backend.clone()))
         .merge(updates::router(backend.clone()))
         .merge(upload::router(backend))
 }

@@ -14,6 +14,7 @@ use columba_store::message::{Affected, BoxId, HistoryQuery, Peer, SendRequest, S
 use crate::backend::Backend;
 use crate::body::{Action, Body, Forwarded};
 use crate::channels;
+use crate::chats;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::objects::{self, now_unix};
@@ -623,6 +624,21 @@ pub async fn send_message(
     request: functions::messages::SendMessage,
 ) -> Result<enums::Updates, ApiError> {
     let user = ctx.user()?;
+    if let enums::InputPeer::InputPeerChat(chat) = &request.peer {
+        if request.message.is_empty() {
+            return Err(ApiError::bad_request("MESSAGE_EMPTY"));
+        }
+        let chat_id = chat.chat_id;
+        return chats::send_to_chat(
+            &ctx,
+            &backend,
+            chat_id,
+            request.random_id,
+            request.message,
+            None,
+        )
+        .await;
+    }
     if let enums::InputPeer::InputPeerChannel(_) = &request.peer {
         if request.message.is_empty() {
             return Err(ApiError::bad_request("MESSAGE_EMPTY"));
@@ -657,6 +673,24 @@ pub async fn send_media(
     request: functions::messages::SendMedia,
 ) -> Result<enums::Updates, ApiError> {
     let user = ctx.user()?;
+    if let enums::InputPeer::InputPeerChat(chat) = &request.peer {
+        let chat_id = chat.chat_id;
+        let media = {
+            let backend = backend.clone();
+            let input = request.media.clone();
+            ctx.blocking(move || Ok(upload::media(&backend, user, &input)?.to_bytes()))
+                .await?
+        };
+        return chats::send_to_chat(
+            &ctx,
+            &backend,
+            chat_id,
+            request.random_id,
+            request.message,
+            Some(media),
+        )
+        .await;
+    }
     if let enums::InputPeer::InputPeerChannel(_) = &request.peer {
         let reply_to = reply_id(request.reply_to.as_ref())?;
         let (channel, media) = {
@@ -704,10 +738,16 @@ pub async fn get_history(
         if let Some(channel) = channels::input_peer_channel(&backend, user, &request.peer)? {
             return channels::channel_history(&backend, &channel, user, &request);
         }
-        let target = backend.input_peer(user, &request.peer)?;
+        let chat_peer = match &request.peer {
+            enums::InputPeer::InputPeerChat(chat) => {
+                chats::load(&backend, user, chat.chat_id)?;
+                Peer::Chat(chat.chat_id)
+            }
+            peer => Peer::User(backend.input_peer(user, peer)?),
+        };
         let page = backend.messages.get_history(
             BoxId::User(user),
-            Peer::User(target),
+            chat_peer,
             &HistoryQuery {
                 offset_id: request.offset_id,
                 offset_date: request.offset_date,
@@ -718,12 +758,13 @@ pub async fn get_history(
             },
         )?;
         let users = backend.users_of(&page.messages, user)?;
+        let chats = chats::chats_of(&backend, &page.messages, user)?;
         let messages: Vec<enums::Message> = page.messages.iter().map(objects::message).collect();
         Ok(if messages.len() == page.count {
             types::messages::Messages {
                 messages,
                 topics: Vec::new(),
-                chats: Vec::new(),
+                chats,
                 users,
             }
             .into()
@@ -736,7 +777,7 @@ pub async fn get_history(
                 search_flood: None,
                 messages,
                 topics: Vec::new(),
-                chats: Vec::new(),
+                chats,
                 users,
             }
             .into()
@@ -779,7 +820,7 @@ pub async fn get_messages(
         Ok(types::messages::Messages {
             messages,
             topics: Vec::new(),
-            chats: Vec::new(),
+            chats: chats::chats_of(&backend, &found, user)?,
             users: backend.users_of(&found, user)?,
         }
         .into())
@@ -814,6 +855,7 @@ pub async fn get_dialogs(
         let tops: Vec<i32> = dialogs.iter().map(|dialog| dialog.top_message).collect();
         let messages = backend.messages.get_messages(BoxId::User(user), &tops)?;
         let users = backend.users_of(&messages, user)?;
+        let chats = chats::chats_of(&backend, &messages, user)?;
         let dialogs: Vec<enums::Dialog> = dialogs.iter().map(dialog_object).collect();
         let messages: Vec<enums::Message> = messages.iter().map(objects::message).collect();
         Ok(if partial {
@@ -822,7 +864,7 @@ pub async fn get_dialogs(
                 count: i32::try_from(count).unwrap_or(i32::MAX),
                 dialogs,
                 messages,
-                chats: Vec::new(),
+                chats,
                 users,
             }
             .into()
@@ -830,7 +872,7 @@ pub async fn get_dialogs(
             types::messages::Dialogs {
                 dialogs,
                 messages,
-                chats: Vec::new(),
+                chats,
                 users,
             }
             .into()
@@ -927,6 +969,7 @@ fn merged_dialogs(
         }
     }
     let common_tops = backend.messages.get_messages(BoxId::User(user), &tops)?;
+    chats.extend(chats::chats_of(backend, &common_tops, user)?);
     for message in &common_tops {
         user_ids.push(message.from);
         if let Peer::User(peer) = message.peer {
@@ -983,10 +1026,14 @@ pub async fn read_history(
     let user = ctx.user()?;
     let task_ctx = ctx.clone();
     ctx.blocking(move || {
-        let target = backend.input_peer(user, &request.peer)?;
-        let changed = backend
-            .messages
-            .read_history(user, Peer::User(target), request.max_id)?;
+        let peer = match &request.peer {
+            enums::InputPeer::InputPeerChat(chat) => {
+                chats::load(&backend, user, chat.chat_id)?;
+                Peer::Chat(chat.chat_id)
+            }
+            peer => Peer::User(backend.input_peer(user, peer)?),
+        };
+        let changed = backend.messages.read_history(user, peer, request.max_id)?;
         affected(&task_ctx, &backend, user, changed)
     })
     .await

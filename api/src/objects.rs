@@ -163,6 +163,12 @@ pub fn message(stored: &StoredMessage) -> enums::Message {
             Action::ChatDeleteUser(user_id) => {
                 types::MessageActionChatDeleteUser { user_id }.into()
             }
+            Action::ChatCreate => types::MessageActionChatCreate {
+                title: body.text,
+                users: Vec::new(),
+            }
+            .into(),
+            Action::ChatEditTitle => types::MessageActionChatEditTitle { title: body.text }.into(),
         };
         let mut service =
             types::MessageService::new(stored.id, peer(stored.peer), stored.date, action);

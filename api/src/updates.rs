@@ -51,9 +51,11 @@ pub async fn get_difference(
                 .messages
                 .get_difference(BoxId::User(user), request.pts, DIFFERENCE_LIMIT)?;
         let mut failed = None;
+        let mut chats = Vec::new();
         let answer = objects::difference(
             difference,
             |messages| {
+                chats = crate::chats::chats_of(&backend, messages, user).unwrap_or_default();
                 backend.users_of(messages, user).unwrap_or_else(|error| {
                     failed = Some(error);
                     Vec::new()
@@ -61,6 +63,7 @@ pub async fn get_difference(
             },
             objects::now_unix(),
         );
+        let answer = with_chats(answer, chats);
         if let Some(error) = failed {
             return Err(error);
         }
@@ -68,6 +71,24 @@ pub async fn get_difference(
         with_channel_news(answer, news, &backend, user)
     })
     .await
+}
+
+/// `answer` with the chats its messages belong to.
+fn with_chats(
+    answer: enums::updates::Difference,
+    chats: Vec<enums::Chat>,
+) -> enums::updates::Difference {
+    match answer {
+        enums::updates::Difference::Difference(mut difference) => {
+            difference.chats.extend(chats);
+            enums::updates::Difference::Difference(difference)
+        }
+        enums::updates::Difference::DifferenceSlice(mut slice) => {
+            slice.chats.extend(chats);
+            enums::updates::Difference::DifferenceSlice(slice)
+        }
+        other => other,
+    }
 }
 
 /// `updateChannelTooLong` for every channel of `user` with a post dated at or after `date`
@@ -170,7 +191,8 @@ pub fn notify(server: &ServerHandle, backend: &Backend, affected: Affected) {
     let Ok(users) = backend.users_of(&messages, owner) else {
         return;
     };
-    let updates = objects::updates(updates, users, objects::now_unix());
+    let chats = crate::chats::chats_of(backend, &messages, owner).unwrap_or_default();
+    let updates = crate::channels::updates_with(updates, users, chats, objects::now_unix());
     server.send_update(owner, Bytes::from(updates.to_bytes()));
 }
 
