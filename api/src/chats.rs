@@ -131,9 +131,10 @@ pub fn chats_of(
 }
 
 /// Stores a message (or a service message) of `sender` in the basic group, in every
-/// member's box, and answers the sender with its copy; the other members are told after the
-/// answer. Blocking.
-fn post(
+/// member's box (idempotent by random id), and answers the sender with its copy; the other
+/// members are told after the answer. Blocking. Public for applications that post as a
+/// user of their own (a bot answering in a group).
+pub fn post(
     ctx: &Ctx,
     backend: &Arc<Backend>,
     chat: &Chat,

@@ -3,8 +3,9 @@
 Usage: python telethon_groups.py HOST PORT PEM_FILE LOGIN_CODE
 
 Alice creates a supergroup (raw `CreateChannelRequest`, as Telethon has no helper) and invites
-Bob and Carol. Each of the three posts; the other two see each post as an event. Alice lists
-the participants (`get_participants`: three), reads the history (`iter_messages`), Bob marks
+Bob and Carol. Each of the three posts; the other two see each post as an event. Alice invites
+`@echo`, which answers a message that mentions it and a reply to its answer. Alice lists
+the participants (`get_participants`: four), reads the history (`iter_messages`), Bob marks
 it read (`send_read_acknowledge`), Alice edits and deletes a post (seen by Bob as events),
 Carol goes offline while Alice posts three more and, back online, catches up through
 `updates.getChannelDifference` and sees all three, with no gap warning. Bob leaves (two
@@ -129,17 +130,29 @@ async def groups(host, port, code):
             assert not event.message.out, event.message
     print("three posts, each seen by the other two")
 
+    # The echo in the group: it answers what mentions it, and replies to its answers.
+    echo = await alice.get_entity("echo")
+    await alice(functions.channels.InviteToChannelRequest(group, [echo]))
+    asked = await alice.send_message(group, "@echo say this")
+    answered = await wait_for(
+        alice_new, "the echo's answer", lambda e: e.message.sender_id == echo.id and e.message.text == "@echo say this"
+    )
+    assert answered.message.reply_to_msg_id == asked.id, answered.message
+    await bob.send_message(bob_group, "and again", reply_to=answered.message.id)
+    await wait_for(bob_new, "the echo's second answer", lambda e: e.message.sender_id == echo.id and e.message.text == "and again")
+    print("the echo answers in the group")
+
     participants = await alice.get_participants(group)
-    assert participants.total == 3, participants.total
-    assert {p.id for p in participants} == {bob_user.id, carol_user.id, (await alice.get_me()).id}
+    assert participants.total == 4, participants.total
+    assert {p.id for p in participants} == {bob_user.id, carol_user.id, echo.id, (await alice.get_me()).id}
     admins = await alice.get_participants(group, filter=types.ChannelParticipantsAdmins())
     assert len(admins) == 1, admins
     history = [m.text for m in await alice.get_messages(group, limit=10) if m.text]
-    assert history[:3] == ["hello from carol", "hello from bob", "hello from alice"], history
+    assert history[4:7] == ["hello from carol", "hello from bob", "hello from alice"], history
     await bob.send_read_acknowledge(bob_group)
     full = await bob(functions.channels.GetFullChannelRequest(bob_group))
     assert full.full_chat.unread_count == 0, full.full_chat
-    assert full.full_chat.participants_count == 3, full.full_chat
+    assert full.full_chat.participants_count == 4, full.full_chat
     print("participants, history and read state as expected")
 
     # An edit and a delete, seen by Bob.
@@ -174,7 +187,7 @@ async def groups(host, port, code):
     # Bob leaves: two participants, and the group is private to him.
     await bob(functions.channels.LeaveChannelRequest(bob_group))
     participants = await alice.get_participants(group)
-    assert participants.total == 2, participants.total
+    assert participants.total == 3, participants.total
     try:
         await bob.get_messages(bob_group, limit=1)
         raise AssertionError("a left member read the group")

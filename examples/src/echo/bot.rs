@@ -20,6 +20,14 @@ use columba_store::message::{Affected, BoxId, HistoryQuery, Peer};
 
 use super::users::ECHO_USER_ID;
 
+/// The message a send replies to, by id in the chat it goes to.
+fn reply_id(reply_to: &Option<enums::InputReplyTo>) -> Option<i32> {
+    match reply_to {
+        Some(enums::InputReplyTo::InputReplyToMessage(reply)) => Some(reply.reply_to_msg_id),
+        _ => None,
+    }
+}
+
 /// Whether a message goes to a group or a channel (the stock send stores and delivers it;
 /// the echo answers private messages only).
 fn is_group(peer: &enums::InputPeer) -> bool {
@@ -53,7 +61,12 @@ impl Echo {
                 self.clone(),
                 |ctx, echo: Arc<Self>, request: functions::messages::SendMessage| async move {
                     if is_group(&request.peer) {
-                        return messages::send_message(ctx, echo.backend.clone(), request).await;
+                        let (peer, reply_to) = (request.peer.clone(), reply_id(&request.reply_to));
+                        let answer =
+                            messages::send_message(ctx.clone(), echo.backend.clone(), request)
+                                .await?;
+                        echo.in_group(&ctx, peer, reply_to, &answer)?;
+                        return Ok(answer);
                     }
                     let user = ctx.user()?;
                     let backend = echo.backend.clone();
@@ -67,7 +80,12 @@ impl Echo {
                 self.clone(),
                 |ctx, echo: Arc<Self>, request: functions::messages::SendMedia| async move {
                     if is_group(&request.peer) {
-                        return messages::send_media(ctx, echo.backend.clone(), request).await;
+                        let (peer, reply_to) = (request.peer.clone(), reply_id(&request.reply_to));
+                        let answer =
+                            messages::send_media(ctx.clone(), echo.backend.clone(), request)
+                                .await?;
+                        echo.in_group(&ctx, peer, reply_to, &answer)?;
+                        return Ok(answer);
                     }
                     let user = ctx.user()?;
                     let backend = echo.backend.clone();
@@ -77,6 +95,23 @@ impl Echo {
                     echo.send(ctx, outgoing).await
                 },
             )
+    }
+
+    /// After a send to a group: the echo answers there if the message is for it (after the
+    /// sender's answer).
+    fn in_group(
+        &self,
+        ctx: &Ctx,
+        peer: enums::InputPeer,
+        reply_to: Option<i32>,
+        answer: &enums::Updates,
+    ) -> Result<(), ApiError> {
+        let user = ctx.user()?;
+        let (task_ctx, backend, answer) = (ctx.clone(), self.backend.clone(), answer.clone());
+        ctx.after(move || {
+            super::groups::answer_in_group(&task_ctx, &backend, user, &peer, reply_to, &answer);
+        });
+        Ok(())
     }
 
     async fn send(

@@ -2,11 +2,13 @@
 //! `@echo` that answers every message with the same text and media.
 //!
 //! - [`bot`]: the echo user's behaviour (the stock sends, wrapped).
+//! - `groups`: the echo in basic groups and supergroups, answering what mentions it.
 //! - [`users`]: the user store and the echo user in it.
 //! - [`secrets`]: the RSA key and the secret behind access hashes.
 //! - [`run`]: the data directory, the stores and the runtime put together.
 
 pub mod bot;
+mod groups;
 pub mod run;
 pub mod secrets;
 pub mod users;
