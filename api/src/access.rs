@@ -6,6 +6,9 @@ use rand::RngCore;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+/// The bytes of an invite link's tag (88 bits: guessing one takes about 2^87 tries).
+pub(crate) const INVITE_TAG_LEN: usize = 11;
+
 /// The server's secret behind access hashes (32 bytes; keep it across restarts, or every
 /// client's cached access hashes stop working).
 #[derive(Clone)]
@@ -35,12 +38,17 @@ impl AccessSecret {
         self.0
     }
 
-    fn mac(&self, label: &[u8], data: &[u8]) -> i64 {
-        let digest = Sha256::new()
+    fn digest(&self, label: &[u8], data: &[u8]) -> [u8; 32] {
+        Sha256::new()
             .chain_update(self.0)
             .chain_update(label)
             .chain_update(data)
-            .finalize();
+            .finalize()
+            .into()
+    }
+
+    fn mac(&self, label: &[u8], data: &[u8]) -> i64 {
+        let digest = self.digest(label, data);
         let mut head = [0u8; 8];
         for (out, byte) in head.iter_mut().zip(digest.iter()) {
             *out = *byte;
@@ -74,6 +82,22 @@ impl AccessSecret {
                 .to_le_bytes()
                 .ct_eq(&hash.to_le_bytes()),
         )
+    }
+
+    /// The tag that makes an invite link unguessable: the head of the keyed hash of what
+    /// the link names (its group and generation).
+    pub fn invite_tag(&self, subject: &[u8]) -> [u8; INVITE_TAG_LEN] {
+        let digest = self.digest(b"invite", subject);
+        let mut tag = [0u8; INVITE_TAG_LEN];
+        for (out, byte) in tag.iter_mut().zip(digest.iter()) {
+            *out = *byte;
+        }
+        tag
+    }
+
+    /// Whether `tag` is the invite tag of `subject` (constant time).
+    pub fn check_invite_tag(&self, subject: &[u8], tag: &[u8]) -> bool {
+        bool::from(self.invite_tag(subject).as_slice().ct_eq(tag))
     }
 
     /// The access hash of a document whose file reference is its content id.
@@ -110,6 +134,14 @@ mod tests {
         let content = ContentId([3; 32]);
         assert!(secret.check_document_hash(&content, secret.document_hash(&content)));
         assert!(!secret.check_document_hash(&ContentId([4; 32]), secret.document_hash(&content)));
+        let tag = secret.invite_tag(b"group 7");
+        assert!(secret.check_invite_tag(b"group 7", &tag));
+        assert!(!secret.check_invite_tag(b"group 8", &tag));
+        assert!(!other.check_invite_tag(b"group 7", &tag));
+        assert!(
+            !secret.check_invite_tag(b"group 7", &tag[..10]),
+            "a short tag"
+        );
         assert_eq!(
             AccessSecret::new(secret.to_bytes()).user_hash(9),
             secret.user_hash(9)

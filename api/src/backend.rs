@@ -139,13 +139,9 @@ impl Backend {
             // A service message about a member names them.
             let named = match message.peer {
                 Peer::User(_) => None,
-                _ => match crate::body::Body::decode(&message.body).action {
-                    Some(
-                        crate::body::Action::ChatAddUser(user)
-                        | crate::body::Action::ChatDeleteUser(user),
-                    ) => Some(user),
-                    _ => None,
-                },
+                _ => crate::body::Body::decode(&message.body)
+                    .action
+                    .and_then(crate::body::Action::named_user),
             };
             [Some(message.from), peer, named].into_iter().flatten()
         });

@@ -54,6 +54,22 @@ pub enum Action {
     /// The sender renamed the group (`messageActionChatEditTitle`); the body's text is the
     /// new title.
     ChatEditTitle,
+    /// The sender joined through an invite link this user exported
+    /// (`messageActionChatJoinedByLink`).
+    ChatJoinedByLink(i64),
+}
+
+impl Action {
+    /// The user a service message about a member names besides its sender (the one added,
+    /// removed, or whose link was used).
+    pub fn named_user(self) -> Option<i64> {
+        match self {
+            Self::ChatAddUser(user) | Self::ChatDeleteUser(user) | Self::ChatJoinedByLink(user) => {
+                Some(user)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A message's body as the stock modules see it.
@@ -120,6 +136,10 @@ impl Body {
             }
             Some(Action::ChatCreate) => out.push(5),
             Some(Action::ChatEditTitle) => out.push(6),
+            Some(Action::ChatJoinedByLink(inviter)) => {
+                out.push(7);
+                out.extend_from_slice(&inviter.to_le_bytes());
+            }
         }
         out.extend_from_slice(self.text.as_bytes());
         out
@@ -172,14 +192,14 @@ impl Body {
                 2 => Some(Action::ChannelCreate),
                 5 => Some(Action::ChatCreate),
                 6 => Some(Action::ChatEditTitle),
-                3 | 4 => {
+                3 | 4 | 7 => {
                     let (user, after) = rest.split_first_chunk::<8>()?;
                     rest = after;
                     let user = i64::from_le_bytes(*user);
-                    Some(if action == 3 {
-                        Action::ChatAddUser(user)
-                    } else {
-                        Action::ChatDeleteUser(user)
+                    Some(match action {
+                        3 => Action::ChatAddUser(user),
+                        4 => Action::ChatDeleteUser(user),
+                        _ => Action::ChatJoinedByLink(user),
                     })
                 }
                 _ => return None,
@@ -243,7 +263,7 @@ mod tests {
             text in ".{0,40}",
             reply_to in proptest::collection::vec((any::<i64>(), any::<i32>()), 0..=MAX_REPLY_BOXES),
             forwarded in proptest::option::of((any::<i64>(), any::<i32>())),
-            action in 0u8..7,
+            action in 0u8..8,
             user in any::<i64>(),
         ) {
             let action = match action {
@@ -253,7 +273,8 @@ mod tests {
                 3 => Some(Action::ChatAddUser(user)),
                 4 => Some(Action::ChatDeleteUser(user)),
                 5 => Some(Action::ChatCreate),
-                _ => Some(Action::ChatEditTitle),
+                6 => Some(Action::ChatEditTitle),
+                _ => Some(Action::ChatJoinedByLink(user)),
             };
             let body = Body {
                 text,

@@ -12,8 +12,10 @@
 //! encoding for all members, pushed member by member to their sessions. A member who was
 //! offline catches up with `updates.getChannelDifference`.
 //!
-//! Not yet: public usernames and invite links, a channel's photo, discussion groups, slow
-//! mode, signatures.
+//! Public channels have a username (from the user store's one namespace): anyone finds them
+//! with `contacts.resolveUsername`, reads them and joins them.
+//!
+//! Not yet: a channel's photo, discussion groups, slow mode, signatures.
 
 use std::sync::Arc;
 
@@ -29,14 +31,22 @@ use crate::error::ApiError;
 use crate::objects;
 use crate::router::Router;
 
+mod delete;
 mod difference;
 mod info;
+mod invites;
 mod members;
 mod posts;
 mod present;
+mod usernames;
 
+pub use delete::{MAX_DELETABLE_MEMBERS, delete_channel};
 pub use difference::get_channel_difference;
-pub use info::ChannelInfo;
+pub use info::{ChannelInfo, InviteLink};
+pub use invites::{
+    INVITE_LINK_PREFIX, check_chat_invite, edit_exported_chat_invite, export_chat_invite,
+    import_chat_invite, invite_hash,
+};
 pub use members::{
     edit_admin, edit_banned, get_participant, get_participants, invite_to_channel, join_channel,
     leave_channel,
@@ -46,7 +56,10 @@ pub use posts::{
     edit_in_channel, edit_title, get_channel_messages, get_channels, get_full_channel,
     get_messages_views, post, post_service, read_channel_history, send_to_channel,
 };
-pub use present::{DEFAULT_FOLLOWED_CHANNELS, PresentMembers};
+pub use present::{
+    DEFAULT_FOLLOWED_CHANNELS, DEFAULT_PASSIVE_POLICY, PassivePolicy, PresentMembers,
+};
+pub use usernames::{check_username, resolve_channel, update_username};
 
 /// The longest channel title, in characters (Telegram's).
 pub const MAX_TITLE_CHARS: usize = 128;
@@ -140,6 +153,8 @@ pub struct Channel {
     pub counts: GroupCounts,
     /// The caller's record, if any.
     pub me: Option<Participant>,
+    /// Its public username: anyone may find it, read it and join it.
+    pub username: Option<String>,
 }
 
 impl Channel {
@@ -166,6 +181,17 @@ impl Channel {
         }
     }
 
+    /// `CHANNEL_PRIVATE` unless the caller may read the channel: a member, or anyone not
+    /// banned from a public channel (one with a username).
+    pub fn require_reader(&self) -> Result<(), ApiError> {
+        let banned = self.me.as_ref().is_some_and(|me| me.role == Role::Banned);
+        if self.is_member() || (self.username.is_some() && !banned) {
+            Ok(())
+        } else {
+            Err(channel_private())
+        }
+    }
+
     /// Whether the caller holds admin right `bit` (the creator holds all).
     pub fn has_right(&self, bit: u32) -> bool {
         match &self.me {
@@ -188,6 +214,10 @@ impl Channel {
     /// Whether the caller may post: admins with `post_messages` in a broadcast; members not
     /// restricted from sending in a supergroup.
     pub fn require_post(&self, now: i32) -> Result<(), ApiError> {
+        if !self.is_member() && self.require_reader().is_ok() {
+            // A public channel one has not joined.
+            return Err(ApiError::forbidden("CHAT_WRITE_FORBIDDEN"));
+        }
         let me = self.require_member()?;
         if self.info.broadcast {
             return self.require_right(rights::POST_MESSAGES);
@@ -228,6 +258,7 @@ pub fn load(backend: &Backend, viewer: i64, id: i64) -> Result<Option<Channel>, 
         info,
         counts: backend.messages.group_counts(peer)?,
         me: backend.messages.participant(peer, viewer)?,
+        username: backend.users.channel_username(id)?,
     }))
 }
 
@@ -281,6 +312,7 @@ pub fn channel_object(backend: &Backend, channel: &Channel) -> enums::Chat {
     object.broadcast = channel.info.broadcast;
     object.megagroup = !channel.info.broadcast;
     object.participants_count = Some(i32::try_from(channel.counts.members).unwrap_or(i32::MAX));
+    object.username.clone_from(&channel.username);
     match &channel.me {
         Some(me) if me.role == Role::Creator => {
             object.creator = true;
@@ -398,13 +430,17 @@ pub fn fan_out(
     except: Option<i64>,
     updates: &enums::Updates,
 ) {
-    let mut members = match backend.present.members(server, backend, channel) {
-        Ok(members) => members,
-        Err(error) => {
-            tracing::warn!(%error, channel, "the members of a channel could not be read");
-            return;
-        }
-    };
+    let mut members =
+        match backend
+            .present
+            .recipients(server, backend, channel, objects::now_unix())
+        {
+            Ok(members) => members,
+            Err(error) => {
+                tracing::warn!(%error, channel, "the members of a channel could not be read");
+                return;
+            }
+        };
     if let Some(except) = except {
         members.retain(|member| *member != except);
     }
@@ -446,6 +482,13 @@ pub fn router(backend: Arc<Backend>) -> Router {
         .route_with(backend.clone(), delete_channel_messages)
         .route_with(backend.clone(), read_channel_history)
         .route_with(backend.clone(), get_messages_views)
+        .route_with(backend.clone(), delete_channel)
+        .route_with(backend.clone(), check_username)
+        .route_with(backend.clone(), update_username)
+        .route_with(backend.clone(), export_chat_invite)
+        .route_with(backend.clone(), edit_exported_chat_invite)
+        .route_with(backend.clone(), check_chat_invite)
+        .route_with(backend.clone(), import_chat_invite)
         .route_with(backend, get_channel_difference)
 }
 

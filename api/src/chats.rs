@@ -178,7 +178,7 @@ pub fn post(
         notify_after(ctx, backend, others);
     }
     let mut users = vec![sender];
-    if let Some(Action::ChatAddUser(user) | Action::ChatDeleteUser(user)) = body.action {
+    if let Some(user) = body.action.and_then(Action::named_user) {
         users.push(user);
     }
     let reloaded = load(backend, sender, chat.id)?;
@@ -203,7 +203,7 @@ pub fn post(
 }
 
 /// A service message in the group.
-fn service(
+pub(crate) fn service(
     ctx: &Ctx,
     backend: &Arc<Backend>,
     chat: &Chat,
@@ -279,14 +279,7 @@ pub async fn create_chat(
             return Err(ApiError::bad_request("USERS_TOO_MUCH"));
         }
         let date = now_unix();
-        let info = ChannelInfo {
-            title: title.clone(),
-            about: String::new(),
-            broadcast: false,
-            deleted: false,
-            creator: user,
-            date,
-        };
+        let info = ChannelInfo::new(title.clone(), false, user, date);
         let peer = backend
             .messages
             .create_group(false, info.encode(), user, date)?;

@@ -156,6 +156,7 @@ impl From<UserError> for ApiError {
             UserError::UsernameInvalid => "USERNAME_INVALID",
             UserError::UsernameOccupied => "USERNAME_OCCUPIED",
             UserError::UsernameNotModified => "USERNAME_NOT_MODIFIED",
+            UserError::ChannelInvalid => "CHANNEL_INVALID",
             UserError::ContactIdInvalid => "CONTACT_ID_INVALID",
             UserError::ContactsTooMuch => "CONTACTS_TOO_MUCH",
             UserError::BlockedTooMuch => "BLOCKED_TOO_MUCH",

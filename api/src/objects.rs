@@ -169,6 +169,9 @@ pub fn message(stored: &StoredMessage) -> enums::Message {
             }
             .into(),
             Action::ChatEditTitle => types::MessageActionChatEditTitle { title: body.text }.into(),
+            Action::ChatJoinedByLink(inviter_id) => {
+                types::MessageActionChatJoinedByLink { inviter_id }.into()
+            }
         };
         let mut service =
             types::MessageService::new(stored.id, peer(stored.peer), stored.date, action);

@@ -1,4 +1,5 @@
-//! `users` (and `contacts.resolveUsername`): users by id, the full user, users by username.
+//! `users` (and `contacts.resolveUsername`): users by id, the full user, users (and public
+//! channels) by username.
 
 use std::sync::Arc;
 
@@ -97,7 +98,8 @@ pub async fn get_full_user(
     .await
 }
 
-/// `contacts.resolveUsername`: `USERNAME_NOT_OCCUPIED` when no one has it.
+/// `contacts.resolveUsername`: the user or the public channel with the username;
+/// `USERNAME_NOT_OCCUPIED` when none has it.
 pub async fn resolve_username(
     ctx: Ctx,
     backend: Arc<Backend>,
@@ -105,6 +107,19 @@ pub async fn resolve_username(
 ) -> Result<enums::contacts::ResolvedPeer, ApiError> {
     let viewer = ctx.user()?;
     ctx.blocking(move || {
+        if let Some(channel) =
+            crate::channels::resolve_channel(&backend, viewer, &request.username)?
+        {
+            return Ok(types::contacts::ResolvedPeer {
+                peer: types::PeerChannel {
+                    channel_id: channel.id,
+                }
+                .into(),
+                chats: vec![crate::channels::channel_object(&backend, &channel)],
+                users: Vec::new(),
+            }
+            .into());
+        }
         let found = backend
             .users
             .by_username(&request.username)?

@@ -9,11 +9,17 @@ the participants (`get_participants`: four), reads the history (`iter_messages`)
 it read (`send_read_acknowledge`), Alice edits and deletes a post (seen by Bob as events),
 Carol goes offline while Alice posts three more and, back online, catches up through
 `updates.getChannelDifference` and sees all three, with no gap warning. Bob leaves (two
-participants left) and can no longer read the group. A basic group of the three likewise:
-each sees the others' messages, its participants are listed, Alice removes Carol. Then Alice
+participants left) and can no longer read the group. Alice exports the group's invite link,
+Bob checks it and joins again through it, Alice revokes it (the old link is expired, a forged
+one invalid). A basic group of the three likewise:
+each sees the others' messages, its participants are listed, Alice removes Carol, and Carol
+comes back through the group's invite link. Then Alice
 creates a broadcast channel,
 invites Bob, posts (Bob sees the post, with its views); Bob may not post
-(`ChatAdminRequiredError`). Both list their dialogs, channels included.
+(`ChatAdminRequiredError`). Alice gives the channel a username; Carol, not a member, finds
+it with it, reads it, joins it and gets the next post. Both list their dialogs, channels
+included. Alice deletes the
+channel: it is in nobody's dialogs any more and cannot be used.
 
 The server must have been started with `--login-code LOGIN_CODE`. Fails (exit status 1) on
 any exception, and on any warning or error Telethon logs.
@@ -195,6 +201,36 @@ async def groups(host, port, code):
         pass
     print("bob left")
 
+    # Alice exports the group's invite link; Bob checks it and joins through it again; Alice
+    # revokes it, and the old link is expired for everyone.
+    exported = await alice(functions.messages.ExportChatInviteRequest(group))
+    link = exported.link
+    invite_hash = link.rsplit("+", 1)[1]
+    again = await alice(functions.messages.ExportChatInviteRequest(group))
+    assert again.link == link, (again.link, link)
+    preview = await bob(functions.messages.CheckChatInviteRequest(invite_hash))
+    assert isinstance(preview, types.ChatInvite), preview
+    assert preview.title == "Columba club" and preview.megagroup and preview.participants_count == 3, preview
+    await bob(functions.messages.ImportChatInviteRequest(invite_hash))
+    participants = await alice.get_participants(group)
+    assert participants.total == 4, participants.total
+    already = await bob(functions.messages.CheckChatInviteRequest(invite_hash))
+    assert isinstance(already, types.ChatInviteAlready) and already.chat.id == group.id, already
+    replaced = await alice(functions.messages.EditExportedChatInviteRequest(group, link, revoked=True))
+    assert replaced.invite.revoked and replaced.new_invite.link != link, replaced
+    try:
+        await carol(functions.messages.CheckChatInviteRequest(invite_hash))
+        raise AssertionError("a revoked link still led to the group")
+    except errors.InviteHashExpiredError:
+        pass
+    try:
+        await carol(functions.messages.CheckChatInviteRequest(invite_hash[:-2] + "AA"))
+        raise AssertionError("a forged link led somewhere")
+    except errors.InviteHashInvalidError:
+        pass
+    await bob(functions.channels.LeaveChannelRequest(bob_group))
+    print("invite link: exported, checked, joined through, revoked")
+
     # A basic group of the three: created, each sees the others' messages, the participants
     # are listed, and Alice removes Carol.
     created = await alice(functions.messages.CreateChatRequest(users=[bob_user, carol_user], title="Columba basic"))
@@ -220,6 +256,11 @@ async def groups(host, port, code):
     assert participants.total == 2, participants.total
     history = [m.text for m in await bob.get_messages(entities[bob], limit=10) if m.text]
     assert history[:2] == ["bob in basic", "hello basic"], history
+    # Carol comes back through the basic group's invite link.
+    exported = await alice(functions.messages.ExportChatInviteRequest(basic))
+    await carol(functions.messages.ImportChatInviteRequest(exported.link.rsplit("+", 1)[1]))
+    participants = await alice.get_participants(basic)
+    assert participants.total == 3, participants.total
     print("basic group: messages both ways, participants, removal")
 
     # A broadcast channel: Alice posts, Bob (a subscriber) sees it and may not post.
@@ -242,8 +283,36 @@ async def groups(host, port, code):
     assert views.views[0].views >= 1, views
     print("broadcast post seen, subscriber refused")
 
+    # Alice makes the channel public; Carol, not a member, finds it by its username, reads
+    # it, joins it and gets the next post.
+    assert await alice(functions.channels.CheckUsernameRequest(channel, "columba_news"))
+    assert not await alice(functions.channels.CheckUsernameRequest(channel, "bob_groups")), "a user's"
+    assert await alice(functions.channels.UpdateUsernameRequest(channel, "columba_news"))
+    public = await carol.get_entity("columba_news")
+    assert isinstance(public, types.Channel) and public.id == channel.id and public.left, public
+    read = [m.text for m in await carol.get_messages(public, limit=5)]
+    assert "first post" in read, read
+    await carol(functions.channels.JoinChannelRequest(public))
+    carol_posts = watch(carol, events.NewMessage, channel.id)
+    await alice.send_message(channel, "second post")
+    await wait_for(carol_posts, "the post after joining", lambda e: e.message.text == "second post")
+    print("public channel found by username, read, joined")
+
     names = {d.name for d in await alice.get_dialogs()}
     assert {"Columba club", "Columba news"} <= names, names
+
+    # Alice deletes the broadcast channel: it leaves every dialog list and cannot be used.
+    await alice(functions.channels.DeleteChannelRequest(channel))
+    for client in (alice, bob):
+        names = {d.name for d in await client.get_dialogs()}
+        assert "Columba news" not in names, names
+    try:
+        await bob(functions.channels.GetFullChannelRequest(bob_channel))
+        raise AssertionError("a deleted channel was still there")
+    except (errors.ChannelInvalidError, errors.ChannelPrivateError):
+        pass
+    assert await carol(functions.channels.CheckUsernameRequest(types.InputChannelEmpty(), "columba_news")), "freed"
+    print("broadcast channel deleted")
 
     for client in (alice, bob, carol):
         await client.disconnect()

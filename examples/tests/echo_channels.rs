@@ -350,3 +350,179 @@ async fn a_member_who_stops_reading_gets_one_channel_too_long_and_catches_up_wit
     );
     server.stop().await;
 }
+
+/// The texts of the channel posts `client` is pushed within `wait` (after which nothing
+/// more came for 300 ms).
+async fn pushed_posts(client: &mut EchoClient, wait: Duration) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut first = true;
+    loop {
+        let window = if first {
+            wait
+        } else {
+            Duration::from_millis(300)
+        };
+        first = false;
+        let Some(updates) = client.next_update(window).await else {
+            return texts;
+        };
+        texts.extend(channel_news(&updates).0.into_iter().map(|(text, _)| text));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_threshold_only_active_members_get_posts_in_real_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path(), CODE).await;
+    let target: Target = server.target.clone();
+    let alice = signed_in(
+        EchoClient::connect(&target, None).await.unwrap(),
+        "15550411",
+        "alice_passive",
+    )
+    .await;
+    let mut bob = signed_in(
+        EchoClient::connect(&target, None).await.unwrap(),
+        "15550412",
+        "bob_passive",
+    )
+    .await;
+    let mut carol = signed_in(
+        EchoClient::connect(&target, None).await.unwrap(),
+        "15550413",
+        "carol_passive",
+    )
+    .await;
+    let created = alice
+        .call(&functions::channels::CreateChannel {
+            broadcast: false,
+            megagroup: true,
+            for_import: false,
+            forum: false,
+            title: "big".to_owned(),
+            about: String::new(),
+            geo_point: None,
+            address: None,
+            ttl_period: None,
+        })
+        .await
+        .unwrap();
+    let enums::Updates::Updates(created) = created else {
+        panic!("{created:?}")
+    };
+    let enums::Chat::Channel(channel) = &created.chats[0] else {
+        panic!("{:?}", created.chats)
+    };
+    let input_channel: enums::InputChannel = types::InputChannel {
+        channel_id: channel.id,
+        access_hash: channel.access_hash.unwrap(),
+    }
+    .into();
+    let peer: enums::InputPeer = types::InputPeerChannel {
+        channel_id: channel.id,
+        access_hash: channel.access_hash.unwrap(),
+    }
+    .into();
+    let invitees = vec![
+        resolve(&alice, "bob_passive").await,
+        resolve(&alice, "carol_passive").await,
+    ];
+    alice
+        .call(&functions::channels::InviteToChannel {
+            channel: input_channel.clone(),
+            users: invitees,
+        })
+        .await
+        .unwrap();
+    // Below the threshold (the default, 5,000), everyone present gets every post.
+    alice.send_text(&peer, "for all", 1).await.unwrap();
+    assert!(
+        pushed_posts(&mut bob, Duration::from_secs(10))
+            .await
+            .contains(&"for all".to_owned())
+    );
+    assert!(
+        pushed_posts(&mut carol, Duration::from_secs(10))
+            .await
+            .contains(&"for all".to_owned())
+    );
+
+    // Past it (one present member), only members active in the last minute get posts.
+    server
+        .backend
+        .present
+        .set_passive(columba_api::channels::PassivePolicy {
+            online_threshold: 1,
+            active_window_secs: 60,
+        });
+    alice.send_text(&peer, "for the active", 2).await.unwrap();
+    assert_eq!(
+        pushed_posts(&mut bob, Duration::from_secs(1)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        pushed_posts(&mut carol, Duration::from_secs(1)).await,
+        Vec::<String>::new()
+    );
+
+    // Bob opens the channel (reads its history): he gets the next post, Carol does not.
+    bob.call(&functions::messages::GetHistory {
+        peer: peer.clone(),
+        offset_id: 0,
+        offset_date: 0,
+        add_offset: 0,
+        limit: 10,
+        max_id: 0,
+        min_id: 0,
+        hash: 0,
+    })
+    .await
+    .unwrap();
+    alice.send_text(&peer, "bob is here", 3).await.unwrap();
+    assert_eq!(
+        pushed_posts(&mut bob, Duration::from_secs(10)).await,
+        vec!["bob is here".to_owned()]
+    );
+    assert_eq!(
+        pushed_posts(&mut carol, Duration::from_secs(1)).await,
+        Vec::<String>::new()
+    );
+
+    // Carol opens it through its difference: she finds both posts she was not pushed, and
+    // gets the next one in real time.
+    let difference = carol
+        .call(&functions::updates::GetChannelDifference {
+            force: false,
+            channel: input_channel.clone(),
+            filter: types::ChannelMessagesFilterEmpty {}.into(),
+            pts: 1,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let enums::updates::ChannelDifference::ChannelDifference(difference) = difference else {
+        panic!("{difference:?}")
+    };
+    let caught_up: Vec<String> = difference
+        .new_messages
+        .iter()
+        .filter_map(|message| match message {
+            enums::Message::Message(message) => Some(message.message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        caught_up.ends_with(&["for the active".to_owned(), "bob is here".to_owned()]),
+        "{caught_up:?}"
+    );
+    alice.send_text(&peer, "both here", 4).await.unwrap();
+    assert_eq!(
+        pushed_posts(&mut bob, Duration::from_secs(10)).await,
+        vec!["both here".to_owned()]
+    );
+    assert_eq!(
+        pushed_posts(&mut carol, Duration::from_secs(10)).await,
+        vec!["both here".to_owned()]
+    );
+    server.stop().await;
+}

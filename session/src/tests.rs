@@ -1057,6 +1057,32 @@ fn updates_stop_queueing_when_the_client_does_not_read() {
 }
 
 #[test]
+fn updates_queued_close_together_leave_in_one_sealed_message() {
+    let mut f = Fixture::new();
+    let updates: Vec<Bytes> = (0u8..5).map(|n| Bytes::from(vec![n; 100])).collect();
+    for update in &updates {
+        assert!(f.server.push_update(update.clone()));
+    }
+    // One transmission (one seal, one write) carries all five, in order, in a container.
+    let mut buf = BytesMut::new();
+    let header = f.server.poll_transmit(f.now, &mut buf).unwrap();
+    let container = MsgContainer::from_bytes(&buf[ENCRYPTED_HEADROOM..]).unwrap();
+    let bodies: Vec<Bytes> = container
+        .messages
+        .iter()
+        .map(|m| Bytes::from(m.body.clone()))
+        .filter(|body| body.len() == 100)
+        .collect();
+    assert_eq!(bodies, updates);
+    assert!(container.messages.iter().all(|m| m.msg_id < header.msg_id));
+    buf.clear();
+    assert!(
+        f.server.poll_transmit(f.now, &mut buf).is_none(),
+        "nothing left"
+    );
+}
+
+#[test]
 fn a_session_lagging_in_a_stream_gets_its_too_long_once_then_its_updates_again() {
     let config = SessionConfig {
         max_stream_lag_bytes: 1000,

@@ -100,6 +100,10 @@ pub enum Prefix {
     Authorization = 0x2a,
     /// A push device: user id, token type, token.
     Device = 0x2b,
+    /// A channel's public username: the username in lower case (the channel's id).
+    ChannelUsername = 0x2c,
+    /// The public username of a channel as it was spelled: channel id.
+    ChannelName = 0x2d,
     /// The next account id (one row).
     NextUserId = 0x2f,
 }
@@ -150,6 +154,8 @@ impl Prefix {
             0x29 => Some(Self::Blocked),
             0x2a => Some(Self::Authorization),
             0x2b => Some(Self::Device),
+            0x2c => Some(Self::ChannelUsername),
+            0x2d => Some(Self::ChannelName),
             0x2f => Some(Self::NextUserId),
             _ => None,
         }

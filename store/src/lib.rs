@@ -85,4 +85,4 @@ pub use rocks::{
     RocksUserStore,
 };
 pub use shard::{FORMAT_VERSION, LOGICAL_SHARDS, ManifestError, OLDEST_READABLE_FORMAT};
-pub use user::{MemoryUserStore, UserError, UserStore, UserStoreConfig};
+pub use user::{MemoryUserStore, UserError, UserStore, UserStoreConfig, UsernameOwner};

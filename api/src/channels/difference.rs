@@ -47,7 +47,10 @@ pub async fn get_channel_difference(
         .clamp(1, MAX_DIFFERENCE);
     ctx.blocking(move || {
         let channel = input_channel(&backend, user, &request.channel)?;
-        channel.require_member()?;
+        channel.require_reader()?;
+        backend
+            .present
+            .touch(channel.id, user, crate::objects::now_unix());
         if request.pts <= 0 {
             return Err(ApiError::bad_request("PERSISTENT_TIMESTAMP_INVALID"));
         }

@@ -175,8 +175,9 @@ pub async fn invite_to_channel(
 }
 
 /// `channels.joinChannel`: a channel whose access hash the caller has (they were shown it)
-/// may be joined, unless they were banned (`CHANNEL_PRIVATE`). Columba has no invite-only
-/// mode yet. `USER_ALREADY_PARTICIPANT` for a member.
+/// may be joined, unless they were banned (`CHANNEL_PRIVATE`); an invite link
+/// ([`super::import_chat_invite`]) is the other way in. `USER_ALREADY_PARTICIPANT` for a
+/// member.
 pub async fn join_channel(
     ctx: Ctx,
     backend: Arc<Backend>,
@@ -186,39 +187,57 @@ pub async fn join_channel(
     let task_ctx = ctx.clone();
     ctx.blocking(move || {
         let channel = input_channel(&backend, user, &request.channel)?;
-        match &channel.me {
-            Some(me) if me.role.is_member() => {
-                return Err(ApiError::bad_request("USER_ALREADY_PARTICIPANT"));
-            }
-            Some(_) => return Err(channel_private()),
-            None => {}
-        }
-        backend.messages.set_participant(
-            channel.peer(),
-            user,
-            Some(Participant::member(user, now_unix(), 0)),
-        )?;
-        backend.present.joined(task_ctx.server(), channel.id, user);
-        let channel = super::load(&backend, user, channel.id)?.ok_or_else(channel_private)?;
-        let mut posted = Vec::new();
-        if !channel.info.broadcast {
-            posted.push(post_service(
-                &backend,
-                &channel,
-                user,
-                Action::ChatAddUser(user),
-                String::new(),
-            )?);
-        }
-        for post in &posted {
-            announce(&task_ctx, &backend, &channel, post);
-        }
-        Ok(types::messages::ChatInviteJoinResultOk {
-            updates: membership_answer(&backend, &channel, user, &posted, &[])?,
-        }
-        .into())
+        join(&task_ctx, &backend, &channel, user, None)
     })
     .await
+}
+
+/// Makes `user` a member of `channel` by themselves: through the channel (`link` `None`,
+/// a `messageActionChatAddUser` naming them in a supergroup) or through the invite link
+/// `link` exported (a `messageActionChatJoinedByLink`). Blocking.
+pub(super) fn join(
+    ctx: &Ctx,
+    backend: &Arc<Backend>,
+    channel: &Channel,
+    user: i64,
+    link: Option<i64>,
+) -> Result<enums::messages::ChatInviteJoinResult, ApiError> {
+    match &channel.me {
+        Some(me) if me.role.is_member() => {
+            return Err(ApiError::bad_request("USER_ALREADY_PARTICIPANT"));
+        }
+        Some(_) => return Err(channel_private()),
+        None => {}
+    }
+    backend.messages.set_participant(
+        channel.peer(),
+        user,
+        Some(Participant::member(user, now_unix(), link.unwrap_or(0))),
+    )?;
+    backend.present.joined(ctx.server(), channel.id, user);
+    let channel = super::load(backend, user, channel.id)?.ok_or_else(channel_private)?;
+    let mut posted = Vec::new();
+    if !channel.info.broadcast {
+        let action = match link {
+            Some(inviter) => Action::ChatJoinedByLink(inviter),
+            None => Action::ChatAddUser(user),
+        };
+        posted.push(post_service(
+            backend,
+            &channel,
+            user,
+            action,
+            String::new(),
+        )?);
+    }
+    for post in &posted {
+        announce(ctx, backend, &channel, post);
+    }
+    let inviter: Vec<i64> = link.into_iter().collect();
+    Ok(types::messages::ChatInviteJoinResultOk {
+        updates: membership_answer(backend, &channel, user, &posted, &inviter)?,
+    }
+    .into())
 }
 
 /// `channels.leaveChannel`: the caller's record goes (in a supergroup with a

@@ -174,6 +174,7 @@ pub async fn send_to_channel(
                 body.reply_to = vec![(channel.id, id)];
             }
             let posted = post(&backend, &channel, user, random_id, &body, media)?;
+            backend.present.touch(channel.id, user, posted.message.date);
             Ok((posted, channel))
         })
         .await?
@@ -202,12 +203,8 @@ pub async fn create_channel(
     }
     let date = now_unix();
     let info = ChannelInfo {
-        title: title.clone(),
         about: request.about,
-        broadcast: !request.megagroup,
-        deleted: false,
-        creator: user,
-        date,
+        ..ChannelInfo::new(title.clone(), !request.megagroup, user, date)
     };
     let task_backend = backend.clone();
     ctx.blocking(move || {
@@ -264,7 +261,7 @@ pub async fn get_full_channel(
     let user = ctx.user()?;
     ctx.blocking(move || {
         let channel = input_channel(&backend, user, &request.channel)?;
-        channel.require_member()?;
+        channel.require_reader()?;
         let state = backend.messages.state(channel.box_id())?;
         let dialog = backend.messages.dialog(user, channel.peer())?;
         let (read_in, read_out, unread) = dialog.map_or((0, 0, 0), |d| {
@@ -292,6 +289,12 @@ pub async fn get_full_channel(
             .me
             .as_ref()
             .is_some_and(|me| me.role == Role::Creator);
+        if channel.has_right(rights::INVITE_USERS) {
+            full.exported_invite = channel
+                .info
+                .invite
+                .map(|link| super::invites::exported(&backend, channel.peer(), link, false));
+        }
         Ok(types::messages::ChatFull {
             full_chat: full.into(),
             chats: vec![channel_object(&backend, &channel)],
@@ -377,10 +380,11 @@ pub fn channel_messages(
     let mut users: Vec<i64> = messages.iter().map(|m| m.from).collect();
     users.push(user);
     for message in messages {
-        if let Some(Action::ChatAddUser(added) | Action::ChatDeleteUser(added)) =
-            Body::decode(&message.body).action
+        if let Some(named) = Body::decode(&message.body)
+            .action
+            .and_then(Action::named_user)
         {
-            users.push(added);
+            users.push(named);
         }
     }
     Ok(types::messages::ChannelMessages {
@@ -403,7 +407,8 @@ pub fn channel_history(
     user: i64,
     request: &functions::messages::GetHistory,
 ) -> Result<enums::messages::Messages, ApiError> {
-    channel.require_member()?;
+    channel.require_reader()?;
+    backend.present.touch(channel.id, user, now_unix());
     let page = backend.messages.get_history(
         channel.box_id(),
         channel.peer(),
@@ -438,7 +443,7 @@ pub async fn get_channel_messages(
     }
     ctx.blocking(move || {
         let channel = input_channel(&backend, user, &request.channel)?;
-        channel.require_member()?;
+        channel.require_reader()?;
         let ids: Vec<i32> = request
             .id
             .iter()
@@ -540,6 +545,7 @@ pub async fn read_channel_history(
     ctx.blocking(move || {
         let channel = input_channel(&backend, user, &request.channel)?;
         channel.require_member()?;
+        backend.present.touch(channel.id, user, now_unix());
         let changed = backend
             .messages
             .read_history(user, channel.peer(), request.max_id)?;
@@ -672,7 +678,7 @@ fn views_in_channel(
     ids: &[i32],
     increment: bool,
 ) -> Result<enums::messages::MessageViews, ApiError> {
-    channel.require_member()?;
+    channel.require_reader()?;
     if ids.len() > crate::messages::MAX_GET_MESSAGES {
         return Err(ApiError::bad_request("LIMIT_INVALID"));
     }

@@ -11,6 +11,14 @@
 //! Memory is bounded: at most [`PresentMembers::new`]'s number of channels are followed;
 //! past it, and when the runtime lost presence changes, everything is dropped and rebuilt as
 //! channels post again.
+//!
+//! Passive members ([`PassivePolicy`]): in a channel with more present members than the
+//! policy's threshold, a post goes in real time only to the members active there lately
+//! (who posted, read its history, asked for its difference or marked it read within the
+//! window: [`PresentMembers::touch`]). The others get nothing until they open the channel,
+//! when their client asks for its difference, as Telegram does for big chats that are not
+//! open and Discord for passive sessions. Activity is kept for present members only, so it
+//! takes no more memory than the lists.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -21,6 +29,23 @@ use columba_store::message::Peer;
 use crate::backend::Backend;
 use crate::error::ApiError;
 
+/// The passive-member policy by default: real time for everyone up to 5,000 present
+/// members (the figure channels.md suggests), beyond it for the members active in the last
+/// five minutes.
+pub const DEFAULT_PASSIVE_POLICY: PassivePolicy = PassivePolicy {
+    online_threshold: 5_000,
+    active_window_secs: 300,
+};
+
+/// Who gets a big channel's posts in real time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassivePolicy {
+    /// Up to this many present members, every one of them gets every post.
+    pub online_threshold: usize,
+    /// Beyond it, the members active in the channel within this many seconds do.
+    pub active_window_secs: i32,
+}
+
 /// Channels followed by default.
 pub const DEFAULT_FOLLOWED_CHANNELS: usize = 100_000;
 
@@ -30,6 +55,8 @@ struct Lists {
     channels: HashMap<i64, HashSet<i64>>,
     /// The followed channels of each present user (to take them off when they go).
     of_user: HashMap<i64, Vec<i64>>,
+    /// When each present member was last active in each followed channel (Unix seconds).
+    active: HashMap<i64, HashMap<i64, i32>>,
 }
 
 impl Lists {
@@ -47,6 +74,9 @@ impl Lists {
         if let Some(members) = self.channels.get_mut(&channel) {
             members.remove(&user);
         }
+        if let Some(active) = self.active.get_mut(&channel) {
+            active.remove(&user);
+        }
         if let Some(followed) = self.of_user.get_mut(&user) {
             followed.retain(|id| *id != channel);
         }
@@ -58,6 +88,7 @@ impl Lists {
 pub struct PresentMembers {
     lists: Mutex<Lists>,
     max_channels: usize,
+    passive: Mutex<PassivePolicy>,
 }
 
 impl Default for PresentMembers {
@@ -72,7 +103,24 @@ impl PresentMembers {
         Self {
             lists: Mutex::new(Lists::default()),
             max_channels: max_channels.max(1),
+            passive: Mutex::new(DEFAULT_PASSIVE_POLICY),
         }
+    }
+
+    /// Changes the passive-member policy (from the next post on).
+    pub fn set_passive(&self, passive: PassivePolicy) {
+        *self
+            .passive
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = passive;
+    }
+
+    /// The passive-member policy.
+    pub fn passive(&self) -> PassivePolicy {
+        *self
+            .passive
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Lists> {
@@ -112,6 +160,9 @@ impl PresentMembers {
                     if let Some(members) = lists.channels.get_mut(&channel) {
                         members.remove(&user);
                     }
+                    if let Some(active) = lists.active.get_mut(&channel) {
+                        active.remove(&user);
+                    }
                 }
             }
         }
@@ -144,6 +195,45 @@ impl PresentMembers {
         Ok(present.into_iter().collect())
     }
 
+    /// Who gets a post in `channel` now (`now` in Unix seconds): every present member, or
+    /// past the policy's threshold only those active within its window. Blocking.
+    pub fn recipients(
+        &self,
+        server: &ServerHandle,
+        backend: &Backend,
+        channel: i64,
+        now: i32,
+    ) -> Result<Vec<i64>, ApiError> {
+        let present = self.members(server, backend, channel)?;
+        let policy = self.passive();
+        if present.len() <= policy.online_threshold {
+            return Ok(present);
+        }
+        let since = now.saturating_sub(policy.active_window_secs);
+        let lists = self.lock();
+        let Some(active) = lists.active.get(&channel) else {
+            return Ok(Vec::new());
+        };
+        Ok(present
+            .into_iter()
+            .filter(|user| active.get(user).is_some_and(|last| *last >= since))
+            .collect())
+    }
+
+    /// `user` was active in `channel` at `now` (Unix seconds): they posted, read its
+    /// history, asked for its difference or marked it read. Kept only while they are a
+    /// present member of a followed channel.
+    pub fn touch(&self, channel: i64, user: i64, now: i32) {
+        let mut lists = self.lock();
+        let present = lists
+            .channels
+            .get(&channel)
+            .is_some_and(|members| members.contains(&user));
+        if present {
+            lists.active.entry(channel).or_default().insert(user, now);
+        }
+    }
+
     /// `user` became a member of `channel`.
     pub fn joined(&self, server: &ServerHandle, channel: i64, user: i64) {
         if server.is_present(user) {
@@ -154,6 +244,17 @@ impl PresentMembers {
     /// `user` is no longer a member of `channel`.
     pub fn left(&self, channel: i64, user: i64) {
         self.lock().remove(channel, user);
+    }
+
+    /// `channel` is gone (deleted): it is followed no more.
+    pub fn forget(&self, channel: i64) {
+        let mut lists = self.lock();
+        lists.active.remove(&channel);
+        for user in lists.channels.remove(&channel).unwrap_or_default() {
+            if let Some(followed) = lists.of_user.get_mut(&user) {
+                followed.retain(|id| *id != channel);
+            }
+        }
     }
 
     /// How many channels are followed now.

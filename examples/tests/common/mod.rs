@@ -20,6 +20,9 @@ pub struct Running {
     /// Its runtime (statistics).
     #[allow(dead_code, reason = "not every test file reads it")]
     pub server: Server,
+    /// The stores and settings behind its API.
+    #[allow(dead_code, reason = "not every test file reads it")]
+    pub backend: Arc<columba_api::Backend>,
     stop: oneshot::Sender<()>,
     done: tokio::task::JoinHandle<()>,
 }
@@ -46,6 +49,7 @@ pub async fn start_with_pusher(data: &Path, code: &str, pusher: Arc<dyn DevicePu
     .unwrap();
     let target = Target::new(started.address, started.public_key.clone());
     let server = started.server().clone();
+    let backend = started.backend();
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(async move {
         started
@@ -58,6 +62,7 @@ pub async fn start_with_pusher(data: &Path, code: &str, pusher: Arc<dyn DevicePu
     Running {
         target,
         server,
+        backend,
         stop,
         done,
     }

@@ -60,6 +60,8 @@ fn family(prefix: Prefix) -> &'static str {
         | Prefix::Phone
         | Prefix::Username
         | Prefix::NameWord
+        | Prefix::ChannelUsername
+        | Prefix::ChannelName
         | Prefix::NextUserId => "accounts",
         Prefix::Photo
         | Prefix::Contact

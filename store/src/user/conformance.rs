@@ -18,7 +18,7 @@ use crate::file::ContentId;
 use super::rules::{MAX_ABOUT_CHARS, MAX_DETAIL_LEN, MAX_NAME_CHARS, MAX_TOKEN_LEN};
 use super::{
     Account, Authorization, Blocked, Contact, Device, ImportContact, ImportOutcome, MAX_SEARCH,
-    Presence, ProfileChange, ProfilePhoto, UserError, UserStore, UserStoreConfig,
+    Presence, ProfileChange, ProfilePhoto, UserError, UserStore, UserStoreConfig, UsernameOwner,
 };
 
 /// Makes a fresh, empty store with the default limits.
@@ -33,6 +33,7 @@ pub fn run_all(factory: Factory<'_>) {
     put_account_keeps_its_id_and_the_uniqueness_rules(factory);
     lookups_by_phone_and_username(factory);
     usernames_are_unique_regardless_of_case(factory);
+    channels_share_the_username_namespace(factory);
     profile_changes_follow_the_limits(factory);
     search_matches_username_and_name_word_prefixes(factory);
     search_gives_at_most_max_search(factory);
@@ -375,6 +376,88 @@ pub fn usernames_are_unique_regardless_of_case(factory: Factory<'_>) {
         Err(UserError::UserIdInvalid)
     );
     assert_eq!(store.by_username("nobody_here").unwrap(), None);
+}
+
+/// Channels take usernames from the same namespace as accounts: neither may take what the
+/// other has (in any case); a channel's username reads back as spelled, names its owner,
+/// and is freed when removed or changed.
+pub fn channels_share_the_username_namespace(factory: Factory<'_>) {
+    let store = factory();
+    let ann = create(&*store, 1, "Ann");
+    store.set_username(ann.id, Some("ann_smith")).unwrap();
+    let (news, club) = (7, 8);
+    assert_eq!(store.channel_username(news).unwrap(), None);
+    assert_eq!(
+        store.set_channel_username(news, Some("ANN_smith")),
+        Err(UserError::UsernameOccupied),
+        "an account's"
+    );
+    store
+        .set_channel_username(news, Some("Daily_News"))
+        .unwrap();
+    assert_eq!(
+        store.channel_username(news).unwrap().as_deref(),
+        Some("Daily_News")
+    );
+    assert_eq!(
+        store.username_owner("daily_news").unwrap(),
+        Some(UsernameOwner::Channel(news))
+    );
+    assert_eq!(
+        store.username_owner("Ann_Smith").unwrap(),
+        Some(UsernameOwner::User(ann.id))
+    );
+    assert_eq!(store.username_owner("nobody_here").unwrap(), None);
+    assert_eq!(
+        store.by_username("daily_news").unwrap(),
+        None,
+        "not an account"
+    );
+    assert_eq!(
+        store.set_username(ann.id, Some("daily_NEWS")),
+        Err(UserError::UsernameOccupied),
+        "a channel's"
+    );
+    assert_eq!(
+        store.set_channel_username(club, Some("daily_news")),
+        Err(UserError::UsernameOccupied),
+        "another channel's"
+    );
+    assert_eq!(
+        store.set_channel_username(news, Some("Daily_News")),
+        Err(UserError::UsernameNotModified)
+    );
+    for bad in ["abcd", "1abcde", "has space", ""] {
+        assert_eq!(
+            store.set_channel_username(club, Some(bad)),
+            Err(UserError::UsernameInvalid),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        store.set_channel_username(0, Some("zero_channel")),
+        Err(UserError::ChannelInvalid)
+    );
+    // A new name frees the old one; removal frees the new one.
+    store
+        .set_channel_username(news, Some("news_daily"))
+        .unwrap();
+    assert_eq!(store.username_owner("daily_news").unwrap(), None);
+    store
+        .set_channel_username(club, Some("daily_news"))
+        .unwrap();
+    store.set_channel_username(news, None).unwrap();
+    assert_eq!(store.channel_username(news).unwrap(), None);
+    assert_eq!(store.username_owner("news_daily").unwrap(), None);
+    assert_eq!(
+        store.set_channel_username(news, None),
+        Err(UserError::UsernameNotModified)
+    );
+    store.set_username(ann.id, Some("news_daily")).unwrap();
+    assert_eq!(
+        store.username_owner("news_daily").unwrap(),
+        Some(UsernameOwner::User(ann.id))
+    );
 }
 
 /// `update_profile` replaces the fields given, checks each against Telegram's limits, and
@@ -1706,6 +1789,18 @@ pub enum Op {
         /// Index into the names.
         name: usize,
     },
+    /// `set_channel_username` of channel `1 + channel` (`None` removes).
+    SetChannelUsername {
+        /// The channel, 0 to 2.
+        channel: u8,
+        /// Index into the usernames.
+        username: Option<usize>,
+    },
+    /// `username_owner`.
+    UsernameOwner {
+        /// Index into the usernames.
+        username: usize,
+    },
     /// `set_username` (`None` removes).
     SetUsername {
         /// The user's slot.
@@ -1823,6 +1918,8 @@ struct Model {
     contacts: BTreeMap<(i64, i64), ModelContact>,
     phone_book: BTreeMap<(i64, String), ModelEntry>,
     blocked: BTreeMap<(i64, i64), i32>,
+    /// Channels' usernames as spelled.
+    channel_names: BTreeMap<i64, String>,
 }
 
 impl Model {
@@ -1847,6 +1944,14 @@ impl Model {
                         .as_ref()
                         .is_some_and(|u| u.to_ascii_lowercase() == key)
             })
+            .map(|(id, _)| *id)
+    }
+
+    fn channel_of_username(&self, username: &str) -> Option<i64> {
+        let key = username.to_ascii_lowercase();
+        self.channel_names
+            .iter()
+            .find(|(_, name)| name.to_ascii_lowercase() == key)
             .map(|(id, _)| *id)
     }
 
@@ -1994,6 +2099,7 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
         contacts: BTreeMap::new(),
         phone_book: BTreeMap::new(),
         blocked: BTreeMap::new(),
+        channel_names: BTreeMap::new(),
     };
     for (step, op) in ops.iter().enumerate() {
         let date = 1_000 + i32::try_from(step).unwrap();
@@ -2059,7 +2165,9 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                 } else if let Some((name, valid)) = wanted {
                     if !valid {
                         applicable.push(UserError::UsernameInvalid);
-                    } else if model.holder_of_username(name).is_some_and(|h| h != id) {
+                    } else if model.holder_of_username(name).is_some_and(|h| h != id)
+                        || model.channel_of_username(name).is_some()
+                    {
                         applicable.push(UserError::UsernameOccupied);
                     }
                 }
@@ -2248,6 +2356,55 @@ pub fn model_agrees(factory: Factory<'_>, ops: &[Op]) {
                     .and_then(|id| model.account(id));
                 check_result(step, "by_phone", &store.by_phone(spelling), &Ok(expected));
             }
+            Op::SetChannelUsername { channel, username } => {
+                let id = 1 + i64::from(*channel);
+                let wanted = username.map(|i| USERNAMES[i]);
+                let got = store.set_channel_username(id, wanted.map(|(name, _)| name));
+                let mut applicable = Vec::new();
+                if model.channel_names.get(&id).map(String::as_str) == wanted.map(|(n, _)| n) {
+                    applicable.push(UserError::UsernameNotModified);
+                } else if let Some((name, valid)) = wanted {
+                    if !valid {
+                        applicable.push(UserError::UsernameInvalid);
+                    } else if model.holder_of_username(name).is_some()
+                        || model.channel_of_username(name).is_some_and(|c| c != id)
+                    {
+                        applicable.push(UserError::UsernameOccupied);
+                    }
+                }
+                let expected = errors(applicable).map(|()| match wanted {
+                    Some((name, _)) => {
+                        model.channel_names.insert(id, name.to_owned());
+                    }
+                    None => {
+                        model.channel_names.remove(&id);
+                    }
+                });
+                check_result(step, "set_channel_username", &got, &expected);
+                check_result(
+                    step,
+                    "channel_username",
+                    &store.channel_username(id),
+                    &Ok(model.channel_names.get(&id).cloned()),
+                );
+            }
+            Op::UsernameOwner { username } => {
+                let (name, valid) = USERNAMES[*username];
+                let expected = if valid {
+                    model
+                        .channel_of_username(name)
+                        .map(UsernameOwner::Channel)
+                        .or_else(|| model.holder_of_username(name).map(UsernameOwner::User))
+                } else {
+                    None
+                };
+                check_result(
+                    step,
+                    "username_owner",
+                    &store.username_owner(name),
+                    &Ok(expected),
+                );
+            }
             Op::ByUsername { username } => {
                 let (name, valid) = USERNAMES[*username];
                 let expected = valid
@@ -2305,6 +2462,9 @@ pub fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
         1 => slot().prop_map(|user| Op::DeleteAccount { user }),
         1 => phone().prop_map(|phone| Op::ByPhone { phone }),
         1 => (0..USERNAMES.len()).prop_map(|username| Op::ByUsername { username }),
+        2 => (0u8..3, proptest::option::weighted(0.8, 0..USERNAMES.len()))
+            .prop_map(|(channel, username)| Op::SetChannelUsername { channel, username }),
+        1 => (0..USERNAMES.len()).prop_map(|username| Op::UsernameOwner { username }),
         1 => slot().prop_map(|owner| Op::Contacts { owner }),
         1 => (slot(), 0usize..4, 0usize..4)
             .prop_map(|(owner, offset, limit)| Op::BlockedPage { owner, offset, limit }),

@@ -263,6 +263,15 @@ impl Device {
     }
 }
 
+/// Who has a username: usernames are one namespace for accounts and channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsernameOwner {
+    /// The live account with this id.
+    User(i64),
+    /// The channel with this id.
+    Channel(i64),
+}
+
 /// Why a user-store call failed. The variants named in capitals are Telegram's errors for
 /// the same refusal; [`UserError::Backend`] and [`UserError::Poisoned`] are the store's own
 /// fault.
@@ -296,6 +305,9 @@ pub enum UserError {
     /// `USERNAME_NOT_MODIFIED`: the account has this username already.
     #[error("USERNAME_NOT_MODIFIED")]
     UsernameNotModified,
+    /// `CHANNEL_INVALID`: not a channel id (ids are positive).
+    #[error("CHANNEL_INVALID")]
+    ChannelInvalid,
     /// `CONTACT_ID_INVALID`: a user cannot be their own contact.
     #[error("CONTACT_ID_INVALID")]
     ContactIdInvalid,
@@ -402,8 +414,23 @@ pub trait UserStore: Send + Sync {
 
     /// Sets (or with `None` removes) the username: [`UserError::UsernameNotModified`] when it
     /// is the account's already (same spelling), [`UserError::UsernameOccupied`] when another
-    /// account has it.
+    /// account or a channel has it.
     fn set_username(&self, id: i64, username: Option<&str>) -> Result<Account, UserError>;
+
+    /// Sets (or with `None` removes) the public username of channel `channel`: usernames are
+    /// one namespace for accounts and channels, so [`UserError::UsernameOccupied`] when an
+    /// account or another channel has it; [`UserError::UsernameNotModified`] when the channel
+    /// has it already (same spelling); [`UserError::UsernameInvalid`] outside the rules a user
+    /// follows; [`UserError::ChannelInvalid`] for an id that is not positive. The store does
+    /// not know channels otherwise: the caller checks that the channel exists and who may
+    /// name it.
+    fn set_channel_username(&self, channel: i64, username: Option<&str>) -> Result<(), UserError>;
+
+    /// The public username of channel `channel`, as spelled, if it has one.
+    fn channel_username(&self, channel: i64) -> Result<Option<String>, UserError>;
+
+    /// Who has `username` (any case): an account (live) or a channel.
+    fn username_owner(&self, username: &str) -> Result<Option<UsernameOwner>, UserError>;
 
     /// Records the presence the user reported. Not synced to disk on its own: a crash may
     /// lose the last reports, never anything else.

@@ -14,7 +14,7 @@ use super::rules::{self, MAX_DETAIL_LEN, MAX_OTHER_UIDS, MAX_SECRET_LEN, MAX_TOK
 use super::values::{self, PhoneBookEntry};
 use super::{
     Account, Authorization, Blocked, Contact, Device, ImportContact, ImportOutcome, MAX_SEARCH,
-    Presence, ProfileChange, ProfilePhoto, UserError, UserStoreConfig,
+    Presence, ProfileChange, ProfilePhoto, UserError, UserStoreConfig, UsernameOwner,
 };
 
 /// The most importers of one phone that an account created for it adopts in one commit.
@@ -500,6 +500,7 @@ pub(crate) fn put_account(
         if let Some(key) = account.username.as_deref().and_then(rules::username_key) {
             if id_row(plan, &keys::text_row(Prefix::Username, &key))?
                 .is_some_and(|taken| taken != account.id)
+                || channel_holds(plan, &key)?
             {
                 return Err(UserError::UsernameOccupied);
             }
@@ -554,7 +555,9 @@ pub(crate) fn set_username(
     }
     if let Some(name) = username {
         let key = rules::user_username_key(name).ok_or(UserError::UsernameInvalid)?;
-        if id_row(plan, &keys::text_row(Prefix::Username, &key))?.is_some_and(|taken| taken != id) {
+        if id_row(plan, &keys::text_row(Prefix::Username, &key))?.is_some_and(|taken| taken != id)
+            || channel_holds(plan, &key)?
+        {
             return Err(UserError::UsernameOccupied);
         }
     }
@@ -562,6 +565,74 @@ pub(crate) fn set_username(
     new.username = username.map(str::to_owned);
     write_account(plan, Some(&old), &new);
     Ok(new)
+}
+
+/// Whether a channel has the username whose key is `key`.
+fn channel_holds(rows: &dyn Rows, key: &str) -> Result<bool, UserError> {
+    Ok(rows
+        .get(&keys::text_row(Prefix::ChannelUsername, key))?
+        .is_some())
+}
+
+pub(crate) fn channel_username(rows: &dyn Rows, channel: i64) -> Result<Option<String>, UserError> {
+    rows.get(&keys::user_row(Prefix::ChannelName, &[channel]))?
+        .map(|value| {
+            String::from_utf8(value).map_err(|_| corrupt(ValueError("a channel's username")))
+        })
+        .transpose()
+}
+
+pub(crate) fn username_owner(
+    rows: &dyn Rows,
+    username: &str,
+) -> Result<Option<UsernameOwner>, UserError> {
+    let Some(key) = rules::username_key(username) else {
+        return Ok(None);
+    };
+    if let Some(channel) = id_row(rows, &keys::text_row(Prefix::ChannelUsername, &key))? {
+        return Ok(Some(UsernameOwner::Channel(channel)));
+    }
+    Ok(by_username(rows, username)?
+        .filter(|account| !account.deleted)
+        .map(|account| UsernameOwner::User(account.id)))
+}
+
+pub(crate) fn set_channel_username(
+    plan: &mut Plan<'_>,
+    channel: i64,
+    username: Option<&str>,
+) -> Result<(), UserError> {
+    if channel <= 0 {
+        return Err(UserError::ChannelInvalid);
+    }
+    let old = channel_username(plan, channel)?;
+    if old.as_deref() == username {
+        return Err(UserError::UsernameNotModified);
+    }
+    if let Some(name) = username {
+        let key = rules::user_username_key(name).ok_or(UserError::UsernameInvalid)?;
+        let taken_by_channel = id_row(plan, &keys::text_row(Prefix::ChannelUsername, &key))?
+            .is_some_and(|holder| holder != channel);
+        if taken_by_channel || id_row(plan, &keys::text_row(Prefix::Username, &key))?.is_some() {
+            return Err(UserError::UsernameOccupied);
+        }
+    }
+    if let Some(key) = old.as_deref().and_then(rules::username_key) {
+        plan.delete(keys::text_row(Prefix::ChannelUsername, &key));
+    }
+    let name_row = keys::user_row(Prefix::ChannelName, &[channel]);
+    match username {
+        Some(name) => {
+            let key = rules::username_key(name).ok_or(UserError::UsernameInvalid)?;
+            plan.put(
+                keys::text_row(Prefix::ChannelUsername, &key),
+                values::encode_i64(channel),
+            );
+            plan.put(name_row, name.as_bytes().to_vec());
+        }
+        None => plan.delete(name_row),
+    }
+    Ok(())
 }
 
 pub(crate) fn set_presence(
@@ -1017,6 +1088,27 @@ macro_rules! user_store_over_rows {
                 username: Option<&str>,
             ) -> Result<$crate::user::Account, $crate::user::UserError> {
                 self.write(true, |plan| plan::set_username(plan, id, username))
+            }
+            fn set_channel_username(
+                &self,
+                channel: i64,
+                username: Option<&str>,
+            ) -> Result<(), $crate::user::UserError> {
+                self.write(true, |plan| {
+                    plan::set_channel_username(plan, channel, username)
+                })
+            }
+            fn channel_username(
+                &self,
+                channel: i64,
+            ) -> Result<Option<String>, $crate::user::UserError> {
+                self.read(|rows| plan::channel_username(rows, channel))
+            }
+            fn username_owner(
+                &self,
+                username: &str,
+            ) -> Result<Option<$crate::user::UsernameOwner>, $crate::user::UserError> {
+                self.read(|rows| plan::username_owner(rows, username))
             }
             fn set_presence(
                 &self,
