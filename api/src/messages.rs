@@ -522,67 +522,72 @@ fn request_of(sender: i64, outgoing: &Outgoing, reply_to: Vec<(i64, i32)>) -> Se
 /// decides ([`Sent::notify_recipient`]).
 pub async fn send(ctx: &Ctx, backend: &Arc<Backend>, outgoing: Outgoing) -> Result<Sent, ApiError> {
     let sender = ctx.user()?;
+    let backend = backend.clone();
+    ctx.blocking(move || send_blocking(&backend, sender, outgoing))
+        .await
+}
+
+/// [`send`] on the calling thread, for a caller already on the blocking pool (one hand-off
+/// for the request's lookups and the send, where two would cost two thread switches).
+/// Blocking.
+pub fn send_blocking(backend: &Backend, sender: i64, outgoing: Outgoing) -> Result<Sent, ApiError> {
     if outgoing.text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::bad_request("MESSAGE_TOO_LONG"));
     }
-    let backend = backend.clone();
-    ctx.blocking(move || {
-        backend.recipient(outgoing.target)?;
-        if outgoing.target != sender && backend.users.is_blocked(sender, outgoing.target)? {
-            return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
-        }
-        let reply_to = match outgoing.reply_to {
-            Some(id) => reply_targets(&backend, sender, outgoing.target, id)?,
-            None => Vec::new(),
-        };
-        let mut request = request_of(sender, &outgoing, reply_to);
-        // A recipient who blocked the sender never gets the message; the sender is not
-        // told (Telegram keeps it on the sender's side as if sent).
-        request.sender_only =
-            outgoing.target != sender && backend.users.is_blocked(outgoing.target, sender)?;
-        let outcome = backend.messages.send(&request)?;
-        let missing = || ApiError::new(500, "INTERNAL");
-        let mine = outcome.deliveries.first().ok_or_else(missing)?;
-        let message = backend
-            .messages
-            .get_messages(BoxId::User(sender), &[mine.message_id])?
-            .into_iter()
-            .next()
-            .ok_or_else(missing)?;
-        let updates = objects::updates(
-            vec![
-                types::UpdateMessageID {
-                    id: mine.message_id,
-                    random_id: outgoing.random_id,
-                }
-                .into(),
-                types::UpdateNewMessage {
-                    message: objects::message(&message),
-                    pts: mine.pts,
-                    pts_count: 1,
-                }
-                .into(),
-            ],
-            backend.user_objects([sender, outgoing.target], sender)?,
-            message.date,
-        );
-        let delivered = match (outcome.repeated, outcome.deliveries.get(1)) {
-            (false, Some(theirs)) => Some(Affected {
-                box_id: theirs.box_id,
-                pts: theirs.pts,
+    backend.recipient(outgoing.target)?;
+    if outgoing.target != sender && backend.users.is_blocked(sender, outgoing.target)? {
+        return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
+    }
+    let reply_to = match outgoing.reply_to {
+        Some(id) => reply_targets(backend, sender, outgoing.target, id)?,
+        None => Vec::new(),
+    };
+    let mut request = request_of(sender, &outgoing, reply_to);
+    // A recipient who blocked the sender never gets the message; the sender is not
+    // told (Telegram keeps it on the sender's side as if sent).
+    request.sender_only =
+        outgoing.target != sender && backend.users.is_blocked(outgoing.target, sender)?;
+    let outcome = backend.messages.send(&request)?;
+    let missing = || ApiError::new(500, "INTERNAL");
+    let mine = outcome.deliveries.first().ok_or_else(missing)?;
+    let message = backend
+        .messages
+        .get_messages(BoxId::User(sender), &[mine.message_id])?
+        .into_iter()
+        .next()
+        .ok_or_else(missing)?;
+    let updates = objects::updates(
+        vec![
+            types::UpdateMessageID {
+                id: mine.message_id,
+                random_id: outgoing.random_id,
+            }
+            .into(),
+            types::UpdateNewMessage {
+                message: objects::message(&message),
+                pts: mine.pts,
                 pts_count: 1,
-            }),
-            _ => None,
-        };
-        Ok(Sent {
-            sender,
-            target: outgoing.target,
-            message,
-            updates,
-            delivered,
-        })
+            }
+            .into(),
+        ],
+        backend.user_objects([sender, outgoing.target], sender)?,
+        message.date,
+    );
+    let delivered = match (outcome.repeated, outcome.deliveries.get(1)) {
+        (false, Some(theirs)) => Some(Affected {
+            box_id: theirs.box_id,
+            pts: theirs.pts,
+            pts_count: 1,
+        }),
+        _ => None,
+    };
+    Ok(Sent {
+        sender,
+        target: outgoing.target,
+        message,
+        updates,
+        delivered,
     })
-    .await
 }
 
 /// The [`Outgoing`] of a `messages.sendMessage` (checked: `MESSAGE_EMPTY`, the peer).
@@ -656,12 +661,11 @@ pub async fn send_message(
         )
         .await;
     }
-    let outgoing = {
+    let sent = {
         let backend = backend.clone();
-        ctx.blocking(move || outgoing_text(&backend, user, request))
+        ctx.blocking(move || send_blocking(&backend, user, outgoing_text(&backend, user, request)?))
             .await?
     };
-    let sent = send(&ctx, &backend, outgoing).await?;
     sent.notify_recipient(&ctx, &backend);
     Ok(sent.updates)
 }

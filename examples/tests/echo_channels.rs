@@ -148,6 +148,58 @@ async fn resolve(client: &EchoClient, username: &str) -> enums::InputUser {
     }
 }
 
+/// A supergroup `title` created by `creator`, with the users of these usernames invited:
+/// its `InputChannel` and `InputPeer`.
+async fn supergroup(
+    creator: &EchoClient,
+    title: &str,
+    invited: &[&str],
+) -> (enums::InputChannel, enums::InputPeer) {
+    let created = creator
+        .call(&functions::channels::CreateChannel {
+            broadcast: false,
+            megagroup: true,
+            for_import: false,
+            forum: false,
+            title: title.to_owned(),
+            about: String::new(),
+            geo_point: None,
+            address: None,
+            ttl_period: None,
+        })
+        .await
+        .unwrap();
+    let enums::Updates::Updates(created) = created else {
+        panic!("{created:?}")
+    };
+    let enums::Chat::Channel(channel) = &created.chats[0] else {
+        panic!("{:?}", created.chats)
+    };
+    let (channel_id, access_hash) = (channel.id, channel.access_hash.unwrap());
+    let input_channel: enums::InputChannel = types::InputChannel {
+        channel_id,
+        access_hash,
+    }
+    .into();
+    let mut users = Vec::new();
+    for username in invited {
+        users.push(resolve(creator, username).await);
+    }
+    creator
+        .call(&functions::channels::InviteToChannel {
+            channel: input_channel.clone(),
+            users,
+        })
+        .await
+        .unwrap();
+    let peer = types::InputPeerChannel {
+        channel_id,
+        access_hash,
+    }
+    .into();
+    (input_channel, peer)
+}
+
 /// The channel posts and `updateChannelTooLong`s of an `Updates`: (text, pts) of each post,
 /// and whether it said too long.
 fn channel_news(updates: &enums::Updates) -> (Vec<(String, i32)>, bool) {
@@ -202,47 +254,7 @@ async fn a_member_who_stops_reading_gets_one_channel_too_long_and_catches_up_wit
         "mallory_flood",
     )
     .await;
-    let created = alice
-        .call(&functions::channels::CreateChannel {
-            broadcast: false,
-            megagroup: true,
-            for_import: false,
-            forum: false,
-            title: "flood".to_owned(),
-            about: String::new(),
-            geo_point: None,
-            address: None,
-            ttl_period: None,
-        })
-        .await
-        .unwrap();
-    let enums::Updates::Updates(created) = created else {
-        panic!("{created:?}")
-    };
-    let enums::Chat::Channel(channel) = &created.chats[0] else {
-        panic!("{:?}", created.chats)
-    };
-    let input_channel: enums::InputChannel = types::InputChannel {
-        channel_id: channel.id,
-        access_hash: channel.access_hash.unwrap(),
-    }
-    .into();
-    let peer: enums::InputPeer = types::InputPeerChannel {
-        channel_id: channel.id,
-        access_hash: channel.access_hash.unwrap(),
-    }
-    .into();
-    let invitees = vec![
-        resolve(&alice, "bob_flood").await,
-        resolve(&alice, "mallory_flood").await,
-    ];
-    alice
-        .call(&functions::channels::InviteToChannel {
-            channel: input_channel.clone(),
-            users: invitees,
-        })
-        .await
-        .unwrap();
+    let (input_channel, peer) = supergroup(&alice, "flood", &["bob_flood", "mallory_flood"]).await;
     // Whatever the invitation pushed, read now.
     while bob.next_update(Duration::from_millis(300)).await.is_some() {}
     while mallory
@@ -393,47 +405,7 @@ async fn past_the_threshold_only_active_members_get_posts_in_real_time() {
         "carol_passive",
     )
     .await;
-    let created = alice
-        .call(&functions::channels::CreateChannel {
-            broadcast: false,
-            megagroup: true,
-            for_import: false,
-            forum: false,
-            title: "big".to_owned(),
-            about: String::new(),
-            geo_point: None,
-            address: None,
-            ttl_period: None,
-        })
-        .await
-        .unwrap();
-    let enums::Updates::Updates(created) = created else {
-        panic!("{created:?}")
-    };
-    let enums::Chat::Channel(channel) = &created.chats[0] else {
-        panic!("{:?}", created.chats)
-    };
-    let input_channel: enums::InputChannel = types::InputChannel {
-        channel_id: channel.id,
-        access_hash: channel.access_hash.unwrap(),
-    }
-    .into();
-    let peer: enums::InputPeer = types::InputPeerChannel {
-        channel_id: channel.id,
-        access_hash: channel.access_hash.unwrap(),
-    }
-    .into();
-    let invitees = vec![
-        resolve(&alice, "bob_passive").await,
-        resolve(&alice, "carol_passive").await,
-    ];
-    alice
-        .call(&functions::channels::InviteToChannel {
-            channel: input_channel.clone(),
-            users: invitees,
-        })
-        .await
-        .unwrap();
+    let (input_channel, peer) = supergroup(&alice, "big", &["bob_passive", "carol_passive"]).await;
     // Below the threshold (the default, 5,000), everyone present gets every post.
     alice.send_text(&peer, "for all", 1).await.unwrap();
     assert!(

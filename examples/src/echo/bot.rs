@@ -70,10 +70,14 @@ impl Echo {
                     }
                     let user = ctx.user()?;
                     let backend = echo.backend.clone();
-                    let outgoing = ctx
-                        .blocking(move || messages::outgoing_text(&backend, user, request))
+                    // The request's lookups and the send in one hand-off to the pool.
+                    let sent = ctx
+                        .blocking(move || {
+                            let outgoing = messages::outgoing_text(&backend, user, request)?;
+                            messages::send_blocking(&backend, user, outgoing)
+                        })
                         .await?;
-                    echo.send(ctx, outgoing).await
+                    Ok(echo.sent(&ctx, sent))
                 },
             )
             .route_with(
@@ -120,6 +124,12 @@ impl Echo {
         outgoing: Outgoing,
     ) -> Result<enums::Updates, ApiError> {
         let sent = messages::send(&ctx, &self.backend, outgoing).await?;
+        Ok(self.sent(&ctx, sent))
+    }
+
+    /// After a send: the echo's reply when it went to the echo user, the recipient told
+    /// otherwise; the sender's answer.
+    fn sent(self: &Arc<Self>, ctx: &Ctx, sent: Sent) -> enums::Updates {
         if sent.target == ECHO_USER_ID && sent.sender != ECHO_USER_ID {
             // Even a repeated send asks for the echo: the server may have stopped between
             // the message and its reply, and the client's resend is the moment to make up
@@ -133,9 +143,9 @@ impl Echo {
                 echo.reply(&server, sender, message.body, message.media, message.id);
             });
         } else {
-            sent.notify_recipient(&ctx, &self.backend);
+            sent.notify_recipient(ctx, &self.backend);
         }
-        Ok(sent.updates)
+        sent.updates
     }
 
     /// The echo user answers `user`'s message `source` with `text` and `media`; `true` if a
