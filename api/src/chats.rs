@@ -59,6 +59,13 @@ impl Chat {
         }
     }
 
+    /// Whether the caller created the group or is one of its admins.
+    pub fn caller_is_admin(&self) -> bool {
+        self.me.as_ref().is_some_and(|me| {
+            me.role.is_member() && (self.info.creator == me.user_id || me.role == Role::Admin)
+        })
+    }
+
     fn member_ids(&self) -> Vec<i64> {
         self.members.iter().map(|p| p.user_id).collect()
     }
@@ -381,10 +388,7 @@ pub async fn delete_chat_user(
             .find(|p| p.user_id == target)
             .cloned()
             .ok_or_else(|| ApiError::bad_request("USER_NOT_PARTICIPANT"))?;
-        let may = target == user
-            || chat.info.creator == user
-            || record.inviter == user
-            || chat.me.as_ref().is_some_and(|me| me.role == Role::Admin);
+        let may = target == user || record.inviter == user || chat.caller_is_admin();
         if !may {
             return Err(ApiError::bad_request("CHAT_ADMIN_REQUIRED"));
         }

@@ -155,12 +155,7 @@ fn managed(
         enums::InputPeer::InputPeerChat(input) => {
             let chat = chats::load(backend, user, input.chat_id)?;
             chat.require_member()?;
-            let admin = chat.info.creator == user
-                || chat
-                    .me
-                    .as_ref()
-                    .is_some_and(|me| me.role == columba_store::message::Role::Admin);
-            if !admin {
+            if !chat.caller_is_admin() {
                 return Err(ApiError::bad_request("CHAT_ADMIN_REQUIRED"));
             }
             Ok((Peer::Chat(chat.id), chat.info))

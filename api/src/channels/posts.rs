@@ -20,7 +20,7 @@ use crate::objects::{self, now_unix};
 
 /// A copy of `channel` as any member sees it (no rights of their own): what one encoding
 /// for every member carries.
-fn member_view(channel: &Channel) -> Channel {
+pub(super) fn member_view(channel: &Channel) -> Channel {
     Channel {
         me: Some(Participant::member(0, channel.info.date, 0)),
         ..channel.clone()

@@ -157,12 +157,7 @@ impl PresentMembers {
             } else {
                 let mut lists = self.lock();
                 for channel in lists.of_user.remove(&user).unwrap_or_default() {
-                    if let Some(members) = lists.channels.get_mut(&channel) {
-                        members.remove(&user);
-                    }
-                    if let Some(active) = lists.active.get_mut(&channel) {
-                        active.remove(&user);
-                    }
+                    lists.remove(channel, user);
                 }
             }
         }

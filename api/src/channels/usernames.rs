@@ -76,15 +76,11 @@ pub async fn update_username(
         let task_backend = backend.clone();
         let id = channel.id;
         task_ctx.after(move || {
-            let Ok(Some(mut seen)) = super::load(&task_backend, 0, id) else {
+            let Ok(Some(loaded)) = super::load(&task_backend, 0, id) else {
                 return;
             };
             // One encoding for every member: as a member sees it.
-            seen.me = Some(columba_store::message::Participant::member(
-                0,
-                seen.info.date,
-                0,
-            ));
+            let seen = super::posts::member_view(&loaded);
             let updates = super::updates_with(
                 vec![types::UpdateChannel { channel_id: id }.into()],
                 Vec::new(),
