@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         HAND_WRITTEN,
         "mtproto.rs",
     )?;
+    generate("schema/secret.tl", "crate::tl::secret", &[], "secret.rs")?;
     if env::var_os("CARGO_FEATURE_API").is_some() {
         generate("schema/api.tl", "crate::tl::api", &[], "api.rs")?;
     }

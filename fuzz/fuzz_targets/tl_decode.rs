@@ -1,6 +1,6 @@
-//! Decodes arbitrary bytes as whatever TL object their leading constructor id names, in both
-//! schemas (every constructor and function of mtproto.tl and api.tl), plus the hand-written
-//! service constructors.
+//! Decodes arbitrary bytes as whatever TL object their leading constructor id names, in every
+//! schema (each constructor and function of mtproto.tl, api.tl and the end-to-end secret.tl),
+//! plus the hand-written service constructors.
 //!
 //! Invariants checked (a violation panics, which libFuzzer reports):
 //! - decoding never panics and never reads past the input;
@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     for result in [
         tl::mtproto::decode_reencode(data),
         tl::api::decode_reencode(data),
+        tl::secret::decode_reencode(data),
         decode_reencode::<MsgContainer>(data),
         decode_reencode::<RpcResult>(data),
     ] {

@@ -15,6 +15,7 @@
 //! - [`crypto`]: AES-256-IGE, the MTProto 2.0 KDF, auth keys, RSA-2048 and DH on constant-time
 //!   arithmetic of its own, pq;
 //! - [`message`]: unencrypted and encrypted envelopes;
+//! - [`e2e`]: secret chats' end-to-end encryption, layer wrapper and file cipher;
 //! - [`handshake`]: the key exchange, server and client, permanent and temporary keys, and the
 //!   temporary key's binding;
 //! - [`time`]: how time is passed in ([`time::Now`]).
@@ -38,6 +39,7 @@
 #![warn(unreachable_pub)]
 
 pub mod crypto;
+pub mod e2e;
 pub mod handshake;
 pub mod message;
 pub mod time;

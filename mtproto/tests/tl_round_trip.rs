@@ -35,6 +35,14 @@ proptest! {
     }
 
     #[test]
+    fn every_secret_schema_item_round_trips(seed in any::<u64>()) {
+        let mut g = Gen::new(seed);
+        let checked = tl::secret::round_trip_every_type(&mut g).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // secret.tl has 85 constructors.
+        prop_assert!(checked >= 80, "only {checked} items checked");
+    }
+
+    #[test]
     fn hand_written_service_constructors_round_trip(seed in any::<u64>()) {
         let mut g = Gen::new(seed);
         tl::testing::check_round_trip::<MsgContainer>(&mut g).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -45,6 +53,7 @@ proptest! {
         // Whatever decodes must re-encode to the bytes it consumed.
         tl::mtproto::decode_reencode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         tl::api::decode_reencode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        tl::secret::decode_reencode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let _ = MsgContainer::from_bytes(&bytes);
         let _ = RpcResult::from_bytes(&bytes);
         let _ = GzipPacked::from_bytes(&bytes);

@@ -68,4 +68,4 @@ pub(crate) fn minimal_be(bytes: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Hex to bytes, for known answers (shared with the other crypto test modules).
-pub(super) fn hex(s: &str) -> Vec<u8> {
+pub(crate) fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())

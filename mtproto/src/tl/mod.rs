@@ -237,3 +237,23 @@ pub mod mtproto {
 pub mod api {
     include!(concat!(env!("OUT_DIR"), "/api.rs"));
 }
+
+/// The end-to-end (secret chat) schema, layers 8 to [`SECRET_LAYER`] (`schema/secret.tl`):
+/// what travels inside an encrypted secret-chat message, never seen by a server. Constructors
+/// that changed across layers keep a layer suffix (`DecryptedMessage8`, `DecryptedMessage46`,
+/// `DecryptedMessage` for the current one), as TDLib names them.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery,
+    unused_qualifications,
+    non_camel_case_types,
+    unused_variables,
+    reason = "generated code"
+)]
+pub mod secret {
+    include!(concat!(env!("OUT_DIR"), "/secret.rs"));
+}
+
+/// The newest end-to-end layer of the bundled secret-chat schema (`schema/secret.tl`).
+pub const SECRET_LAYER: i32 = 144;

@@ -1,0 +1,35 @@
+//! Secret chats: the end-to-end layer of Telegram's MTProto 2.0, for one device.
+//!
+//! A secret chat is between two devices (authorization keys), not two accounts. The two
+//! devices agree on a 2048-bit key by Diffie-Hellman through the server, which relays the public
+//! values and, afterwards, opaque encrypted messages; it never holds the key and cannot read,
+//! alter, reorder or replay a message without the receiving device noticing
+//! (<https://core.telegram.org/api/end-to-end>).
+//!
+//! This module has the parts that need no I/O:
+//!
+//! - [`cipher`]: message encryption and decryption with the chat key (MTProto 2.0 KDF with
+//!   x = 0 for the chat's creator and 8 for the other side), the key fingerprint and the 36-byte
+//!   key picture users compare;
+//! - [`layer`]: the `decryptedMessageLayer` wrapper every message travels in;
+//! - [`file`]: per-file keys, their fingerprint and the IGE stream chained over a whole file.
+//!
+//! The end-to-end schema itself is generated into [`crate::tl::secret`].
+//!
+//! # Threat model
+//!
+//! The relay (the server) is the adversary here: it sees who talks to whom, when, and how
+//! much (lengths are rounded up to size buckets to blur that), and it can drop, delay,
+//! duplicate, reorder, replay or alter messages. Encryption and the msg_key check make altered
+//! or reflected messages fail as one indistinguishable error; the sequence numbers inside the
+//! wrapper make drops, replays and reordering visible. Users who compare the key picture out
+//! of band rule out a relay in the middle of the key exchange; the 64-bit key fingerprint
+//! alone does not.
+
+pub mod cipher;
+pub mod file;
+pub mod layer;
+
+pub use cipher::{ChatKey, E2eError, Side};
+pub use file::{FileCipher, FileError, FileKey};
+pub use layer::{LayerError, Layered};
