@@ -11,8 +11,12 @@
 //! - [`cipher`]: message encryption and decryption with the chat key (MTProto 2.0 KDF with
 //!   x = 0 for the chat's creator and 8 for the other side), the key fingerprint and the 36-byte
 //!   key picture users compare;
+//! - [`exchange`]: the Diffie-Hellman exchange of a chat's key (and of each re-key), with the
+//!   range checks, the server's random mixed in and the fingerprint compared;
 //! - [`layer`]: the `decryptedMessageLayer` wrapper every message travels in;
-//! - [`file`]: per-file keys, their fingerprint and the IGE stream chained over a whole file.
+//! - [`file`]: per-file keys, their fingerprint and the IGE stream chained over a whole file;
+//! - [`seq`]: sequence numbers, which make a dropped, repeated, reordered or reflected message
+//!   visible, with the messages held behind a hole and the `Resend` requests that fill it.
 //!
 //! The end-to-end schema itself is generated into [`crate::tl::secret`].
 //!
@@ -27,9 +31,13 @@
 //! alone does not.
 
 pub mod cipher;
+pub mod exchange;
 pub mod file;
 pub mod layer;
+pub mod seq;
 
 pub use cipher::{ChatKey, E2eError, Side};
+pub use exchange::{ExchangeError, KeyRequest};
 pub use file::{FileCipher, FileError, FileKey};
 pub use layer::{LayerError, Layered};
+pub use seq::{Arrival, SeqError, Sequence};
