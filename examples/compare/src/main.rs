@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 mod api;
 mod channels;
 mod crypto;
+mod e2e;
 mod echo;
 mod files;
 mod handshake;
@@ -115,6 +116,7 @@ fn compare(bench: &str, unit: &str, peer: &str, mut ours: Side<'_>, mut theirs: 
 
 const SUITES: &[(&str, fn())] = &[
     ("crypto", crypto::run),
+    ("e2e", e2e::run),
     ("handshake", handshake::run),
     ("session", session::run),
     ("store", store::run),

@@ -16,7 +16,7 @@
 use rand_core::{CryptoRng, RngCore};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 use crate::crypto::{self, AuthKey, Direction};
 
@@ -240,33 +240,40 @@ pub fn decrypt(key: &ChatKey, writer: Side, data: &[u8]) -> Result<Vec<u8>, E2eE
     let msg_key: [u8; 16] = msg_key.try_into().map_err(|_| malformed)?;
     let direction = writer.direction();
     let keys = crypto::message_key_iv(key.auth_key(), &msg_key, direction);
-    // The plaintext may hold a message the caller wants wiped; it is theirs once returned.
-    let mut plaintext = Zeroizing::new(ciphertext.to_vec());
+    let mut plaintext = ciphertext.to_vec();
     let large = crypto::decrypt_and_msg_key_large(key.auth_key(), direction, &keys, &mut plaintext)
         .map_err(|_| malformed)?;
     // From here on every failure is the same error.
     let expected = crypto::msg_key_from_large(&large);
     let authentic = crypto::ct_eq(&expected, &msg_key);
-    let payload = payload_of(&plaintext);
-    match (authentic, payload) {
-        (true, Some(payload)) => Ok(payload.to_vec()),
-        _ => Err(E2eError::Undecryptable),
+    match (authentic, payload_len(&plaintext)) {
+        (true, Some(length)) => {
+            // The payload moved to the front in place: no second buffer.
+            plaintext.truncate(4 + length);
+            plaintext.drain(..4);
+            Ok(plaintext)
+        }
+        _ => {
+            // What a forged message decrypted to is noise, but a genuine message with a bad
+            // length is not: wipe it either way.
+            plaintext.zeroize();
+            Err(E2eError::Undecryptable)
+        }
     }
 }
 
-/// The payload of a decrypted plaintext, if its length word is a multiple of 4 that fits and
-/// leaves 12..=1024 bytes of padding.
-fn payload_of(plaintext: &[u8]) -> Option<&[u8]> {
+/// The payload length of a decrypted plaintext, if its length word is a multiple of 4 that
+/// fits and leaves 12..=1024 bytes of padding.
+fn payload_len(plaintext: &[u8]) -> Option<usize> {
     let (length, rest) = plaintext.split_at_checked(4)?;
     let length = u32::from_le_bytes(length.try_into().ok()?) as usize;
     if length % 4 != 0 || length > rest.len() {
         return None;
     }
     let padding = rest.len() - length;
-    if !(MIN_PADDING..=MAX_PADDING).contains(&padding) {
-        return None;
-    }
-    rest.get(..length)
+    (MIN_PADDING..=MAX_PADDING)
+        .contains(&padding)
+        .then_some(length)
 }
 
 #[cfg(test)]
