@@ -8,6 +8,9 @@
 //!
 //! This module has the parts that need no I/O:
 //!
+//! - [`chat`]: one established chat: sending (numbered, wrapped, encrypted, kept for a
+//!   `Resend`) and receiving (decrypted, checked, put in order; `Resend` and `NotifyLayer`
+//!   handled);
 //! - [`cipher`]: message encryption and decryption with the chat key (MTProto 2.0 KDF with
 //!   x = 0 for the chat's creator and 8 for the other side), the key fingerprint and the 36-byte
 //!   key picture users compare;
@@ -30,12 +33,14 @@
 //! of band rule out a relay in the middle of the key exchange; the 64-bit key fingerprint
 //! alone does not.
 
+pub mod chat;
 pub mod cipher;
 pub mod exchange;
 pub mod file;
 pub mod layer;
 pub mod seq;
 
+pub use chat::{ChatError, ChatLimits, Dropped, Outgoing, Received, SecretChat};
 pub use cipher::{ChatKey, E2eError, Side};
 pub use exchange::{ExchangeError, KeyRequest};
 pub use file::{FileCipher, FileError, FileKey};

@@ -1,0 +1,256 @@
+//! Tests of [`SecretChat`]: two chats on one key, talking through a relay.
+
+use super::*;
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn key() -> ChatKey {
+    ChatKey::from_bytes(core::array::from_fn(|i| {
+        (i as u8).wrapping_mul(13).wrapping_add(1)
+    }))
+}
+
+fn pair() -> (SecretChat, SecretChat) {
+    (
+        SecretChat::new(Side::Creator, key(), ChatLimits::default()),
+        SecretChat::new(Side::Participant, key(), ChatLimits::default()),
+    )
+}
+
+fn text_of(message: &enums::DecryptedMessage) -> Option<&str> {
+    match message {
+        enums::DecryptedMessage::DecryptedMessage(m) => Some(&m.message),
+        _ => None,
+    }
+}
+
+fn texts(received: &Received) -> Vec<&str> {
+    received.messages.iter().filter_map(text_of).collect()
+}
+
+#[test]
+fn layers_are_announced_and_texts_arrive() {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let (mut creator, mut participant) = pair();
+    let notify = participant.notify_layer(&mut rng).unwrap();
+    assert!(notify.service);
+    let received = creator.receive(&notify.data, &mut rng).unwrap().unwrap();
+    assert!(received.messages.is_empty());
+    assert_eq!(creator.peer_layer(), SECRET_LAYER);
+    let hello = creator.send_text("hello", &mut rng).unwrap();
+    assert!(!hello.service);
+    let received = participant.receive(&hello.data, &mut rng).unwrap().unwrap();
+    assert_eq!(texts(&received), ["hello"]);
+    assert_eq!(random_id_of(&received.messages[0]), hello.random_id);
+}
+
+#[test]
+fn a_reflected_message_is_dropped() {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let (mut creator, _) = pair();
+    let mine = creator.send_text("mine", &mut rng).unwrap();
+    assert!(matches!(
+        creator.receive(&mine.data, &mut rng),
+        Ok(Err(Dropped::Undecryptable(E2eError::Undecryptable)))
+    ));
+}
+
+#[test]
+fn a_hole_is_asked_for_and_filled_from_the_outbox() {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let (mut creator, mut participant) = pair();
+    let first = creator.send_text("one", &mut rng).unwrap();
+    let _lost = creator.send_text("two", &mut rng).unwrap();
+    let third = creator.send_text("three", &mut rng).unwrap();
+    assert_eq!(
+        texts(&participant.receive(&first.data, &mut rng).unwrap().unwrap()),
+        ["one"]
+    );
+    let held = participant.receive(&third.data, &mut rng).unwrap().unwrap();
+    assert!(held.messages.is_empty());
+    let [resend] = held.send.as_slice() else {
+        panic!("one Resend expected: {held:?}");
+    };
+    assert!(resend.service);
+    // The creator serves the Resend with the stored message, then the hole fills.
+    let served = creator.receive(&resend.data, &mut rng).unwrap().unwrap();
+    assert_eq!(served.send.len(), 1);
+    let filled = participant
+        .receive(&served.send[0].data, &mut rng)
+        .unwrap()
+        .unwrap();
+    assert_eq!(texts(&filled), ["two", "three"]);
+    // Nothing is open any more.
+    assert_eq!(participant.ask_again(&mut rng).unwrap(), None);
+}
+
+#[test]
+fn a_resend_for_forgotten_messages_ends_the_chat() {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let limits = ChatLimits {
+        max_outbox: 2,
+        ..ChatLimits::default()
+    };
+    let mut creator = SecretChat::new(Side::Creator, key(), limits);
+    let mut participant = SecretChat::new(Side::Participant, key(), ChatLimits::default());
+    for _ in 0..3 {
+        creator.send_text("x", &mut rng).unwrap();
+    }
+    // The participant asks for the creator's first message (out number 1), no longer kept.
+    let action = types::DecryptedMessageActionResend {
+        start_seq_no: 1,
+        end_seq_no: 1,
+    };
+    let resend = participant.send_action(action.into(), &mut rng).unwrap();
+    assert_eq!(
+        creator.receive(&resend.data, &mut rng).unwrap_err(),
+        ChatError::ResendUnavailable { first: 0, last: 0 }
+    );
+}
+
+#[test]
+fn a_layer_going_back_ends_the_chat() {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let (mut creator, mut participant) = pair();
+    let notify = participant.notify_layer(&mut rng).unwrap();
+    creator.receive(&notify.data, &mut rng).unwrap().unwrap();
+    // A message wrapped at layer 73 after the participant announced 144.
+    let numbers = participant.seq.next_out().unwrap();
+    let message = types::DecryptedMessageService {
+        random_id: 9,
+        action: types::DecryptedMessageActionFlushHistory {}.into(),
+    };
+    let payload = layer::wrap(
+        message.into(),
+        73,
+        numbers.in_seq_no,
+        numbers.out_seq_no,
+        &mut rng,
+    );
+    let data = cipher::encrypt(&key(), Side::Participant, &payload, &mut rng).unwrap();
+    assert_eq!(
+        creator.receive(&data, &mut rng).unwrap_err(),
+        ChatError::LayerWentBack {
+            before: 144,
+            now: 73
+        }
+    );
+}
+
+/// What the relay does to one message in flight.
+#[derive(Debug, Clone)]
+enum Fate {
+    Deliver,
+    Drop,
+    Duplicate,
+    Delay(usize),
+    /// One bit flipped at this position (modulo the length).
+    Alter(usize, u8),
+    /// An old message of the same direction delivered again first.
+    Replay(usize),
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        8 => Just(Fate::Deliver),
+        1 => Just(Fate::Drop),
+        1 => Just(Fate::Duplicate),
+        1 => (1usize..6).prop_map(Fate::Delay),
+        1 => (any::<usize>(), 1u8..).prop_map(|(at, bits)| Fate::Alter(at, bits)),
+        1 => any::<usize>().prop_map(Fate::Replay),
+    ]
+}
+
+/// One direction of the relay.
+#[derive(Default)]
+struct Lane {
+    flight: VecDeque<Vec<u8>>,
+    seen: Vec<Vec<u8>>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Two chats write to each other through a relay that drops, repeats, reorders, replays
+    /// and alters for a while, then behaves. Each side gets the other's texts once, in order,
+    /// and never a text that was not sent; holes are asked for again when traffic stops.
+    #[test]
+    fn a_hostile_relay_cannot_lose_repeat_reorder_or_forge(
+        fates in proptest::collection::vec(fate(), 0..150),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let (mut creator, mut participant) = pair();
+        let mut lanes = [Lane::default(), Lane::default()]; // 0: to the participant, 1: to the creator
+        let mut fates = fates.into_iter();
+        let total = 25;
+        let mut sent = [0usize; 2];
+        let mut got: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+        let mut steps = 0;
+        while (got[0].len() < total || got[1].len() < total) && steps < 20_000 {
+            steps += 1;
+            for (side, lane) in [0usize, 1].into_iter().zip([0usize, 1]) {
+                if sent[side] < total && rng.next_u32() % 2 == 0 {
+                    let chat = if side == 0 { &mut creator } else { &mut participant };
+                    let text = format!("{side}:{}", sent[side]);
+                    let outgoing = chat.send_text(&text, &mut rng).unwrap();
+                    lanes[lane].flight.push_back(outgoing.data);
+                    sent[side] += 1;
+                }
+            }
+            if lanes.iter().all(|lane| lane.flight.is_empty()) {
+                // Quiet: each side asks again for an open hole (its timer), else writes a
+                // service message so that a dropped last message shows.
+                for side in [0usize, 1] {
+                    let chat = if side == 0 { &mut creator } else { &mut participant };
+                    let outgoing = match chat.ask_again(&mut rng).unwrap() {
+                        Some(outgoing) => outgoing,
+                        None => chat.send_action(types::DecryptedMessageActionNoop {}.into(), &mut rng).unwrap(),
+                    };
+                    lanes[side].flight.push_back(outgoing.data);
+                }
+            }
+            for lane_index in [0usize, 1] {
+                let Some(mut data) = lanes[lane_index].flight.pop_front() else { continue };
+                lanes[lane_index].seen.push(data.clone());
+                match fates.next().unwrap_or(Fate::Deliver) {
+                    Fate::Deliver => {}
+                    Fate::Drop => continue,
+                    Fate::Duplicate => lanes[lane_index].flight.push_back(data.clone()),
+                    Fate::Delay(by) => {
+                        let at = by.min(lanes[lane_index].flight.len());
+                        lanes[lane_index].flight.insert(at, data);
+                        continue;
+                    }
+                    Fate::Alter(at, bits) => {
+                        let at = at % data.len();
+                        data[at] ^= bits;
+                    }
+                    Fate::Replay(which) => {
+                        let old = lanes[lane_index].seen[which % lanes[lane_index].seen.len()].clone();
+                        lanes[lane_index].flight.push_front(data);
+                        data = old;
+                    }
+                }
+                let (reader, back) = if lane_index == 0 {
+                    (&mut participant, 1usize)
+                } else {
+                    (&mut creator, 0usize)
+                };
+                match reader.receive(&data, &mut rng).unwrap() {
+                    Ok(received) => {
+                        got[lane_index].extend(received.messages.iter().filter_map(text_of).map(str::to_owned));
+                        for outgoing in received.send {
+                            lanes[back].flight.push_back(outgoing.data);
+                        }
+                    }
+                    Err(Dropped::Undecryptable(_)) => {}
+                }
+            }
+        }
+        let expected = |side: usize| (0..total).map(|n| format!("{side}:{n}")).collect::<Vec<_>>();
+        prop_assert_eq!(&got[0], &expected(0));
+        prop_assert_eq!(&got[1], &expected(1));
+    }
+}
