@@ -7,6 +7,12 @@
 //! RNG for padding and random bytes. It holds no clock: asking again for a hole that stays
 //! open is the caller's timer ([`SecretChat::ask_again`]).
 //!
+//! Keys are replaced inside the chat (perfect forward secrecy,
+//! <https://core.telegram.org/api/end-to-end/pfs>): either side may start an exchange
+//! ([`SecretChat::start_rekey`], due by [`SecretChat::needs_rekey`]); the requester commits
+//! under the old key and switches, the accepter switches when the commit comes in order, and
+//! the old key is kept for the other side's late messages until one arrives under the new key.
+//!
 //! Messages a hostile relay forges or alters fail decryption and are dropped
 //! ([`Dropped`]); messages it drops, repeats or reorders are put right by the sequence
 //! numbers; anything that breaks the rules of a genuine peer (wrong parity, a layer going back,
@@ -18,10 +24,17 @@ use std::collections::VecDeque;
 use rand_core::{CryptoRng, RngCore};
 
 use super::cipher::{self, ChatKey, E2eError, Side};
+use super::exchange::{self, ExchangeError, KeyRequest};
 use super::layer::{self, LayerError};
 use super::seq::{Arrival, SeqError, Sequence};
+use crate::crypto::DhGroup;
 use crate::tl::SECRET_LAYER;
 use crate::tl::secret::{enums, types};
+
+/// Messages encrypted and decrypted under one key after which it is replaced.
+pub const REKEY_AFTER_MESSAGES: u32 = 100;
+/// Age in seconds after which a key that encrypted something is replaced (a week).
+pub const REKEY_AFTER_SECS: u64 = 7 * 24 * 3600;
 
 /// The layer a peer is taken to speak until it says otherwise
 /// (<https://core.telegram.org/api/end-to-end#updating-to-new-layers>).
@@ -96,6 +109,14 @@ pub enum ChatError {
     /// A message to send could not be encrypted (longer than a TL byte string).
     #[error(transparent)]
     Encrypt(E2eError),
+    /// A re-keying message that does not fit the exchange in progress (an `AcceptKey` or
+    /// `CommitKey` for no exchange of ours, a fingerprint that differs, a request while one
+    /// was accepted).
+    #[error("re-keying failed: {0}")]
+    Rekey(&'static str),
+    /// The other side's public value in a re-keying was refused.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
 }
 
 /// What a received message came to.
@@ -109,13 +130,41 @@ pub struct Received {
     pub send: Vec<Outgoing>,
 }
 
-/// A held or in-order message: its wrapper's layer and the message.
-type Item = (i32, enums::DecryptedMessage);
+/// A held or in-order message: its wrapper's layer, the message, and the fingerprint of the
+/// key it came under.
+type Item = (i32, enums::DecryptedMessage, i64);
+
+/// A key exchange inside the chat.
+enum Rekey {
+    Idle,
+    /// This side asked: its half of the exchange.
+    Requested {
+        exchange_id: i64,
+        request: Box<KeyRequest>,
+    },
+    /// This side accepted the other's request and has the new key, waiting for the commit.
+    /// (Both halves are boxed: a chat is idle most of its life.)
+    Accepted {
+        exchange_id: i64,
+        key: Box<ChatKey>,
+    },
+}
 
 /// One established chat.
 pub struct SecretChat {
     side: Side,
     key: ChatKey,
+    /// The chat's DH group, for re-keying.
+    group: DhGroup,
+    /// The key before the last switch, kept for the other side's late messages.
+    old_key: Option<ChatKey>,
+    rekey: Rekey,
+    /// Messages encrypted and decrypted under the current key.
+    used: u32,
+    /// Messages encrypted under the current key.
+    encrypted: u32,
+    /// Keys replaced so far.
+    generation: u32,
     peer_layer: i32,
     seq: Sequence<Item>,
     /// Sent messages by out count, for `Resend`.
@@ -156,11 +205,17 @@ fn action_of(message: &enums::DecryptedMessage) -> Option<&enums::DecryptedMessa
 }
 
 impl SecretChat {
-    /// A chat with a freshly agreed key, on `side`.
-    pub fn new(side: Side, key: ChatKey, limits: ChatLimits) -> Self {
+    /// A chat with a freshly agreed key, on `side`, in the DH group the key came from.
+    pub fn new(side: Side, key: ChatKey, group: DhGroup, limits: ChatLimits) -> Self {
         Self {
             side,
             key,
+            group,
+            old_key: None,
+            rekey: Rekey::Idle,
+            used: 0,
+            encrypted: 0,
+            generation: 0,
             peer_layer: INITIAL_PEER_LAYER,
             seq: Sequence::new(side, limits.max_held),
             outbox: VecDeque::new(),
@@ -171,6 +226,67 @@ impl SecretChat {
     /// The chat's key.
     pub fn key(&self) -> &ChatKey {
         &self.key
+    }
+
+    /// How many times the key has been replaced (the caller notes when this changes, to know
+    /// the key's age for [`needs_rekey`](Self::needs_rekey)).
+    pub fn key_generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Whether the key is due for replacement: more than [`REKEY_AFTER_MESSAGES`] messages
+    /// under it, or older than [`REKEY_AFTER_SECS`] having encrypted at least one, and no
+    /// exchange in progress.
+    pub fn needs_rekey(&self, key_age_secs: u64) -> bool {
+        matches!(self.rekey, Rekey::Idle)
+            && (self.used > REKEY_AFTER_MESSAGES
+                || (key_age_secs > REKEY_AFTER_SECS && self.encrypted > 0))
+    }
+
+    /// Starts replacing the key (`decryptedMessageActionRequestKey`); `None` if an exchange is
+    /// already in progress.
+    pub fn start_rekey<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<Option<Outgoing>, ChatError> {
+        if !matches!(self.rekey, Rekey::Idle) {
+            return Ok(None);
+        }
+        let exchange_id = rng.next_u64() as i64;
+        // No server random here: the exchange runs inside the chat.
+        let request = KeyRequest::new(self.group.clone(), &[], rng);
+        let action = types::DecryptedMessageActionRequestKey {
+            exchange_id,
+            g_a: request.g_a().to_vec(),
+        };
+        self.rekey = Rekey::Requested {
+            exchange_id,
+            request: Box::new(request),
+        };
+        self.send_action(action.into(), rng).map(Some)
+    }
+
+    /// Makes `key` the chat's key, keeping the current one for late messages.
+    fn switch_to(&mut self, key: ChatKey) {
+        self.old_key = Some(core::mem::replace(&mut self.key, key));
+        self.used = 0;
+        self.encrypted = 0;
+        self.generation = self.generation.saturating_add(1);
+        self.rekey = Rekey::Idle;
+    }
+
+    /// The key a received message names, among the current, the previous and the one being
+    /// agreed.
+    fn key_for(&self, data: &[u8]) -> Option<&ChatKey> {
+        let fingerprint = cipher::fingerprint_of(data)?;
+        let pending = match &self.rekey {
+            Rekey::Accepted { key, .. } => Some(key.as_ref()),
+            _ => None,
+        };
+        [Some(&self.key), self.old_key.as_ref(), pending]
+            .into_iter()
+            .flatten()
+            .find(|key| key.fingerprint() == fingerprint)
     }
 
     /// The layer the other side speaks, as far as it said.
@@ -244,6 +360,8 @@ impl SecretChat {
         );
         let data =
             cipher::encrypt(&self.key, self.side, &payload, rng).map_err(ChatError::Encrypt)?;
+        self.used = self.used.saturating_add(1);
+        self.encrypted = self.encrypted.saturating_add(1);
         let outgoing = Outgoing {
             random_id,
             data,
@@ -280,7 +398,15 @@ impl SecretChat {
         data: &[u8],
         rng: &mut R,
     ) -> Result<Result<Received, Dropped>, ChatError> {
-        let payload = match cipher::decrypt(&self.key, self.side.other(), data) {
+        let Some(key) = self.key_for(data) else {
+            let error = match cipher::fingerprint_of(data) {
+                Some(fingerprint) => E2eError::OtherKey { fingerprint },
+                None => E2eError::Malformed { len: data.len() },
+            };
+            return Ok(Err(Dropped::from(error)));
+        };
+        let fingerprint = key.fingerprint();
+        let payload = match cipher::decrypt(key, self.side.other(), data) {
             Ok(payload) => payload,
             Err(error) => return Ok(Err(Dropped::from(error))),
         };
@@ -296,7 +422,7 @@ impl SecretChat {
         let arrival = self.seq.receive(
             layered.in_seq_no,
             layered.out_seq_no,
-            (layered.layer, layered.message),
+            (layered.layer, layered.message, fingerprint),
         )?;
         if matches!(arrival, Arrival::Repeat) {
             return Ok(Ok(received));
@@ -322,8 +448,8 @@ impl SecretChat {
         }
         match arrival {
             Arrival::Deliver(items) => {
-                for (layer, message) in items {
-                    self.deliver(layer, message, &mut received)?;
+                for (layer, message, fingerprint) in items {
+                    self.deliver(layer, message, fingerprint, &mut received, rng)?;
                 }
             }
             Arrival::Held {
@@ -341,11 +467,13 @@ impl SecretChat {
     }
 
     /// Handles one message in order.
-    fn deliver(
+    fn deliver<R: RngCore + CryptoRng + ?Sized>(
         &mut self,
         layer: i32,
         message: enums::DecryptedMessage,
+        fingerprint: i64,
         received: &mut Received,
+        rng: &mut R,
     ) -> Result<(), ChatError> {
         if layer < self.peer_layer && self.peer_layer > INITIAL_PEER_LAYER {
             return Err(ChatError::LayerWentBack {
@@ -354,14 +482,148 @@ impl SecretChat {
             });
         }
         self.peer_layer = self.peer_layer.max(layer);
+        if fingerprint == self.key.fingerprint() {
+            self.used = self.used.saturating_add(1);
+            // The other side writes under the current key: once nothing older is missing,
+            // the previous key has no message left to open.
+            if self.seq.held().next().is_none() {
+                self.old_key = None;
+            }
+        }
+        use enums::DecryptedMessageAction as A;
         match action_of(&message) {
             // Served on arrival.
-            Some(enums::DecryptedMessageAction::DecryptedMessageActionResend(_)) => {}
-            Some(enums::DecryptedMessageAction::DecryptedMessageActionNotifyLayer(notify)) => {
+            Some(A::DecryptedMessageActionResend(_) | A::DecryptedMessageActionNoop(_)) => {}
+            Some(A::DecryptedMessageActionNotifyLayer(notify)) => {
                 self.peer_layer = self.peer_layer.max(notify.layer);
+            }
+            Some(A::DecryptedMessageActionRequestKey(request)) => {
+                self.on_request_key(request.exchange_id, &request.g_a, received, rng)?;
+            }
+            Some(A::DecryptedMessageActionAcceptKey(accept)) => {
+                self.on_accept_key(accept, received, rng)?;
+            }
+            Some(A::DecryptedMessageActionCommitKey(commit)) => {
+                self.on_commit_key(commit.exchange_id, commit.key_fingerprint, received, rng)?;
+            }
+            Some(A::DecryptedMessageActionAbortKey(abort)) => {
+                let ours = match &self.rekey {
+                    Rekey::Requested { exchange_id, .. } | Rekey::Accepted { exchange_id, .. } => {
+                        Some(*exchange_id)
+                    }
+                    Rekey::Idle => None,
+                };
+                if ours == Some(abort.exchange_id) {
+                    self.rekey = Rekey::Idle;
+                }
             }
             _ => received.messages.push(message),
         }
+        Ok(())
+    }
+
+    /// The other side asks to replace the key. Two requests crossing: the one with the smaller
+    /// exchange id (as a signed number) is dropped, both if they are equal.
+    fn on_request_key<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        exchange_id: i64,
+        g_a: &[u8],
+        received: &mut Received,
+        rng: &mut R,
+    ) -> Result<(), ChatError> {
+        match &self.rekey {
+            Rekey::Requested {
+                exchange_id: ours, ..
+            } => {
+                if *ours > exchange_id {
+                    return Ok(());
+                }
+                if *ours == exchange_id {
+                    self.rekey = Rekey::Idle;
+                    return Ok(());
+                }
+            }
+            Rekey::Accepted { .. } => {
+                return Err(ChatError::Rekey("a key request while one is accepted"));
+            }
+            Rekey::Idle => {}
+        }
+        let (key, g_b) = exchange::accept(&self.group, g_a, &[], rng)?;
+        let action = types::DecryptedMessageActionAcceptKey {
+            exchange_id,
+            g_b: g_b.to_vec(),
+            key_fingerprint: key.fingerprint(),
+        };
+        self.rekey = Rekey::Accepted {
+            exchange_id,
+            key: Box::new(key),
+        };
+        received.send.push(self.send_action(action.into(), rng)?);
+        Ok(())
+    }
+
+    /// The other side accepted this side's request: commit under the old key, then switch.
+    /// A key that does not match its announced fingerprint aborts the exchange.
+    fn on_accept_key<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        accept: &types::DecryptedMessageActionAcceptKey,
+        received: &mut Received,
+        rng: &mut R,
+    ) -> Result<(), ChatError> {
+        let Rekey::Requested {
+            exchange_id,
+            request,
+        } = &self.rekey
+        else {
+            return Err(ChatError::Rekey("an accepted key for no request"));
+        };
+        if *exchange_id != accept.exchange_id {
+            return Err(ChatError::Rekey("an accepted key for another request"));
+        }
+        let exchange_id = *exchange_id;
+        match request.complete(&accept.g_b, accept.key_fingerprint) {
+            Ok(key) => {
+                let action = types::DecryptedMessageActionCommitKey {
+                    exchange_id,
+                    key_fingerprint: key.fingerprint(),
+                };
+                received.send.push(self.send_action(action.into(), rng)?);
+                self.switch_to(key);
+            }
+            Err(ExchangeError::FingerprintMismatch) => {
+                self.rekey = Rekey::Idle;
+                let action = types::DecryptedMessageActionAbortKey { exchange_id };
+                received.send.push(self.send_action(action.into(), rng)?);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        Ok(())
+    }
+
+    /// The requester committed: switch to the accepted key, and tell the other side with a
+    /// message under it (`Noop`), after which it can drop the old key.
+    fn on_commit_key<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        exchange_id: i64,
+        fingerprint: i64,
+        received: &mut Received,
+        rng: &mut R,
+    ) -> Result<(), ChatError> {
+        let Rekey::Accepted {
+            exchange_id: accepted,
+            key,
+        } = &self.rekey
+        else {
+            return Err(ChatError::Rekey("a commit for no accepted key"));
+        };
+        if *accepted != exchange_id || key.fingerprint() != fingerprint {
+            return Err(ChatError::Rekey("a commit for another key"));
+        }
+        let key = key.as_ref().clone();
+        self.switch_to(key);
+        received
+            .send
+            .push(self.send_action(types::DecryptedMessageActionNoop {}.into(), rng)?);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of [`SecretChat`]: two chats on one key, talking through a relay.
 
 use super::*;
+use crate::crypto::DhGroup;
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -13,8 +14,18 @@ fn key() -> ChatKey {
 
 fn pair() -> (SecretChat, SecretChat) {
     (
-        SecretChat::new(Side::Creator, key(), ChatLimits::default()),
-        SecretChat::new(Side::Participant, key(), ChatLimits::default()),
+        SecretChat::new(
+            Side::Creator,
+            key(),
+            DhGroup::telegram(),
+            ChatLimits::default(),
+        ),
+        SecretChat::new(
+            Side::Participant,
+            key(),
+            DhGroup::telegram(),
+            ChatLimits::default(),
+        ),
     )
 }
 
@@ -92,8 +103,8 @@ fn a_resend_for_forgotten_messages_ends_the_chat() {
         max_outbox: 2,
         ..ChatLimits::default()
     };
-    let mut creator = SecretChat::new(Side::Creator, key(), limits);
-    let mut participant = SecretChat::new(Side::Participant, key(), ChatLimits::default());
+    let mut creator = SecretChat::new(Side::Creator, key(), DhGroup::telegram(), limits);
+    let (_, mut participant) = pair();
     for _ in 0..3 {
         creator.send_text("x", &mut rng).unwrap();
     }
@@ -138,6 +149,141 @@ fn a_layer_going_back_ends_the_chat() {
     );
 }
 
+/// Delivers `outgoing` to `reader` and returns what it sends back.
+fn pass(reader: &mut SecretChat, outgoing: &Outgoing, rng: &mut ChaCha20Rng) -> Received {
+    reader.receive(&outgoing.data, rng).unwrap().unwrap()
+}
+
+#[test]
+fn keys_are_replaced_inside_the_chat() {
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let (mut creator, mut participant) = pair();
+    let initial = creator.key().fingerprint();
+    let request = creator.start_rekey(&mut rng).unwrap().unwrap();
+    // One exchange at a time.
+    assert_eq!(creator.start_rekey(&mut rng).unwrap(), None);
+    let accepted = pass(&mut participant, &request, &mut rng);
+    let [accept] = accepted.send.as_slice() else {
+        panic!("an AcceptKey expected: {accepted:?}");
+    };
+    // The creator commits under the old key, then switches.
+    let committed = pass(&mut creator, accept, &mut rng);
+    let [commit] = committed.send.as_slice() else {
+        panic!("a CommitKey expected: {committed:?}");
+    };
+    assert_eq!(cipher::fingerprint_of(&commit.data), Some(initial));
+    assert_ne!(creator.key().fingerprint(), initial);
+    assert_eq!(creator.key_generation(), 1);
+    // The participant switches on the commit and answers under the new key.
+    let switched = pass(&mut participant, commit, &mut rng);
+    assert_eq!(participant.key().as_bytes(), creator.key().as_bytes());
+    let [noop] = switched.send.as_slice() else {
+        panic!("a Noop expected: {switched:?}");
+    };
+    assert_eq!(
+        cipher::fingerprint_of(&noop.data),
+        Some(creator.key().fingerprint())
+    );
+    assert!(pass(&mut creator, noop, &mut rng).messages.is_empty());
+    // Texts flow under the new key; the old key is gone on both sides.
+    let text = creator.send_text("after", &mut rng).unwrap();
+    assert_eq!(texts(&pass(&mut participant, &text, &mut rng)), ["after"]);
+    assert!(creator.old_key.is_none());
+    assert!(participant.old_key.is_none());
+}
+
+#[test]
+fn a_late_message_under_the_old_key_still_opens() {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let (mut creator, mut participant) = pair();
+    let request = creator.start_rekey(&mut rng).unwrap().unwrap();
+    let accepted = pass(&mut participant, &request, &mut rng);
+    // The participant writes before the commit reaches it: under the old key.
+    let late = participant.send_text("late", &mut rng).unwrap();
+    let committed = pass(&mut creator, &accepted.send[0], &mut rng);
+    assert_eq!(texts(&pass(&mut creator, &late, &mut rng)), ["late"]);
+    let switched = pass(&mut participant, &committed.send[0], &mut rng);
+    pass(&mut creator, &switched.send[0], &mut rng);
+    assert!(creator.old_key.is_none());
+}
+
+#[test]
+fn crossing_requests_keep_the_larger_exchange_id() {
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let (mut creator, mut participant) = pair();
+    let from_creator = creator.start_rekey(&mut rng).unwrap().unwrap();
+    let from_participant = participant.start_rekey(&mut rng).unwrap().unwrap();
+    let at_participant = pass(&mut participant, &from_creator, &mut rng);
+    let at_creator = pass(&mut creator, &from_participant, &mut rng);
+    // Exactly one side accepts the other's request.
+    let mut answers: Vec<(bool, Outgoing)> = at_participant
+        .send
+        .into_iter()
+        .map(|outgoing| (true, outgoing))
+        .chain(
+            at_creator
+                .send
+                .into_iter()
+                .map(|outgoing| (false, outgoing)),
+        )
+        .collect();
+    assert_eq!(answers.len(), 1);
+    // Run the exchange to its end.
+    while let Some((to_creator, outgoing)) = answers.pop() {
+        let reader = if to_creator {
+            &mut creator
+        } else {
+            &mut participant
+        };
+        let received = pass(reader, &outgoing, &mut rng);
+        answers.extend(received.send.into_iter().map(|next| (!to_creator, next)));
+    }
+    assert_eq!(creator.key().as_bytes(), participant.key().as_bytes());
+    assert_eq!(creator.key_generation(), 1);
+    assert_eq!(participant.key_generation(), 1);
+}
+
+#[test]
+fn rekeying_is_due_after_a_hundred_messages_or_a_week() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let (mut creator, mut participant) = pair();
+    assert!(!creator.needs_rekey(0));
+    // A week old but nothing encrypted yet: not due.
+    assert!(!creator.needs_rekey(REKEY_AFTER_SECS + 1));
+    for _ in 0..50 {
+        let text = creator.send_text("x", &mut rng).unwrap();
+        pass(&mut participant, &text, &mut rng);
+        let text = participant.send_text("y", &mut rng).unwrap();
+        pass(&mut creator, &text, &mut rng);
+    }
+    assert!(!creator.needs_rekey(0));
+    assert!(creator.needs_rekey(REKEY_AFTER_SECS + 1));
+    let text = creator.send_text("x", &mut rng).unwrap();
+    pass(&mut participant, &text, &mut rng);
+    assert!(creator.needs_rekey(0));
+    assert!(participant.needs_rekey(0));
+}
+
+#[test]
+fn an_unexpected_commit_ends_the_chat() {
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let (mut creator, mut participant) = pair();
+    let commit = creator
+        .send_action(
+            types::DecryptedMessageActionCommitKey {
+                exchange_id: 1,
+                key_fingerprint: 2,
+            }
+            .into(),
+            &mut rng,
+        )
+        .unwrap();
+    assert_eq!(
+        participant.receive(&commit.data, &mut rng).unwrap_err(),
+        ChatError::Rekey("a commit for no accepted key")
+    );
+}
+
 /// What the relay does to one message in flight.
 #[derive(Debug, Clone)]
 enum Fate {
@@ -169,88 +315,194 @@ struct Lane {
     seen: Vec<Vec<u8>>,
 }
 
+/// Two chats write to each other through a relay that drops, repeats, reorders, replays and
+/// alters for a while (its `fates`), then behaves; each side starts a re-keying at the step
+/// `rekey_at` gives, if any. Each side must get the other's texts once, in order, and never a
+/// text that was not sent; holes are asked for again when traffic stops.
+fn converse(
+    fates: Vec<Fate>,
+    seed: u64,
+    rekey_at: [Option<usize>; 2],
+) -> Result<(), TestCaseError> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let (mut creator, mut participant) = pair();
+    let mut lanes = [Lane::default(), Lane::default()]; // 0: to the participant, 1: to the creator
+    let mut fates = fates.into_iter();
+    let total = 25;
+    let mut sent = [0usize; 2];
+    let mut got: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    let mut steps = 0;
+    while (got[0].len() < total || got[1].len() < total) && steps < 20_000 {
+        steps += 1;
+        for side in [0usize, 1] {
+            if rekey_at[side] == Some(steps) {
+                let chat = if side == 0 {
+                    &mut creator
+                } else {
+                    &mut participant
+                };
+                if let Some(outgoing) = chat.start_rekey(&mut rng).unwrap() {
+                    lanes[side].flight.push_back(outgoing.data);
+                }
+            }
+        }
+        for (side, lane) in [0usize, 1].into_iter().zip([0usize, 1]) {
+            if sent[side] < total && rng.next_u32() % 2 == 0 {
+                let chat = if side == 0 {
+                    &mut creator
+                } else {
+                    &mut participant
+                };
+                let text = format!("{side}:{}", sent[side]);
+                let outgoing = chat.send_text(&text, &mut rng).unwrap();
+                lanes[lane].flight.push_back(outgoing.data);
+                sent[side] += 1;
+            }
+        }
+        if lanes.iter().all(|lane| lane.flight.is_empty()) {
+            // Quiet: each side asks again for an open hole (its timer), else writes a
+            // service message so that a dropped last message shows.
+            for side in [0usize, 1] {
+                let chat = if side == 0 {
+                    &mut creator
+                } else {
+                    &mut participant
+                };
+                let outgoing = match chat.ask_again(&mut rng).unwrap() {
+                    Some(outgoing) => outgoing,
+                    None => chat
+                        .send_action(types::DecryptedMessageActionNoop {}.into(), &mut rng)
+                        .unwrap(),
+                };
+                lanes[side].flight.push_back(outgoing.data);
+            }
+        }
+        for lane_index in [0usize, 1] {
+            let Some(mut data) = lanes[lane_index].flight.pop_front() else {
+                continue;
+            };
+            lanes[lane_index].seen.push(data.clone());
+            match fates.next().unwrap_or(Fate::Deliver) {
+                Fate::Deliver => {}
+                Fate::Drop => continue,
+                Fate::Duplicate => lanes[lane_index].flight.push_back(data.clone()),
+                Fate::Delay(by) => {
+                    let at = by.min(lanes[lane_index].flight.len());
+                    lanes[lane_index].flight.insert(at, data);
+                    continue;
+                }
+                Fate::Alter(at, bits) => {
+                    let at = at % data.len();
+                    data[at] ^= bits;
+                }
+                Fate::Replay(which) => {
+                    let old = lanes[lane_index].seen[which % lanes[lane_index].seen.len()].clone();
+                    lanes[lane_index].flight.push_front(data);
+                    data = old;
+                }
+            }
+            let (reader, back) = if lane_index == 0 {
+                (&mut participant, 1usize)
+            } else {
+                (&mut creator, 0usize)
+            };
+            match reader.receive(&data, &mut rng).unwrap() {
+                Ok(received) => {
+                    got[lane_index].extend(
+                        received
+                            .messages
+                            .iter()
+                            .filter_map(text_of)
+                            .map(str::to_owned),
+                    );
+                    for outgoing in received.send {
+                        lanes[back].flight.push_back(outgoing.data);
+                    }
+                }
+                Err(Dropped::Undecryptable(_)) => {}
+            }
+        }
+    }
+    let expected = |side: usize| {
+        (0..total)
+            .map(|n| format!("{side}:{n}"))
+            .collect::<Vec<_>>()
+    };
+    prop_assert_eq!(&got[0], &expected(0));
+    prop_assert_eq!(&got[1], &expected(1));
+    // The relay now passes what is left; any exchange started must end with one key.
+    let mut rounds = 0;
+    while rounds < 1000 {
+        rounds += 1;
+        if lanes.iter().all(|lane| lane.flight.is_empty()) {
+            let settled = |chat: &SecretChat| {
+                matches!(chat.rekey, Rekey::Idle) && chat.seq.open_hole().is_none()
+            };
+            if settled(&creator) && settled(&participant) {
+                break;
+            }
+            // As in the conversation: ask for holes again, or show a lost last message.
+            for side in [0usize, 1] {
+                let chat = if side == 0 {
+                    &mut creator
+                } else {
+                    &mut participant
+                };
+                let outgoing = match chat.ask_again(&mut rng).unwrap() {
+                    Some(outgoing) => outgoing,
+                    None => chat
+                        .send_action(types::DecryptedMessageActionNoop {}.into(), &mut rng)
+                        .unwrap(),
+                };
+                lanes[side].flight.push_back(outgoing.data);
+            }
+        }
+        for lane_index in [0usize, 1] {
+            let Some(data) = lanes[lane_index].flight.pop_front() else {
+                continue;
+            };
+            let (reader, back) = if lane_index == 0 {
+                (&mut participant, 1usize)
+            } else {
+                (&mut creator, 0usize)
+            };
+            if let Ok(received) = reader.receive(&data, &mut rng).unwrap() {
+                for outgoing in received.send {
+                    lanes[back].flight.push_back(outgoing.data);
+                }
+            }
+        }
+    }
+    prop_assert_eq!(creator.key().as_bytes(), participant.key().as_bytes());
+    let rekeyed = rekey_at.iter().any(|at| at.is_some_and(|at| at <= steps));
+    prop_assert_eq!(creator.key_generation() >= 1, rekeyed);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
-    /// Two chats write to each other through a relay that drops, repeats, reorders, replays
-    /// and alters for a while, then behaves. Each side gets the other's texts once, in order,
-    /// and never a text that was not sent; holes are asked for again when traffic stops.
     #[test]
     fn a_hostile_relay_cannot_lose_repeat_reorder_or_forge(
         fates in proptest::collection::vec(fate(), 0..150),
         seed in any::<u64>(),
     ) {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let (mut creator, mut participant) = pair();
-        let mut lanes = [Lane::default(), Lane::default()]; // 0: to the participant, 1: to the creator
-        let mut fates = fates.into_iter();
-        let total = 25;
-        let mut sent = [0usize; 2];
-        let mut got: [Vec<String>; 2] = [Vec::new(), Vec::new()];
-        let mut steps = 0;
-        while (got[0].len() < total || got[1].len() < total) && steps < 20_000 {
-            steps += 1;
-            for (side, lane) in [0usize, 1].into_iter().zip([0usize, 1]) {
-                if sent[side] < total && rng.next_u32() % 2 == 0 {
-                    let chat = if side == 0 { &mut creator } else { &mut participant };
-                    let text = format!("{side}:{}", sent[side]);
-                    let outgoing = chat.send_text(&text, &mut rng).unwrap();
-                    lanes[lane].flight.push_back(outgoing.data);
-                    sent[side] += 1;
-                }
-            }
-            if lanes.iter().all(|lane| lane.flight.is_empty()) {
-                // Quiet: each side asks again for an open hole (its timer), else writes a
-                // service message so that a dropped last message shows.
-                for side in [0usize, 1] {
-                    let chat = if side == 0 { &mut creator } else { &mut participant };
-                    let outgoing = match chat.ask_again(&mut rng).unwrap() {
-                        Some(outgoing) => outgoing,
-                        None => chat.send_action(types::DecryptedMessageActionNoop {}.into(), &mut rng).unwrap(),
-                    };
-                    lanes[side].flight.push_back(outgoing.data);
-                }
-            }
-            for lane_index in [0usize, 1] {
-                let Some(mut data) = lanes[lane_index].flight.pop_front() else { continue };
-                lanes[lane_index].seen.push(data.clone());
-                match fates.next().unwrap_or(Fate::Deliver) {
-                    Fate::Deliver => {}
-                    Fate::Drop => continue,
-                    Fate::Duplicate => lanes[lane_index].flight.push_back(data.clone()),
-                    Fate::Delay(by) => {
-                        let at = by.min(lanes[lane_index].flight.len());
-                        lanes[lane_index].flight.insert(at, data);
-                        continue;
-                    }
-                    Fate::Alter(at, bits) => {
-                        let at = at % data.len();
-                        data[at] ^= bits;
-                    }
-                    Fate::Replay(which) => {
-                        let old = lanes[lane_index].seen[which % lanes[lane_index].seen.len()].clone();
-                        lanes[lane_index].flight.push_front(data);
-                        data = old;
-                    }
-                }
-                let (reader, back) = if lane_index == 0 {
-                    (&mut participant, 1usize)
-                } else {
-                    (&mut creator, 0usize)
-                };
-                match reader.receive(&data, &mut rng).unwrap() {
-                    Ok(received) => {
-                        got[lane_index].extend(received.messages.iter().filter_map(text_of).map(str::to_owned));
-                        for outgoing in received.send {
-                            lanes[back].flight.push_back(outgoing.data);
-                        }
-                    }
-                    Err(Dropped::Undecryptable(_)) => {}
-                }
-            }
-        }
-        let expected = |side: usize| (0..total).map(|n| format!("{side}:{n}")).collect::<Vec<_>>();
-        prop_assert_eq!(&got[0], &expected(0));
-        prop_assert_eq!(&got[1], &expected(1));
+        converse(fates, seed, [None, None])?;
+    }
+}
+
+proptest! {
+    // Each case runs one or two key exchanges (slow big-number arithmetic in debug builds).
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// The same across a re-keying by either side or both at once.
+    #[test]
+    fn a_hostile_relay_cannot_break_a_rekeying(
+        fates in proptest::collection::vec(fate(), 0..150),
+        seed in any::<u64>(),
+        creator_at in proptest::option::of(1usize..40),
+        participant_at in proptest::option::of(1usize..40),
+    ) {
+        converse(fates, seed, [creator_at, participant_at])?;
     }
 }
