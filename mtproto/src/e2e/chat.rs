@@ -46,8 +46,9 @@ pub const INITIAL_PEER_LAYER: i32 = 46;
 pub struct ChatLimits {
     /// Messages held behind a hole before the chat is given up.
     pub max_held: usize,
-    /// Sent messages kept (encrypted) to answer a `Resend`; older ones are forgotten, and a
-    /// `Resend` for them ends the chat.
+    /// Sent messages kept (encrypted) to answer a `Resend` until the other side counts them
+    /// as received; with this many unacknowledged, sending fails with
+    /// [`ChatError::OutboxFull`] until the other side writes again.
     pub max_outbox: usize,
 }
 
@@ -84,7 +85,9 @@ pub enum Dropped {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChatError {
-    /// An authentic message that is not a layer wrapper this side can read.
+    /// An authentic message that is not a layer wrapper this side can read (fewer than 15
+    /// random bytes included: the constructor page says to ignore such a message, but an
+    /// ignored message is a hole in the sequence that can never be filled).
     #[error(transparent)]
     Layer(#[from] LayerError),
     /// Its sequence numbers break the rules.
@@ -114,6 +117,10 @@ pub enum ChatError {
     /// was accepted).
     #[error("re-keying failed: {0}")]
     Rekey(&'static str),
+    /// This many sent messages wait for the other side's acknowledgement: nothing more can
+    /// be sent until it writes (not fatal).
+    #[error("{0} sent messages are not acknowledged yet")]
+    OutboxFull(usize),
     /// The other side's public value in a re-keying was refused.
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
@@ -166,6 +173,10 @@ pub struct SecretChat {
     /// Keys replaced so far.
     generation: u32,
     peer_layer: i32,
+    /// The layer of the other side's last wrapper in order (0 before the first): wrappers may
+    /// not go back. Apart from `peer_layer`, which `NotifyLayer` raises: TDLib wraps at 73
+    /// until it hears from us while announcing 144.
+    wrapper_layer: i32,
     seq: Sequence<Item>,
     /// Sent messages by out count, for `Resend`.
     outbox: VecDeque<(i32, Outgoing)>,
@@ -217,6 +228,7 @@ impl SecretChat {
             encrypted: 0,
             generation: 0,
             peer_layer: INITIAL_PEER_LAYER,
+            wrapper_layer: 0,
             seq: Sequence::new(side, limits.max_held),
             outbox: VecDeque::new(),
             limits,
@@ -348,7 +360,20 @@ impl SecretChat {
         message: enums::DecryptedMessage,
         rng: &mut R,
     ) -> Result<Outgoing, ChatError> {
-        let numbers = self.seq.next_out()?;
+        // Nothing is counted as sent until the message exists: a message that cannot be sent
+        // must not leave a hole the other side would ask for in vain.
+        let acknowledged = self.seq.counts().peer_received;
+        while self
+            .outbox
+            .front()
+            .is_some_and(|(count, _)| *count < acknowledged)
+        {
+            self.outbox.pop_front();
+        }
+        if self.outbox.len() >= self.limits.max_outbox {
+            return Err(ChatError::OutboxFull(self.limits.max_outbox));
+        }
+        let numbers = self.seq.peek_out()?;
         let random_id = random_id_of(&message);
         let service = action_of(&message).is_some();
         let payload = layer::wrap(
@@ -360,6 +385,7 @@ impl SecretChat {
         );
         let data =
             cipher::encrypt(&self.key, self.side, &payload, rng).map_err(ChatError::Encrypt)?;
+        self.seq.next_out()?;
         self.used = self.used.saturating_add(1);
         self.encrypted = self.encrypted.saturating_add(1);
         let outgoing = Outgoing {
@@ -367,9 +393,6 @@ impl SecretChat {
             data,
             service,
         };
-        if self.outbox.len() >= self.limits.max_outbox {
-            self.outbox.pop_front();
-        }
         self.outbox
             .push_back((numbers.out_count(), outgoing.clone()));
         Ok(outgoing)
@@ -429,11 +452,13 @@ impl SecretChat {
         }
         if let Some((start, end)) = resend {
             let range = self.seq.resend_range(start, end)?;
+            // Kept messages are consecutive by count from the front.
+            let first = self.outbox.front().map_or(0, |(count, _)| *count);
             for count in range.clone() {
-                let kept = self
-                    .outbox
-                    .iter()
-                    .find(|(kept, _)| *kept == count)
+                let kept = usize::try_from(count - first)
+                    .ok()
+                    .and_then(|index| self.outbox.get(index))
+                    .filter(|(kept, _)| *kept == count)
                     .map(|(_, outgoing)| outgoing.clone());
                 match kept {
                     Some(outgoing) => received.send.push(outgoing),
@@ -475,12 +500,13 @@ impl SecretChat {
         received: &mut Received,
         rng: &mut R,
     ) -> Result<(), ChatError> {
-        if layer < self.peer_layer && self.peer_layer > INITIAL_PEER_LAYER {
+        if layer < self.wrapper_layer {
             return Err(ChatError::LayerWentBack {
-                before: self.peer_layer,
+                before: self.wrapper_layer,
                 now: layer,
             });
         }
+        self.wrapper_layer = layer;
         self.peer_layer = self.peer_layer.max(layer);
         if fingerprint == self.key.fingerprint() {
             self.used = self.used.saturating_add(1);
@@ -563,7 +589,7 @@ impl SecretChat {
     }
 
     /// The other side accepted this side's request: commit under the old key, then switch.
-    /// A key that does not match its announced fingerprint aborts the exchange.
+    /// A key that does not match its announced fingerprint ends the chat.
     fn on_accept_key<R: RngCore + CryptoRng + ?Sized>(
         &mut self,
         accept: &types::DecryptedMessageActionAcceptKey,
@@ -590,11 +616,8 @@ impl SecretChat {
                 received.send.push(self.send_action(action.into(), rng)?);
                 self.switch_to(key);
             }
-            Err(ExchangeError::FingerprintMismatch) => {
-                self.rekey = Rekey::Idle;
-                let action = types::DecryptedMessageActionAbortKey { exchange_id };
-                received.send.push(self.send_action(action.into(), rng)?);
-            }
+            // An authentic message announcing a key that is not the one computed: a broken
+            // or hostile peer (checklist item 4: discard the chat).
             Err(error) => return Err(error.into()),
         }
         Ok(())

@@ -26,6 +26,9 @@ pub const HEADER_LEN: usize = 8 + 16;
 pub const MIN_PADDING: usize = 12;
 /// The most padding bytes a plaintext may carry.
 pub const MAX_PADDING: usize = 1024;
+/// The longest payload [`encrypt`] takes: with its header, length word and the most padding,
+/// the message still fits a TL byte string.
+pub const MAX_PAYLOAD_LEN: usize = crate::tl::MAX_BYTES_LEN - HEADER_LEN - 4 - MAX_PADDING;
 /// The shortest encrypted message: the header and one padded plaintext of 16 bytes
 /// (4 bytes of length and 12 of padding).
 pub const MIN_MESSAGE_LEN: usize = HEADER_LEN + 16;
@@ -190,7 +193,7 @@ pub fn encrypt<R: RngCore + CryptoRng + ?Sized>(
     let too_long = E2eError::TooLong { len: payload.len() };
     let length = u32::try_from(payload.len())
         .ok()
-        .filter(|&len| len as usize <= crate::tl::MAX_BYTES_LEN)
+        .filter(|&len| len as usize <= MAX_PAYLOAD_LEN)
         .ok_or(too_long)?;
     let total = padded_len(payload.len()).ok_or(too_long)?;
     let mut plaintext = Vec::with_capacity(total);

@@ -14,8 +14,8 @@ use zeroize::Zeroize;
 
 use crate::crypto;
 
-/// A file's key and IV, wiped from memory on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// A file's key and IV, wiped from memory on drop; compared in constant time.
+#[derive(Clone)]
 pub struct FileKey {
     /// The AES-256 key.
     pub key: [u8; 32],
@@ -30,6 +30,14 @@ impl core::fmt::Debug for FileKey {
             .finish_non_exhaustive()
     }
 }
+
+impl PartialEq for FileKey {
+    fn eq(&self, other: &Self) -> bool {
+        crypto::ct_eq(&self.key, &other.key) & crypto::ct_eq(&self.iv, &other.iv)
+    }
+}
+
+impl Eq for FileKey {}
 
 impl Drop for FileKey {
     fn drop(&mut self) {

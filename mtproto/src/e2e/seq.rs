@@ -166,13 +166,18 @@ impl<T> Sequence<T> {
         }
     }
 
-    /// Numbers the next outgoing message (and counts it as sent).
-    pub fn next_out(&mut self) -> Result<SeqNumbers, SeqError> {
+    /// The numbers the next outgoing message will have, without counting it.
+    pub fn peek_out(&self) -> Result<SeqNumbers, SeqError> {
         let (out_x, in_x) = Self::parities(self.side);
-        let numbers = SeqNumbers {
+        Ok(SeqNumbers {
             in_seq_no: wire(self.counts.received, in_x).ok_or(SeqError::Exhausted)?,
             out_seq_no: wire(self.counts.sent, out_x).ok_or(SeqError::Exhausted)?,
-        };
+        })
+    }
+
+    /// Numbers the next outgoing message (and counts it as sent).
+    pub fn next_out(&mut self) -> Result<SeqNumbers, SeqError> {
+        let numbers = self.peek_out()?;
         self.counts.sent = self.counts.sent.checked_add(1).ok_or(SeqError::Exhausted)?;
         Ok(numbers)
     }
@@ -206,10 +211,13 @@ impl<T> Sequence<T> {
                 Some((&last, _)) => last.checked_add(1).ok_or(SeqError::Exhausted)?,
                 None => self.counts.received,
             };
+            // One request covers at most MAX_RESEND messages (what a peer serves); the rest
+            // of a longer hole is asked for again through `open_hole`.
             let resend = if out_count > after {
+                let last = (out_count - 1).min(after.saturating_add(MAX_RESEND - 1));
                 Some((
                     wire(after, out_x).ok_or(SeqError::Exhausted)?,
-                    wire(out_count - 1, out_x).ok_or(SeqError::Exhausted)?,
+                    wire(last, out_x).ok_or(SeqError::Exhausted)?,
                 ))
             } else {
                 None
@@ -243,14 +251,15 @@ impl<T> Sequence<T> {
         Ok(())
     }
 
-    /// The hole below the first held message, to ask for again (wire numbers), if any.
+    /// The hole below the first held message, to ask for again (wire numbers; at most
+    /// [`MAX_RESEND`] messages of it), if any.
     pub fn open_hole(&self) -> Option<(i32, i32)> {
         let (&first, _) = self.held.first_key_value()?;
         let (out_x, _) = Self::parities(self.side.other());
-        Some((
-            wire(self.counts.received, out_x)?,
-            wire(first.checked_sub(1)?, out_x)?,
-        ))
+        let last = first
+            .checked_sub(1)?
+            .min(self.counts.received.saturating_add(MAX_RESEND - 1));
+        Some((wire(self.counts.received, out_x)?, wire(last, out_x)?))
     }
 
     /// Which of our own messages (by out count) a `Resend` from the other side asks for.

@@ -97,7 +97,7 @@ fn a_hole_is_asked_for_and_filled_from_the_outbox() {
 }
 
 #[test]
-fn a_resend_for_forgotten_messages_ends_the_chat() {
+fn the_outbox_keeps_what_is_not_acknowledged() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let limits = ChatLimits {
         max_outbox: 2,
@@ -105,10 +105,22 @@ fn a_resend_for_forgotten_messages_ends_the_chat() {
     };
     let mut creator = SecretChat::new(Side::Creator, key(), DhGroup::telegram(), limits);
     let (_, mut participant) = pair();
-    for _ in 0..3 {
-        creator.send_text("x", &mut rng).unwrap();
-    }
-    // The participant asks for the creator's first message (out number 1), no longer kept.
+    let one = creator.send_text("one", &mut rng).unwrap();
+    let two = creator.send_text("two", &mut rng).unwrap();
+    // Two unacknowledged: a third waits, and no sequence number is spent on it.
+    assert_eq!(
+        creator.send_text("three", &mut rng),
+        Err(ChatError::OutboxFull(2))
+    );
+    assert_eq!(creator.seq.counts().sent, 2);
+    pass(&mut participant, &one, &mut rng);
+    pass(&mut participant, &two, &mut rng);
+    // The participant writes: its in_seq_no acknowledges both.
+    let reply = participant.send_text("got them", &mut rng).unwrap();
+    assert_eq!(texts(&pass(&mut creator, &reply, &mut rng)), ["got them"]);
+    let three = creator.send_text("three", &mut rng).unwrap();
+    assert_eq!(texts(&pass(&mut participant, &three, &mut rng)), ["three"]);
+    // A Resend for an acknowledged (forgotten) message ends the chat.
     let action = types::DecryptedMessageActionResend {
         start_seq_no: 1,
         end_seq_no: 1,
@@ -118,6 +130,31 @@ fn a_resend_for_forgotten_messages_ends_the_chat() {
         creator.receive(&resend.data, &mut rng).unwrap_err(),
         ChatError::ResendUnavailable { first: 0, last: 0 }
     );
+}
+
+#[test]
+fn a_peer_may_wrap_at_an_older_layer_than_it_announces() {
+    // TDLib announces 144 inside a layer-73 wrapper and keeps wrapping at 73 until it hears
+    // from us.
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let (mut creator, mut participant) = pair();
+    for message in [
+        enums::DecryptedMessage::from(types::DecryptedMessageService {
+            random_id: 1,
+            action: types::DecryptedMessageActionNotifyLayer { layer: 144 }.into(),
+        }),
+        types::DecryptedMessageService {
+            random_id: 2,
+            action: types::DecryptedMessageActionFlushHistory {}.into(),
+        }
+        .into(),
+    ] {
+        let numbers = participant.seq.next_out().unwrap();
+        let payload = layer::wrap(message, 73, numbers.in_seq_no, numbers.out_seq_no, &mut rng);
+        let data = cipher::encrypt(&key(), Side::Participant, &payload, &mut rng).unwrap();
+        creator.receive(&data, &mut rng).unwrap().unwrap();
+    }
+    assert_eq!(creator.peer_layer(), 144);
 }
 
 #[test]
