@@ -345,11 +345,50 @@ fn fate() -> impl Strategy<Value = Fate> {
     ]
 }
 
-/// One direction of the relay.
+/// One direction of the relay: lane `i` carries what chat `i` wrote (0: the creator, 1: the
+/// participant) to the other chat.
 #[derive(Default)]
 struct Lane {
     flight: VecDeque<Vec<u8>>,
     seen: Vec<Vec<u8>>,
+}
+
+/// What a quiet side writes: a new `Resend` for an open hole (its timer), else a `Noop`, so
+/// that a dropped last message shows.
+fn nudge(chat: &mut SecretChat, rng: &mut ChaCha20Rng) -> Vec<u8> {
+    let outgoing = match chat.ask_again(rng).unwrap() {
+        Some(outgoing) => outgoing,
+        None => chat
+            .send_action(types::DecryptedMessageActionNoop {}.into(), rng)
+            .unwrap(),
+    };
+    outgoing.data
+}
+
+/// Hands `data` from lane `lane` to the other chat, queues what it sends back, and returns
+/// the texts it delivered.
+fn hand_over(
+    chats: &mut [SecretChat; 2],
+    lanes: &mut [Lane; 2],
+    lane: usize,
+    data: &[u8],
+    rng: &mut ChaCha20Rng,
+) -> Vec<String> {
+    let back = 1 - lane;
+    match chats[back].receive(data, rng).unwrap() {
+        Ok(received) => {
+            for outgoing in received.send {
+                lanes[back].flight.push_back(outgoing.data);
+            }
+            received
+                .messages
+                .iter()
+                .filter_map(text_of)
+                .map(str::to_owned)
+                .collect()
+        }
+        Err(Dropped::Undecryptable(_)) => Vec::new(),
+    }
 }
 
 /// Two chats write to each other through a relay that drops, repeats, reorders, replays and
@@ -362,8 +401,9 @@ fn converse(
     rekey_at: [Option<usize>; 2],
 ) -> Result<(), TestCaseError> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let (mut creator, mut participant) = pair();
-    let mut lanes = [Lane::default(), Lane::default()]; // 0: to the participant, 1: to the creator
+    let (creator, participant) = pair();
+    let mut chats = [creator, participant];
+    let mut lanes = [Lane::default(), Lane::default()];
     let mut fates = fates.into_iter();
     let total = 25;
     let mut sent = [0usize; 2];
@@ -373,59 +413,35 @@ fn converse(
         steps += 1;
         for side in [0usize, 1] {
             if rekey_at[side] == Some(steps) {
-                let chat = if side == 0 {
-                    &mut creator
-                } else {
-                    &mut participant
-                };
-                if let Some(outgoing) = chat.start_rekey(&mut rng).unwrap() {
+                if let Some(outgoing) = chats[side].start_rekey(&mut rng).unwrap() {
                     lanes[side].flight.push_back(outgoing.data);
                 }
             }
-        }
-        for (side, lane) in [0usize, 1].into_iter().zip([0usize, 1]) {
             if sent[side] < total && rng.next_u32() % 2 == 0 {
-                let chat = if side == 0 {
-                    &mut creator
-                } else {
-                    &mut participant
-                };
                 let text = format!("{side}:{}", sent[side]);
-                let outgoing = chat.send_text(&text, &mut rng).unwrap();
-                lanes[lane].flight.push_back(outgoing.data);
+                let outgoing = chats[side].send_text(&text, &mut rng).unwrap();
+                lanes[side].flight.push_back(outgoing.data);
                 sent[side] += 1;
             }
         }
         if lanes.iter().all(|lane| lane.flight.is_empty()) {
-            // Quiet: each side asks again for an open hole (its timer), else writes a
-            // service message so that a dropped last message shows.
             for side in [0usize, 1] {
-                let chat = if side == 0 {
-                    &mut creator
-                } else {
-                    &mut participant
-                };
-                let outgoing = match chat.ask_again(&mut rng).unwrap() {
-                    Some(outgoing) => outgoing,
-                    None => chat
-                        .send_action(types::DecryptedMessageActionNoop {}.into(), &mut rng)
-                        .unwrap(),
-                };
-                lanes[side].flight.push_back(outgoing.data);
+                let data = nudge(&mut chats[side], &mut rng);
+                lanes[side].flight.push_back(data);
             }
         }
-        for lane_index in [0usize, 1] {
-            let Some(mut data) = lanes[lane_index].flight.pop_front() else {
+        for lane in [0usize, 1] {
+            let Some(mut data) = lanes[lane].flight.pop_front() else {
                 continue;
             };
-            lanes[lane_index].seen.push(data.clone());
+            lanes[lane].seen.push(data.clone());
             match fates.next().unwrap_or(Fate::Deliver) {
                 Fate::Deliver => {}
                 Fate::Drop => continue,
-                Fate::Duplicate => lanes[lane_index].flight.push_back(data.clone()),
+                Fate::Duplicate => lanes[lane].flight.push_back(data.clone()),
                 Fate::Delay(by) => {
-                    let at = by.min(lanes[lane_index].flight.len());
-                    lanes[lane_index].flight.insert(at, data);
+                    let at = by.min(lanes[lane].flight.len());
+                    lanes[lane].flight.insert(at, data);
                     continue;
                 }
                 Fate::Alter(at, bits) => {
@@ -433,31 +449,13 @@ fn converse(
                     data[at] ^= bits;
                 }
                 Fate::Replay(which) => {
-                    let old = lanes[lane_index].seen[which % lanes[lane_index].seen.len()].clone();
-                    lanes[lane_index].flight.push_front(data);
+                    let old = lanes[lane].seen[which % lanes[lane].seen.len()].clone();
+                    lanes[lane].flight.push_front(data);
                     data = old;
                 }
             }
-            let (reader, back) = if lane_index == 0 {
-                (&mut participant, 1usize)
-            } else {
-                (&mut creator, 0usize)
-            };
-            match reader.receive(&data, &mut rng).unwrap() {
-                Ok(received) => {
-                    got[lane_index].extend(
-                        received
-                            .messages
-                            .iter()
-                            .filter_map(text_of)
-                            .map(str::to_owned),
-                    );
-                    for outgoing in received.send {
-                        lanes[back].flight.push_back(outgoing.data);
-                    }
-                }
-                Err(Dropped::Undecryptable(_)) => {}
-            }
+            let texts = hand_over(&mut chats, &mut lanes, lane, &data, &mut rng);
+            got[lane].extend(texts);
         }
     }
     let expected = |side: usize| {
@@ -468,51 +466,27 @@ fn converse(
     prop_assert_eq!(&got[0], &expected(0));
     prop_assert_eq!(&got[1], &expected(1));
     // The relay now passes what is left; any exchange started must end with one key.
-    let mut rounds = 0;
-    while rounds < 1000 {
-        rounds += 1;
+    let settled =
+        |chat: &SecretChat| matches!(chat.rekey, Rekey::Idle) && chat.seq.open_hole().is_none();
+    for _ in 0..1000 {
         if lanes.iter().all(|lane| lane.flight.is_empty()) {
-            let settled = |chat: &SecretChat| {
-                matches!(chat.rekey, Rekey::Idle) && chat.seq.open_hole().is_none()
-            };
-            if settled(&creator) && settled(&participant) {
+            if chats.iter().all(settled) {
                 break;
             }
-            // As in the conversation: ask for holes again, or show a lost last message.
             for side in [0usize, 1] {
-                let chat = if side == 0 {
-                    &mut creator
-                } else {
-                    &mut participant
-                };
-                let outgoing = match chat.ask_again(&mut rng).unwrap() {
-                    Some(outgoing) => outgoing,
-                    None => chat
-                        .send_action(types::DecryptedMessageActionNoop {}.into(), &mut rng)
-                        .unwrap(),
-                };
-                lanes[side].flight.push_back(outgoing.data);
+                let data = nudge(&mut chats[side], &mut rng);
+                lanes[side].flight.push_back(data);
             }
         }
-        for lane_index in [0usize, 1] {
-            let Some(data) = lanes[lane_index].flight.pop_front() else {
-                continue;
-            };
-            let (reader, back) = if lane_index == 0 {
-                (&mut participant, 1usize)
-            } else {
-                (&mut creator, 0usize)
-            };
-            if let Ok(received) = reader.receive(&data, &mut rng).unwrap() {
-                for outgoing in received.send {
-                    lanes[back].flight.push_back(outgoing.data);
-                }
+        for lane in [0usize, 1] {
+            if let Some(data) = lanes[lane].flight.pop_front() {
+                hand_over(&mut chats, &mut lanes, lane, &data, &mut rng);
             }
         }
     }
-    prop_assert_eq!(creator.key().as_bytes(), participant.key().as_bytes());
+    prop_assert_eq!(chats[0].key().as_bytes(), chats[1].key().as_bytes());
     let rekeyed = rekey_at.iter().any(|at| at.is_some_and(|at| at <= steps));
-    prop_assert_eq!(creator.key_generation() >= 1, rekeyed);
+    prop_assert_eq!(chats[0].key_generation() >= 1, rekeyed);
     Ok(())
 }
 
