@@ -106,6 +106,22 @@ pub enum Prefix {
     ChannelName = 0x2d,
     /// The next account id (one row).
     NextUserId = 0x2f,
+    /// A secret chat: chat id, access hash.
+    SecretChat = 0x30,
+    /// A user's secret chat (either side): user id, chat id (its access hash).
+    SecretUserChat = 0x31,
+    /// A device's secret chat (either end): auth_key_id, chat id, access hash.
+    SecretKeyChat = 0x32,
+    /// An entry of a device's secret queue: auth_key_id, qts.
+    SecretQueue = 0x33,
+    /// A device's secret-queue counters: auth_key_id.
+    SecretDevice = 0x34,
+    /// A relayed secret send: sending auth_key_id, chat id, random_id.
+    SecretSend = 0x35,
+    /// When a secret row's retention ends: the end (Unix seconds), then the row's whole key.
+    SecretExpiry = 0x36,
+    /// How many of a user's secret chats are not discarded: user id.
+    SecretUserLive = 0x37,
 }
 
 impl Prefix {
@@ -157,6 +173,14 @@ impl Prefix {
             0x2c => Some(Self::ChannelUsername),
             0x2d => Some(Self::ChannelName),
             0x2f => Some(Self::NextUserId),
+            0x30 => Some(Self::SecretChat),
+            0x31 => Some(Self::SecretUserChat),
+            0x32 => Some(Self::SecretKeyChat),
+            0x33 => Some(Self::SecretQueue),
+            0x34 => Some(Self::SecretDevice),
+            0x35 => Some(Self::SecretSend),
+            0x36 => Some(Self::SecretExpiry),
+            0x37 => Some(Self::SecretUserLive),
             _ => None,
         }
     }

@@ -17,6 +17,10 @@
 //!   usernames, profile photos and presence, contacts and the phone book, blocked users,
 //!   authorizations and push devices; [`MemoryUserStore`].
 //!
+//! - [`secret`]: [`SecretStore`], the secret-chat relay: chats between two devices, one
+//!   queue of opaque ciphertexts per device with its qts, idempotent sends, retention;
+//!   [`MemorySecretStore`].
+//!
 //! The storage keys, value encodings and shard map the RocksDB backend uses are internal; their
 //! byte layout is documented in `docs/storage-format.md`, and a manifest error is a
 //! [`ManifestError`].
@@ -44,6 +48,8 @@ mod keys;
 pub mod message;
 #[cfg(feature = "rocksdb")]
 pub mod rocks;
+mod rows;
+pub mod secret;
 #[cfg_attr(
     not(feature = "rocksdb"),
     allow(dead_code, reason = "the shard map serves the RocksDB backend")
@@ -82,7 +88,8 @@ pub use message::{
 #[cfg(feature = "rocksdb")]
 pub use rocks::{
     Durability, OpenError, RocksAuthKeyStore, RocksFileStore, RocksMessageStore, RocksOptions,
-    RocksUserStore,
+    RocksSecretStore, RocksUserStore,
 };
+pub use secret::{MemorySecretStore, SecretError, SecretStore, SecretStoreConfig};
 pub use shard::{FORMAT_VERSION, LOGICAL_SHARDS, ManifestError, OLDEST_READABLE_FORMAT};
 pub use user::{MemoryUserStore, UserError, UserStore, UserStoreConfig, UsernameOwner};

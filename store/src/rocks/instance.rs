@@ -13,6 +13,7 @@ use rocksdb::{
 use crate::codec::BatchOp;
 use crate::keys::{Prefix, prefix_end};
 use crate::message::MessageError;
+use crate::rows::{RowList, Rows};
 
 /// The column families, named after what they hold.
 pub(crate) const FAMILIES: &[&str] = &[
@@ -26,6 +27,10 @@ pub(crate) const FILE_FAMILIES: &[&str] = &["parts", "files"];
 /// The column families of a user store: accounts apart from the lists of each user
 /// (contacts, blocks, authorizations), which grow and shrink in ranges.
 pub(crate) const USER_FAMILIES: &[&str] = &["accounts", "lists"];
+
+/// The column families of a secret store: chats and send records apart from the queues and
+/// their expiry index, which are appended at one end and trimmed at the other.
+pub(crate) const SECRET_FAMILIES: &[&str] = &["chats", "queue"];
 
 /// The column family of each kind of record: message rows (large values, read in ranges)
 /// apart from the small index rows, the log apart from both (written once, trimmed from the
@@ -71,6 +76,13 @@ fn family(prefix: Prefix) -> &'static str {
         | Prefix::Blocked
         | Prefix::Authorization
         | Prefix::Device => "lists",
+        Prefix::SecretChat
+        | Prefix::SecretUserChat
+        | Prefix::SecretKeyChat
+        | Prefix::SecretDevice
+        | Prefix::SecretSend
+        | Prefix::SecretUserLive => "chats",
+        Prefix::SecretQueue | Prefix::SecretExpiry => "queue",
     }
 }
 
@@ -428,5 +440,47 @@ impl RangeIter<'_> {
                 .map_err(|error| engine_error(self.number, error))?;
             Ok(None)
         }
+    }
+}
+
+/// A read's failure as the row layer reports it (a read can only fail in the engine).
+fn read_error(error: MessageError) -> BackendError {
+    match error {
+        MessageError::Backend(cause) | MessageError::Poisoned { cause, .. } => cause,
+        other => BackendError::with_source("rows", other),
+    }
+}
+
+impl Rows for Reader<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Reader::get(self, key, |value| Ok(value.to_vec())).map_err(read_error)
+    }
+
+    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, BackendError> {
+        let mut walk = self.range(prefix).map_err(read_error)?;
+        walk.first();
+        let mut rows = Vec::new();
+        while rows.len() < limit {
+            match walk.item().map_err(read_error)? {
+                Some((key, value)) => rows.push((key.to_vec(), value.to_vec())),
+                None => break,
+            }
+            walk.next();
+        }
+        Ok(rows)
+    }
+
+    fn visit_values(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        let mut walk = self.range(prefix).map_err(read_error)?;
+        walk.first();
+        while let Some((_, value)) = walk.item().map_err(read_error)? {
+            visit(value)?;
+            walk.next();
+        }
+        Ok(())
     }
 }

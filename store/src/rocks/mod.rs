@@ -31,6 +31,9 @@
 //! [`RocksUserStore`] keeps people (accounts and their indexes, contacts, blocks,
 //! authorizations, devices) in a RocksDB of its own, every change but presence synced.
 //!
+//! [`RocksSecretStore`] keeps the secret-chat relay (chats, per-device queues with their qts,
+//! send records) in a RocksDB of its own, every change synced.
+//!
 //! The byte layout is in `docs/storage-format.md`.
 
 mod auth_key;
@@ -43,6 +46,7 @@ mod message;
 mod part_cache;
 mod part_files;
 mod plan;
+mod secret;
 mod shards;
 mod upload_hashes;
 mod user;
@@ -51,5 +55,6 @@ pub use auth_key::RocksAuthKeyStore;
 pub use file::{DEFAULT_PART_CACHE_BYTES, RocksFileStore};
 pub use instance::Fault;
 pub use message::RocksMessageStore;
+pub use secret::RocksSecretStore;
 pub use shards::{Durability, OpenError, RocksOptions};
 pub use user::RocksUserStore;

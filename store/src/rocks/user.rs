@@ -9,11 +9,11 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::instance::{Instance, Reader, Tuning, USER_FAMILIES};
+use super::instance::{Instance, Tuning, USER_FAMILIES};
 use super::shards::{Durability, OpenError};
 use crate::BackendError;
 use crate::message::MessageError;
-use crate::user::plan::{self, Plan, RowList, Rows, user_store_over_rows};
+use crate::user::plan::{self, Plan, Rows, user_store_over_rows};
 use crate::user::{UserError, UserStoreConfig};
 
 /// People in a RocksDB database of their own.
@@ -29,40 +29,6 @@ fn backend(error: MessageError) -> UserError {
         MessageError::Backend(cause) => UserError::Backend(cause),
         MessageError::Poisoned { cause, .. } => UserError::Poisoned(cause),
         other => UserError::Backend(BackendError::with_source("user store", other)),
-    }
-}
-
-impl Rows for Reader<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, UserError> {
-        Reader::get(self, key, |value| Ok(value.to_vec())).map_err(backend)
-    }
-
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, UserError> {
-        let mut walk = self.range(prefix).map_err(backend)?;
-        walk.first();
-        let mut rows = Vec::new();
-        while rows.len() < limit {
-            match walk.item().map_err(backend)? {
-                Some((key, value)) => rows.push((key.to_vec(), value.to_vec())),
-                None => break,
-            }
-            walk.next();
-        }
-        Ok(rows)
-    }
-
-    fn visit_values(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8]) -> Result<(), UserError>,
-    ) -> Result<(), UserError> {
-        let mut walk = self.range(prefix).map_err(backend)?;
-        walk.first();
-        while let Some((_, value)) = walk.item().map_err(backend)? {
-            visit(value)?;
-            walk.next();
-        }
-        Ok(())
     }
 }
 

@@ -338,6 +338,13 @@ pub enum UserError {
     Poisoned(#[source] crate::BackendError),
 }
 
+impl From<crate::BackendError> for UserError {
+    /// A row that could not be read: the engine's fault.
+    fn from(cause: crate::BackendError) -> Self {
+        Self::Backend(cause)
+    }
+}
+
 /// Limits of a user store. Every list a peer can grow has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -4,11 +4,10 @@
 //! code, so they cannot disagree on a rule. Keys are [`crate::keys`]' user rows, values
 //! [`super::values`].
 
-use std::collections::BTreeMap;
-
 use crate::BackendError;
-use crate::codec::{BatchOp, ValueError};
+use crate::codec::ValueError;
 use crate::keys::{self, Prefix};
+pub(crate) use crate::rows::{Plan, RowList, Rows};
 
 use super::rules::{self, MAX_DETAIL_LEN, MAX_OTHER_UIDS, MAX_SECRET_LEN, MAX_TOKEN_LEN};
 use super::values::{self, PhoneBookEntry};
@@ -29,107 +28,6 @@ pub(crate) fn corrupt(error: ValueError) -> UserError {
 
 fn corrupt_key(error: keys::KeyError) -> UserError {
     UserError::Backend(BackendError::with_source("user store", error))
-}
-
-/// Rows as a scan returns them: keys and values, in key order.
-pub(crate) type RowList = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// An ordered view of the rows.
-pub(crate) trait Rows {
-    /// The value under `key`.
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, UserError>;
-    /// The rows whose keys start with `prefix`, in key order, at most `limit`.
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, UserError>;
-
-    /// Hands the values of the rows whose keys start with `prefix` to `visit`, in key order,
-    /// without copying them where the backend can lend them (reads of whole lists).
-    fn visit_values(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8]) -> Result<(), UserError>,
-    ) -> Result<(), UserError> {
-        for (_, value) in self.scan(prefix, usize::MAX)? {
-            visit(&value)?;
-        }
-        Ok(())
-    }
-}
-
-impl Rows for BTreeMap<Vec<u8>, Vec<u8>> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, UserError> {
-        Ok(Self::get(self, key).cloned())
-    }
-
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, UserError> {
-        Ok(self
-            .range(prefix.to_vec()..)
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .take(limit)
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect())
-    }
-}
-
-/// The writes of one call, over the rows as they were, read back as if made.
-pub(crate) struct Plan<'a> {
-    rows: &'a dyn Rows,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl<'a> Plan<'a> {
-    pub(crate) fn new(rows: &'a dyn Rows) -> Self {
-        Self {
-            rows,
-            writes: BTreeMap::new(),
-        }
-    }
-
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
-    }
-
-    fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
-    }
-
-    /// The batch to commit.
-    pub(crate) fn into_ops(self) -> Vec<BatchOp> {
-        self.writes
-            .into_iter()
-            .map(|(key, value)| BatchOp { key, value })
-            .collect()
-    }
-}
-
-impl Rows for Plan<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, UserError> {
-        match self.writes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.rows.get(key),
-        }
-    }
-
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, UserError> {
-        let written: Vec<_> = self
-            .writes
-            .range(prefix.to_vec()..)
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .collect();
-        // Rows this plan deleted may hide as many stored ones: read that many more.
-        let hidden = written.iter().filter(|(_, value)| value.is_none()).count();
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
-            .rows
-            .scan(prefix, limit.saturating_add(hidden))?
-            .into_iter()
-            .collect();
-        for (key, value) in written {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(merged.into_iter().take(limit).collect())
-    }
 }
 
 // --- reads ---
@@ -227,7 +125,9 @@ pub(crate) fn photos(rows: &dyn Rows, id: i64) -> Result<Vec<(Vec<u8>, ProfilePh
 pub(crate) fn contacts(rows: &dyn Rows, owner: i64) -> Result<Vec<Contact>, UserError> {
     let mut contacts = Vec::new();
     rows.visit_values(&keys::user_row(Prefix::Contact, &[owner]), &mut |value| {
-        contacts.push(values::decode_contact(value).map_err(corrupt)?);
+        let contact = values::decode_contact(value)
+            .map_err(|error| BackendError::with_source("user store", error))?;
+        contacts.push(contact);
         Ok(())
     })?;
     Ok(contacts)
