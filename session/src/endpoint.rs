@@ -616,7 +616,45 @@ impl Endpoint {
         body: &Bytes,
         connections: &mut Vec<ConnectionId>,
     ) -> usize {
-        self.push_to(user_id, body, None, connections)
+        self.push_to(user_id, None, body, None, connections)
+    }
+
+    /// [`Self::push_update_to`] for the sessions of one device only: the permanent key
+    /// `perm_auth_key_id` and the temporary keys bound to it (a secret chat's messages
+    /// belong to one device, not to every session of its user).
+    pub fn push_update_to_device(
+        &mut self,
+        user_id: i64,
+        perm_auth_key_id: i64,
+        body: &Bytes,
+        connections: &mut Vec<ConnectionId>,
+    ) -> usize {
+        self.push_to(
+            user_id,
+            Some((perm_auth_key_id, true)),
+            body,
+            None,
+            connections,
+        )
+    }
+
+    /// [`Self::push_update_to`] for the sessions of every device of `user_id` but one (the
+    /// permanent key `perm_auth_key_id` and the temporary keys bound to it): what the
+    /// user's other devices are told when one of them took a secret chat.
+    pub fn push_update_to_other_devices(
+        &mut self,
+        user_id: i64,
+        perm_auth_key_id: i64,
+        body: &Bytes,
+        connections: &mut Vec<ConnectionId>,
+    ) -> usize {
+        self.push_to(
+            user_id,
+            Some((perm_auth_key_id, false)),
+            body,
+            None,
+            connections,
+        )
     }
 
     /// [`Self::push_update_to`] for an update of stream `stream` (a channel's posts): each
@@ -630,12 +668,13 @@ impl Endpoint {
         too_long: &Bytes,
         connections: &mut Vec<ConnectionId>,
     ) -> usize {
-        self.push_to(user_id, body, Some((stream, too_long)), connections)
+        self.push_to(user_id, None, body, Some((stream, too_long)), connections)
     }
 
     fn push_to(
         &mut self,
         user_id: i64,
+        device: Option<(i64, bool)>,
         body: &Bytes,
         stream: Option<(i64, &Bytes)>,
         connections: &mut Vec<ConnectionId>,
@@ -646,6 +685,17 @@ impl Endpoint {
         let idle = self.config.session_idle_timeout;
         let mut delivered = 0;
         for &auth_key_id in keys {
+            // `device`: one permanent key, and whether to reach only it or all but it.
+            if let Some((device, only)) = device {
+                let on_device = self
+                    .keys
+                    .get(&auth_key_id)
+                    .and_then(|cached| cached.perm_auth_key_id)
+                    == Some(device);
+                if on_device != only {
+                    continue;
+                }
+            }
             let Some(session_ids) = self.of_key.get(&auth_key_id) else {
                 continue;
             };

@@ -122,6 +122,8 @@ pub enum Prefix {
     SecretExpiry = 0x36,
     /// How many of a user's secret chats are not discarded: user id.
     SecretUserLive = 0x37,
+    /// A file sent in a secret chat: its id.
+    SecretFile = 0x38,
 }
 
 impl Prefix {
@@ -181,6 +183,7 @@ impl Prefix {
             0x35 => Some(Self::SecretSend),
             0x36 => Some(Self::SecretExpiry),
             0x37 => Some(Self::SecretUserLive),
+            0x38 => Some(Self::SecretFile),
             _ => None,
         }
     }

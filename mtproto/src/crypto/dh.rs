@@ -208,6 +208,12 @@ impl DhGroup {
         self.g
     }
 
+    /// Checks that a public value (`g_a`, `g_b`) lies in `[2^1984, p - 2^1984]`: what a
+    /// relay checks before passing one on (`DH_G_A_INVALID`, `DH_G_B_INVALID`).
+    pub fn check_public_value(&self, value: &[u8]) -> Result<(), DhError> {
+        self.check_public(value).map(|_| ())
+    }
+
     /// Checks that a public value lies in `[2^1984, p - 2^1984]`, and returns it as a number.
     pub(crate) fn check_public(&self, value: &[u8]) -> Result<U2048, DhError> {
         let x = U2048::from_be_bytes(value).ok_or(DhError::PublicValueOutOfRange)?;

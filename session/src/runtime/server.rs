@@ -346,6 +346,33 @@ impl Server {
         }
     }
 
+    /// Sends an update to the live sessions of one device of `user_id` (its permanent key
+    /// `perm_auth_key_id` and the temporary keys bound to it) on this node: a secret chat's
+    /// events belong to the device that holds its key. With no such session and `push`, the
+    /// push provider is asked to notify the user. It does not cross the update bus (whose
+    /// messages are addressed to users): with several nodes, a device's node is the one
+    /// its client is connected to, and a client that connects elsewhere catches up with
+    /// `updates.getDifference`.
+    pub fn send_device_update(
+        &self,
+        user_id: i64,
+        perm_auth_key_id: i64,
+        update: Bytes,
+        push: bool,
+    ) {
+        self.shared
+            .deliver(user_id, Some((perm_auth_key_id, true)), update, push);
+    }
+
+    /// Sends an update to the live sessions on this node of every device of `user_id` but
+    /// the one of `perm_auth_key_id` (no push notification): what a user's other devices
+    /// are told when one of them took a secret chat. Not across the update bus, as
+    /// [`Self::send_device_update`].
+    pub fn send_other_devices_update(&self, user_id: i64, perm_auth_key_id: i64, update: Bytes) {
+        self.shared
+            .deliver(user_id, Some((perm_auth_key_id, false)), update, false);
+    }
+
     /// Sends one update to the live sessions of every user of `users` on this node (a
     /// channel's post to its members): the users are grouped by the endpoint shards that
     /// hold their keys, each shard is locked once, and only the connections that took the
@@ -565,6 +592,26 @@ impl ServerHandle {
         }
     }
 
+    /// [`Server::send_device_update`], if the server is still there.
+    pub fn send_device_update(
+        &self,
+        user_id: i64,
+        perm_auth_key_id: i64,
+        update: Bytes,
+        push: bool,
+    ) {
+        if let Some(shared) = self.shared.upgrade() {
+            Server { shared }.send_device_update(user_id, perm_auth_key_id, update, push);
+        }
+    }
+
+    /// [`Server::send_other_devices_update`], if the server is still there.
+    pub fn send_other_devices_update(&self, user_id: i64, perm_auth_key_id: i64, update: Bytes) {
+        if let Some(shared) = self.shared.upgrade() {
+            Server { shared }.send_other_devices_update(user_id, perm_auth_key_id, update);
+        }
+    }
+
     /// [`Server::fan_out`], if the server is still there (0 otherwise).
     pub fn fan_out(&self, users: &[i64], update: &Bytes, stream: Option<(i64, &Bytes)>) -> usize {
         self.shared
@@ -683,6 +730,18 @@ impl Shared {
     }
 
     fn deliver_update(self: &Arc<Self>, user_id: i64, update: Bytes) {
+        self.deliver(user_id, None, update, true);
+    }
+
+    /// Delivers to the live sessions of `user_id` (with `device`, of one permanent key only,
+    /// or of all keys but it), or asks the push provider when there is none and `push`.
+    fn deliver(
+        self: &Arc<Self>,
+        user_id: i64,
+        device: Option<(i64, bool)>,
+        update: Bytes,
+        push: bool,
+    ) {
         let mut woken = Vec::new();
         // Only the shards that hold the user's keys (the index of users by shard).
         let delivered: usize = self
@@ -690,9 +749,16 @@ impl Shared {
             .group_by_shard(&[user_id])
             .into_iter()
             .map(|(shard, _)| {
-                self.endpoint
-                    .at(shard)
-                    .push_update_to(user_id, &update, &mut woken)
+                let mut endpoint = self.endpoint.at(shard);
+                match device {
+                    None => endpoint.push_update_to(user_id, &update, &mut woken),
+                    Some((key, true)) => {
+                        endpoint.push_update_to_device(user_id, key, &update, &mut woken)
+                    }
+                    Some((key, false)) => {
+                        endpoint.push_update_to_other_devices(user_id, key, &update, &mut woken)
+                    }
+                }
             })
             .sum();
         if delivered > 0 {
@@ -703,7 +769,7 @@ impl Shared {
                     entry.wake.notify_one();
                 }
             }
-        } else {
+        } else if push {
             let shared = self.clone();
             tokio::spawn(async move {
                 let notification = Notification { user_id, update };

@@ -81,7 +81,8 @@ fn family(prefix: Prefix) -> &'static str {
         | Prefix::SecretKeyChat
         | Prefix::SecretDevice
         | Prefix::SecretSend
-        | Prefix::SecretUserLive => "chats",
+        | Prefix::SecretUserLive
+        | Prefix::SecretFile => "chats",
         Prefix::SecretQueue | Prefix::SecretExpiry => "queue",
     }
 }

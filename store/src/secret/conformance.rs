@@ -38,6 +38,24 @@ pub fn run_all(make: MakeStore<'_>) {
     limits_are_kept(make);
     removing_a_device_closes_its_chats(make);
     retention_ends(make);
+    files_are_kept_for_the_retention(make);
+}
+
+fn files_are_kept_for_the_retention(make: MakeStore<'_>) {
+    let config = SecretStoreConfig {
+        retention_secs: 100,
+        ..SecretStoreConfig::default()
+    };
+    let store = make(config);
+    assert_eq!(store.file(1).unwrap(), None);
+    store.put_file(1, b"first", NOW).unwrap();
+    assert_eq!(store.file(1).unwrap(), Some(b"first".to_vec()));
+    // Put again later: it lives to the later end.
+    store.put_file(1, b"again", NOW + 50).unwrap();
+    store.purge_expired(NOW + 100, 1000).unwrap();
+    assert_eq!(store.file(1).unwrap(), Some(b"again".to_vec()));
+    store.purge_expired(NOW + 150, 1000).unwrap();
+    assert_eq!(store.file(1).unwrap(), None);
 }
 
 fn new_chat(id: i32, g_a: u8) -> NewSecretChat {

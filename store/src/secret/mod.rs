@@ -352,7 +352,15 @@ pub trait SecretStore: Send + Sync {
     /// is discarded and returned (the application tells the other sides).
     fn remove_device(&self, key: i64, date: i32) -> Result<Vec<SecretChat>, SecretError>;
 
+    /// Keeps `reference` (what the application needs to serve the file: opaque to the
+    /// store) under the encrypted file `id` for the retention period from `date`; a later
+    /// call for the same id replaces it and starts the period again.
+    fn put_file(&self, id: i64, reference: &[u8], date: i32) -> Result<(), SecretError>;
+
+    /// The reference kept under the encrypted file `id`.
+    fn file(&self, id: i64) -> Result<Option<Vec<u8>>, SecretError>;
+
     /// Removes what the retention period is over for at `now`: queue entries, send records,
-    /// discarded chats; at most `limit` rows a call. Returns how many went.
+    /// discarded chats, files; at most `limit` rows a call. Returns how many went.
     fn purge_expired(&self, now: i32, limit: usize) -> Result<usize, SecretError>;
 }

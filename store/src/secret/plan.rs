@@ -485,6 +485,37 @@ pub(crate) fn remove_device(
     Ok(closed)
 }
 
+fn file_key(id: i64) -> Vec<u8> {
+    keys::user_row(Prefix::SecretFile, &[id])
+}
+
+pub(crate) fn put_file(
+    plan: &mut Plan<'_>,
+    config: &SecretStoreConfig,
+    id: i64,
+    reference: &[u8],
+    date: i32,
+) -> Result<(), SecretError> {
+    if reference.len() > config.max_data_len {
+        return Err(SecretError::DataTooLong);
+    }
+    let key = file_key(id);
+    let end = retention_end(config, date);
+    plan.put(expiry_key(end, &key), Vec::new());
+    plan.put(key, values::encode_file(end, reference));
+    Ok(())
+}
+
+pub(crate) fn file(rows: &dyn Rows, id: i64) -> Result<Option<Vec<u8>>, SecretError> {
+    rows.get(&file_key(id))?
+        .map(|value| {
+            values::decode_file(&value)
+                .map(|(_, reference)| reference)
+                .map_err(corrupt)
+        })
+        .transpose()
+}
+
 pub(crate) fn purge_expired(
     plan: &mut Plan<'_>,
     config: &SecretStoreConfig,
@@ -527,6 +558,16 @@ pub(crate) fn purge_expired(
                     }
                 }
                 plan.delete(target);
+            }
+            Some(Prefix::SecretFile) => {
+                // A file put again lives to its latest end: an earlier expiry row leaves it.
+                let until = match plan.get(&target)? {
+                    Some(value) => values::decode_file(&value).map_err(corrupt)?.0,
+                    None => i64::MIN,
+                };
+                if until <= i64::from(now) {
+                    plan.delete(target);
+                }
             }
             _ => plan.delete(target),
         }
@@ -639,6 +680,20 @@ macro_rules! secret_store_over_rows {
             ) -> Result<Vec<$crate::secret::SecretChat>, $crate::secret::SecretError> {
                 let config = self.config;
                 self.write(|plan| $crate::secret::plan::remove_device(plan, &config, key, date))
+            }
+            fn put_file(
+                &self,
+                id: i64,
+                reference: &[u8],
+                date: i32,
+            ) -> Result<(), $crate::secret::SecretError> {
+                let config = self.config;
+                self.write(|plan| {
+                    $crate::secret::plan::put_file(plan, &config, id, reference, date)
+                })
+            }
+            fn file(&self, id: i64) -> Result<Option<Vec<u8>>, $crate::secret::SecretError> {
+                self.read(|rows| $crate::secret::plan::file(rows, id))
             }
             fn purge_expired(
                 &self,

@@ -194,6 +194,22 @@ pub(crate) fn decode_send(value: &[u8]) -> Result<SendRecord, ValueError> {
     Ok(record)
 }
 
+/// Writes a file row (`38` row): the end of its retention, then the reference.
+pub(crate) fn encode_file(until: i64, reference: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.i64(until).bytes(reference);
+    w.finish()
+}
+
+/// Reads [`encode_file`].
+pub(crate) fn decode_file(value: &[u8]) -> Result<(i64, Vec<u8>), ValueError> {
+    let mut r = Reader::new(value, "secret file")?;
+    let until = r.i64()?;
+    let reference = r.bytes()?;
+    r.end()?;
+    Ok((until, reference))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +274,10 @@ mod tests {
             file: None,
         };
         assert_eq!(decode_send(&encode_send(&record)), Ok(record));
+        assert_eq!(
+            decode_file(&encode_file(-3, b"ref")),
+            Ok((-3, b"ref".to_vec()))
+        );
     }
 
     #[test]
