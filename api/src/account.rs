@@ -323,6 +323,7 @@ pub async fn reset_authorization(
     let user = ctx.user()?;
     let perm = ctx.perm_auth_key_id()?;
     let backend = accounts.backend.clone();
+    let server = ctx.server().clone();
     let key = ctx
         .blocking(move || {
             let invalid = || ApiError::bad_request("HASH_INVALID");
@@ -335,7 +336,7 @@ pub async fn reset_authorization(
                 .into_iter()
                 .find(|row| row.hash == request.hash && row.auth_key_id != perm)
                 .ok_or_else(invalid)?;
-            sign_out(&backend, user, row.auth_key_id)?;
+            sign_out(&server, &backend, user, row.auth_key_id)?;
             Ok(row.auth_key_id)
         })
         .await?;
@@ -343,10 +344,16 @@ pub async fn reset_authorization(
     Ok(true)
 }
 
-/// Signs `key` out of `user`: its authorization and devices go, the key store forgets its
-/// user. Blocking. The caller tells the runtime (`ServerHandle::set_user`).
-pub fn sign_out(backend: &Backend, user: i64, key: i64) -> Result<(), ApiError> {
+/// Signs `key` out of `user`: its authorization and devices go, its secret chats close
+/// (the other sides are told), the key store forgets its user. Blocking. The caller tells the runtime (`ServerHandle::set_user`).
+pub fn sign_out(
+    server: &ServerHandle,
+    backend: &Backend,
+    user: i64,
+    key: i64,
+) -> Result<(), ApiError> {
     backend.users.remove_authorization(user, key)?;
+    crate::secret::device_signed_out(server, backend, key)?;
     match backend.keys.set_user(key, None) {
         // A key the store no longer has is signed out already.
         Ok(()) | Err(columba_store::AuthKeyError::NotFound(_)) => Ok(()),
@@ -359,6 +366,7 @@ pub fn sign_out(backend: &Backend, user: i64, key: i64) -> Result<(), ApiError> 
 /// longest ago is signed out to make room (as a session limit would); the keys signed out
 /// are returned, for the caller to tell the runtime. Blocking.
 pub fn record_sign_in(
+    server: &ServerHandle,
     backend: &Backend,
     client: Option<&ClientInfo>,
     ip: Option<std::net::IpAddr>,
@@ -393,7 +401,7 @@ pub fn record_sign_in(
                     .filter(|other| other.auth_key_id != key)
                     .min_by_key(|other| other.active)
                     .ok_or_else(|| ApiError::flood_wait(60))?;
-                sign_out(backend, user, oldest.auth_key_id)?;
+                sign_out(server, backend, user, oldest.auth_key_id)?;
                 evicted.push(oldest.auth_key_id);
             }
             Err(error) => return Err(error.into()),
@@ -449,6 +457,7 @@ pub async fn delete_account(
     let user = ctx.user()?;
     let perm = ctx.perm_auth_key_id()?;
     let backend = accounts.backend.clone();
+    let server = ctx.server().clone();
     let keys = ctx
         .blocking(move || {
             // The caller's key too, had its sign-in not been recorded.
@@ -463,7 +472,7 @@ pub async fn delete_account(
             keys.dedup();
             backend.users.delete_account(user)?;
             for key in &keys {
-                sign_out(&backend, user, *key)?;
+                sign_out(&server, &backend, user, *key)?;
             }
             Ok(keys)
         })

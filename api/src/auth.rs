@@ -359,14 +359,22 @@ impl Login {
         // The authorization is recorded before the key is bound, so that a bound key is
         // always listed (and can be reset); a key signed in as someone else before loses
         // that user's records first.
+        let server = ctx.server().clone();
         let evicted = ctx
             .blocking(move || {
                 let previous = backend.keys.get(perm)?.and_then(|record| record.user_id);
                 if let Some(previous) = previous.filter(|previous| *previous != user) {
                     backend.users.remove_authorization(previous, perm)?;
+                    crate::secret::device_signed_out(&server, &backend, perm)?;
                 }
-                let evicted =
-                    crate::account::record_sign_in(&backend, client.as_ref(), ip, user, perm)?;
+                let evicted = crate::account::record_sign_in(
+                    &server,
+                    &backend,
+                    client.as_ref(),
+                    ip,
+                    user,
+                    perm,
+                )?;
                 backend.keys.set_user(perm, Some(user))?;
                 Ok(evicted)
             })
@@ -541,7 +549,7 @@ pub async fn sign_up(
 }
 
 /// `auth.logOut`: the permanent key loses its user (its sessions get
-/// `401 AUTH_KEY_UNREGISTERED` from now on).
+/// `401 AUTH_KEY_UNREGISTERED` from now on) and its secret chats and queue.
 pub async fn log_out(
     ctx: Ctx,
     login: Arc<Login>,
@@ -550,9 +558,11 @@ pub async fn log_out(
     let perm = ctx.perm_auth_key_id()?;
     let backend = login.backend.clone();
     let user = ctx.user_id();
+    let server = ctx.server().clone();
     ctx.blocking(move || {
         if let Some(user) = user {
             backend.users.remove_authorization(user, perm)?;
+            crate::secret::device_signed_out(&server, &backend, perm)?;
         }
         Ok(backend.keys.set_user(perm, None)?)
     })

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use columba_mtproto::tl::api::enums;
 use columba_store::message::{Peer, StoredMessage};
-use columba_store::{AuthKeyStore, FileStore, MessageStore, UserStore};
+use columba_store::{
+    AuthKeyStore, FileStore, MemorySecretStore, MessageStore, SecretStore, UserStore,
+};
 
 use crate::access::AccessSecret;
 use crate::error::ApiError;
@@ -24,6 +26,8 @@ pub struct Backend {
     pub keys: Arc<dyn AuthKeyStore>,
     /// People: accounts, contacts, blocks, authorizations, devices.
     pub users: Arc<dyn UserStore>,
+    /// The secret-chat relay: chats between devices, their queues.
+    pub secrets: Arc<dyn SecretStore>,
     /// The secret behind access hashes.
     pub access: AccessSecret,
     /// The DCs clients are told about.
@@ -41,7 +45,8 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// A backend over these stores.
+    /// A backend over these stores, with the secret-chat relay's state in memory (see
+    /// [`Self::with_secrets`]).
     pub fn new(
         messages: Arc<dyn MessageStore>,
         files: Arc<dyn FileStore>,
@@ -50,11 +55,33 @@ impl Backend {
         access: AccessSecret,
         dcs: DcList,
     ) -> Arc<Self> {
+        Self::with_secrets(
+            messages,
+            files,
+            keys,
+            users,
+            Arc::new(MemorySecretStore::new()),
+            access,
+            dcs,
+        )
+    }
+
+    /// A backend over these stores, the secret-chat relay's included.
+    pub fn with_secrets(
+        messages: Arc<dyn MessageStore>,
+        files: Arc<dyn FileStore>,
+        keys: Arc<dyn AuthKeyStore>,
+        users: Arc<dyn UserStore>,
+        secrets: Arc<dyn SecretStore>,
+        access: AccessSecret,
+        dcs: DcList,
+    ) -> Arc<Self> {
         Arc::new(Self {
             messages,
             files,
             keys,
             users,
+            secrets,
             access,
             dcs,
             present: crate::channels::PresentMembers::default(),

@@ -59,6 +59,7 @@
 //! - [`push`]: notifications to registered devices for users with no live session.
 //! - [`help`], [`account`], [`contacts`], [`users`], [`messages`], [`channels`], [`chats`],
 //!   [`updates`], [`upload`]: the stock services.
+//! - [`secret`]: the secret-chat relay (key exchange, per-device queues with their qts).
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
@@ -82,6 +83,7 @@ pub mod photos;
 pub mod push;
 mod rate;
 mod router;
+pub mod secret;
 mod service;
 pub mod updates;
 pub mod upload;
@@ -102,7 +104,7 @@ use std::sync::Arc;
 
 /// Every stock module in one router, with the default limits: [`help`], [`auth`],
 /// [`account`], [`contacts`], [`photos`], [`users`], [`messages`], [`channels`],
-/// [`chats`], [`updates`], [`upload`].
+/// [`chats`], [`updates`], [`upload`], [`secret`].
 pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
     help::router(backend.clone())
         .merge(auth::router(login))
@@ -118,6 +120,7 @@ pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
         .merge(users::router(backend.clone()))
         .merge(messages::router(backend.clone()))
         .merge(channels::router(backend.clone()))
+        .merge(secret::router(backend.clone()))
         .merge(chats::router(backend.clone()))
         .merge(updates::router(backend.clone()))
         .merge(upload::router(backend))

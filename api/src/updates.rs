@@ -1,4 +1,5 @@
-//! `updates`: the state and the difference of the caller's common box, and [`notify`],
+//! `updates`: the state and the difference of the caller's common box (with the device's
+//! secret queue, [`crate::secret::with_secret_queue`]), and [`notify`],
 //! which tells a box's owner what changed in it (the other side of every change).
 
 use std::sync::Arc;
@@ -32,10 +33,19 @@ pub async fn get_state(
     _: functions::updates::GetState,
 ) -> Result<enums::updates::State, ApiError> {
     let user = ctx.user()?;
-    let state = ctx
-        .blocking(move || Ok(backend.messages.state(BoxId::User(user))?))
+    let key = ctx.perm_auth_key_id()?;
+    let (state, queue) = ctx
+        .blocking(move || {
+            Ok((
+                backend.messages.state(BoxId::User(user))?,
+                backend.secrets.queue_state(key)?,
+            ))
+        })
         .await?;
-    Ok(objects::state(state.pts, objects::now_unix()))
+    let mut answer = objects::state(state.pts, objects::now_unix());
+    let enums::updates::State::State(fields) = &mut answer;
+    fields.qts = queue.qts;
+    Ok(answer)
 }
 
 /// `updates.getDifference` from the client's pts, at most [`DIFFERENCE_LIMIT`] entries.
@@ -45,6 +55,7 @@ pub async fn get_difference(
     request: functions::updates::GetDifference,
 ) -> Result<enums::updates::Difference, ApiError> {
     let user = ctx.user()?;
+    let key = ctx.perm_auth_key_id()?;
     ctx.blocking(move || {
         let difference =
             backend
@@ -68,7 +79,9 @@ pub async fn get_difference(
             return Err(error);
         }
         let news = channel_news(&backend, user, request.date)?;
-        with_channel_news(answer, news, &backend, user)
+        let answer = with_channel_news(answer, news, &backend, user)?;
+        let pts = backend.messages.state(BoxId::User(user))?.pts;
+        crate::secret::with_secret_queue(&backend, key, request.qts, pts, answer)
     })
     .await
 }

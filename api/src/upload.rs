@@ -75,8 +75,9 @@ pub fn document_id(content: &ContentId) -> i64 {
     i64::from_le_bytes(head)
 }
 
-/// `upload.getFile` of a document, of a photo's one size, or of a user's profile photo
-/// (`inputPeerPhotoFileLocation`, either size: there is one). The file reference is the
+/// `upload.getFile` of a document, of a photo's one size, of a user's profile photo
+/// (`inputPeerPhotoFileLocation`, either size: there is one), or of a secret chat's
+/// encrypted file (`inputEncryptedFileLocation`: the ciphertext as uploaded). The file reference is the
 /// content id and the access hash a keyed hash of it: `FILE_REFERENCE_INVALID` when they
 /// do not match; a profile photo is found among its user's photos (`LOCATION_INVALID`
 /// otherwise).
@@ -105,7 +106,8 @@ pub async fn get_file(
         {
             checked(location.id, location.access_hash, &location.file_reference)?
         }
-        enums::InputFileLocation::InputPeerPhotoFileLocation(_) => None,
+        enums::InputFileLocation::InputPeerPhotoFileLocation(_)
+        | enums::InputFileLocation::InputEncryptedFileLocation(_) => None,
         _ => return Err(ApiError::bad_request("LOCATION_INVALID")),
     };
     let viewer = ctx.user()?;
@@ -121,6 +123,9 @@ pub async fn get_file(
                     .find(|photo| photo.photo_id == location.photo_id)
                     .map(|photo| photo.content)
                     .ok_or_else(|| ApiError::bad_request("LOCATION_INVALID"))?
+            }
+            (None, enums::InputFileLocation::InputEncryptedFileLocation(location)) => {
+                crate::secret::encrypted_file_content(&backend, location.id, location.access_hash)?
             }
             (None, _) => return Err(ApiError::bad_request("LOCATION_INVALID")),
         };

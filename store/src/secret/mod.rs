@@ -34,9 +34,8 @@ pub(crate) mod values;
 
 pub use memory::MemorySecretStore;
 
-/// Where a secret chat is in its life.
+/// Where a secret chat is in its life (the protocol's three states: closed on purpose).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum SecretChatState {
     /// Requested, not yet accepted.
     Waiting,
