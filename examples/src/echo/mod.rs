@@ -3,6 +3,7 @@
 //!
 //! - [`bot`]: the echo user's behaviour (the stock sends, wrapped).
 //! - `groups`: the echo in basic groups and supergroups, answering what mentions it.
+//! - [`secret_peer`]: the echo in secret chats, as a device of its own.
 //! - [`users`]: the user store and the echo user in it.
 //! - [`secrets`]: the RSA key and the secret behind access hashes.
 //! - [`run`]: the data directory, the stores and the runtime put together.
@@ -10,6 +11,7 @@
 pub mod bot;
 mod groups;
 pub mod run;
+pub mod secret_peer;
 pub mod secrets;
 pub mod users;
 

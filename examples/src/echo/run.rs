@@ -14,12 +14,15 @@ use columba_mtproto::handshake;
 use columba_session::plugins::{CodeSender, LoggingCodeSender, Service};
 use columba_session::runtime::{Server, ServerOptions, TcpAcceptor};
 use columba_store::file::FileStoreConfig;
+use columba_store::secret::SecretStoreConfig;
 use columba_store::{
     Durability, RocksAuthKeyStore, RocksFileStore, RocksMessageStore, RocksOptions,
+    RocksSecretStore,
 };
 
 use super::THIS_DC;
 use super::bot::Echo;
+use super::secret_peer::SecretEcho;
 use super::secrets::{load_or_create_access_secret, load_or_create_rsa_key};
 use super::users::open_users;
 
@@ -47,6 +50,7 @@ pub struct Started {
     server: Server,
     listener: TcpAcceptor,
     echo: Arc<Echo>,
+    secret_echo: Arc<SecretEcho>,
 }
 
 impl std::fmt::Debug for Started {
@@ -124,14 +128,23 @@ async fn start_inner(
         )
         .map_err(store_error)?,
     );
+    let secrets = Arc::new(
+        RocksSecretStore::open(
+            data.join("secret-chats"),
+            SecretStoreConfig::default(),
+            Durability::Sync,
+        )
+        .map_err(store_error)?,
+    );
     let listener = TcpAcceptor::bind(options.listen).await?;
     let address = listener.local_addr()?;
     let public_key = rsa.public_key().clone();
-    let backend = Backend::new(
+    let backend = Backend::with_secrets(
         messages,
         files,
         keys.clone(),
         users.clone(),
+        secrets,
         access,
         DcList::one_node(THIS_DC, address),
     );
@@ -143,7 +156,10 @@ async fn start_inner(
     }
     let login = Login::new(backend.clone(), code_sender, login_options);
     let echo = Echo::new(backend.clone());
-    let router = columba_api::stock(backend, login).merge(echo.router());
+    let secret_echo = SecretEcho::new(backend.clone());
+    let router = columba_api::stock(backend, login)
+        .merge(echo.router())
+        .merge(secret_echo.router());
     let mut server_options =
         ServerOptions::new(Arc::new(handshake::ServerConfig::new(vec![Arc::new(rsa)])));
     if let Some(limit) = options.max_connections_per_ip {
@@ -163,6 +179,7 @@ async fn start_inner(
         server,
         listener,
         echo,
+        secret_echo,
     })
 }
 
@@ -182,15 +199,22 @@ impl Started {
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully. Meanwhile, in the
-    /// background, the echo answers what a previous stop left unanswered
-    /// ([`Echo::catch_up`], the newest [`ECHO_CATCH_UP`] messages of each chat).
+    /// background, the echo closes the secret chats of its last run (their keys were in
+    /// memory) and answers what a previous stop left unanswered ([`Echo::catch_up`], the
+    /// newest [`ECHO_CATCH_UP`] messages of each chat).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let echo = self.echo.clone();
+        let secret_echo = self.secret_echo.clone();
         let handle = self.server.handle();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let catch_up =
-            tokio::task::spawn_blocking(move || echo.catch_up(&handle, ECHO_CATCH_UP, &stopping));
+        let catch_up = tokio::task::spawn_blocking(move || {
+            let closed = secret_echo.close_all(&handle);
+            if closed > 0 {
+                tracing::info!(closed, "secret chats of the echo's last run closed");
+            }
+            echo.catch_up(&handle, ECHO_CATCH_UP, &stopping)
+        });
         let served = self.server.serve(self.listener, shutdown).await;
         // The stores close only once nothing uses them: the catch-up stops after the user
         // it is at.
