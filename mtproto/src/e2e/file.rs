@@ -98,6 +98,16 @@ impl FileKey {
         Ok(Self { key, iv })
     }
 
+    /// The key, as the message that names the file carries it (`key:bytes`).
+    pub fn key(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    /// The IV, as the message that names the file carries it (`iv:bytes`).
+    pub fn iv(&self) -> &[u8; 32] {
+        &self.iv
+    }
+
     /// The file's `key_fingerprint`: with `digest = MD5(key ‖ iv)`, the little-endian `int` of
     /// `digest[0..4] XOR digest[4..8]`.
     pub fn fingerprint(&self) -> i32 {
