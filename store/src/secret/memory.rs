@@ -54,6 +54,11 @@ impl MemorySecretStore {
         }
         Ok(result)
     }
+
+    fn send_one(&self, send: &super::SecretSend) -> Result<super::SecretSent, SecretError> {
+        let config = self.config;
+        self.write(|plan| super::plan::send(plan, &config, send))
+    }
 }
 
 secret_store_over_rows!(MemorySecretStore);

@@ -319,6 +319,8 @@ pub(crate) fn discard(
     close(plan, config, chat, user, history_deleted, date)
 }
 
+/// Every refusal comes before the first write, so that a refused send leaves `plan` as it
+/// was: the RocksDB backend commits a group of sends in one plan and relies on it.
 pub(crate) fn send(
     plan: &mut Plan<'_>,
     config: &SecretStoreConfig,
@@ -575,8 +577,8 @@ pub(crate) fn purge_expired(
     Ok(removed)
 }
 
-/// Implements [`super::SecretStore`] for a backend with `config`, `read(f)` and
-/// `write(f)` in the shape of [`super::MemorySecretStore`]'s.
+/// Implements [`super::SecretStore`] for a backend with `config`, `read(f)`, `write(f)` and
+/// `send_one(send)` in the shape of [`super::MemorySecretStore`]'s.
 macro_rules! secret_store_over_rows {
     ($backend:ty) => {
         impl $crate::secret::SecretStore for $backend {
@@ -648,8 +650,7 @@ macro_rules! secret_store_over_rows {
                 &self,
                 send: &$crate::secret::SecretSend,
             ) -> Result<$crate::secret::SecretSent, $crate::secret::SecretError> {
-                let config = self.config;
-                self.write(|plan| $crate::secret::plan::send(plan, &config, send))
+                self.send_one(send)
             }
             fn queue(
                 &self,
