@@ -41,6 +41,40 @@ pub struct SessionInfo {
     /// The session asked for no updates (`invokeWithoutUpdates`); from then on the runtime
     /// pushes it none (`ServerHandle::set_receives_updates`).
     pub without_updates: bool,
+    /// What the session's queries say about its updates ([`Subscription`]).
+    pub subscription: Subscription,
+}
+
+/// Whether a session takes updates, from what it asked (core.telegram.org/api/updates,
+/// "Subscribing to updates": any query but the file methods associates the session with its
+/// user; a client may open sessions for file transfers that take none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subscription {
+    /// No query yet.
+    #[default]
+    Unknown,
+    /// Only file transfers so far: it takes no updates.
+    FilesOnly,
+    /// It made another query: it takes updates (unless it asked for none).
+    Subscribed,
+}
+
+/// The file methods, which do not subscribe a session to updates (`upload.*`).
+pub(crate) fn is_file_method(constructor: u32) -> bool {
+    use columba_mtproto::tl::Identifiable as _;
+    use columba_mtproto::tl::api::functions::upload;
+    [
+        upload::SaveFilePart::CONSTRUCTOR_ID,
+        upload::SaveBigFilePart::CONSTRUCTOR_ID,
+        upload::GetFile::CONSTRUCTOR_ID,
+        upload::GetFileHashes::CONSTRUCTOR_ID,
+        upload::GetCdnFile::CONSTRUCTOR_ID,
+        upload::GetCdnFileHashes::CONSTRUCTOR_ID,
+        upload::ReuploadCdnFile::CONSTRUCTOR_ID,
+        upload::GetWebFile::CONSTRUCTOR_ID,
+    ]
+    .contains(&constructor)
 }
 
 /// Independently locked parts of the table, so that sessions on different worker threads

@@ -95,7 +95,7 @@ pub use answer::{Encoded, IntoAnswer};
 pub use backend::Backend;
 pub use context::Ctx;
 pub use error::ApiError;
-pub use info::{ClientInfo, SessionInfo};
+pub use info::{ClientInfo, SessionInfo, Subscription};
 pub use objects::DcList;
 pub use router::Router;
 pub use service::{Api, ApiOptions};

@@ -17,7 +17,7 @@ use columba_session::{RequestContext, RpcError, RpcOutcome};
 
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::info::SessionInfos;
+use crate::info::{SessionInfos, Subscription, is_file_method};
 use crate::router::{Access, Router, panicked};
 use crate::wrappers;
 
@@ -96,17 +96,36 @@ impl Api {
             Ok(unwrapped) => unwrapped,
             Err(error) => return ready(Err(error)),
         };
+        let Some(id) = Reader::new(&unwrapped.body).peek_u32() else {
+            return ready(Err(ApiError::fetch_error()));
+        };
         let current = self.infos.get(context.session);
-        if unwrapped.without_updates && !current.without_updates {
-            // The session asked for no updates (a session for file transfers): the runtime
-            // stops pushing them to it.
-            if let Some(server) = self.server.get() {
+        let file_query = is_file_method(id);
+        let subscription = match current.subscription {
+            Subscription::Unknown if file_query => Subscription::FilesOnly,
+            Subscription::Unknown | Subscription::FilesOnly if !file_query => {
+                Subscription::Subscribed
+            }
+            other => other,
+        };
+        let without_updates = unwrapped.without_updates || current.without_updates;
+        if let Some(server) = self.server.get() {
+            if unwrapped.without_updates && !current.without_updates {
+                // The session asked for no updates: the runtime stops pushing them to it.
                 server.set_receives_updates(context.session, false);
+            } else if subscription != current.subscription && !without_updates {
+                // A session whose first query is a file transfer takes no updates (it would
+                // be the key's most recent session, and take them from the one that
+                // wants them) until it makes another query.
+                server.set_receives_updates(
+                    context.session,
+                    subscription == Subscription::Subscribed,
+                );
             }
         }
         // Clients repeat the wrappers (every request of some, every connection of all): the
         // table changes only when what they say does.
-        let info = if unwrapped.changes(&current) {
+        let info = if unwrapped.changes(&current) || subscription != current.subscription {
             self.infos.update(context.session, |info| {
                 if unwrapped.layer.is_some() {
                     info.layer = unwrapped.layer;
@@ -115,14 +134,12 @@ impl Api {
                     info.client = Some(client.clone());
                 }
                 info.without_updates |= unwrapped.without_updates;
+                info.subscription = subscription;
             })
         } else {
             current
         };
         let body = unwrapped.body;
-        let Some(id) = Reader::new(&body).peek_u32() else {
-            return ready(Err(ApiError::fetch_error()));
-        };
         let Some(route) = self.router.get(id) else {
             tracing::debug!(constructor = format_args!("{id:#010x}"), "no route");
             return ready(Err(ApiError::method_invalid()));
@@ -216,6 +233,30 @@ mod tests {
 
     async fn call(api: &Api, user: Option<i64>, body: Vec<u8>) -> RpcOutcome {
         api.handle(context(user), Bytes::from(body)).await
+    }
+
+    #[tokio::test]
+    async fn a_session_of_file_transfers_subscribes_only_with_another_query() {
+        let api = api();
+        let session = context(Some(42)).session;
+        assert_eq!(api.infos.get(session).subscription, Subscription::Unknown);
+        // A file method (no route here: the refusal still counts the query).
+        let part = functions::upload::SaveFilePart {
+            file_id: 1,
+            file_part: 0,
+            bytes: vec![1],
+        };
+        let _ = call(&api, Some(42), part.to_bytes()).await;
+        assert_eq!(api.infos.get(session).subscription, Subscription::FilesOnly);
+        let _ = call(&api, Some(42), part.to_bytes()).await;
+        assert_eq!(api.infos.get(session).subscription, Subscription::FilesOnly);
+        call(&api, Some(42), functions::help::GetNearestDc {}.to_bytes())
+            .await
+            .unwrap();
+        assert_eq!(api.infos.get(session).subscription, Subscription::Subscribed);
+        // Once subscribed, file transfers do not take it back.
+        let _ = call(&api, Some(42), part.to_bytes()).await;
+        assert_eq!(api.infos.get(session).subscription, Subscription::Subscribed);
     }
 
     fn error(outcome: RpcOutcome) -> (i32, String) {

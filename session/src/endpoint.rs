@@ -699,20 +699,29 @@ impl Endpoint {
             let Some(session_ids) = self.of_key.get(&auth_key_id) else {
                 continue;
             };
-            for &session_id in session_ids {
-                let key = SessionKey {
-                    auth_key_id,
-                    session_id,
-                };
+            // One session per key takes an update: the most recently active of those
+            // connected and taking updates (Telegram: "only one notification will be sent
+            // at a time, per key, to the most recent session"). A client with several
+            // sessions on one key would otherwise see each update once per session.
+            let newest = session_ids
+                .iter()
+                .filter_map(|&session_id| {
+                    let key = SessionKey {
+                        auth_key_id,
+                        session_id,
+                    };
+                    let slot = self.sessions.get(&key)?;
+                    (slot.connection.is_some() && slot.receives_updates)
+                        .then_some((slot.last_active, key))
+                })
+                .max();
+            if let Some((_, key)) = newest {
                 let Some(slot) = self.sessions.get_mut(&key) else {
                     continue;
                 };
                 let Some(connection) = slot.connection else {
                     continue;
                 };
-                if !slot.receives_updates {
-                    continue;
-                }
                 let took = match stream {
                     None => slot.session.push_update(body.clone()),
                     Some((stream, too_long)) => {

@@ -604,7 +604,7 @@ fn the_timers_forget_idle_sessions_when_they_are_due_and_not_before() {
 }
 
 #[test]
-fn a_session_told_to_take_no_updates_gets_none_and_the_others_still_do() {
+fn updates_go_to_the_most_recent_session_of_a_key_that_takes_them() {
     let mut w = world();
     let mut files = w.client();
     let mut main = w.client();
@@ -618,15 +618,22 @@ fn a_session_told_to_take_no_updates_gets_none_and_the_others_still_do() {
         })
         .unwrap();
     w.down(Some(&mut files), ConnectionId(1));
+    w.now.monotonic += Duration::from_millis(10);
     main.invoke(query(2)).unwrap();
     w.up(&mut main, ConnectionId(2));
     w.down(Some(&mut main), ConnectionId(2));
 
     assert_eq!(
         w.endpoint.push_update(777, &query(8)),
-        2,
-        "both take updates"
+        1,
+        "one session of the key takes an update: the most recent"
     );
+    // The older session speaks: it is the most recent now.
+    w.now.monotonic += Duration::from_millis(10);
+    files.invoke(query(3)).unwrap();
+    w.up(&mut files, ConnectionId(1));
+    w.down(Some(&mut files), ConnectionId(1));
+    assert_eq!(w.endpoint.push_update(777, &query(10)), 1);
     assert!(w.endpoint.set_receives_updates(files_session, false));
     assert_eq!(w.endpoint.push_update(777, &query(9)), 1);
     w.down(Some(&mut files), ConnectionId(1));
@@ -639,7 +646,7 @@ fn a_session_told_to_take_no_updates_gets_none_and_the_others_still_do() {
             })
             .collect()
     };
-    assert_eq!(updates(&mut files), vec![query(8)]);
+    assert_eq!(updates(&mut files), vec![query(10)]);
     assert_eq!(updates(&mut main), vec![query(8), query(9)]);
     let gone = SessionKey {
         auth_key_id: w.key.id(),
