@@ -253,10 +253,16 @@ mod tests {
         call(&api, Some(42), functions::help::GetNearestDc {}.to_bytes())
             .await
             .unwrap();
-        assert_eq!(api.infos.get(session).subscription, Subscription::Subscribed);
+        assert_eq!(
+            api.infos.get(session).subscription,
+            Subscription::Subscribed
+        );
         // Once subscribed, file transfers do not take it back.
         let _ = call(&api, Some(42), part.to_bytes()).await;
-        assert_eq!(api.infos.get(session).subscription, Subscription::Subscribed);
+        assert_eq!(
+            api.infos.get(session).subscription,
+            Subscription::Subscribed
+        );
     }
 
     fn error(outcome: RpcOutcome) -> (i32, String) {

@@ -167,8 +167,8 @@ impl DhGroup {
     }
 
     /// The cheap checks only (size, oddness, generator condition): for primes already known
-    /// to be safe.
-    fn trusted(prime: &[u8], g: u32) -> Result<Self, DhError> {
+    /// to be safe (a group read back from this device's own saved state).
+    pub(crate) fn trusted(prime: &[u8], g: u32) -> Result<Self, DhError> {
         let p = U2048::from_be_bytes(prime).ok_or(DhError::NotSafePrime)?;
         if p.bits_vartime() != 2048 {
             return Err(DhError::NotSafePrime);

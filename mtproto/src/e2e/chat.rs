@@ -651,6 +651,9 @@ impl SecretChat {
     }
 }
 
+mod saved;
+pub use saved::LoadError;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests;

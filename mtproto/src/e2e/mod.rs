@@ -40,7 +40,7 @@ pub mod file;
 pub mod layer;
 pub mod seq;
 
-pub use chat::{ChatError, ChatLimits, Dropped, Outgoing, Received, SecretChat};
+pub use chat::{ChatError, ChatLimits, Dropped, LoadError, Outgoing, Received, SecretChat};
 pub use cipher::{ChatKey, E2eError, Side};
 pub use exchange::{ExchangeError, KeyRequest};
 pub use file::{FileCipher, FileError, FileKey};

@@ -153,6 +153,24 @@ impl<T> Sequence<T> {
         self.counts
     }
 
+    /// The held messages with both their counts (the writer's out count, its in count), to
+    /// persist.
+    pub fn held_entries(&self) -> impl Iterator<Item = (i32, i32, &T)> {
+        self.held
+            .iter()
+            .map(|(out_count, (in_count, item))| (*out_count, *in_count, item))
+    }
+
+    /// Puts back a held message read from persisted state ([`Self::held_entries`]); `false`
+    /// (and nothing held) if it is not behind a hole or the limit is reached.
+    pub fn restore_held(&mut self, out_count: i32, in_count: i32, item: T) -> bool {
+        if out_count <= self.counts.received || self.held.len() >= self.max_held {
+            return false;
+        }
+        self.held.insert(out_count, (in_count, item));
+        true
+    }
+
     /// The messages held behind a hole, by the writer's out count.
     pub fn held(&self) -> impl Iterator<Item = (i32, &T)> {
         self.held.iter().map(|(count, (_, item))| (*count, item))
