@@ -536,19 +536,32 @@ fn a_saved_chat_goes_on_as_the_one_it_was_saved_from() {
     // The original and the loaded chat answer the same input in the same way.
     let mut rng_a = ChaCha20Rng::seed_from_u64(41);
     let mut rng_b = ChaCha20Rng::seed_from_u64(41);
-    let a = participant.receive(&lost.data, &mut rng_a).unwrap().unwrap();
+    let a = participant
+        .receive(&lost.data, &mut rng_a)
+        .unwrap()
+        .unwrap();
     let b = loaded.receive(&lost.data, &mut rng_b).unwrap().unwrap();
-    assert_eq!(texts(&a), ["two", "three"], "the hole filled, the held one released");
+    assert_eq!(
+        texts(&a),
+        ["two", "three"],
+        "the hole filled, the held one released"
+    );
     assert_eq!(a, b);
     // The exchange the saved chat had started completes on the loaded one (the creator
     // takes the Resend first, and its answer is not needed: the hole was filled).
-    creator.receive(&asked.send[0].data, &mut rng).unwrap().unwrap();
+    creator
+        .receive(&asked.send[0].data, &mut rng)
+        .unwrap()
+        .unwrap();
     let accepted = creator.receive(&request.data, &mut rng).unwrap().unwrap();
     assert!(!accepted.send.is_empty(), "an AcceptKey");
     for outgoing in accepted.send {
         let mut rng_c = ChaCha20Rng::seed_from_u64(42);
         let mut rng_d = ChaCha20Rng::seed_from_u64(42);
-        let a = participant.receive(&outgoing.data, &mut rng_c).unwrap().unwrap();
+        let a = participant
+            .receive(&outgoing.data, &mut rng_c)
+            .unwrap()
+            .unwrap();
         let b = loaded.receive(&outgoing.data, &mut rng_d).unwrap().unwrap();
         assert_eq!(a, b);
         for commit in b.send {
@@ -579,10 +592,16 @@ fn saved_state_is_read_without_trusting_it() {
     }
     let mut longer = saved.clone();
     longer.push(0);
-    assert_eq!(SecretChat::load(&longer).err(), Some(LoadError("trailing bytes")));
+    assert_eq!(
+        SecretChat::load(&longer).err(),
+        Some(LoadError("trailing bytes"))
+    );
     let mut other_version = saved.clone();
     other_version[0] = 9;
-    assert_eq!(SecretChat::load(&other_version).err(), Some(LoadError("version")));
+    assert_eq!(
+        SecretChat::load(&other_version).err(),
+        Some(LoadError("version"))
+    );
 }
 
 proptest! {
