@@ -651,7 +651,7 @@ impl SecretChat {
     }
 }
 
-mod saved;
+pub(crate) mod saved;
 pub use saved::LoadError;
 
 #[cfg(test)]

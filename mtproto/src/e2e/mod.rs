@@ -11,6 +11,9 @@
 //! - [`chat`]: one established chat: sending (numbered, wrapped, encrypted, kept for a
 //!   `Resend`) and receiving (decrypted, checked, put in order; `Resend` and `NotifyLayer`
 //!   handled);
+//! - `device` (feature `api`): all secret chats of one device as one state machine: the
+//!   key exchange through the relay, the calls to make in order, the events, the saved state
+//!   and the queue acknowledged only once saved;
 //! - [`cipher`]: message encryption and decryption with the chat key (MTProto 2.0 KDF with
 //!   x = 0 for the chat's creator and 8 for the other side), the key fingerprint and the 36-byte
 //!   key picture users compare;
@@ -35,6 +38,8 @@
 
 pub mod chat;
 pub mod cipher;
+#[cfg(feature = "api")]
+pub mod device;
 pub mod exchange;
 pub mod file;
 pub mod layer;
@@ -42,6 +47,8 @@ pub mod seq;
 
 pub use chat::{ChatError, ChatLimits, Dropped, LoadError, Outgoing, Received, SecretChat};
 pub use cipher::{ChatKey, E2eError, Side};
+#[cfg(feature = "api")]
+pub use device::{CloseReason, DeviceError, Event, Rpc, Saved, SecretChats};
 pub use exchange::{ExchangeError, KeyRequest};
 pub use file::{FileCipher, FileError, FileKey};
 pub use layer::{LayerError, Layered};
