@@ -256,7 +256,7 @@ pub async fn request_encryption(
         if backend.users.is_blocked(target, user)? {
             return Err(ApiError::forbidden("USER_IS_BLOCKED"));
         }
-        let access_hash = rand::rng().next_u64().cast_signed();
+        let access_hash = i64::from_le_bytes(rand::rng().next_u64().to_le_bytes());
         let chat = backend.secrets.request(&NewSecretChat {
             id: request.random_id,
             access_hash,

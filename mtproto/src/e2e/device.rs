@@ -404,12 +404,9 @@ impl SecretChats {
         else {
             return Err(DeviceError::NoChat(chat_id));
         };
-        let (key, g_b) = match exchange::accept(&group, &g_a, &self.random, rng) {
-            Ok(agreed) => agreed,
-            Err(_) => {
-                self.discard(chat_id, false, CloseReason::KeyExchange);
-                return Ok(());
-            }
+        let Ok((key, g_b)) = exchange::accept(&group, &g_a, &self.random, rng) else {
+            self.discard(chat_id, false, CloseReason::KeyExchange);
+            return Ok(());
         };
         self.rpcs.push_back(Rpc::AcceptEncryption(
             functions::messages::AcceptEncryption {
@@ -748,20 +745,20 @@ impl SecretChats {
             enums::Update::UpdateNewEncryptedMessage(update) => {
                 self.handle_message(&update.message, update.qts, now, rng);
             }
-            enums::Update::UpdateEncryptedChatTyping(update) => {
-                if self.chats.contains_key(&update.chat_id) {
-                    self.events.push_back(Event::Typing {
-                        chat_id: update.chat_id,
-                    });
-                }
+            enums::Update::UpdateEncryptedChatTyping(update)
+                if self.chats.contains_key(&update.chat_id) =>
+            {
+                self.events.push_back(Event::Typing {
+                    chat_id: update.chat_id,
+                });
             }
-            enums::Update::UpdateEncryptedMessagesRead(update) => {
-                if self.chats.contains_key(&update.chat_id) {
-                    self.events.push_back(Event::Read {
-                        chat_id: update.chat_id,
-                        max_date: update.max_date,
-                    });
-                }
+            enums::Update::UpdateEncryptedMessagesRead(update)
+                if self.chats.contains_key(&update.chat_id) =>
+            {
+                self.events.push_back(Event::Read {
+                    chat_id: update.chat_id,
+                    max_date: update.max_date,
+                });
             }
             _ => {}
         }

@@ -286,7 +286,7 @@ mod tests {
         for len in 0..value.len() {
             assert!(decode_chat(value.get(..len).unwrap_or_default()).is_err());
         }
-        let mut longer = value.clone();
+        let mut longer = value;
         longer.push(0);
         assert!(decode_chat(&longer).is_err());
         let mut entry = encode_queued(&QueuedSecret {

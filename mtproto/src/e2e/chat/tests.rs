@@ -596,7 +596,7 @@ fn saved_state_is_read_without_trusting_it() {
         SecretChat::load(&longer).err(),
         Some(LoadError("trailing bytes"))
     );
-    let mut other_version = saved.clone();
+    let mut other_version = saved;
     other_version[0] = 9;
     assert_eq!(
         SecretChat::load(&other_version).err(),

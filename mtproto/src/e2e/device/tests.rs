@@ -374,10 +374,10 @@ fn keys_are_replaced_after_a_hundred_messages() {
             .send_text(id, &format!("b{round}"), NOW, &mut rng)
             .unwrap();
         relay.settle();
-        for index in 0..2 {
+        for (index, last) in rekeyed.iter_mut().enumerate() {
             for event in relay.events(index) {
                 if let Event::Rekeyed { generation, .. } = event {
-                    rekeyed[index] = generation;
+                    *last = generation;
                 }
             }
         }
