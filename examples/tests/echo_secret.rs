@@ -384,3 +384,40 @@ async fn the_echo_answers_in_a_secret_chat_through_a_rekey() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_chat_with_the_echo_goes_on_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = common::start(dir.path(), CODE).await;
+    let (client, _) = signed_in(&running, "15550702").await;
+    let saved = client.saved_key();
+    let enums::InputPeer::InputPeerUser(echo) = client.echo_peer().await.unwrap() else {
+        panic!("the echo is a user");
+    };
+    let echo_user: enums::InputUser = types::InputUser {
+        user_id: echo.user_id,
+        access_hash: echo.access_hash,
+    }
+    .into();
+    let mut end = open_chat(client, echo_user, 777).await;
+    for round in 0..3 {
+        let text = format!("before {round}");
+        let outgoing = end.chat.send_text(&text, &mut rand::rng()).unwrap();
+        end.send(outgoing).await;
+        assert_eq!(text_of(&end.next_message().await.0), text);
+    }
+    end.client.close().await;
+    running.stop().await;
+
+    // The same data directory: the relay's chat and the echo's saved device state are there.
+    let running = common::start(dir.path(), CODE).await;
+    let client = EchoClient::connect(&running.target, Some(saved)).await.unwrap();
+    end.client = client;
+    for round in 0..3 {
+        let text = format!("after {round}");
+        let outgoing = end.chat.send_text(&text, &mut rand::rng()).unwrap();
+        end.send(outgoing).await;
+        assert_eq!(text_of(&end.next_message().await.0), text);
+    }
+    running.stop().await;
+}

@@ -156,7 +156,7 @@ async fn start_inner(
     }
     let login = Login::new(backend.clone(), code_sender, login_options);
     let echo = Echo::new(backend.clone());
-    let secret_echo = SecretEcho::new(backend.clone());
+    let secret_echo = SecretEcho::open(backend.clone(), data.join("echo-secret-device"))?;
     let router = columba_api::stock(backend, login)
         .merge(echo.router())
         .merge(secret_echo.router());
@@ -199,9 +199,9 @@ impl Started {
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully. Meanwhile, in the
-    /// background, the echo closes the secret chats of its last run (their keys were in
-    /// memory) and answers what a previous stop left unanswered ([`Echo::catch_up`], the
-    /// newest [`ECHO_CATCH_UP`] messages of each chat).
+    /// background, the echo's secret-chat device reads what came while it was down (and
+    /// closes chats its saved state lost), and the echo answers what a previous stop left
+    /// unanswered ([`Echo::catch_up`], the newest [`ECHO_CATCH_UP`] messages of each chat).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let echo = self.echo.clone();
         let secret_echo = self.secret_echo.clone();
@@ -209,9 +209,12 @@ impl Started {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let catch_up = tokio::task::spawn_blocking(move || {
-            let closed = secret_echo.close_all(&handle);
+            let closed = secret_echo.resume(&handle);
             if closed > 0 {
-                tracing::info!(closed, "secret chats of the echo's last run closed");
+                tracing::info!(
+                    closed,
+                    "secret chats of the echo its saved state lost closed"
+                );
             }
             echo.catch_up(&handle, ECHO_CATCH_UP, &stopping)
         });

@@ -3,26 +3,30 @@
 //!
 //! The echo's device is one of the relay's devices like any client's, with an id of its own
 //! ([`ECHO_DEVICE`]) in place of a permanent auth key. It runs `columba-mtproto`'s sans-IO
-//! [`SecretChat`] for each chat: the key exchange (it accepts, with the relay's DH group and
-//! its own random), sequence numbers with their `Resend` both ways, layers, and re-keying
-//! (it starts one after 100 messages under a key, as the spec asks). Its queue is read after
-//! each send into one of its chats; what it sends goes through the same relay functions as
-//! a client's request.
+//! [`SecretChats`], the machine a client device would run: the key exchange (it accepts, with
+//! the relay's DH group), sequence numbers with their `Resend` both ways, layers, re-keying
+//! (after 100 messages under a key, as the spec asks). What the relay would push to a client
+//! is handed to the machine here (the request, the queue), and the calls the machine makes are
+//! carried out with the relay's own functions, in order.
+//!
+//! The device's state is saved to a file in the data directory (written to a temporary file,
+//! synced, renamed) before its queue is acknowledged, as the protocol asks of any device: a
+//! restart goes on with the same chats, and what arrived after the last save comes again
+//! from the queue. Chats the relay has open and the saved state does not know (accepted, then
+//! the process died before the save) are closed at start.
 //!
 //! A file is echoed by sending the same encrypted file back (`inputEncryptedFile`) with the
 //! same key and iv inside the message: the echo can read the file, but need not copy it.
-//!
-//! The chats' keys live in memory: a restart loses them, so a start closes the echo's chats
-//! that are still open ([`SecretEcho::close_all`]), and their users see them closed.
 
-use std::collections::HashMap;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use columba_api::secret::{self, Ciphertext, Device, Relay};
 use columba_api::{ApiError, Backend, Ctx, Router};
 use columba_mtproto::e2e::chat::ChatLimits;
-use columba_mtproto::e2e::{Outgoing, SecretChat, Side, exchange};
+use columba_mtproto::e2e::{Event, Rpc, SecretChats};
 use columba_mtproto::tl::api::{enums, functions, types};
 use columba_mtproto::tl::secret as e2e_tl;
 use columba_session::runtime::ServerHandle;
@@ -38,26 +42,10 @@ pub const ECHO_DEVICE: i64 = 0x6563_686f_5345_4352;
 /// Queue entries read at a time.
 const QUEUE_PAGE: usize = 100;
 
-/// One chat of the echo.
-struct EchoChat {
-    access_hash: i64,
-    chat: SecretChat,
-    /// When the current key was agreed, and its generation then.
-    keyed_at: Instant,
-    generation: u32,
-}
-
-/// The echo's secret-chat device.
-pub struct SecretEcho {
-    backend: Arc<Backend>,
-    relay: Arc<Relay>,
-    chats: Mutex<HashMap<i32, EchoChat>>,
-}
-
-impl std::fmt::Debug for SecretEcho {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretEcho").finish_non_exhaustive()
-    }
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 fn device() -> Device {
@@ -67,19 +55,69 @@ fn device() -> Device {
     }
 }
 
+/// The echo's secret-chat device.
+pub struct SecretEcho {
+    backend: Arc<Backend>,
+    relay: Arc<Relay>,
+    /// The machine, and where its state is saved.
+    device: Mutex<SecretChats>,
+    state_path: PathBuf,
+}
+
+impl std::fmt::Debug for SecretEcho {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretEcho")
+            .field("state_path", &self.state_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temporary file, synced, renamed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
 impl SecretEcho {
-    /// The echo's device over `backend`.
-    pub fn new(backend: Arc<Backend>) -> Arc<Self> {
-        Arc::new(Self {
-            relay: Relay::new(backend.clone()),
+    /// The echo's device over `backend`, its state kept at `state_path` (loaded if there).
+    pub fn open(backend: Arc<Backend>, state_path: PathBuf) -> io::Result<Arc<Self>> {
+        let relay = Relay::new(backend.clone());
+        let mut device = match std::fs::read(&state_path) {
+            Ok(bytes) => SecretChats::load(&bytes).map_err(io::Error::other)?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                SecretChats::new(ECHO_USER_ID, ChatLimits::default())
+            }
+            Err(error) => return Err(error),
+        };
+        // The relay's group, as getDhConfig gives it.
+        let config: enums::messages::DhConfig = types::messages::DhConfig {
+            g: i32::try_from(relay.group().g()).unwrap_or(3),
+            p: relay.group().prime().to_vec(),
+            version: secret::DH_VERSION,
+            random: {
+                let mut random = vec![0u8; 256];
+                rand::rng().fill_bytes(&mut random);
+                random
+            },
+        }
+        .into();
+        device
+            .handle_dh_config(&config, &mut rand::rng())
+            .map_err(io::Error::other)?;
+        Ok(Arc::new(Self {
             backend,
-            chats: Mutex::new(HashMap::new()),
-        })
+            relay,
+            device: Mutex::new(device),
+            state_path,
+        }))
     }
 
-    fn chats(&self) -> std::sync::MutexGuard<'_, HashMap<i32, EchoChat>> {
-        // A chat's state is changed in whole steps by one holder at a time.
-        self.chats
+    fn device(&self) -> std::sync::MutexGuard<'_, SecretChats> {
+        // The machine is changed in whole steps by one holder at a time.
+        self.device
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -101,7 +139,7 @@ impl SecretEcho {
                             .await?;
                     if to_echo {
                         let server = ctx.server().clone();
-                        ctx.after(move || echo.accept(&server, id));
+                        ctx.after(move || echo.requested(&server, id));
                     }
                     Ok(answer)
                 },
@@ -144,114 +182,63 @@ impl SecretEcho {
                     let answer =
                         secret::discard_encryption(ctx.clone(), echo.relay.clone(), request)
                             .await?;
-                    echo.forget_if_closed(id);
+                    let server = ctx.server().clone();
+                    ctx.after(move || echo.closed_by_peer(&server, id));
                     Ok(answer)
                 },
             )
     }
 
-    /// Reads the echo's queue after the answer, if the send was to the echo.
+    /// Reads the echo's queue after the answer.
     fn read_after(self: &Arc<Self>, ctx: &Ctx) {
         let server = ctx.server().clone();
         let echo = self.clone();
         ctx.after(move || echo.read_queue(&server));
     }
 
-    /// Drops chat `id` if the relay has it closed.
-    fn forget_if_closed(&self, id: i32) {
+    /// The relay's `updateEncryption` for chat `id`, as it would push it to the echo's device.
+    fn chat_update(&self, id: i32) -> Option<enums::Update> {
+        let chat = self.backend.secrets.chat_of(ECHO_USER_ID, id).ok()??;
+        Some(
+            types::UpdateEncryption {
+                chat: secret::chat_object(&chat, ECHO_USER_ID, ECHO_DEVICE),
+                date: 0,
+            }
+            .into(),
+        )
+    }
+
+    /// A request to the echo: the device accepts it. Blocking.
+    fn requested(&self, server: &ServerHandle, id: i32) {
+        let Some(update) = self.chat_update(id) else {
+            return;
+        };
+        let mut device = self.device();
+        let mut rng = rand::rng();
+        device.handle_update(&update, now(), &mut rng);
+        self.step(server, &mut device);
+    }
+
+    /// The other side closed chat `id`: the device forgets it. Blocking.
+    fn closed_by_peer(&self, server: &ServerHandle, id: i32) {
         let closed = matches!(
             self.backend.secrets.chat_of(ECHO_USER_ID, id),
             Ok(Some(chat)) if matches!(chat.state, SecretChatState::Discarded { .. })
         );
-        if closed {
-            self.chats().remove(&id);
+        if let (true, Some(update)) = (closed, self.chat_update(id)) {
+            let mut device = self.device();
+            device.handle_update(&update, now(), &mut rand::rng());
+            self.step(server, &mut device);
         }
     }
 
-    /// Accepts the waiting request `id` to the echo. Blocking.
-    fn accept(&self, server: &ServerHandle, id: i32) {
-        if let Err(error) = self.try_accept(server, id) {
-            tracing::warn!(%error, id, "the echo could not accept a secret chat");
-        }
-    }
-
-    fn try_accept(&self, server: &ServerHandle, id: i32) -> Result<(), ApiError> {
-        let Some(chat) = self.backend.secrets.chat_of(ECHO_USER_ID, id)? else {
-            return Ok(());
-        };
-        if chat.state != SecretChatState::Waiting || chat.participant_id != ECHO_USER_ID {
-            return Ok(());
-        }
-        let mut rng = rand::rng();
-        let mut server_random = [0u8; 256];
-        rng.fill_bytes(&mut server_random);
-        let group = self.relay.group().clone();
-        let (key, g_b) = exchange::accept(&group, &chat.g_a, &server_random, &mut rng)
-            .map_err(|_| ApiError::bad_request("DH_G_A_INVALID"))?;
-        let fingerprint = key.fingerprint();
-        let mut chats = self.chats();
-        secret::accept_as(
-            server,
-            &self.backend,
-            device(),
-            chat.id,
-            chat.access_hash,
-            &g_b,
-            fingerprint,
-        )?;
-        let mut echo_chat = EchoChat {
-            access_hash: chat.access_hash,
-            chat: SecretChat::new(Side::Participant, key, group, ChatLimits::default()),
-            keyed_at: Instant::now(),
-            generation: 0,
-        };
-        // The first message of a chat says the layer this side speaks.
-        let notify = echo_chat
-            .chat
-            .notify_layer(&mut rng)
-            .map_err(|error| ApiError::internal(&error))?;
-        self.send(server, chat.id, &echo_chat, notify, None)?;
-        chats.insert(chat.id, echo_chat);
-        tracing::info!(id, user = chat.admin_id, "the echo accepted a secret chat");
-        Ok(())
-    }
-
-    /// Sends `outgoing` of chat `id`, with `file`. Blocking.
-    fn send(
-        &self,
-        server: &ServerHandle,
-        id: i32,
-        chat: &EchoChat,
-        outgoing: Outgoing,
-        file: Option<enums::EncryptedFile>,
-    ) -> Result<(), ApiError> {
-        secret::send_as(
-            server,
-            &self.backend,
-            device(),
-            Ciphertext {
-                chat_id: id,
-                access_hash: chat.access_hash,
-                random_id: outgoing.random_id,
-                data: outgoing.data,
-                kind: if outgoing.service {
-                    SecretKind::Service
-                } else {
-                    SecretKind::Message
-                },
-            },
-            file,
-            false,
-        )?;
-        Ok(())
-    }
-
-    /// Reads and answers everything in the echo's queue, acknowledging it. Blocking.
+    /// Reads and answers everything in the echo's queue. Blocking.
     pub fn read_queue(&self, server: &ServerHandle) {
         // One reader at a time: a chat's messages must be taken in queue order.
-        let mut chats = self.chats();
+        let mut device = self.device();
+        let mut after = 0;
         loop {
-            let entries = match self.backend.secrets.queue(ECHO_DEVICE, 0, QUEUE_PAGE) {
+            let entries = match self.backend.secrets.queue(ECHO_DEVICE, after, QUEUE_PAGE) {
                 Ok(entries) => entries,
                 Err(error) => {
                     tracing::warn!(%error, "the echo could not read its secret queue");
@@ -261,113 +248,176 @@ impl SecretEcho {
             let Some(last) = entries.last().map(|entry| entry.qts) else {
                 return;
             };
+            let mut rng = rand::rng();
             for entry in &entries {
-                let closed = match chats.get_mut(&entry.chat_id) {
-                    Some(chat) => self.take(
-                        server,
-                        entry.chat_id,
-                        chat,
-                        &entry.data,
-                        entry.file.as_deref(),
-                    ),
-                    // A chat of before a restart, or closed: nothing to answer.
-                    None => false,
-                };
-                if closed {
-                    chats.remove(&entry.chat_id);
+                let update: enums::Update = types::UpdateNewEncryptedMessage {
+                    message: secret::encrypted_message(entry),
+                    qts: entry.qts,
                 }
+                .into();
+                device.handle_update(&update, now(), &mut rng);
             }
-            if let Err(error) = self.backend.secrets.acknowledge(ECHO_DEVICE, last) {
-                tracing::warn!(%error, "the echo could not acknowledge its secret queue");
-                return;
-            }
+            self.step(server, &mut device);
+            after = last;
         }
     }
 
-    /// Takes one ciphertext of chat `id`; `true` if the chat had to be closed.
-    fn take(
-        &self,
-        server: &ServerHandle,
-        id: i32,
-        chat: &mut EchoChat,
-        data: &[u8],
-        file: Option<&[u8]>,
-    ) -> bool {
+    /// Answers what the device's events ask for, carries out its calls, saves its state and
+    /// then acknowledges what the save covers. Blocking.
+    fn step(&self, server: &ServerHandle, device: &mut SecretChats) {
         let mut rng = rand::rng();
-        let received = match chat.chat.receive(data, &mut rng) {
-            Ok(Ok(received)) => received,
-            Ok(Err(dropped)) => {
-                tracing::debug!(%dropped, id, "the echo dropped a secret message");
-                return false;
-            }
-            Err(error) => {
-                tracing::warn!(%error, id, "a secret chat with the echo broke the rules");
-                if let Err(error) =
-                    secret::discard_as(server, &self.backend, ECHO_USER_ID, id, false)
-                {
-                    tracing::warn!(%error, id, "the echo could not close a secret chat");
+        while let Some(event) = device.poll_event() {
+            match event {
+                Event::Requested { chat_id, user_id } => {
+                    if let Err(error) = device.accept(chat_id, now(), &mut rng) {
+                        tracing::warn!(%error, chat_id, "the echo could not accept a secret chat");
+                    } else {
+                        tracing::info!(chat_id, user_id, "the echo accepted a secret chat");
+                    }
                 }
-                return true;
-            }
-        };
-        let mut outgoing: Vec<(Outgoing, Option<enums::EncryptedFile>)> = received
-            .send
-            .into_iter()
-            .map(|outgoing| (outgoing, None))
-            .collect();
-        for message in received.messages {
-            let Some((echoed, with_file)) = echo_of(&message, &mut rng) else {
-                continue;
-            };
-            let file = match (with_file, file) {
-                (true, Some(bytes)) => self.same_file(bytes),
-                _ => None,
-            };
-            match chat.chat.send(echoed, &mut rng) {
-                Ok(sending) => outgoing.push((sending, file)),
-                Err(error) => tracing::warn!(%error, id, "the echo could not answer"),
-            }
-        }
-        if chat.chat.key_generation() != chat.generation {
-            chat.generation = chat.chat.key_generation();
-            chat.keyed_at = Instant::now();
-        }
-        if chat.chat.needs_rekey(chat.keyed_at.elapsed().as_secs()) {
-            match chat.chat.start_rekey(&mut rng) {
-                Ok(Some(request)) => outgoing.push((request, None)),
-                Ok(None) => {}
-                Err(error) => tracing::warn!(%error, id, "the echo could not start a re-key"),
+                Event::Message {
+                    chat_id,
+                    message,
+                    file,
+                } => {
+                    let Some((echoed, with_file)) = echo_of(&message, &mut rng) else {
+                        continue;
+                    };
+                    let sent = match (with_file, file) {
+                        (true, Some(file)) => {
+                            let input: enums::InputEncryptedFile = types::InputEncryptedFile {
+                                id: file.id,
+                                access_hash: file.access_hash,
+                            }
+                            .into();
+                            device.send_file(chat_id, echoed, input, now(), &mut rng)
+                        }
+                        _ => device.send(chat_id, echoed, now(), &mut rng),
+                    };
+                    if let Err(error) = sent {
+                        tracing::warn!(%error, chat_id, "the echo could not answer");
+                    }
+                }
+                Event::Closed { chat_id, reason } => {
+                    tracing::info!(chat_id, ?reason, "a secret chat of the echo closed");
+                }
+                _ => {}
             }
         }
-        for (message, file) in outgoing {
-            if let Err(error) = self.send(server, id, chat, message, file) {
-                tracing::warn!(%error, id, "the echo could not send in a secret chat");
+        self.carry_out(server, device);
+        let saved = device.save();
+        match write_atomically(&self.state_path, &saved.bytes) {
+            Ok(()) => {
+                device.saved(saved.qts);
+                self.carry_out(server, device);
             }
+            Err(error) => tracing::warn!(%error, "the echo could not save its secret chats"),
         }
-        false
     }
 
-    /// The file a message came with, to send back as it is (`inputEncryptedFile`).
-    fn same_file(&self, stored: &[u8]) -> Option<enums::EncryptedFile> {
-        use columba_mtproto::tl::Deserializable as _;
-        let enums::EncryptedFile::EncryptedFile(file) =
-            enums::EncryptedFile::from_bytes(stored).ok()?
-        else {
-            return None;
-        };
-        let input: enums::InputEncryptedFile = types::InputEncryptedFile {
-            id: file.id,
-            access_hash: file.access_hash,
+    /// Carries out the device's calls, in order, with the relay's functions.
+    fn carry_out(&self, server: &ServerHandle, device: &mut SecretChats) {
+        while let Some(rpc) = device.poll_rpc() {
+            if let Err((chat_id, error)) = self.call(server, rpc) {
+                tracing::warn!(%error, chat_id, "a secret-chat call of the echo failed");
+                device.handle_send_error(chat_id, error.name());
+            }
         }
-        .into();
-        secret::input_file_as(&self.backend, ECHO_USER_ID, &input)
-            .ok()
-            .flatten()
     }
 
-    /// Closes every chat of the echo the relay still has open (their keys were in memory
-    /// and are gone). Blocking; run at start.
-    pub fn close_all(&self, server: &ServerHandle) -> usize {
+    fn call(&self, server: &ServerHandle, rpc: Rpc) -> Result<(), (i32, ApiError)> {
+        let send = |peer: enums::InputEncryptedChat,
+                    random_id: i64,
+                    data: Vec<u8>,
+                    kind: SecretKind,
+                    file: Option<enums::EncryptedFile>| {
+            let enums::InputEncryptedChat::InputEncryptedChat(peer) = peer;
+            secret::send_as(
+                server,
+                &self.backend,
+                device(),
+                Ciphertext {
+                    chat_id: peer.chat_id,
+                    access_hash: peer.access_hash,
+                    random_id,
+                    data,
+                    kind,
+                },
+                file,
+                false,
+            )
+            .map(|_| ())
+            .map_err(|error| (peer.chat_id, error))
+        };
+        match rpc {
+            Rpc::AcceptEncryption(accept) => {
+                let enums::InputEncryptedChat::InputEncryptedChat(peer) = accept.peer;
+                if self.relay.group().check_public_value(&accept.g_b).is_err() {
+                    return Err((peer.chat_id, ApiError::bad_request("DH_G_B_INVALID")));
+                }
+                secret::accept_as(
+                    server,
+                    &self.backend,
+                    device(),
+                    peer.chat_id,
+                    peer.access_hash,
+                    &accept.g_b,
+                    accept.key_fingerprint,
+                )
+                .map(|_| ())
+                .map_err(|error| (peer.chat_id, error))
+            }
+            Rpc::DiscardEncryption(discard) => secret::discard_as(
+                server,
+                &self.backend,
+                ECHO_USER_ID,
+                discard.chat_id,
+                discard.delete_history,
+            )
+            .map(|_| ())
+            .map_err(|error| (discard.chat_id, error)),
+            Rpc::SendEncrypted(request) => send(
+                request.peer,
+                request.random_id,
+                request.data,
+                SecretKind::Message,
+                None,
+            ),
+            Rpc::SendEncryptedService(request) => send(
+                request.peer,
+                request.random_id,
+                request.data,
+                SecretKind::Service,
+                None,
+            ),
+            Rpc::SendEncryptedFile(request) => {
+                let enums::InputEncryptedChat::InputEncryptedChat(peer) = &request.peer;
+                let chat_id = peer.chat_id;
+                let file = secret::input_file_as(&self.backend, ECHO_USER_ID, &request.file)
+                    .map_err(|error| (chat_id, error))?;
+                send(
+                    request.peer,
+                    request.random_id,
+                    request.data,
+                    SecretKind::Message,
+                    file,
+                )
+            }
+            Rpc::ReceivedQueue(ack) => self
+                .backend
+                .secrets
+                .acknowledge(ECHO_DEVICE, ack.max_qts)
+                .map(|_| ())
+                .map_err(|error| (0, error.into())),
+            // The group is handed in at start; requests are never made by the echo.
+            _ => Ok(()),
+        }
+    }
+
+    /// At start: reads what came while the echo was down, and closes the chats the relay has
+    /// open that the saved state does not know. Blocking.
+    pub fn resume(&self, server: &ServerHandle) -> usize {
+        let known: Vec<i32> = self.device().ready_chats().collect();
         let chats = match self.backend.secrets.chats_of(ECHO_USER_ID) {
             Ok(chats) => chats,
             Err(error) => {
@@ -377,13 +427,15 @@ impl SecretEcho {
         };
         let mut closed = 0;
         for chat in chats {
-            if matches!(chat.state, SecretChatState::Discarded { .. }) {
-                continue;
-            }
-            if secret::discard_as(server, &self.backend, ECHO_USER_ID, chat.id, false).is_ok() {
+            let open = !matches!(chat.state, SecretChatState::Discarded { .. });
+            if open
+                && !known.contains(&chat.id)
+                && secret::discard_as(server, &self.backend, ECHO_USER_ID, chat.id, false).is_ok()
+            {
                 closed += 1;
             }
         }
+        self.read_queue(server);
         closed
     }
 }
