@@ -411,7 +411,9 @@ async fn a_secret_chat_with_the_echo_goes_on_after_a_restart() {
 
     // The same data directory: the relay's chat and the echo's saved device state are there.
     let running = common::start(dir.path(), CODE).await;
-    let client = EchoClient::connect(&running.target, Some(saved)).await.unwrap();
+    let client = EchoClient::connect(&running.target, Some(saved))
+        .await
+        .unwrap();
     end.client = client;
     for round in 0..3 {
         let text = format!("after {round}");

@@ -183,6 +183,9 @@ async fn start_inner(
     })
 }
 
+/// How often the secret-chat relay's rows past their retention are removed.
+const SECRET_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Messages of each user's chat with the echo that a start checks for a missing reply: a
 /// stop cuts off at most the replies of the messages in flight, which are the newest.
 pub const ECHO_CATCH_UP: i32 = 100;
@@ -218,7 +221,33 @@ impl Started {
             }
             echo.catch_up(&handle, ECHO_CATCH_UP, &stopping)
         });
+        // The relay's retention: what is past it goes every ten minutes, in bounded steps.
+        let backend = self.echo.backend();
+        let purge = tokio::spawn(async move {
+            let mut every = tokio::time::interval(SECRET_PURGE_EVERY);
+            loop {
+                every.tick().await;
+                let backend = backend.clone();
+                let purged = tokio::task::spawn_blocking(move || {
+                    let now = columba_api::objects::now_unix();
+                    let mut total = 0;
+                    while let Ok(count) = backend.secrets.purge_expired(now, 10_000) {
+                        total += count;
+                        if count < 10_000 {
+                            break;
+                        }
+                    }
+                    total
+                })
+                .await;
+                if let Ok(count @ 1..) = purged {
+                    tracing::info!(count, "secret-chat rows past their retention removed");
+                }
+            }
+        });
         let served = self.server.serve(self.listener, shutdown).await;
+        purge.abort();
+        let _ = purge.await;
         // The stores close only once nothing uses them: the catch-up stops after the user
         // it is at.
         stop.store(true, Ordering::Relaxed);
