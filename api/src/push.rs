@@ -28,19 +28,23 @@ pub const MAX_PREVIEW_CHARS: usize = 256;
 pub struct PushPayload {
     /// The user it is for.
     pub user_id: i64,
-    /// What kind of notification (`MESSAGE_TEXT`, `MESSAGE_NOTEXT`).
+    /// What kind of notification (`MESSAGE_TEXT`, `MESSAGE_NOTEXT`; for secret chats
+    /// `ENCRYPTION_REQUEST`, `ENCRYPTION_ACCEPT`, `ENCRYPTED_MESSAGE`, which carry no text).
     pub loc_key: String,
     /// The strings the client puts in its localised text: the sender's name, then the text.
     pub loc_args: Vec<String>,
     /// The sender.
     pub from_id: i64,
-    /// The message id, in the recipient's box.
+    /// The message id, in the recipient's box (0 for a secret chat's notification).
     pub msg_id: i32,
+    /// The secret chat a notification is about (`custom.encryption_id`).
+    pub encryption_id: Option<i32>,
 }
 
 impl PushPayload {
     /// The payload as the JSON object Telegram's clients read (the `data` of an FCM
-    /// message): `loc_key`, `loc_args`, `user_id`, and `custom` with `from_id` and `msg_id`.
+    /// message): `loc_key`, `loc_args`, `user_id`, and `custom` with `from_id` and `msg_id`
+    /// (a secret chat's: `encryption_id`, and `from_id` when known).
     pub fn to_json(&self) -> String {
         let args = self
             .loc_args
@@ -48,12 +52,23 @@ impl PushPayload {
             .map(|arg| json_string(arg))
             .collect::<Vec<_>>()
             .join(",");
+        let custom = match self.encryption_id {
+            Some(id) if self.from_id != 0 => {
+                format!(
+                    "\"encryption_id\":\"{id}\",\"from_id\":\"{}\"",
+                    self.from_id
+                )
+            }
+            Some(id) => format!("\"encryption_id\":\"{id}\""),
+            None => format!(
+                "\"from_id\":\"{}\",\"msg_id\":\"{}\"",
+                self.from_id, self.msg_id
+            ),
+        };
         format!(
-            "{{\"loc_key\":{},\"loc_args\":[{args}],\"user_id\":\"{}\",\"custom\":{{\"from_id\":\"{}\",\"msg_id\":\"{}\"}}}}",
+            "{{\"loc_key\":{},\"loc_args\":[{args}],\"user_id\":\"{}\",\"custom\":{{{custom}}}}}",
             json_string(&self.loc_key),
             self.user_id,
-            self.from_id,
-            self.msg_id
         )
     }
 }
@@ -161,14 +176,56 @@ impl DevicePush {
     }
 }
 
+/// The payload of a secret chat's event in `updates`, if it holds one: a request, an
+/// acceptance, or a new encrypted message (Telegram's loc keys; no text, the server has
+/// none).
+fn secret_payload(user_id: i64, updates: &enums::Updates) -> Option<PushPayload> {
+    let list: &[enums::Update] = match updates {
+        enums::Updates::Updates(updates) => &updates.updates,
+        enums::Updates::UpdateShort(short) => std::slice::from_ref(&short.update),
+        _ => return None,
+    };
+    let (loc_key, from_id, encryption_id) = list.iter().find_map(|update| match update {
+        enums::Update::UpdateEncryption(update) => match &update.chat {
+            enums::EncryptedChat::EncryptedChatRequested(chat) => {
+                Some(("ENCRYPTION_REQUEST", chat.admin_id, chat.id))
+            }
+            enums::EncryptedChat::EncryptedChat(chat) => {
+                Some(("ENCRYPTION_ACCEPT", chat.participant_id, chat.id))
+            }
+            _ => None,
+        },
+        enums::Update::UpdateNewEncryptedMessage(update) => {
+            let chat_id = match &update.message {
+                enums::EncryptedMessage::EncryptedMessage(message) => message.chat_id,
+                enums::EncryptedMessage::EncryptedMessageService(message) => message.chat_id,
+            };
+            Some(("ENCRYPTED_MESSAGE", 0, chat_id))
+        }
+        _ => None,
+    })?;
+    Some(PushPayload {
+        user_id,
+        loc_key: loc_key.to_owned(),
+        loc_args: Vec::new(),
+        from_id,
+        msg_id: 0,
+        encryption_id: Some(encryption_id),
+    })
+}
+
 /// The payload of a new message to `user_id`, if `update` (TL bytes of an `Updates`) holds
-/// one; the sender's name is looked up by `name_of`.
+/// one (or of a secret chat's request, acceptance or message); the sender's name is looked
+/// up by `name_of`.
 pub fn payload_of(
     user_id: i64,
     update: &[u8],
     name_of: impl Fn(i64) -> Option<String>,
 ) -> Option<PushPayload> {
     let updates = enums::Updates::from_bytes(update).ok()?;
+    if let Some(payload) = secret_payload(user_id, &updates) {
+        return Some(payload);
+    }
     let (message, users) = match &updates {
         enums::Updates::Updates(updates) => (
             updates.updates.iter().find_map(|update| match update {
@@ -215,6 +272,7 @@ pub fn payload_of(
         loc_args,
         from_id,
         msg_id: message.id,
+        encryption_id: None,
     })
 }
 
@@ -278,6 +336,59 @@ mod tests {
         }
         .into();
         crate::objects::updates(vec![update], Vec::new(), 1).to_bytes()
+    }
+
+    #[test]
+    fn secret_chat_events_have_telegrams_keys_and_no_text() {
+        let request: enums::Updates = types::UpdateShort {
+            update: types::UpdateEncryption {
+                chat: types::EncryptedChatRequested {
+                    folder_id: None,
+                    id: 77,
+                    access_hash: 1,
+                    date: 1,
+                    admin_id: 5,
+                    participant_id: 6,
+                    g_a: vec![1; 256],
+                }
+                .into(),
+                date: 1,
+            }
+            .into(),
+            date: 1,
+        }
+        .into();
+        let payload = payload_of(6, &request.to_bytes(), |_| None).unwrap();
+        assert_eq!(payload.loc_key, "ENCRYPTION_REQUEST");
+        assert_eq!((payload.from_id, payload.encryption_id), (5, Some(77)));
+        assert!(payload.loc_args.is_empty());
+        assert_eq!(
+            payload.to_json(),
+            "{\"loc_key\":\"ENCRYPTION_REQUEST\",\"loc_args\":[],\"user_id\":\"6\",\"custom\":{\"encryption_id\":\"77\",\"from_id\":\"5\"}}"
+        );
+        let message: enums::Updates = types::UpdateShort {
+            update: types::UpdateNewEncryptedMessage {
+                message: types::EncryptedMessageService {
+                    random_id: 1,
+                    chat_id: 77,
+                    date: 1,
+                    bytes: vec![9; 64],
+                }
+                .into(),
+                qts: 2,
+            }
+            .into(),
+            date: 1,
+        }
+        .into();
+        let payload = payload_of(6, &message.to_bytes(), |_| None).unwrap();
+        assert_eq!(payload.loc_key, "ENCRYPTED_MESSAGE");
+        assert_eq!(payload.encryption_id, Some(77));
+        assert!(
+            payload
+                .to_json()
+                .contains("\"custom\":{\"encryption_id\":\"77\"}")
+        );
     }
 
     #[tokio::test]

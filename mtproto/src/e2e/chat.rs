@@ -207,7 +207,9 @@ pub fn random_id_of(message: &enums::DecryptedMessage) -> i64 {
 }
 
 /// The action of a service message, if it is one.
-fn action_of(message: &enums::DecryptedMessage) -> Option<&enums::DecryptedMessageAction> {
+pub(crate) fn action_of(
+    message: &enums::DecryptedMessage,
+) -> Option<&enums::DecryptedMessageAction> {
     match message {
         enums::DecryptedMessage::DecryptedMessageService(m) => Some(&m.action),
         enums::DecryptedMessage::DecryptedMessageService8(m) => Some(&m.action),

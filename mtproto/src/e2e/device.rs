@@ -142,10 +142,46 @@ pub enum Event {
         /// Its layer now.
         layer: i32,
     },
-    /// The other side types.
+    /// The other side types (`updateEncryptedChatTyping` from the relay, or a
+    /// `decryptedMessageActionTyping` inside the chat).
     Typing {
         /// The chat.
         chat_id: i32,
+    },
+    /// The other side deleted messages (`decryptedMessageActionDeleteMessages`).
+    Deleted {
+        /// The chat.
+        chat_id: i32,
+        /// The messages, by random id.
+        random_ids: Vec<i64>,
+    },
+    /// The other side cleared the chat's history (`decryptedMessageActionFlushHistory`).
+    HistoryFlushed {
+        /// The chat.
+        chat_id: i32,
+    },
+    /// The other side set the self-destruct timer (`decryptedMessageActionSetMessageTTL`);
+    /// the timers themselves are the application's.
+    TtlChanged {
+        /// The chat.
+        chat_id: i32,
+        /// Seconds, 0 for none.
+        ttl_seconds: i32,
+    },
+    /// The other side opened messages (`decryptedMessageActionReadMessages`: what starts a
+    /// self-destruct timer).
+    Opened {
+        /// The chat.
+        chat_id: i32,
+        /// The messages, by random id.
+        random_ids: Vec<i64>,
+    },
+    /// The other side took a screenshot (`decryptedMessageActionScreenshotMessages`).
+    Screenshot {
+        /// The chat.
+        chat_id: i32,
+        /// The messages it shows, by random id.
+        random_ids: Vec<i64>,
     },
     /// The other side read this side's messages up to a date.
     Read {
@@ -814,12 +850,13 @@ impl SecretChats {
             Ok(Ok(received)) => {
                 let mut file = file;
                 for message in received.messages {
-                    self.events.push_back(Event::Message {
+                    let event = action_event(chat_id, &message).unwrap_or_else(|| Event::Message {
                         chat_id,
                         message,
                         // A file belongs to the message it came with, the first one out.
                         file: file.take(),
                     });
+                    self.events.push_back(event);
                 }
                 for outgoing in received.send {
                     self.queue_send(chat_id, access_hash, outgoing, None);
@@ -1013,6 +1050,33 @@ impl SecretChats {
             events: VecDeque::new(),
         })
     }
+}
+
+/// The event of a service message whose action the application acts on; `None` for other
+/// messages (given as [`Event::Message`]).
+fn action_event(chat_id: i32, message: &e2e::DecryptedMessage) -> Option<Event> {
+    use e2e::DecryptedMessageAction as A;
+    Some(match super::chat::action_of(message)? {
+        A::DecryptedMessageActionDeleteMessages(action) => Event::Deleted {
+            chat_id,
+            random_ids: action.random_ids.clone(),
+        },
+        A::DecryptedMessageActionFlushHistory(_) => Event::HistoryFlushed { chat_id },
+        A::DecryptedMessageActionSetMessageTTL(action) => Event::TtlChanged {
+            chat_id,
+            ttl_seconds: action.ttl_seconds,
+        },
+        A::DecryptedMessageActionReadMessages(action) => Event::Opened {
+            chat_id,
+            random_ids: action.random_ids.clone(),
+        },
+        A::DecryptedMessageActionScreenshotMessages(action) => Event::Screenshot {
+            chat_id,
+            random_ids: action.random_ids.clone(),
+        },
+        A::DecryptedMessageActionTyping(_) => Event::Typing { chat_id },
+        _ => return None,
+    })
 }
 
 /// The bytes of an [`Rpc`]'s function, as they go to the relay.

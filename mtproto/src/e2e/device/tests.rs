@@ -442,3 +442,59 @@ fn commands_wait_for_the_dh_config() {
     device.handle_dh_config(&dh_config(), &mut rng).unwrap();
     assert!(device.request(user, BOB, &mut rng).is_ok());
 }
+
+#[test]
+fn service_actions_become_their_events() {
+    let mut relay = Relay::new();
+    let id = relay.open();
+    relay.events(1);
+    let mut rng = ChaCha20Rng::seed_from_u64(15);
+    let actions: Vec<e2e::DecryptedMessageAction> = vec![
+        crate::tl::secret::types::DecryptedMessageActionDeleteMessages {
+            random_ids: vec![1, 2],
+        }
+        .into(),
+        crate::tl::secret::types::DecryptedMessageActionFlushHistory {}.into(),
+        crate::tl::secret::types::DecryptedMessageActionSetMessageTTL { ttl_seconds: 30 }.into(),
+        crate::tl::secret::types::DecryptedMessageActionReadMessages {
+            random_ids: vec![3],
+        }
+        .into(),
+        crate::tl::secret::types::DecryptedMessageActionScreenshotMessages {
+            random_ids: vec![4],
+        }
+        .into(),
+    ];
+    for (n, action) in actions.into_iter().enumerate() {
+        let message = crate::tl::secret::types::DecryptedMessageService {
+            random_id: 100 + n as i64,
+            action,
+        };
+        relay.devices[0]
+            .send(id, message.into(), NOW, &mut rng)
+            .unwrap();
+    }
+    relay.settle();
+    assert_eq!(
+        relay.events(1),
+        vec![
+            Event::Deleted {
+                chat_id: id,
+                random_ids: vec![1, 2]
+            },
+            Event::HistoryFlushed { chat_id: id },
+            Event::TtlChanged {
+                chat_id: id,
+                ttl_seconds: 30
+            },
+            Event::Opened {
+                chat_id: id,
+                random_ids: vec![3]
+            },
+            Event::Screenshot {
+                chat_id: id,
+                random_ids: vec![4]
+            },
+        ]
+    );
+}
