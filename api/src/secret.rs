@@ -21,15 +21,17 @@
 //! - a service message, a typing notice and a read receipt never cause a push notification;
 //!   a request and a message for a device with no live session do (through the runtime's
 //!   `PushProvider`);
-//! - `updateEncryption` is not replayed by `getDifference` (nothing in the schema makes it
-//!   recoverable; the reference lists it as an open point): a device offline while its chat
-//!   changed learns it from the next message or send error.
+//! - `updateEncryption` has no qts: `getDifference` tells again, as `updateEncryption`s, the
+//!   chats changed since the client's state date (the reference's proposal, §2.3), so that a
+//!   device offline when its chat was accepted or closed learns it.
 //!
-//! Limits (all from [`SecretStoreConfig`](columba_store::SecretStoreConfig) and
-//! [`RelayOptions`]): ciphertexts of at most 1 MiB (`DATA_TOO_LONG`; Telegram publishes no
+//! Limits (from [`SecretStoreConfig`](columba_store::SecretStoreConfig) and the constants
+//! below): ciphertexts of at most 1 MiB (`DATA_TOO_LONG`; Telegram publishes no
 //! figure), 100,000 unacknowledged entries per device (then `FLOOD_WAIT_60` to the sender),
-//! 1,000 open chats per user (then `FLOOD_WAIT_60`), `getDhConfig` randoms of at most
-//! [`MAX_DH_RANDOM`] bytes, [`DIFFERENCE_QTS_LIMIT`] entries per difference.
+//! 1,000 open chats per user, counted against the requester until the other side accepts
+//! (then `FLOOD_WAIT_60`; an unaccepted request lapses after the retention period),
+//! `getDhConfig` randoms of at most [`MAX_DH_RANDOM`] bytes, [`DIFFERENCE_QTS_LIMIT`] entries
+//! per difference.
 
 use std::sync::Arc;
 
@@ -886,69 +888,128 @@ pub fn device_signed_out(
     Ok(())
 }
 
-/// `answer` with the secret queue of device `key`: entries up to `client_qts` are
-/// acknowledged (a qts of 0 or less acknowledges nothing, as Telethon and Kurigram send
-/// when they know none), the next ones (at most [`DIFFERENCE_QTS_LIMIT`]) are added as
-/// `new_encrypted_messages`, and the state's qts is the device's (or the last entry given,
-/// in a slice). An empty difference with entries becomes a difference at `pts`. Blocking.
+/// Where a `getDifference` stands: the caller's device, and the client's pts, qts and date.
+#[derive(Debug, Clone, Copy)]
+pub struct DifferenceFrom {
+    /// The user.
+    pub user: i64,
+    /// The device (permanent auth key).
+    pub key: i64,
+    /// The client's pts (kept when the difference is made of secret-chat events alone).
+    pub pts: i32,
+    /// The client's qts: entries up to it are acknowledged.
+    pub qts: i32,
+    /// The client's state date: chats changed since are told again.
+    pub date: i32,
+}
+
+/// `updateEncryption` for each of `user`'s chats changed at or after `date`, as device `key`
+/// sees it, with the users they name: `updateEncryption` has no qts, so a device that was
+/// offline when its chat was accepted or closed would never learn it otherwise (clients take
+/// a repeated state as the state it is). Blocking.
+fn chat_news(
+    backend: &Backend,
+    user: i64,
+    key: i64,
+    date: i32,
+) -> Result<(Vec<enums::Update>, Vec<i64>), ApiError> {
+    let mut updates = Vec::new();
+    let mut users = Vec::new();
+    for chat in backend.secrets.chats_of(user)? {
+        if chat.changed < date {
+            continue;
+        }
+        // A request by another device of this user is not this device's.
+        if chat.state == SecretChatState::Waiting && chat.admin_id == user && chat.admin_key != key
+        {
+            continue;
+        }
+        updates.push(encryption_update(&chat, user, key));
+        users.push(chat.other_user(user));
+    }
+    Ok((updates, users))
+}
+
+/// `answer` with the secret-chat part of the device's difference: entries of its queue up to
+/// the client's qts are acknowledged (a qts of 0 or less acknowledges nothing, as Telethon and
+/// Kurigram send when they know none), the next ones (at most [`DIFFERENCE_QTS_LIMIT`]) are
+/// added as `new_encrypted_messages`, the chats changed since the client's date as
+/// `updateEncryption`s ([`chat_news`]), and the state's qts is the last entry given (the
+/// device's when none is). An empty difference with any of these becomes a difference at the
+/// client's pts. Blocking.
 pub fn with_secret_queue(
     backend: &Backend,
-    key: i64,
-    client_qts: i32,
-    pts: i32,
+    from: DifferenceFrom,
     answer: enums::updates::Difference,
 ) -> Result<enums::updates::Difference, ApiError> {
-    let state = backend.secrets.queue_state(key)?;
-    if client_qts > 0 {
+    let state = backend.secrets.queue_state(from.key)?;
+    if from.qts > 0 {
         backend
             .secrets
-            .acknowledge(key, client_qts.min(state.qts))?;
+            .acknowledge(from.key, from.qts.min(state.qts))?;
     }
-    let after = client_qts.max(0);
+    let after = from.qts.max(0);
     let entries = backend
         .secrets
-        .queue(key, after, DIFFERENCE_QTS_LIMIT + 1)?;
+        .queue(from.key, after, DIFFERENCE_QTS_LIMIT + 1)?;
     let more = entries.len() > DIFFERENCE_QTS_LIMIT;
     let given: Vec<&QueuedSecret> = entries.iter().take(DIFFERENCE_QTS_LIMIT).collect();
-    let qts = if more {
-        given.last().map_or(state.qts, |entry| entry.qts)
-    } else {
-        state.qts
+    // The state's qts is the last entry given (a send may have landed after the counters
+    // were read: the entries read are what the client gets, and the qts must match them).
+    let last = given.last().map(|entry| entry.qts);
+    let qts = match last {
+        Some(last) if more => last,
+        Some(last) => last.max(state.qts),
+        None => state.qts,
     };
     let messages: Vec<enums::EncryptedMessage> =
         given.iter().map(|entry| encrypted_message(entry)).collect();
+    let (news, named) = chat_news(backend, from.user, from.key, from.date)?;
+    let users = if named.is_empty() {
+        Vec::new()
+    } else {
+        backend.user_objects(named, from.user)?
+    };
     let with_qts = |state: &mut enums::updates::State| {
         let enums::updates::State::State(state) = state;
         state.qts = qts;
     };
-    Ok(match answer {
-        enums::updates::Difference::DifferenceEmpty(empty) if !messages.is_empty() => {
-            let mut state = crate::objects::state(pts, empty.date);
-            with_qts(&mut state);
-            if more {
-                types::updates::DifferenceSlice {
-                    new_messages: Vec::new(),
-                    new_encrypted_messages: messages,
-                    other_updates: Vec::new(),
-                    chats: Vec::new(),
-                    users: Vec::new(),
-                    intermediate_state: state,
-                }
-                .into()
-            } else {
-                types::updates::Difference {
-                    new_messages: Vec::new(),
-                    new_encrypted_messages: messages,
-                    other_updates: Vec::new(),
-                    chats: Vec::new(),
-                    users: Vec::new(),
-                    state,
-                }
-                .into()
+    // A difference made of these alone, with the client's pts.
+    let alone = |date: i32, messages, news, users| -> enums::updates::Difference {
+        let mut state = crate::objects::state(from.pts, date);
+        with_qts(&mut state);
+        if more {
+            types::updates::DifferenceSlice {
+                new_messages: Vec::new(),
+                new_encrypted_messages: messages,
+                other_updates: news,
+                chats: Vec::new(),
+                users,
+                intermediate_state: state,
             }
+            .into()
+        } else {
+            types::updates::Difference {
+                new_messages: Vec::new(),
+                new_encrypted_messages: messages,
+                other_updates: news,
+                chats: Vec::new(),
+                users,
+                state,
+            }
+            .into()
+        }
+    };
+    Ok(match answer {
+        enums::updates::Difference::DifferenceEmpty(empty)
+            if !messages.is_empty() || !news.is_empty() =>
+        {
+            alone(empty.date, messages, news, users)
         }
         enums::updates::Difference::Difference(mut difference) => {
             difference.new_encrypted_messages = messages;
+            difference.other_updates.extend(news);
+            difference.users.extend(users);
             with_qts(&mut difference.state);
             if more {
                 types::updates::DifferenceSlice {
@@ -966,6 +1027,8 @@ pub fn with_secret_queue(
         }
         enums::updates::Difference::DifferenceSlice(mut slice) => {
             slice.new_encrypted_messages = messages;
+            slice.other_updates.extend(news);
+            slice.users.extend(users);
             with_qts(&mut slice.intermediate_state);
             enums::updates::Difference::DifferenceSlice(slice)
         }

@@ -110,17 +110,14 @@ impl Api {
         };
         let without_updates = unwrapped.without_updates || current.without_updates;
         if let Some(server) = self.server.get() {
-            if unwrapped.without_updates && !current.without_updates {
-                // The session asked for no updates: the runtime stops pushing them to it.
+            if without_updates || subscription == Subscription::FilesOnly {
+                // The session asked for no updates, or has made file transfers only (it
+                // would be the key's most recent session and take the updates from the one
+                // that wants them). Told on every query: the runtime forgets an idle
+                // session's flag with the session, and a client may take it up again.
                 server.set_receives_updates(context.session, false);
-            } else if subscription != current.subscription && !without_updates {
-                // A session whose first query is a file transfer takes no updates (it would
-                // be the key's most recent session, and take them from the one that
-                // wants them) until it makes another query.
-                server.set_receives_updates(
-                    context.session,
-                    subscription == Subscription::Subscribed,
-                );
+            } else if subscription != current.subscription {
+                server.set_receives_updates(context.session, true);
             }
         }
         // Clients repeat the wrappers (every request of some, every connection of all): the

@@ -80,8 +80,17 @@ pub async fn get_difference(
         }
         let news = channel_news(&backend, user, request.date)?;
         let answer = with_channel_news(answer, news, &backend, user)?;
-        let pts = backend.messages.state(BoxId::User(user))?.pts;
-        crate::secret::with_secret_queue(&backend, key, request.qts, pts, answer)
+        // An empty difference says the client's pts is current: a difference made of the
+        // secret queue alone keeps it (a pts read now could be past a message the client
+        // has not seen).
+        let from = crate::secret::DifferenceFrom {
+            user,
+            key,
+            pts: request.pts,
+            qts: request.qts,
+            date: request.date,
+        };
+        crate::secret::with_secret_queue(&backend, from, answer)
     })
     .await
 }

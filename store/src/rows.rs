@@ -17,8 +17,15 @@ pub(crate) type RowList = Vec<(Vec<u8>, Vec<u8>)>;
 pub(crate) trait Rows {
     /// The value under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+    /// The rows whose keys start with `prefix` and are at or after `start`, in key order,
+    /// at most `limit` (a page that does not read what comes before it).
+    fn scan_from(&self, prefix: &[u8], start: &[u8], limit: usize)
+    -> Result<RowList, BackendError>;
+
     /// The rows whose keys start with `prefix`, in key order, at most `limit`.
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, BackendError>;
+    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, BackendError> {
+        self.scan_from(prefix, prefix, limit)
+    }
 
     /// Hands the values of the rows whose keys start with `prefix` to `visit`, in key order,
     /// without copying them where the backend can lend them (reads of whole lists).
@@ -39,9 +46,15 @@ impl Rows for BTreeMap<Vec<u8>, Vec<u8>> {
         Ok(Self::get(self, key).cloned())
     }
 
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, BackendError> {
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<RowList, BackendError> {
+        let start = if start > prefix { start } else { prefix };
         Ok(self
-            .range(prefix.to_vec()..)
+            .range(start.to_vec()..)
             .take_while(|(key, _)| key.starts_with(prefix))
             .take(limit)
             .map(|(key, value)| (key.clone(), value.clone()))
@@ -88,17 +101,23 @@ impl Rows for Plan<'_> {
         }
     }
 
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, BackendError> {
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<RowList, BackendError> {
+        let start = if start > prefix { start } else { prefix };
         let written: Vec<_> = self
             .writes
-            .range(prefix.to_vec()..)
+            .range(start.to_vec()..)
             .take_while(|(key, _)| key.starts_with(prefix))
             .collect();
         // Rows this plan deleted may hide as many stored ones: read that many more.
         let hidden = written.iter().filter(|(_, value)| value.is_none()).count();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
             .rows
-            .scan(prefix, limit.saturating_add(hidden))?
+            .scan_from(prefix, start, limit.saturating_add(hidden))?
             .into_iter()
             .collect();
         for (key, value) in written {

@@ -559,3 +559,69 @@ async fn typing_reads_and_reports_need_the_chats_device() {
         .unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_difference_tells_again_what_changed_in_chats_and_keeps_the_clients_pts() {
+    let f = Fixture::new();
+    let peer = f.ready_chat(11).await;
+    let enums::InputEncryptedChat::InputEncryptedChat(input) = &peer;
+    let news = |difference: &enums::updates::Difference| -> Vec<enums::EncryptedChat> {
+        let updates = match difference {
+            enums::updates::Difference::Difference(d) => d.other_updates.clone(),
+            enums::updates::Difference::DifferenceSlice(d) => d.other_updates.clone(),
+            _ => Vec::new(),
+        };
+        updates
+            .into_iter()
+            .filter_map(|update| match update {
+                enums::Update::UpdateEncryption(update) => Some(update.chat),
+                _ => None,
+            })
+            .collect()
+    };
+    // Alice was offline when Bob accepted: her difference from before carries g_b.
+    let difference = f.difference(f.alice(), 0).await;
+    let chats = news(&difference);
+    assert_eq!(chats.len(), 1);
+    let chat = f.backend.secrets.chat(11, input.access_hash).unwrap().unwrap();
+    assert_eq!(chats[0], chat_object(&chat, f.alice, ALICE_KEY));
+    // From a date after the change: nothing to tell.
+    let later = crate::updates::get_difference(
+        f.alice(),
+        f.backend.clone(),
+        functions::updates::GetDifference {
+            pts: 1,
+            pts_limit: None,
+            pts_total_limit: None,
+            date: now_unix() + 10,
+            qts: 0,
+            qts_limit: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(news(&later).is_empty());
+    // A difference made of the secret queue alone keeps the client's pts.
+    f.send(f.alice(), &peer, 300).await.unwrap();
+    let difference = crate::updates::get_difference(
+        f.bob(),
+        f.backend.clone(),
+        functions::updates::GetDifference {
+            pts: 0,
+            pts_limit: None,
+            pts_total_limit: None,
+            date: now_unix() + 10,
+            qts: 0,
+            qts_limit: None,
+        },
+    )
+    .await
+    .unwrap();
+    let enums::updates::Difference::Difference(difference) = difference else {
+        panic!("a difference: {difference:?}");
+    };
+    let enums::updates::State::State(state) = &difference.state;
+    assert_eq!(state.pts, 0);
+    assert_eq!(difference.new_encrypted_messages.len(), 1);
+    assert_eq!(state.qts, 2);
+}

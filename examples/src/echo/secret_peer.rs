@@ -72,13 +72,18 @@ impl std::fmt::Debug for SecretEcho {
     }
 }
 
-/// Writes `bytes` to `path` whole or not at all: a temporary file, synced, renamed.
+/// Writes `bytes` to `path` whole or not at all: a temporary file, synced, renamed, and the
+/// directory synced (so that the rename itself survives a power cut).
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let temporary = path.with_extension("tmp");
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    std::fs::rename(&temporary, path)?;
+    if let Some(directory) = path.parent() {
+        std::fs::File::open(directory)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl SecretEcho {
@@ -304,15 +309,18 @@ impl SecretEcho {
                 _ => {}
             }
         }
-        self.carry_out(server, device);
+        // The state is saved before anything it sent goes out: a restart must not find
+        // the other side holding messages (or a key exchange) this device has forgotten.
+        // What it sends is kept in the saved state for a Resend.
         let saved = device.save();
         match write_atomically(&self.state_path, &saved.bytes) {
-            Ok(()) => {
-                device.saved(saved.qts);
-                self.carry_out(server, device);
+            Ok(()) => device.saved(saved.qts),
+            Err(error) => {
+                tracing::warn!(%error, "the echo could not save its secret chats");
+                return;
             }
-            Err(error) => tracing::warn!(%error, "the echo could not save its secret chats"),
         }
+        self.carry_out(server, device);
     }
 
     /// Carries out the device's calls, in order, with the relay's functions.

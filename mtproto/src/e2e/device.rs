@@ -58,6 +58,20 @@ use crate::tl::{Reader, Serializable as _};
 pub const DH_RANDOM_LEN: i32 = 256;
 /// The format version of [`SecretChats::save`].
 const VERSION: u8 = 1;
+/// Messages held past a hole in the qts, at most (more are dropped: the difference that
+/// fills the hole brings them again).
+const MAX_AHEAD: usize = 1000;
+/// Messages held for chats whose acceptance has not come, at most (more are dropped: the
+/// chat's sequence numbers ask for them again).
+const MAX_EARLY: usize = 100;
+
+/// The chat a message belongs to.
+fn chat_of_message(message: &enums::EncryptedMessage) -> i32 {
+    match message {
+        enums::EncryptedMessage::EncryptedMessage(m) => m.chat_id,
+        enums::EncryptedMessage::EncryptedMessageService(m) => m.chat_id,
+    }
+}
 
 /// A call to make to the relay.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,8 +278,15 @@ pub struct SecretChats {
     /// The highest qts whose message was taken, saved, and acknowledged.
     taken_qts: i32,
     acknowledged_qts: i32,
-    /// Commands waiting for the DH config.
+    /// Whether a `getDhConfig` is asked and not answered.
     config_asked: bool,
+    /// Messages past a hole in the qts, by qts, until the hole is filled (or a difference
+    /// fills it): taken in order only.
+    ahead: BTreeMap<i32, enums::EncryptedMessage>,
+    /// Messages of chats this device requested whose `g_b` has not come yet (the relay pushes
+    /// the acceptance first, but a client may see them in another order), handed in once the
+    /// chat is ready.
+    early: Vec<enums::EncryptedMessage>,
     rpcs: VecDeque<Rpc>,
     events: VecDeque<Event>,
 }
@@ -300,8 +321,33 @@ impl SecretChats {
             taken_qts: 0,
             acknowledged_qts: 0,
             config_asked: false,
+            ahead: BTreeMap::new(),
+            early: Vec::new(),
             rpcs: VecDeque::new(),
             events: VecDeque::new(),
+        }
+    }
+
+    /// The qts to pass to `updates.getDifference`: the last one a saved state covers (the
+    /// relay drops entries up to the qts a difference names, so it must not name one whose
+    /// message is not saved).
+    pub fn difference_qts(&self) -> i32 {
+        self.acknowledged_qts
+    }
+
+    /// Whether a hole in the qts holds messages back: the application asks
+    /// `updates.getDifference` from [`Self::difference_qts`] and hands the answer to
+    /// [`Self::handle_difference`].
+    pub fn needs_difference(&self) -> bool {
+        !self.ahead.is_empty()
+    }
+
+    /// The device's qts from `updates.getState`, for a device that has none yet (a new one):
+    /// messages are taken from the next qts on.
+    pub fn handle_state(&mut self, qts: i32) {
+        if self.taken_qts == 0 && self.acknowledged_qts == 0 {
+            self.taken_qts = qts;
+            self.acknowledged_qts = qts;
         }
     }
 
@@ -616,16 +662,27 @@ impl SecretChats {
                     .map(|(group, _)| group.clone())
                     .unwrap_or_else(DhGroup::telegram);
                 match request.complete(&ready.g_a_or_b, ready.key_fingerprint) {
-                    Ok(key) => self.establish(
-                        ready.id,
-                        user_id,
-                        ready.access_hash,
-                        key,
-                        group,
-                        Side::Creator,
-                        now,
-                        rng,
-                    ),
+                    Ok(key) => {
+                        self.establish(
+                            ready.id,
+                            user_id,
+                            ready.access_hash,
+                            key,
+                            group,
+                            Side::Creator,
+                            now,
+                            rng,
+                        );
+                        // Messages of the chat that came before its acceptance, in order.
+                        let early = std::mem::take(&mut self.early);
+                        let (mine, others): (Vec<_>, Vec<_>) = early
+                            .into_iter()
+                            .partition(|message| chat_of_message(message) == ready.id);
+                        self.early = others;
+                        for message in &mine {
+                            self.open(message, now, rng);
+                        }
+                    }
                     Err(_) => self.discard(ready.id, false, CloseReason::KeyExchange),
                 }
             }
@@ -828,7 +885,43 @@ impl SecretChats {
         if qts <= self.taken_qts {
             return;
         }
+        // Taken in qts order: one past a hole waits for the hole (a device that has taken
+        // nothing yet starts where the relay is).
+        if self.taken_qts != 0 && qts != self.taken_qts.saturating_add(1) {
+            if self.ahead.len() < MAX_AHEAD {
+                self.ahead.insert(qts, message.clone());
+            }
+            return;
+        }
+        self.take(message, qts, now, rng);
+        while let Some(next) = self.ahead.remove(&self.taken_qts.saturating_add(1)) {
+            let qts = self.taken_qts.saturating_add(1);
+            self.take(&next, qts, now, rng);
+        }
+        // What the hole left behind: anything at or below the qts taken is a repeat.
+        let taken = self.taken_qts;
+        self.ahead.retain(|qts, _| *qts > taken);
+    }
+
+    /// Takes one message, the next in qts order.
+    fn take<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        message: &enums::EncryptedMessage,
+        qts: i32,
+        now: u64,
+        rng: &mut R,
+    ) {
         self.taken_qts = qts;
+        self.open(message, now, rng);
+    }
+
+    /// Opens one message in its chat.
+    fn open<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        message: &enums::EncryptedMessage,
+        now: u64,
+        rng: &mut R,
+    ) {
         let (chat_id, bytes, file) = match message {
             enums::EncryptedMessage::EncryptedMessage(m) => {
                 let file = match &m.file {
@@ -839,6 +932,14 @@ impl SecretChats {
             }
             enums::EncryptedMessage::EncryptedMessageService(m) => (m.chat_id, &m.bytes, None),
         };
+        if matches!(self.chats.get(&chat_id), Some(Chat::Requesting { .. })) {
+            // Its acceptance has not come yet; beyond the bound a message waits for the
+            // chat's own Resend instead.
+            if self.early.len() < MAX_EARLY {
+                self.early.push(message.clone());
+            }
+            return;
+        }
         let Some(Chat::Ready {
             chat, access_hash, ..
         }) = self.chats.get_mut(&chat_id)
@@ -1046,6 +1147,8 @@ impl SecretChats {
             taken_qts,
             acknowledged_qts,
             config_asked: false,
+            ahead: BTreeMap::new(),
+            early: Vec::new(),
             rpcs: VecDeque::new(),
             events: VecDeque::new(),
         })

@@ -457,9 +457,18 @@ impl Rows for Reader<'_> {
         Reader::get(self, key, |value| Ok(value.to_vec())).map_err(read_error)
     }
 
-    fn scan(&self, prefix: &[u8], limit: usize) -> Result<RowList, BackendError> {
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<RowList, BackendError> {
         let mut walk = self.range(prefix).map_err(read_error)?;
-        walk.first();
+        if start > prefix {
+            walk.seek(start);
+        } else {
+            walk.first();
+        }
         let mut rows = Vec::new();
         while rows.len() < limit {
             match walk.item().map_err(read_error)? {

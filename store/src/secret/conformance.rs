@@ -36,6 +36,7 @@ pub fn run_all(make: MakeStore<'_>) {
     queues_page_in_qts_order(make);
     discarding_closes_for_both(make);
     limits_are_kept(make);
+    requests_count_against_their_requester(make);
     removing_a_device_closes_its_chats(make);
     retention_ends(make);
     files_are_kept_for_the_retention(make);
@@ -422,6 +423,53 @@ fn limits_are_kept(make: MakeStore<'_>) {
     assert_eq!(store.request(&long), Err(SecretError::DataTooLong));
 }
 
+fn requests_count_against_their_requester(make: MakeStore<'_>) {
+    let config = SecretStoreConfig {
+        max_chats_per_user: 2,
+        retention_secs: 100,
+        ..SecretStoreConfig::default()
+    };
+    let store = make(config);
+    // Three users each ask Bob: Bob's place is not theirs to fill.
+    for (n, admin) in [(60, 301), (61, 302), (62, 303)] {
+        let mut request = new_chat(n, 1);
+        request.admin_id = admin;
+        request.admin_key = admin * 10;
+        store.request(&request).unwrap();
+    }
+    let mine = store.request(&{
+        let mut own = new_chat(63, 1);
+        own.admin_id = BOB;
+        own.admin_key = BOB_KEY;
+        own.participant_id = 400;
+        own
+    });
+    assert!(mine.is_ok(), "Bob may still ask someone: {mine:?}");
+    // Accepting counts: Bob has one (his own request); a second accept fills his place.
+    let first = store.chat_of(BOB, 60).unwrap().unwrap();
+    store
+        .accept(60, first.access_hash, BOB, BOB_KEY, &[2; 256], 1, NOW)
+        .unwrap();
+    let second = store.chat_of(BOB, 61).unwrap().unwrap();
+    assert_eq!(
+        store.accept(61, second.access_hash, BOB, BOB_KEY, &[2; 256], 1, NOW),
+        Err(SecretError::TooManyChats)
+    );
+    // A request nobody accepts lapses with the retention period, and frees its requester.
+    store.purge_expired(NOW + 100, 1000).unwrap();
+    assert_eq!(store.chat(61, second.access_hash).unwrap(), None);
+    assert!(store.chat_of(BOB, 61).unwrap().is_none());
+    assert!(
+        store.chat(60, first.access_hash).unwrap().is_some(),
+        "accepted: kept"
+    );
+    let mut again = new_chat(64, 1);
+    again.admin_id = 302;
+    again.admin_key = 3020;
+    again.participant_id = 500;
+    assert!(store.request(&again).is_ok());
+}
+
 fn removing_a_device_closes_its_chats(make: MakeStore<'_>) {
     let store = make(SecretStoreConfig::default());
     let chat = ready_chat(&*store, 30);
@@ -472,8 +520,10 @@ fn retention_ends(make: MakeStore<'_>) {
         0,
         "nothing is due"
     );
-    // The first entry and its send record are due at NOW + 100.
-    assert_eq!(store.purge_expired(NOW + 100, 1000).unwrap(), 2);
+    // The first entry and its send record are due at NOW + 100, and the request's row of
+    // the chat (accepted since: it stays).
+    assert_eq!(store.purge_expired(NOW + 100, 1000).unwrap(), 3);
+    assert!(store.chat(40, chat.access_hash).unwrap().is_some());
     let left: Vec<i64> = store
         .queue(BOB_KEY, 0, 10)
         .unwrap()

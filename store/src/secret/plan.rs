@@ -12,6 +12,9 @@ use super::{
     SecretChatState, SecretError, SecretSend, SecretSent, SecretStoreConfig,
 };
 
+/// Queue entries an acknowledgement reads at a time.
+const ACK_PAGE: usize = 16;
+
 /// The most chats one [`chats_of`] lists (live ones are bounded by the configuration; the
 /// discarded ones kept for their retention by how fast a user can make them).
 pub(crate) const MAX_CHATS_LISTED: usize = 10_000;
@@ -133,28 +136,22 @@ pub(crate) fn queue(
     limit: usize,
 ) -> Result<Vec<QueuedSecret>, SecretError> {
     let limit = limit.min(MAX_QUEUE_PAGE);
+    let Some(first) = after_qts.max(0).checked_add(1) else {
+        return Ok(Vec::new());
+    };
     if limit == 0 {
         return Ok(Vec::new());
     }
-    // Entries run by qts, and acknowledged ones are gone: at most `after_qts - acknowledged`
-    // entries come before the page.
-    let state = queue_state(rows, key)?;
-    let before = usize::try_from(after_qts.saturating_sub(state.acknowledged)).unwrap_or(0);
-    let mut found = Vec::new();
-    let scanned = rows.scan(
+    // Entries run by qts: the page starts at the first one past `after_qts`, nothing before
+    // it is read.
+    rows.scan_from(
         &keys::user_row(Prefix::SecretQueue, &[key]),
-        limit.saturating_add(before),
-    )?;
-    for (_, value) in scanned {
-        let entry = values::decode_queued(&value).map_err(corrupt)?;
-        if entry.qts > after_qts {
-            found.push(entry);
-            if found.len() == limit {
-                break;
-            }
-        }
-    }
-    Ok(found)
+        &queue_key(key, first),
+        limit,
+    )?
+    .into_iter()
+    .map(|(_, value)| values::decode_queued(&value).map_err(corrupt))
+    .collect()
 }
 
 // --- writes ---
@@ -164,6 +161,11 @@ fn write_chat(plan: &mut Plan<'_>, chat: &SecretChat) {
         chat_key(chat.id, chat.access_hash),
         values::encode_chat(chat),
     );
+}
+
+fn at_limit(rows: &dyn Rows, config: &SecretStoreConfig, user: i64) -> Result<bool, SecretError> {
+    let max = i64::try_from(config.max_chats_per_user).unwrap_or(i64::MAX);
+    Ok(i64_row(rows, &live_key(user))?.unwrap_or(0) >= max)
 }
 
 fn add_live(plan: &mut Plan<'_>, user: i64, delta: i64) -> Result<i64, SecretError> {
@@ -204,11 +206,10 @@ pub(crate) fn request(
     {
         return Err(SecretError::RandomIdDuplicate);
     }
-    let max = i64::try_from(config.max_chats_per_user).unwrap_or(i64::MAX);
-    for user in [new.admin_id, new.participant_id] {
-        if i64_row(plan, &live_key(user))?.unwrap_or(0) >= max {
-            return Err(SecretError::TooManyChats);
-        }
+    // A request counts against its requester only: requests to a user cannot fill that
+    // user's place (the invited user's count grows when they accept).
+    if at_limit(plan, config, new.admin_id)? {
+        return Err(SecretError::TooManyChats);
     }
     let chat = SecretChat {
         id: new.id,
@@ -233,7 +234,14 @@ pub(crate) fn request(
         Vec::new(),
     );
     add_live(plan, chat.admin_id, 1)?;
-    add_live(plan, chat.participant_id, 1)?;
+    // A request not accepted within the retention period lapses.
+    plan.put(
+        expiry_key(
+            retention_end(config, new.date),
+            &chat_key(chat.id, chat.access_hash),
+        ),
+        Vec::new(),
+    );
     Ok(chat)
 }
 
@@ -265,6 +273,9 @@ pub(crate) fn accept(
         }
         SecretChatState::Discarded { .. } => return Err(SecretError::EncryptionAlreadyDeclined),
     }
+    if at_limit(plan, config, user)? {
+        return Err(SecretError::TooManyChats);
+    }
     chat.state = SecretChatState::Ready;
     chat.participant_key = Some(key);
     chat.g_b = g_b.to_vec();
@@ -272,6 +283,7 @@ pub(crate) fn accept(
     chat.changed = date;
     write_chat(plan, &chat);
     plan.put(key_chat_key(key, chat.id, chat.access_hash), Vec::new());
+    add_live(plan, user, 1)?;
     Ok(chat)
 }
 
@@ -291,7 +303,10 @@ fn close(
     chat.changed = date;
     write_chat(plan, &chat);
     add_live(plan, chat.admin_id, -1)?;
-    add_live(plan, chat.participant_id, -1)?;
+    // The invited user counted the chat only once they accepted it.
+    if chat.participant_key.is_some() {
+        add_live(plan, chat.participant_id, -1)?;
+    }
     plan.put(
         expiry_key(
             retention_end(config, date),
@@ -428,18 +443,26 @@ pub(crate) fn acknowledge(
         return Err(SecretError::MaxQtsInvalid);
     }
     let mut dropped = Vec::new();
-    let held = plan.scan(
-        &keys::user_row(Prefix::SecretQueue, &[key]),
-        usize::try_from(state.pending).unwrap_or(usize::MAX),
-    )?;
-    for (row, value) in held {
-        let entry = values::decode_queued(&value).map_err(corrupt)?;
-        if entry.qts > max_qts {
+    let prefix = keys::user_row(Prefix::SecretQueue, &[key]);
+    let mut start = queue_key(key, 0);
+    // In pages, each read from where the last ended: what is read at once stays bounded
+    // whatever the queue holds (entries carry whole ciphertexts).
+    'pages: loop {
+        let page = plan.scan_from(&prefix, &start, ACK_PAGE)?;
+        let full = page.len() == ACK_PAGE;
+        for (row, value) in page {
+            let entry = values::decode_queued(&value).map_err(corrupt)?;
+            if entry.qts > max_qts {
+                break 'pages;
+            }
+            plan.delete(expiry_key(retention_end(config, entry.date), &row));
+            plan.delete(row);
+            dropped.push(entry.random_id);
+            start = queue_key(key, entry.qts.saturating_add(1));
+        }
+        if !full {
             break;
         }
-        plan.delete(expiry_key(retention_end(config, entry.date), &row));
-        plan.delete(row);
-        dropped.push(entry.random_id);
     }
     state.pending = state
         .pending
@@ -456,10 +479,22 @@ pub(crate) fn remove_device(
     date: i32,
 ) -> Result<Vec<SecretChat>, SecretError> {
     let mut closed = Vec::new();
-    let index = plan.scan(
-        &keys::user_row(Prefix::SecretKeyChat, &[key]),
-        MAX_CHATS_LISTED,
-    )?;
+    let prefix = keys::user_row(Prefix::SecretKeyChat, &[key]);
+    let mut index = Vec::new();
+    let mut start = prefix.clone();
+    loop {
+        let page = plan.scan_from(&prefix, &start, MAX_CHATS_LISTED)?;
+        let full = page.len() == MAX_CHATS_LISTED;
+        if let Some((last, _)) = page.last() {
+            // The next page starts just past the last key of this one.
+            start.clone_from(last);
+            start.push(0);
+        }
+        index.extend(page);
+        if !full {
+            break;
+        }
+    }
     for (row, _) in index {
         let [_, id, access_hash] =
             keys::decode_user_row::<3>(Prefix::SecretKeyChat, &row).map_err(corrupt_key)?;
@@ -551,15 +586,32 @@ pub(crate) fn purge_expired(
                     keys::decode_user_row::<2>(Prefix::SecretChat, &target).map_err(corrupt_key)?;
                 let id = i32::try_from(id)
                     .map_err(|_| corrupt_key(keys::KeyError(Prefix::SecretChat)))?;
-                if let Some(found) = chat(plan, id, access_hash)? {
+                let Some(found) = chat(plan, id, access_hash)? else {
+                    continue;
+                };
+                let due = match found.state {
+                    // A request nobody accepted in time lapses.
+                    SecretChatState::Waiting => {
+                        add_live(plan, found.admin_id, -1)?;
+                        true
+                    }
+                    // A closed chat goes at the end of its own retention (a request's row
+                    // may come first).
+                    SecretChatState::Discarded { .. } => {
+                        retention_end(config, found.changed) <= i64::from(now)
+                    }
+                    // The request's row of a chat since accepted.
+                    SecretChatState::Ready => false,
+                };
+                if due {
                     plan.delete(user_chat_key(found.admin_id, id));
                     plan.delete(user_chat_key(found.participant_id, id));
                     plan.delete(key_chat_key(found.admin_key, id, access_hash));
                     if let Some(key) = found.participant_key {
                         plan.delete(key_chat_key(key, id, access_hash));
                     }
+                    plan.delete(target);
                 }
-                plan.delete(target);
             }
             Some(Prefix::SecretFile) => {
                 // A file put again lives to its latest end: an earlier expiry row leaves it.

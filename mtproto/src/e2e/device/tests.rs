@@ -498,3 +498,63 @@ fn service_actions_become_their_events() {
         ]
     );
 }
+
+#[test]
+fn messages_past_a_qts_hole_wait_for_it() {
+    let mut relay = Relay::new();
+    let id = relay.open();
+    relay.events(1);
+    let mut rng = ChaCha20Rng::seed_from_u64(16);
+    relay.devices[0]
+        .send_text(id, "first", NOW, &mut rng)
+        .unwrap();
+    relay.devices[0]
+        .send_text(id, "second", NOW, &mut rng)
+        .unwrap();
+    relay.run_calls(0);
+    let second = relay.pushed[1].pop().unwrap();
+    let first = relay.pushed[1].pop().unwrap();
+    relay.devices[1].handle_update(&second, NOW, &mut rng);
+    assert!(texts(&relay.events(1)).is_empty(), "held behind the hole");
+    assert!(relay.devices[1].needs_difference());
+    let saved = relay.devices[1].save();
+    assert!(
+        saved.qts < relay.qts[1],
+        "a save does not cover what is held past a hole"
+    );
+    relay.devices[1].handle_update(&first, NOW, &mut rng);
+    assert_eq!(texts(&relay.events(1)), ["first", "second"]);
+    assert!(!relay.devices[1].needs_difference());
+    let saved = relay.devices[1].save();
+    relay.devices[1].saved(saved.qts);
+    assert_eq!(relay.devices[1].difference_qts(), relay.qts[1]);
+}
+
+#[test]
+fn messages_before_the_acceptance_wait_for_it() {
+    let mut relay = Relay::new();
+    let bob: enums::InputUser = types::InputUser {
+        user_id: BOB,
+        access_hash: 5,
+    }
+    .into();
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let id = relay.devices[0].request(bob, BOB, &mut rng).unwrap();
+    relay.settle();
+    relay.events(1);
+    relay.devices[1].accept(id, NOW, &mut rng).unwrap();
+    relay.devices[1]
+        .send_text(id, "right away", NOW, &mut rng)
+        .unwrap();
+    relay.run_calls(1);
+    // Alice sees Bob's messages before his acceptance.
+    relay.pushed[0].rotate_left(1);
+    relay.settle();
+    let events = relay.events(0);
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, Event::Ready { .. }))
+    );
+    assert_eq!(texts(&events), ["right away"]);
+}
