@@ -517,33 +517,58 @@ pub fn send_as(
     Ok(sent)
 }
 
-/// `messages.sendEncrypted`: an `encryptedMessage` without a file for the other device.
-pub async fn send_encrypted(
+/// What the three send methods share: the caller's device sends `message` (with the file of
+/// `file`, if any) and is answered `sentEncryptedMessage`, or `sentEncryptedFile` when it
+/// sent a file.
+async fn send_from(
     ctx: Ctx,
     relay: Arc<Relay>,
-    request: functions::messages::SendEncrypted,
+    message: Ciphertext,
+    file: Option<enums::InputEncryptedFile>,
+    push: bool,
 ) -> Result<enums::messages::SentEncryptedMessage, ApiError> {
     let user = ctx.user()?;
     let key = ctx.perm_auth_key_id()?;
     let server = ctx.server().clone();
     let backend = relay.backend.clone();
     ctx.blocking(move || {
+        let encrypted = match &file {
+            Some(file) => input_file_as(&backend, user, file)?,
+            None => None,
+        };
         let sent = send_as(
             &server,
             &backend,
             Device { user, key },
-            ciphertext(
-                &request.peer,
-                request.random_id,
-                request.data,
-                SecretKind::Message,
-            ),
-            None,
-            !request.silent,
+            message,
+            encrypted,
+            push,
         )?;
-        Ok(types::messages::SentEncryptedMessage { date: sent.date }.into())
+        Ok(match file {
+            Some(_) => types::messages::SentEncryptedFile {
+                date: sent.date,
+                file: stored_file(sent.file.as_deref()),
+            }
+            .into(),
+            None => types::messages::SentEncryptedMessage { date: sent.date }.into(),
+        })
     })
     .await
+}
+
+/// `messages.sendEncrypted`: an `encryptedMessage` without a file for the other device.
+pub async fn send_encrypted(
+    ctx: Ctx,
+    relay: Arc<Relay>,
+    request: functions::messages::SendEncrypted,
+) -> Result<enums::messages::SentEncryptedMessage, ApiError> {
+    let message = ciphertext(
+        &request.peer,
+        request.random_id,
+        request.data,
+        SecretKind::Message,
+    );
+    send_from(ctx, relay, message, None, !request.silent).await
 }
 
 /// `messages.sendEncryptedService`: an `encryptedMessageService` (never a push).
@@ -552,27 +577,13 @@ pub async fn send_encrypted_service(
     relay: Arc<Relay>,
     request: functions::messages::SendEncryptedService,
 ) -> Result<enums::messages::SentEncryptedMessage, ApiError> {
-    let user = ctx.user()?;
-    let key = ctx.perm_auth_key_id()?;
-    let server = ctx.server().clone();
-    let backend = relay.backend.clone();
-    ctx.blocking(move || {
-        let sent = send_as(
-            &server,
-            &backend,
-            Device { user, key },
-            ciphertext(
-                &request.peer,
-                request.random_id,
-                request.data,
-                SecretKind::Service,
-            ),
-            None,
-            false,
-        )?;
-        Ok(types::messages::SentEncryptedMessage { date: sent.date }.into())
-    })
-    .await
+    let message = ciphertext(
+        &request.peer,
+        request.random_id,
+        request.data,
+        SecretKind::Service,
+    );
+    send_from(ctx, relay, message, None, false).await
 }
 
 /// The chat, random id and data of a send method's request.
@@ -716,32 +727,13 @@ pub async fn send_encrypted_file(
     relay: Arc<Relay>,
     request: functions::messages::SendEncryptedFile,
 ) -> Result<enums::messages::SentEncryptedMessage, ApiError> {
-    let user = ctx.user()?;
-    let key = ctx.perm_auth_key_id()?;
-    let server = ctx.server().clone();
-    let backend = relay.backend.clone();
-    ctx.blocking(move || {
-        let file = input_file_as(&backend, user, &request.file)?;
-        let sent = send_as(
-            &server,
-            &backend,
-            Device { user, key },
-            ciphertext(
-                &request.peer,
-                request.random_id,
-                request.data,
-                SecretKind::Message,
-            ),
-            file,
-            !request.silent,
-        )?;
-        Ok(types::messages::SentEncryptedFile {
-            date: sent.date,
-            file: stored_file(sent.file.as_deref()),
-        }
-        .into())
-    })
-    .await
+    let message = ciphertext(
+        &request.peer,
+        request.random_id,
+        request.data,
+        SecretKind::Message,
+    );
+    send_from(ctx, relay, message, Some(request.file), !request.silent).await
 }
 
 /// The chat an `InputEncryptedChat` names, with the caller's device at one end: the other

@@ -208,6 +208,26 @@ async fn open_chat(client: EchoClient, user: enums::InputUser, id: i32) -> End {
     end
 }
 
+/// The echo user, as `requestEncryption` names it.
+async fn echo_user(client: &EchoClient) -> enums::InputUser {
+    let enums::InputPeer::InputPeerUser(echo) = client.echo_peer().await.unwrap() else {
+        panic!("the echo is a user");
+    };
+    types::InputUser {
+        user_id: echo.user_id,
+        access_hash: echo.access_hash,
+    }
+    .into()
+}
+
+/// Sends `text` and checks that the echo sends it back.
+async fn round_trip(end: &mut End, text: &str) {
+    let outgoing = end.chat.send_text(text, &mut rand::rng()).unwrap();
+    end.send(outgoing).await;
+    let (echoed, _) = end.next_message().await;
+    assert_eq!(text_of(&echoed), text);
+}
+
 fn text_of(message: &e2e_tl::enums::DecryptedMessage) -> &str {
     match message {
         e2e_tl::enums::DecryptedMessage::DecryptedMessage(m) => &m.message,
@@ -220,24 +240,13 @@ async fn the_echo_answers_in_a_secret_chat_through_a_rekey() {
     let dir = tempfile::tempdir().unwrap();
     let running = common::start(dir.path(), CODE).await;
     let (client, _) = signed_in(&running, "15550701").await;
-    let enums::InputPeer::InputPeerUser(echo) = client.echo_peer().await.unwrap() else {
-        panic!("the echo is a user");
-    };
-    let echo_user: enums::InputUser = types::InputUser {
-        user_id: echo.user_id,
-        access_hash: echo.access_hash,
-    }
-    .into();
+    let echo_user = echo_user(&client).await;
     let mut end = open_chat(client, echo_user, 4242).await;
 
     // Texts, each answered with the same text, past the re-key the echo starts after 100
     // messages under one key.
     for round in 0..60 {
-        let text = format!("secret {round}");
-        let outgoing = end.chat.send_text(&text, &mut rand::rng()).unwrap();
-        end.send(outgoing).await;
-        let (echoed, _) = end.next_message().await;
-        assert_eq!(text_of(&echoed), text);
+        round_trip(&mut end, &format!("secret {round}")).await;
     }
     assert!(
         end.chat.key_generation() >= 1,
@@ -391,20 +400,10 @@ async fn a_secret_chat_with_the_echo_goes_on_after_a_restart() {
     let running = common::start(dir.path(), CODE).await;
     let (client, _) = signed_in(&running, "15550702").await;
     let saved = client.saved_key();
-    let enums::InputPeer::InputPeerUser(echo) = client.echo_peer().await.unwrap() else {
-        panic!("the echo is a user");
-    };
-    let echo_user: enums::InputUser = types::InputUser {
-        user_id: echo.user_id,
-        access_hash: echo.access_hash,
-    }
-    .into();
+    let echo_user = echo_user(&client).await;
     let mut end = open_chat(client, echo_user, 777).await;
     for round in 0..3 {
-        let text = format!("before {round}");
-        let outgoing = end.chat.send_text(&text, &mut rand::rng()).unwrap();
-        end.send(outgoing).await;
-        assert_eq!(text_of(&end.next_message().await.0), text);
+        round_trip(&mut end, &format!("before {round}")).await;
     }
     end.client.close().await;
     running.stop().await;
@@ -416,10 +415,7 @@ async fn a_secret_chat_with_the_echo_goes_on_after_a_restart() {
         .unwrap();
     end.client = client;
     for round in 0..3 {
-        let text = format!("after {round}");
-        let outgoing = end.chat.send_text(&text, &mut rand::rng()).unwrap();
-        end.send(outgoing).await;
-        assert_eq!(text_of(&end.next_message().await.0), text);
+        round_trip(&mut end, &format!("after {round}")).await;
     }
     running.stop().await;
 }

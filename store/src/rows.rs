@@ -129,3 +129,34 @@ impl Rows for Plan<'_> {
         Ok(merged.into_iter().take(limit).collect())
     }
 }
+
+/// Rows in memory: a `BTreeMap` behind a mutex, changed by whole plans (what the in-memory
+/// backends keep their rows in).
+#[derive(Debug, Default)]
+pub(crate) struct MemoryRows(std::sync::Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
+
+impl MemoryRows {
+    /// Runs `f` over the rows as they are.
+    pub(crate) fn read<T, E>(&self, f: impl FnOnce(&dyn Rows) -> Result<T, E>) -> Result<T, E> {
+        // Every change is applied in one step after its plan succeeded: a panic cannot leave
+        // the map half-changed, so a poisoned lock is safe to take.
+        f(&*crate::lock(&self.0))
+    }
+
+    /// Plans a change with `f` and applies it whole if `f` succeeds.
+    pub(crate) fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut Plan<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut rows = crate::lock(&self.0);
+        let mut plan = Plan::new(&*rows);
+        let result = f(&mut plan)?;
+        for op in plan.into_ops() {
+            match op.value {
+                Some(value) => rows.insert(op.key, value),
+                None => rows.remove(&op.key),
+            };
+        }
+        Ok(result)
+    }
+}

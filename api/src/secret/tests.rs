@@ -583,7 +583,12 @@ async fn a_difference_tells_again_what_changed_in_chats_and_keeps_the_clients_pt
     let difference = f.difference(f.alice(), 0).await;
     let chats = news(&difference);
     assert_eq!(chats.len(), 1);
-    let chat = f.backend.secrets.chat(11, input.access_hash).unwrap().unwrap();
+    let chat = f
+        .backend
+        .secrets
+        .chat(11, input.access_hash)
+        .unwrap()
+        .unwrap();
     assert_eq!(chats[0], chat_object(&chat, f.alice, ALICE_KEY));
     // From a date after the change: nothing to tell.
     let later = crate::updates::get_difference(

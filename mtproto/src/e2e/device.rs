@@ -725,12 +725,9 @@ impl SecretChats {
         now: u64,
         rng: &mut R,
     ) -> Result<i64, DeviceError> {
-        let (chat, access_hash) = self.ready(chat_id)?;
-        let outgoing = chat.send_text(text, rng)?;
-        let random_id = outgoing.random_id;
-        self.queue_send(chat_id, access_hash, outgoing, None);
-        self.after_change(chat_id, now, rng);
-        Ok(random_id)
+        self.send_with(chat_id, None, now, rng, |chat, rng| {
+            chat.send_text(text, rng)
+        })
     }
 
     /// A message (service or not) to a ready chat.
@@ -741,12 +738,7 @@ impl SecretChats {
         now: u64,
         rng: &mut R,
     ) -> Result<i64, DeviceError> {
-        let (chat, access_hash) = self.ready(chat_id)?;
-        let outgoing = chat.send(message, rng)?;
-        let random_id = outgoing.random_id;
-        self.queue_send(chat_id, access_hash, outgoing, None);
-        self.after_change(chat_id, now, rng);
-        Ok(random_id)
+        self.send_with(chat_id, None, now, rng, |chat, rng| chat.send(message, rng))
     }
 
     /// A message with a file whose encrypted parts the application uploaded (`file`), its
@@ -759,10 +751,25 @@ impl SecretChats {
         now: u64,
         rng: &mut R,
     ) -> Result<i64, DeviceError> {
+        self.send_with(chat_id, Some(file), now, rng, |chat, rng| {
+            chat.send(message, rng)
+        })
+    }
+
+    /// What the sends share: the chat makes the message, its call is queued, and the chat's
+    /// counters are looked at; the message's random id.
+    fn send_with<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        chat_id: i32,
+        file: Option<enums::InputEncryptedFile>,
+        now: u64,
+        rng: &mut R,
+        make: impl FnOnce(&mut SecretChat, &mut R) -> Result<Outgoing, ChatError>,
+    ) -> Result<i64, DeviceError> {
         let (chat, access_hash) = self.ready(chat_id)?;
-        let outgoing = chat.send(message, rng)?;
+        let outgoing = make(chat, rng)?;
         let random_id = outgoing.random_id;
-        self.queue_send(chat_id, access_hash, outgoing, Some(file));
+        self.queue_send(chat_id, access_hash, outgoing, file);
         self.after_change(chat_id, now, rng);
         Ok(random_id)
     }

@@ -46,6 +46,7 @@ mod message;
 mod part_cache;
 mod part_files;
 mod plan;
+mod row_db;
 mod secret;
 mod shards;
 mod upload_hashes;

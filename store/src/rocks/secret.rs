@@ -11,10 +11,10 @@
 //! to `37`.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use super::commit_queue::CommitQueue;
-use super::instance::{Instance, SECRET_FAMILIES, Tuning};
+use super::instance::SECRET_FAMILIES;
+use super::row_db::RowDb;
 use super::shards::{Durability, OpenError};
 use crate::BackendError;
 use crate::message::MessageError;
@@ -30,8 +30,7 @@ const MAX_GROUP_BYTES: usize = 8 << 20;
 #[derive(Debug)]
 pub struct RocksSecretStore {
     config: SecretStoreConfig,
-    instance: Instance,
-    writer: Mutex<()>,
+    db: RowDb,
     sends: CommitQueue<SecretSend, Result<SecretSent, SecretError>>,
 }
 
@@ -53,22 +52,9 @@ impl RocksSecretStore {
         config: SecretStoreConfig,
         durability: Durability,
     ) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(path.as_ref())?;
-        let cache = rocksdb::Cache::new_lru_cache(16 << 20);
-        let tuning = Tuning {
-            statistics: false,
-            write_buffer_bytes: 16 << 20,
-            sync: durability == Durability::Sync,
-        };
-        let instance = Instance::open_with(path.as_ref(), 0, &cache, tuning, SECRET_FAMILIES)
-            .map_err(|error| OpenError::Engine {
-                instance: 0,
-                message: error.to_string(),
-            })?;
         Ok(Self {
             config,
-            instance,
-            writer: Mutex::new(()),
+            db: RowDb::open(path.as_ref(), SECRET_FAMILIES, 16 << 20, durability)?,
             sends: CommitQueue::new(MAX_GROUP, MAX_GROUP_BYTES),
         })
     }
@@ -77,25 +63,14 @@ impl RocksSecretStore {
         &self,
         f: impl FnOnce(&dyn Rows) -> Result<T, SecretError>,
     ) -> Result<T, SecretError> {
-        f(&self.instance.snapshot())
+        self.db.read(f)
     }
 
     fn write<T>(
         &self,
         f: impl FnOnce(&mut Plan<'_>) -> Result<T, SecretError>,
     ) -> Result<T, SecretError> {
-        // Guards nothing but the order of writers: each plan reads the latest state, which
-        // no other writer changes while it is held.
-        let _writer = crate::lock(&self.writer);
-        self.instance.check_writable().map_err(backend)?;
-        let reader = self.instance.latest();
-        let mut plan = Plan::new(&reader);
-        let result = f(&mut plan)?;
-        let ops = plan.into_ops();
-        if !ops.is_empty() {
-            self.instance.write(&ops, false).map_err(backend)?;
-        }
-        Ok(result)
+        self.db.write(true, backend, f)
     }
 
     fn send_one(&self, send: &SecretSend) -> Result<SecretSent, SecretError> {
@@ -118,12 +93,13 @@ impl RocksSecretStore {
     /// Plans `group` in order over one view and commits it with one sync; one result per
     /// send (a refused send wrote nothing, `plan::send`).
     fn commit_sends(&self, group: &[SecretSend]) -> Vec<Result<SecretSent, SecretError>> {
-        let _writer = crate::lock(&self.writer);
+        let _writer = self.db.writer();
         let all_failed = |error: SecretError| group.iter().map(|_| Err(error.clone())).collect();
-        if let Err(error) = self.instance.check_writable() {
+        let instance = self.db.instance();
+        if let Err(error) = instance.check_writable() {
             return all_failed(backend(error));
         }
-        let reader = self.instance.latest();
+        let reader = instance.latest();
         let mut plan = Plan::new(&reader);
         let results: Vec<_> = group
             .iter()
@@ -131,7 +107,7 @@ impl RocksSecretStore {
             .collect();
         let ops = plan.into_ops();
         if !ops.is_empty()
-            && let Err(error) = self.instance.write(&ops, false)
+            && let Err(error) = instance.write(&ops, false)
         {
             return all_failed(backend(error));
         }
@@ -142,7 +118,7 @@ impl RocksSecretStore {
     /// what a failed write leaves behind).
     #[cfg(feature = "testing")]
     pub fn inject_fault(&self, after_writes: u64, fault: super::Fault) {
-        self.instance.set_fault(after_writes, fault);
+        self.db.instance().set_fault(after_writes, fault);
     }
 }
 
@@ -154,7 +130,7 @@ mod tests {
 
     #[test]
     fn rocks_store_passes_the_conformance_suite() {
-        let dirs = Mutex::new(Vec::new());
+        let dirs = std::sync::Mutex::new(Vec::new());
         crate::secret::conformance::run_all(&|config| {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let store = RocksSecretStore::open(dir.path(), config, Durability::Sync)
@@ -244,7 +220,7 @@ mod tests {
         /// The model check of the memory backend, on RocksDB.
         #[test]
         fn rocks_store_agrees_with_the_model(ops in crate::secret::conformance::ops()) {
-            let dirs = Mutex::new(Vec::new());
+            let dirs = std::sync::Mutex::new(Vec::new());
             crate::secret::conformance::model_agrees(
                 &|config| {
                     let dir = tempfile::tempdir().expect("a temporary directory");

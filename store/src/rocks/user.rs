@@ -7,9 +7,9 @@
 //! `2f`.
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use super::instance::{Instance, Tuning, USER_FAMILIES};
+use super::instance::USER_FAMILIES;
+use super::row_db::RowDb;
 use super::shards::{Durability, OpenError};
 use crate::BackendError;
 use crate::message::MessageError;
@@ -20,8 +20,7 @@ use crate::user::{UserError, UserStoreConfig};
 #[derive(Debug)]
 pub struct RocksUserStore {
     config: UserStoreConfig,
-    instance: Instance,
-    writer: Mutex<()>,
+    db: RowDb,
 }
 
 fn backend(error: MessageError) -> UserError {
@@ -42,27 +41,14 @@ impl RocksUserStore {
         config: UserStoreConfig,
         durability: Durability,
     ) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(path.as_ref())?;
-        let cache = rocksdb::Cache::new_lru_cache(16 << 20);
-        let tuning = Tuning {
-            statistics: false,
-            write_buffer_bytes: 8 << 20,
-            sync: durability == Durability::Sync,
-        };
-        let instance = Instance::open_with(path.as_ref(), 0, &cache, tuning, USER_FAMILIES)
-            .map_err(|error| OpenError::Engine {
-                instance: 0,
-                message: error.to_string(),
-            })?;
         Ok(Self {
             config,
-            instance,
-            writer: Mutex::new(()),
+            db: RowDb::open(path.as_ref(), USER_FAMILIES, 8 << 20, durability)?,
         })
     }
 
     fn read<T>(&self, f: impl FnOnce(&dyn Rows) -> Result<T, UserError>) -> Result<T, UserError> {
-        f(&self.instance.snapshot())
+        self.db.read(f)
     }
 
     fn write<T>(
@@ -70,29 +56,14 @@ impl RocksUserStore {
         sync: bool,
         f: impl FnOnce(&mut Plan<'_>) -> Result<T, UserError>,
     ) -> Result<T, UserError> {
-        // Guards nothing but the order of writers: each plan reads the latest state, which
-        // no other writer changes while it is held.
-        let _writer = crate::lock(&self.writer);
-        self.instance.check_writable().map_err(backend)?;
-        let reader = self.instance.latest();
-        let mut plan = Plan::new(&reader);
-        let result = f(&mut plan)?;
-        let ops = plan.into_ops();
-        if !ops.is_empty() {
-            if sync {
-                self.instance.write(&ops, false).map_err(backend)?;
-            } else {
-                self.instance.write_unsynced(&ops).map_err(backend)?;
-            }
-        }
-        Ok(result)
+        self.db.write(sync, backend, f)
     }
 
     /// Makes the next writes fail as `fault` says, after `after_writes` good ones (tests of
     /// what a failed write leaves behind).
     #[cfg(feature = "testing")]
     pub fn inject_fault(&self, after_writes: u64, fault: super::Fault) {
-        self.instance.set_fault(after_writes, fault);
+        self.db.instance().set_fault(after_writes, fault);
     }
 }
 

@@ -1,19 +1,16 @@
 //! The in-memory [`SecretStore`](super::SecretStore): the rows of [`super::plan`] in a
 //! `BTreeMap` behind a mutex.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use super::plan::secret_store_over_rows;
 use super::{SecretError, SecretStoreConfig};
-use crate::rows::{Plan, Rows};
+use crate::rows::{MemoryRows, Plan, Rows};
 
 /// The secret relay's state in memory: for tests and for servers that do not need it to
 /// survive a restart.
 #[derive(Debug, Default)]
 pub struct MemorySecretStore {
     config: SecretStoreConfig,
-    rows: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    rows: MemoryRows,
 }
 
 impl MemorySecretStore {
@@ -26,7 +23,7 @@ impl MemorySecretStore {
     pub fn with_config(config: SecretStoreConfig) -> Self {
         Self {
             config,
-            rows: Mutex::default(),
+            rows: MemoryRows::default(),
         }
     }
 
@@ -34,25 +31,14 @@ impl MemorySecretStore {
         &self,
         f: impl FnOnce(&dyn Rows) -> Result<T, SecretError>,
     ) -> Result<T, SecretError> {
-        // Every change is applied in one step after its plan succeeded: a panic cannot leave
-        // the map half-changed, so a poisoned lock is safe to take.
-        f(&*crate::lock(&self.rows))
+        self.rows.read(f)
     }
 
     fn write<T>(
         &self,
         f: impl FnOnce(&mut Plan<'_>) -> Result<T, SecretError>,
     ) -> Result<T, SecretError> {
-        let mut rows = crate::lock(&self.rows);
-        let mut plan = Plan::new(&*rows);
-        let result = f(&mut plan)?;
-        for op in plan.into_ops() {
-            match op.value {
-                Some(value) => rows.insert(op.key, value),
-                None => rows.remove(&op.key),
-            };
-        }
-        Ok(result)
+        self.rows.write(f)
     }
 
     fn send_one(&self, send: &super::SecretSend) -> Result<super::SecretSent, SecretError> {

@@ -1,17 +1,15 @@
 //! The in-memory [`UserStore`](super::UserStore): the rows of [`super::plan`] in a
 //! `BTreeMap` behind a mutex.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use super::plan::{self, Plan, Rows, user_store_over_rows};
 use super::{UserError, UserStoreConfig};
+use crate::rows::MemoryRows;
 
 /// People in memory: for tests and for servers that do not need them to survive a restart.
 #[derive(Debug, Default)]
 pub struct MemoryUserStore {
     config: UserStoreConfig,
-    rows: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    rows: MemoryRows,
 }
 
 impl MemoryUserStore {
@@ -24,14 +22,12 @@ impl MemoryUserStore {
     pub fn with_config(config: UserStoreConfig) -> Self {
         Self {
             config,
-            rows: Mutex::default(),
+            rows: MemoryRows::default(),
         }
     }
 
     fn read<T>(&self, f: impl FnOnce(&dyn Rows) -> Result<T, UserError>) -> Result<T, UserError> {
-        // Every change is applied in one step after its plan succeeded: a panic cannot leave
-        // the map half-changed, so a poisoned lock is safe to take.
-        f(&*crate::lock(&self.rows))
+        self.rows.read(f)
     }
 
     fn write<T>(
@@ -39,16 +35,7 @@ impl MemoryUserStore {
         _sync: bool,
         f: impl FnOnce(&mut Plan<'_>) -> Result<T, UserError>,
     ) -> Result<T, UserError> {
-        let mut rows = crate::lock(&self.rows);
-        let mut plan = Plan::new(&*rows);
-        let result = f(&mut plan)?;
-        for op in plan.into_ops() {
-            match op.value {
-                Some(value) => rows.insert(op.key, value),
-                None => rows.remove(&op.key),
-            };
-        }
-        Ok(result)
+        self.rows.write(f)
     }
 }
 
