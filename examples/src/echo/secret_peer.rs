@@ -91,7 +91,12 @@ impl SecretEcho {
     pub fn open(backend: Arc<Backend>, state_path: PathBuf) -> io::Result<Arc<Self>> {
         let relay = Relay::new(backend.clone());
         let mut device = match std::fs::read(&state_path) {
-            Ok(bytes) => SecretChats::load(&bytes).map_err(io::Error::other)?,
+            Ok(bytes) => SecretChats::load(&bytes).unwrap_or_else(|error| {
+                // A state this build cannot read: the relay's chats it knew are closed at
+                // start ([`Self::resume`]), and the echo begins again.
+                tracing::warn!(%error, "the echo's saved secret chats are unreadable");
+                SecretChats::new(ECHO_USER_ID, ChatLimits::default())
+            }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 SecretChats::new(ECHO_USER_ID, ChatLimits::default())
             }

@@ -44,6 +44,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand_core::{CryptoRng, RngCore};
 
+use super::chat::random_id_of;
 use super::chat::saved::{In, Out};
 use super::chat::{ChatError, ChatLimits, LoadError, Outgoing, SecretChat};
 use super::cipher::Side;
@@ -56,8 +57,11 @@ use crate::tl::{Reader, Serializable as _};
 /// The `random` asked of `messages.getDhConfig` (mixed into every exponent, never used
 /// alone; TDLib asks for as much).
 pub const DH_RANDOM_LEN: i32 = 256;
-/// The format version of [`SecretChats::save`].
-const VERSION: u8 = 1;
+/// The format version of [`SecretChats::save`] (2: with the self-destruct timers).
+const VERSION: u8 = 2;
+
+mod ttl;
+use ttl::{Timers, ttl_of};
 /// Messages held past a hole in the qts, at most (more are dropped: the difference that
 /// fills the hole brings them again).
 const MAX_AHEAD: usize = 1000;
@@ -204,6 +208,14 @@ pub enum Event {
         /// Up to this date.
         max_date: i32,
     },
+    /// A message's self-destruct time is up: the application deletes it (on this device;
+    /// the other side runs its own timer).
+    Expired {
+        /// The chat.
+        chat_id: i32,
+        /// The message, by random id.
+        random_id: i64,
+    },
     /// The chat ended.
     Closed {
         /// The chat.
@@ -287,6 +299,8 @@ pub struct SecretChats {
     /// the acceptance first, but a client may see them in another order), handed in once the
     /// chat is ready.
     early: Vec<enums::EncryptedMessage>,
+    /// Self-destruct timers.
+    timers: Timers,
     rpcs: VecDeque<Rpc>,
     events: VecDeque<Event>,
 }
@@ -323,6 +337,7 @@ impl SecretChats {
             config_asked: false,
             ahead: BTreeMap::new(),
             early: Vec::new(),
+            timers: Timers::default(),
             rpcs: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -531,6 +546,7 @@ impl SecretChats {
     /// Forgets a chat, queues its `discardEncryption` and tells the application.
     fn discard(&mut self, chat_id: i32, delete_history: bool, reason: CloseReason) {
         self.chats.remove(&chat_id);
+        self.timers.forget_chat(chat_id);
         self.rpcs.push_back(Rpc::DiscardEncryption(
             functions::messages::DiscardEncryption {
                 delete_history,
@@ -687,6 +703,7 @@ impl SecretChats {
                 }
             }
             enums::EncryptedChat::EncryptedChatDiscarded(discarded) => {
+                self.timers.forget_chat(discarded.id);
                 if self.chats.remove(&discarded.id).is_some() {
                     self.events.push_back(Event::Closed {
                         chat_id: discarded.id,
@@ -738,7 +755,10 @@ impl SecretChats {
         now: u64,
         rng: &mut R,
     ) -> Result<i64, DeviceError> {
-        self.send_with(chat_id, None, now, rng, |chat, rng| chat.send(message, rng))
+        let (random_id, ttl) = (random_id_of(&message), ttl_of(&message));
+        let sent = self.send_with(chat_id, None, now, rng, |chat, rng| chat.send(message, rng))?;
+        self.timers.track(chat_id, random_id, ttl, false);
+        Ok(sent)
     }
 
     /// A message with a file whose encrypted parts the application uploaded (`file`), its
@@ -751,9 +771,49 @@ impl SecretChats {
         now: u64,
         rng: &mut R,
     ) -> Result<i64, DeviceError> {
-        self.send_with(chat_id, Some(file), now, rng, |chat, rng| {
+        let (random_id, ttl) = (random_id_of(&message), ttl_of(&message));
+        let sent = self.send_with(chat_id, Some(file), now, rng, |chat, rng| {
             chat.send(message, rng)
-        })
+        })?;
+        self.timers.track(chat_id, random_id, ttl, false);
+        Ok(sent)
+    }
+
+    /// This device's user saw these received messages: the timers of those with a TTL start,
+    /// and the other side is told (`decryptedMessageActionReadMessages`, which starts the
+    /// sender's timers).
+    pub fn open_messages<R: RngCore + CryptoRng + ?Sized>(
+        &mut self,
+        chat_id: i32,
+        random_ids: &[i64],
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(), DeviceError> {
+        let timed = self.timers.opened_here(chat_id, random_ids, now);
+        if timed.is_empty() {
+            return Ok(());
+        }
+        let read = crate::tl::secret::types::DecryptedMessageService {
+            random_id: rng.next_u64() as i64,
+            action: crate::tl::secret::types::DecryptedMessageActionReadMessages {
+                random_ids: timed,
+            }
+            .into(),
+        };
+        self.send(chat_id, read.into(), now, rng).map(|_| ())
+    }
+
+    /// When [`Self::handle_timeout`] is next due (Unix seconds), if a timer runs.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.next_deadline()
+    }
+
+    /// The time is `now`: the messages whose self-destruct time is up become
+    /// [`Event::Expired`].
+    pub fn handle_timeout(&mut self, now: u64) {
+        for (chat_id, random_id) in self.timers.expire(now) {
+            self.events.push_back(Event::Expired { chat_id, random_id });
+        }
     }
 
     /// What the sends share: the chat makes the message, its call is queued, and the chat's
@@ -958,12 +1018,17 @@ impl SecretChats {
             Ok(Ok(received)) => {
                 let mut file = file;
                 for message in received.messages {
+                    self.timers
+                        .track(chat_id, random_id_of(&message), ttl_of(&message), true);
                     let event = action_event(chat_id, &message).unwrap_or_else(|| Event::Message {
                         chat_id,
                         message,
                         // A file belongs to the message it came with, the first one out.
                         file: file.take(),
                     });
+                    if let Event::Opened { random_ids, .. } = &event {
+                        self.timers.opened_there(chat_id, random_ids, now);
+                    }
                     self.events.push_back(event);
                 }
                 for outgoing in received.send {
@@ -1044,6 +1109,7 @@ impl SecretChats {
                 }
             }
         }
+        self.timers.save_into(&mut out);
         Saved {
             bytes: out.0,
             qts: self.taken_qts,
@@ -1142,6 +1208,7 @@ impl SecretChats {
                 return Err(LoadError("a chat twice"));
             }
         }
+        let timers = Timers::load_from(&mut input)?;
         if !input.0.is_empty() {
             return Err(LoadError("trailing bytes"));
         }
@@ -1156,6 +1223,7 @@ impl SecretChats {
             config_asked: false,
             ahead: BTreeMap::new(),
             early: Vec::new(),
+            timers,
             rpcs: VecDeque::new(),
             events: VecDeque::new(),
         })

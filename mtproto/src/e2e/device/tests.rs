@@ -558,3 +558,78 @@ fn messages_before_the_acceptance_wait_for_it() {
     );
     assert_eq!(texts(&events), ["right away"]);
 }
+
+#[test]
+fn self_destruct_timers_start_when_read_on_both_sides() {
+    let mut relay = Relay::new();
+    let id = relay.open();
+    relay.events(0);
+    relay.events(1);
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let message = crate::tl::secret::types::DecryptedMessage {
+        no_webpage: false,
+        silent: false,
+        random_id: 4242,
+        ttl: 5,
+        message: "gone soon".to_owned(),
+        media: None,
+        entities: None,
+        via_bot_name: None,
+        reply_to_random_id: None,
+        grouped_id: None,
+    };
+    relay.devices[0]
+        .send(id, message.into(), NOW, &mut rng)
+        .unwrap();
+    relay.settle();
+    assert_eq!(texts(&relay.events(1)), ["gone soon"]);
+    assert_eq!(relay.devices[1].poll_timeout(), None, "not read yet");
+    assert_eq!(relay.devices[0].poll_timeout(), None);
+    relay.devices[1]
+        .open_messages(id, &[4242, 999], NOW, &mut rng)
+        .unwrap();
+    assert_eq!(relay.devices[1].poll_timeout(), Some(NOW + 5));
+    relay.settle();
+    // The reading reached Alice: her copy's timer runs too.
+    assert_eq!(relay.devices[0].poll_timeout(), Some(NOW + 5));
+    relay.devices[1].handle_timeout(NOW + 4);
+    assert!(relay.events(1).is_empty());
+    for index in 0..2 {
+        relay.devices[index].handle_timeout(NOW + 5);
+        assert!(
+            relay.events(index).contains(&Event::Expired {
+                chat_id: id,
+                random_id: 4242
+            }),
+            "device {index}"
+        );
+    }
+    // Saved and loaded, a running timer still runs.
+    relay.devices[0]
+        .send(
+            id,
+            crate::tl::secret::types::DecryptedMessage {
+                no_webpage: false,
+                silent: false,
+                random_id: 4343,
+                ttl: 9,
+                message: "later".to_owned(),
+                media: None,
+                entities: None,
+                via_bot_name: None,
+                reply_to_random_id: None,
+                grouped_id: None,
+            }
+            .into(),
+            NOW,
+            &mut rng,
+        )
+        .unwrap();
+    relay.settle();
+    relay.devices[1]
+        .open_messages(id, &[4343], NOW, &mut rng)
+        .unwrap();
+    let saved = relay.devices[1].save();
+    let loaded = SecretChats::load(&saved.bytes).unwrap();
+    assert_eq!(loaded.poll_timeout(), Some(NOW + 9));
+}
