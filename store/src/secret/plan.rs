@@ -379,10 +379,19 @@ pub(crate) fn send(
     };
     state.qts = qts;
     state.pending = state.pending.saturating_add(1);
+    let entry = QueuedSecret {
+        qts,
+        kind: send.kind,
+        chat_id: send.chat_id,
+        random_id: send.random_id,
+        date: send.date,
+        data: send.data.clone(),
+        file: send.file.clone(),
+    };
     let entry_key = queue_key(recipient_key, qts);
     let end = retention_end(config, send.date);
     plan.put(expiry_key(end, &entry_key), Vec::new());
-    plan.put(entry_key, values::encode_queued_send(qts, send));
+    plan.put(entry_key, values::encode_queued(&entry));
     plan.put(device_key(recipient_key), values::encode_state(state));
     plan.put(expiry_key(end, &record_key), Vec::new());
     plan.put(

@@ -3,7 +3,7 @@
 
 use crate::codec::{Reader, ValueError, Writer};
 
-use super::{QueueState, QueuedSecret, SecretChat, SecretChatState, SecretKind, SecretSend};
+use super::{QueueState, QueuedSecret, SecretChat, SecretChatState, SecretKind};
 
 fn write_option_bytes(w: &mut Writer, value: Option<&[u8]>) {
     match value {
@@ -116,43 +116,14 @@ pub(crate) fn decode_chat(value: &[u8]) -> Result<SecretChat, ValueError> {
 
 /// Writes a queue entry (`33` row).
 pub(crate) fn encode_queued(entry: &QueuedSecret) -> Vec<u8> {
-    write_queued(
-        (
-            entry.qts,
-            entry.kind,
-            entry.chat_id,
-            entry.random_id,
-            entry.date,
-        ),
-        &entry.data,
-        entry.file.as_deref(),
-    )
-}
-
-/// [`encode_queued`] of the entry `send` makes under `qts`, without copying its ciphertext
-/// into an entry first (the send path).
-pub(crate) fn encode_queued_send(qts: i32, send: &SecretSend) -> Vec<u8> {
-    write_queued(
-        (qts, send.kind, send.chat_id, send.random_id, send.date),
-        &send.data,
-        send.file.as_deref(),
-    )
-}
-
-/// A queue entry's fields: qts, kind, chat, random id, date.
-fn write_queued(
-    (qts, kind, chat_id, random_id, date): (i32, SecretKind, i32, i64, i32),
-    data: &[u8],
-    file: Option<&[u8]>,
-) -> Vec<u8> {
     let mut w = Writer::new();
-    w.i32(qts)
-        .u8(kind_tag(kind))
-        .i32(chat_id)
-        .i64(random_id)
-        .i32(date)
-        .bytes(data);
-    write_option_bytes(&mut w, file);
+    w.i32(entry.qts)
+        .u8(kind_tag(entry.kind))
+        .i32(entry.chat_id)
+        .i64(entry.random_id)
+        .i32(entry.date)
+        .bytes(&entry.data);
+    write_option_bytes(&mut w, entry.file.as_deref());
     w.finish()
 }
 
