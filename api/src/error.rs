@@ -162,6 +162,8 @@ impl From<UserError> for ApiError {
             UserError::BlockedTooMuch => "BLOCKED_TOO_MUCH",
             UserError::PhotoInvalid => "PHOTO_INVALID",
             UserError::TokenInvalid => "TOKEN_INVALID",
+            UserError::BotInvalid => "BOT_INVALID",
+            UserError::BotCommandInvalid => "BOT_COMMAND_INVALID",
             // Telegram answers a full list of sessions or devices with a flood wait.
             UserError::TooMany => return Self::flood_wait(60),
             _ => return Self::internal(&error),

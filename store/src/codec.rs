@@ -139,6 +139,11 @@ impl<'a> Reader<'a> {
             _ => Err(self.error()),
         }
     }
+    /// Whether every byte has been read (for a value whose last fields are optional).
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// Checks that nothing is left.
     pub fn end(self) -> Result<(), ValueError> {
         if self.rest.is_empty() {

@@ -17,8 +17,9 @@ use crate::file::ContentId;
 
 use super::rules::{MAX_ABOUT_CHARS, MAX_DETAIL_LEN, MAX_NAME_CHARS, MAX_TOKEN_LEN};
 use super::{
-    Account, Authorization, Blocked, Contact, Device, ImportContact, ImportOutcome, MAX_SEARCH,
-    Presence, ProfileChange, ProfilePhoto, UserError, UserStore, UserStoreConfig, UsernameOwner,
+    Account, Authorization, Blocked, BotCommand, BotProfile, Contact, Device, ImportContact,
+    ImportOutcome, MAX_SEARCH, Presence, ProfileChange, ProfilePhoto, UserError, UserStore,
+    UserStoreConfig, UsernameOwner,
 };
 
 /// Makes a fresh, empty store with the default limits.
@@ -53,6 +54,7 @@ pub fn run_all(factory: Factory<'_>) {
     authorizations_keep_their_first_hash_and_date(factory);
     push_devices(factory);
     deleting_an_account(factory);
+    bots_are_accounts_with_a_profile(factory);
 }
 
 /// Runs every check of the limits of [`UserStoreConfig`].
@@ -2470,4 +2472,93 @@ pub fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
             .prop_map(|(owner, offset, limit)| Op::BlockedPage { owner, offset, limit }),
     ];
     proptest::collection::vec(op, 0..60)
+}
+
+/// A bot gets the next id, no phone, a username that ends in `bot` and is free, and its
+/// profile; `update_bot` changes the profile of a live bot only, within the limits, and
+/// nothing of a refused change is stored.
+pub fn bots_are_accounts_with_a_profile(factory: Factory<'_>) {
+    let store = factory();
+    let first = first_id();
+    let ann = store.create_account(&phone(1), "Ann", "").unwrap();
+    let profile = BotProfile {
+        owner: ann.id,
+        token_hash: [7; 32],
+        ..BotProfile::default()
+    };
+    let bot = store.create_bot("Helper", "Helper_Bot", &profile).unwrap();
+    assert_eq!(bot.id, first + 1, "the next id");
+    assert_eq!(bot.phone, "");
+    assert_eq!(bot.bot.as_ref(), Some(&profile));
+    assert_eq!(store.by_username("helper_bot").unwrap(), Some(bot.clone()));
+    assert_eq!(store.account(bot.id).unwrap(), Some(bot.clone()));
+    for (name, error) in [
+        ("helper_bot", UserError::UsernameOccupied),
+        ("helper", UserError::UsernameInvalid),
+        ("hbot", UserError::UsernameInvalid),
+        ("1_bot", UserError::UsernameInvalid),
+    ] {
+        assert_eq!(store.create_bot("X", name, &profile), Err(error), "{name}");
+    }
+    assert_eq!(
+        store.create_bot("", "other_bot", &profile),
+        Err(UserError::FirstNameInvalid)
+    );
+    let changed = store
+        .update_bot(bot.id, &mut |profile| {
+            profile.description = "helps".into();
+            profile.commands = vec![BotCommand {
+                command: "start".into(),
+                description: "begin".into(),
+            }];
+            profile.info_version += 1;
+        })
+        .unwrap();
+    let stored = changed.bot.clone().unwrap();
+    assert_eq!(
+        (
+            stored.description.as_str(),
+            stored.commands.len(),
+            stored.info_version
+        ),
+        ("helps", 1, 1)
+    );
+    assert_eq!(store.account(bot.id).unwrap(), Some(changed.clone()));
+    for bad in ["Start", "", "a-b", &"c".repeat(33)] {
+        let refused = store.update_bot(bot.id, &mut |profile| {
+            profile.commands = vec![BotCommand {
+                command: bad.to_owned(),
+                description: "x".into(),
+            }];
+        });
+        assert_eq!(refused, Err(UserError::BotCommandInvalid), "{bad:?}");
+    }
+    let too_many = store.update_bot(bot.id, &mut |profile| {
+        profile.commands = (0..101)
+            .map(|n| BotCommand {
+                command: format!("c{n}"),
+                description: "x".into(),
+            })
+            .collect();
+    });
+    assert_eq!(too_many, Err(UserError::BotInvalid));
+    assert_eq!(
+        store.account(bot.id).unwrap(),
+        Some(changed),
+        "nothing refused is kept"
+    );
+    assert_eq!(
+        store.update_bot(ann.id, &mut |_| {}),
+        Err(UserError::BotInvalid),
+        "a person has no bot profile"
+    );
+    assert_eq!(
+        store.update_bot(first + 99, &mut |_| {}),
+        Err(UserError::BotInvalid)
+    );
+    store.delete_account(bot.id).unwrap();
+    assert_eq!(
+        store.update_bot(bot.id, &mut |_| {}),
+        Err(UserError::BotInvalid)
+    );
 }

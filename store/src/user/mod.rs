@@ -26,7 +26,9 @@ pub mod rules;
 pub(crate) mod values;
 
 pub use memory::MemoryUserStore;
-pub use rules::{contacts_hash, normalize_phone, user_username_key, username_key};
+pub use rules::{
+    bot_command_valid, contacts_hash, normalize_phone, user_username_key, username_key,
+};
 
 use crate::file::ContentId;
 
@@ -88,6 +90,37 @@ pub struct Account {
     pub presence: Presence,
     /// The account was deleted: its phone and username are free, its names empty.
     pub deleted: bool,
+    /// For a bot, what a bot has besides a user's; `None` for a person.
+    pub bot: Option<BotProfile>,
+}
+
+/// One command of a bot's menu (`botCommand`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotCommand {
+    /// The command without its slash: 1 to [`rules::MAX_BOT_COMMAND_LEN`] of `a-z`, `0-9`
+    /// and `_`.
+    pub command: String,
+    /// What it does: 1 to [`rules::MAX_BOT_COMMAND_DESCRIPTION_CHARS`] characters.
+    pub description: String,
+}
+
+/// What a bot account has besides a person's: who made it, its token's secret (hashed), and
+/// what clients show of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BotProfile {
+    /// The user who made it (`0`: the server's operator).
+    pub owner: i64,
+    /// SHA-256 of the secret half of its token (`<bot id>:<secret>`). The secret is random
+    /// and long, so a plain hash keeps a stolen store from giving the token away; callers
+    /// compare in constant time.
+    pub token_hash: [u8; 32],
+    /// Raised on each change of what clients show (`bot_info_version`).
+    pub info_version: i32,
+    /// The description shown in an empty chat with it (`botInfo.description`).
+    pub description: String,
+    /// Its command menu, for every chat and language.
+    pub commands: Vec<BotCommand>,
 }
 
 impl Account {
@@ -103,7 +136,13 @@ impl Account {
             photo: None,
             presence: Presence::Unknown,
             deleted: false,
+            bot: None,
         }
+    }
+
+    /// Whether this is a bot's account.
+    pub fn is_bot(&self) -> bool {
+        self.bot.is_some()
     }
 
     /// The same account with a last name.
@@ -320,6 +359,13 @@ pub enum UserError {
     /// `PHOTO_INVALID`: a photo id the user has already.
     #[error("PHOTO_INVALID")]
     PhotoInvalid,
+    /// `BOT_INVALID`: not a bot's account, or a bot's profile past the limits of [`rules`]
+    /// (a description too long, too many commands).
+    #[error("BOT_INVALID")]
+    BotInvalid,
+    /// `BOT_COMMAND_INVALID`: a command outside [`rules::bot_command_valid`].
+    #[error("BOT_COMMAND_INVALID")]
+    BotCommandInvalid,
     /// `TOKEN_INVALID`: an empty or too long push token, or a device with a secret or
     /// `other_uids` past their limits ([`rules::MAX_SECRET_LEN`], [`rules::MAX_OTHER_UIDS`]).
     #[error("TOKEN_INVALID")]
@@ -394,6 +440,25 @@ pub trait UserStore: Send + Sync {
         phone: &str,
         first_name: &str,
         last_name: &str,
+    ) -> Result<Account, UserError>;
+
+    /// Creates a bot's account with the next id: no phone, `first_name`, `username` (which
+    /// must end in `bot`, any case: [`UserError::UsernameInvalid`] otherwise, and be free)
+    /// and the bot's `profile`.
+    fn create_bot(
+        &self,
+        first_name: &str,
+        username: &str,
+        profile: &BotProfile,
+    ) -> Result<Account, UserError>;
+
+    /// Changes the profile of bot `id` with `change`, atomically with any other change of
+    /// it (the profile is read, changed and written in one commit): [`UserError::BotInvalid`]
+    /// for an account that is not a live bot, or a changed profile past the limits.
+    fn update_bot(
+        &self,
+        id: i64,
+        change: &mut dyn FnMut(&mut BotProfile),
     ) -> Result<Account, UserError>;
 
     /// Stores an account as it is, its own id included (service users, bots, imports),

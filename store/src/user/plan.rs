@@ -380,7 +380,50 @@ fn check_account(account: &Account) -> Result<(), UserError> {
     {
         return Err(UserError::PhoneNumberInvalid);
     }
+    if let Some(profile) = &account.bot {
+        rules::check_bot(profile)?;
+    }
     Ok(())
+}
+
+pub(crate) fn create_bot(
+    plan: &mut Plan<'_>,
+    config: &UserStoreConfig,
+    first_name: &str,
+    username: &str,
+    profile: &crate::user::BotProfile,
+) -> Result<Account, UserError> {
+    rules::check_first_name(first_name)?;
+    rules::check_bot(profile)?;
+    let key = rules::user_username_key(username)
+        .filter(|_| rules::is_bot_username(username))
+        .ok_or(UserError::UsernameInvalid)?;
+    if id_row(plan, &keys::text_row(Prefix::Username, &key))?.is_some()
+        || channel_holds(plan, &key)?
+    {
+        return Err(UserError::UsernameOccupied);
+    }
+    let id = next_id(plan, config)?;
+    let after = id.checked_add(1).ok_or(UserError::Exhausted)?;
+    set_next_id(plan, after);
+    let mut account = Account::new(id, "", first_name).with_username(username);
+    account.bot = Some(profile.clone());
+    write_account(plan, None, &account);
+    Ok(account)
+}
+
+pub(crate) fn update_bot(
+    plan: &mut Plan<'_>,
+    id: i64,
+    change: &mut dyn FnMut(&mut crate::user::BotProfile),
+) -> Result<Account, UserError> {
+    let old = live(plan, id).map_err(|_| UserError::BotInvalid)?;
+    let mut new = old.clone();
+    let profile = new.bot.as_mut().ok_or(UserError::BotInvalid)?;
+    change(profile);
+    rules::check_bot(profile)?;
+    write_account(plan, Some(&old), &new);
+    Ok(new)
 }
 
 pub(crate) fn put_account(
@@ -942,6 +985,24 @@ macro_rules! user_store_over_rows {
                 self.write(true, |plan| {
                     plan::create_account(plan, &config, phone, first_name, last_name)
                 })
+            }
+            fn create_bot(
+                &self,
+                first_name: &str,
+                username: &str,
+                profile: &$crate::user::BotProfile,
+            ) -> Result<$crate::user::Account, $crate::user::UserError> {
+                let config = self.config;
+                self.write(true, |plan| {
+                    plan::create_bot(plan, &config, first_name, username, profile)
+                })
+            }
+            fn update_bot(
+                &self,
+                id: i64,
+                change: &mut dyn FnMut(&mut $crate::user::BotProfile),
+            ) -> Result<$crate::user::Account, $crate::user::UserError> {
+                self.write(true, |plan| plan::update_bot(plan, id, &mut *change))
             }
             fn put_account(
                 &self,

@@ -30,6 +30,51 @@ pub const MAX_OTHER_UIDS: usize = 16;
 /// bytes; longer text is cut at a character boundary.
 pub const MAX_DETAIL_LEN: usize = 256;
 
+/// The longest bot command, without its slash (Telegram's limit: 32).
+pub const MAX_BOT_COMMAND_LEN: usize = 32;
+/// The longest description of a bot command, in characters (Telegram's limit: 256).
+pub const MAX_BOT_COMMAND_DESCRIPTION_CHARS: usize = 256;
+/// The most commands of a bot (Telegram's limit: 100).
+pub const MAX_BOT_COMMANDS: usize = 100;
+/// The longest bot description, in characters (Telegram's limit: 512).
+pub const MAX_BOT_DESCRIPTION_CHARS: usize = 512;
+
+/// Whether `command` may be a bot command: 1 to [`MAX_BOT_COMMAND_LEN`] of `a-z`, `0-9` and
+/// `_` (the Bot API's rule; Telegram lowercases what bots send first).
+pub fn bot_command_valid(command: &str) -> bool {
+    (1..=MAX_BOT_COMMAND_LEN).contains(&command.len())
+        && command
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Checks a bot's profile against the limits above.
+pub(crate) fn check_bot(profile: &super::BotProfile) -> Result<(), UserError> {
+    if profile.description.chars().count() > MAX_BOT_DESCRIPTION_CHARS
+        || profile.commands.len() > MAX_BOT_COMMANDS
+    {
+        return Err(UserError::BotInvalid);
+    }
+    for command in &profile.commands {
+        let described = command.description.chars().count();
+        if !bot_command_valid(&command.command)
+            || !(1..=MAX_BOT_COMMAND_DESCRIPTION_CHARS).contains(&described)
+        {
+            return Err(UserError::BotCommandInvalid);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `username` may be a bot's: it ends in `bot`, any case (Telegram's rule).
+pub fn is_bot_username(username: &str) -> bool {
+    username
+        .len()
+        .checked_sub(3)
+        .and_then(|start| username.get(start..))
+        .is_some_and(|tail| tail.eq_ignore_ascii_case("bot"))
+}
+
 /// A phone number as accounts keep it (digits only; spaces, dashes, brackets and a leading
 /// `+` dropped), if it is one.
 pub fn normalize_phone(phone: &str) -> Option<String> {

@@ -5,7 +5,9 @@
 use crate::codec::{Reader, ValueError, Writer};
 use crate::file::ContentId;
 
-use super::{Account, Authorization, Contact, Device, Presence, ProfilePhoto};
+use super::{
+    Account, Authorization, BotCommand, BotProfile, Contact, Device, Presence, ProfilePhoto,
+};
 
 fn text(r: &mut Reader<'_>) -> Result<String, ValueError> {
     String::from_utf8(r.bytes()?).map_err(|_| r.error())
@@ -61,7 +63,45 @@ pub fn encode_account(account: &Account) -> Vec<u8> {
         Presence::Offline { was_online } => w.u8(2).i32(was_online),
     };
     w.u8(u8::from(account.deleted));
+    // The bot section is last and present only for bots, so that a person's row is as it
+    // was before bots existed.
+    if let Some(bot) = &account.bot {
+        w.u8(1)
+            .i64(bot.owner)
+            .bytes(&bot.token_hash)
+            .i32(bot.info_version)
+            .bytes(bot.description.as_bytes())
+            .u32(u32::try_from(bot.commands.len()).unwrap_or(u32::MAX));
+        for command in &bot.commands {
+            w.bytes(command.command.as_bytes())
+                .bytes(command.description.as_bytes());
+        }
+    }
     w.finish()
+}
+
+fn read_bot(r: &mut Reader<'_>) -> Result<BotProfile, ValueError> {
+    let owner = r.i64()?;
+    let token_hash = <[u8; 32]>::try_from(r.bytes()?.as_slice()).map_err(|_| r.error())?;
+    let info_version = r.i32()?;
+    let description = text(r)?;
+    // Each command is at least its two lengths.
+    let count = r.count(8)?;
+    let commands = (0..count)
+        .map(|_| {
+            Ok(BotCommand {
+                command: text(r)?,
+                description: text(r)?,
+            })
+        })
+        .collect::<Result<_, ValueError>>()?;
+    Ok(BotProfile {
+        owner,
+        token_hash,
+        info_version,
+        description,
+        commands,
+    })
 }
 
 /// Reads [`encode_account`].
@@ -94,6 +134,12 @@ pub fn decode_account(value: &[u8]) -> Result<Account, ValueError> {
         1 => true,
         _ => return Err(r.error()),
     };
+    if !r.is_empty() {
+        account.bot = match r.u8()? {
+            1 => Some(read_bot(&mut r)?),
+            _ => return Err(r.error()),
+        };
+    }
     r.end()?;
     Ok(account)
 }
@@ -298,6 +344,30 @@ mod tests {
     fn rows_read_back_as_written() {
         let account = account();
         assert_eq!(decode_account(&encode_account(&account)).unwrap(), account);
+        let mut bot = Account::new(9, "", "Helper").with_username("helper_bot");
+        bot.bot = Some(BotProfile {
+            owner: 7,
+            token_hash: [3; 32],
+            info_version: 2,
+            description: "helps".into(),
+            commands: vec![BotCommand {
+                command: "start".into(),
+                description: "begin".into(),
+            }],
+        });
+        assert_eq!(decode_account(&encode_account(&bot)).unwrap(), bot);
+        let bytes = encode_account(&bot);
+        // Cut anywhere, the row is refused, but where the person's part ends (a row
+        // written before bots existed reads as a person).
+        let mut person = bot.clone();
+        person.bot = None;
+        let person_len = encode_account(&person).len();
+        for cut in 0..bytes.len() {
+            match decode_account(&bytes[..cut]) {
+                Ok(read) => assert!(cut == person_len && read == person, "cut at {cut}"),
+                Err(_) => assert_ne!(cut, person_len),
+            }
+        }
         let mut deleted = Account::new(8, "", "");
         deleted.deleted = true;
         deleted.presence = Presence::Online { expires: 4 };
