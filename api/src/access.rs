@@ -100,6 +100,19 @@ impl AccessSecret {
         bool::from(self.invite_tag(subject).as_slice().ct_eq(tag))
     }
 
+    /// The `chat_instance` of the private chat of `user` with `bot`, as callback queries
+    /// carry it: stable, and telling nothing of either id.
+    pub fn chat_instance(&self, user: i64, bot: i64) -> i64 {
+        let mut data = [0u8; 16];
+        for (out, byte) in data
+            .iter_mut()
+            .zip(user.to_le_bytes().into_iter().chain(bot.to_le_bytes()))
+        {
+            *out = byte;
+        }
+        self.mac(b"chat_instance", &data)
+    }
+
     /// The access hash of a document whose file reference is its content id.
     pub fn document_hash(&self, content: &ContentId) -> i64 {
         self.mac(b"document", &content.0)

@@ -343,7 +343,7 @@ impl Login {
     }
 
     /// Binds the session's permanent key to `account` and answers `auth.authorization`.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         ctx: &Ctx,
         account: Account,

@@ -34,6 +34,8 @@ pub struct Backend {
     pub dcs: DcList,
     /// The members of each channel present on this node (who a post goes to).
     pub present: crate::channels::PresentMembers,
+    /// Which users are bots, remembered.
+    kinds: crate::bots::kinds::AccountKinds,
 }
 
 impl std::fmt::Debug for Backend {
@@ -85,7 +87,14 @@ impl Backend {
             access,
             dcs,
             present: crate::channels::PresentMembers::default(),
+            kinds: crate::bots::kinds::AccountKinds::default(),
         })
+    }
+
+    /// Whether user `id` is a bot (an unknown id is not). Remembered after the first read,
+    /// which may block.
+    pub fn is_bot(&self, id: i64) -> Result<bool, ApiError> {
+        Ok(self.kinds.is_bot(self.users.as_ref(), id)?)
     }
 
     /// How `viewer` and user `id` know each other: whether each has the other as contact.

@@ -8,9 +8,11 @@
 //! (u8) with the original sender (i64) and date (i32) when set, in version `02` a service
 //! action (u8: `00` none, `01` a pinned message, `02` a channel created, `03` a user added
 //! and `04` a user removed, each of these two followed by the user's id as i64, `05` a basic
-//! group created and `06` a group renamed, whose title is the text), and the text's bytes to
-//! the end. Version
-//! `01` (no action byte) is still read. Integers are little-endian. Reading never panics or
+//! group created and `06` a group renamed, whose title is the text), in version `03` the
+//! reply markup and the text's entities (each a u32 length, zero for none, then that many
+//! bytes of the TL-serialized `ReplyMarkup` or `Vector<MessageEntity>`, at most
+//! [`MAX_MARKUP_BYTES`] and [`MAX_ENTITIES_BYTES`]), and the text's bytes to the end.
+//! Versions `01` (no action byte) and `02` (no markup or entities) are still read. Integers are little-endian. Reading never panics or
 //! over-allocates: a header that does not parse leaves the whole body as (lossy) text.
 //!
 //! A reply names its target per box because message ids are per box: the target has one id
@@ -18,12 +20,19 @@
 
 /// The first byte of a body with a header.
 const MARK: u8 = 0xff;
-/// The header's version: 2 added the service action.
-const VERSION: u8 = 2;
+/// The header's version: 2 added the service action, 3 the reply markup and entities.
+const VERSION: u8 = 3;
+/// The version before markup and entities.
+const VERSION_2: u8 = 2;
 /// The first version, without the action byte.
 const VERSION_1: u8 = 1;
 /// The most boxes a reply names (a private chat has two).
 pub const MAX_REPLY_BOXES: usize = 8;
+/// The most bytes of a stored reply markup (a hundred buttons with 64-byte callback data
+/// and long labels fit).
+pub const MAX_MARKUP_BYTES: usize = 32 * 1024;
+/// The most bytes of a message's stored entities.
+pub const MAX_ENTITIES_BYTES: usize = 32 * 1024;
 
 /// Where a forwarded message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +92,10 @@ pub struct Body {
     pub forwarded: Option<Forwarded>,
     /// For a service message, what it records.
     pub action: Option<Action>,
+    /// The buttons a bot sent with it: a TL-serialized `ReplyMarkup`.
+    pub reply_markup: Option<Vec<u8>>,
+    /// The text's formatting: a TL-serialized `Vector<MessageEntity>`.
+    pub entities: Option<Vec<u8>>,
 }
 
 impl Body {
@@ -104,7 +117,12 @@ impl Body {
 
     /// The bytes to store.
     pub fn encode(&self) -> Vec<u8> {
-        if self.reply_to.is_empty() && self.forwarded.is_none() && self.action.is_none() {
+        if self.reply_to.is_empty()
+            && self.forwarded.is_none()
+            && self.action.is_none()
+            && self.reply_markup.is_none()
+            && self.entities.is_none()
+        {
             return self.text.as_bytes().to_vec();
         }
         let mut out = vec![MARK, VERSION];
@@ -141,6 +159,17 @@ impl Body {
                 out.extend_from_slice(&inviter.to_le_bytes());
             }
         }
+        // Past their bounds (which senders check first) markup and entities are dropped
+        // rather than stored in a form that would not read back.
+        for (part, max) in [
+            (&self.reply_markup, MAX_MARKUP_BYTES),
+            (&self.entities, MAX_ENTITIES_BYTES),
+        ] {
+            let part = part.as_deref().filter(|part| part.len() <= max);
+            let bytes = part.unwrap_or_default();
+            out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
         out.extend_from_slice(self.text.as_bytes());
         out
     }
@@ -153,7 +182,7 @@ impl Body {
 
     fn decode_header(bytes: &[u8]) -> Option<Self> {
         let (&version, rest) = bytes.strip_prefix(&[MARK])?.split_first()?;
-        if version != VERSION && version != VERSION_1 {
+        if !matches!(version, VERSION | VERSION_2 | VERSION_1) {
             return None;
         }
         let (&count, mut rest) = rest.split_first()?;
@@ -205,11 +234,27 @@ impl Body {
                 _ => return None,
             }
         };
+        let mut parts = [None, None];
+        if version == VERSION {
+            for (part, max) in parts.iter_mut().zip([MAX_MARKUP_BYTES, MAX_ENTITIES_BYTES]) {
+                let (len, after) = rest.split_first_chunk::<4>()?;
+                let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+                if len > max || len > after.len() {
+                    return None;
+                }
+                let (bytes, after) = after.split_at(len);
+                *part = (!bytes.is_empty()).then(|| bytes.to_vec());
+                rest = after;
+            }
+        }
+        let [reply_markup, entities] = parts;
         Some(Self {
             text: String::from_utf8_lossy(rest).into_owned(),
             reply_to,
             forwarded,
             action,
+            reply_markup,
+            entities,
         })
     }
 }
@@ -233,6 +278,8 @@ mod tests {
             reply_to: vec![(5, 10), (6, 3)],
             forwarded: Some(Forwarded { from: 7, date: 99 }),
             action: None,
+            reply_markup: Some(vec![1, 2, 3]),
+            entities: None,
         };
         let decoded = Body::decode(&body.encode());
         assert_eq!(decoded, body);
@@ -242,6 +289,14 @@ mod tests {
             ..Body::default()
         };
         assert_eq!(Body::decode(&service.encode()), service);
+        // A version-2 header (no markup or entities) still reads.
+        let mut two = vec![MARK, VERSION_2, 0, 0, 1];
+        two.extend_from_slice(b"pinned");
+        let read = Body::decode(&two);
+        assert_eq!(
+            (read.action, read.text.as_str(), read.reply_markup),
+            (Some(Action::PinMessage), "pinned", None)
+        );
         // A version-1 header (no action byte) still reads.
         let mut old = vec![MARK, VERSION_1, 1];
         old.extend_from_slice(&5i64.to_le_bytes());
@@ -265,6 +320,8 @@ mod tests {
             forwarded in proptest::option::of((any::<i64>(), any::<i32>())),
             action in 0u8..8,
             user in any::<i64>(),
+            reply_markup in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..40)),
+            entities in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..40)),
         ) {
             let action = match action {
                 0 => None,
@@ -281,6 +338,8 @@ mod tests {
                 reply_to,
                 forwarded: forwarded.map(|(from, date)| Forwarded { from, date }),
                 action,
+                reply_markup,
+                entities,
             };
             prop_assert_eq!(Body::decode(&body.encode()), body);
         }

@@ -60,6 +60,8 @@
 //! - [`help`], [`account`], [`contacts`], [`users`], [`messages`], [`channels`], [`chats`],
 //!   [`updates`], [`upload`]: the stock services.
 //! - [`secret`]: the secret-chat relay (key exchange, per-device queues with their qts).
+//! - [`bots`]: bot accounts and tokens, signing in as a bot, command menus, button presses
+//!   and their answers, `/start` with a parameter; which methods bots and people may call.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
@@ -69,6 +71,7 @@ mod answer;
 pub mod auth;
 mod backend;
 pub mod body;
+pub mod bots;
 pub mod channels;
 pub mod chats;
 pub mod contacts;
@@ -97,16 +100,18 @@ pub use context::Ctx;
 pub use error::ApiError;
 pub use info::{ClientInfo, SessionInfo, Subscription};
 pub use objects::DcList;
-pub use router::Router;
+pub use router::{BotLookup, Router};
 pub use service::{Api, ApiOptions};
 
 use std::sync::Arc;
 
 /// Every stock module in one router, with the default limits: [`help`], [`auth`],
 /// [`account`], [`contacts`], [`photos`], [`users`], [`messages`], [`channels`],
-/// [`chats`], [`updates`], [`upload`], [`secret`].
+/// [`chats`], [`updates`], [`upload`], [`secret`], [`bots`] (with a person's methods closed
+/// to bots: [`bots::people_only`]).
 pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
-    help::router(backend.clone())
+    let bots = bots::Bots::new(backend.clone(), login.clone(), bots::BotOptions::default());
+    let router = help::router(backend.clone())
         .merge(auth::router(login))
         .merge(account::router(account::Accounts::new(
             backend.clone(),
@@ -124,4 +129,6 @@ pub fn stock(backend: Arc<Backend>, login: Arc<auth::Login>) -> Router {
         .merge(chats::router(backend.clone()))
         .merge(updates::router(backend.clone()))
         .merge(upload::router(backend))
+        .merge(bots::router(bots));
+    bots::people_only(router)
 }

@@ -368,6 +368,10 @@ pub struct Outgoing {
     pub forwarded: Option<Forwarded>,
     /// For a service message, what it records (its text is empty).
     pub action: Option<Action>,
+    /// The buttons sent with it (kept only when the sender is a bot, as Telegram does).
+    pub reply_markup: Option<enums::ReplyMarkup>,
+    /// The text's formatting.
+    pub entities: Option<Vec<enums::MessageEntity>>,
 }
 
 impl Outgoing {
@@ -381,7 +385,20 @@ impl Outgoing {
             reply_to: None,
             forwarded: None,
             action: None,
+            reply_markup: None,
+            entities: None,
         }
+    }
+
+    /// The same message with buttons (kept only from a bot) and the text's formatting.
+    pub fn with_markup(
+        mut self,
+        reply_markup: Option<enums::ReplyMarkup>,
+        entities: Option<Vec<enums::MessageEntity>>,
+    ) -> Self {
+        self.reply_markup = reply_markup;
+        self.entities = entities;
+        self
     }
 
     /// A service message to `target` recording `action` (the random id is the server's).
@@ -503,6 +520,15 @@ fn request_of(sender: i64, outgoing: &Outgoing, reply_to: Vec<(i64, i32)>) -> Se
         reply_to,
         forwarded: outgoing.forwarded,
         action: outgoing.action,
+        reply_markup: outgoing
+            .reply_markup
+            .as_ref()
+            .map(|markup| markup.to_bytes()),
+        entities: outgoing
+            .entities
+            .as_ref()
+            .filter(|entities| !entities.is_empty())
+            .map(|entities| entities.to_bytes()),
     };
     SendRequest {
         sender,
@@ -542,6 +568,13 @@ pub fn send_blocking(backend: &Backend, sender: i64, outgoing: Outgoing) -> Resu
         Some(id) => reply_targets(backend, sender, outgoing.target, id)?,
         None => Vec::new(),
     };
+    let mut outgoing = outgoing;
+    check_markup(
+        backend,
+        sender,
+        &mut outgoing.reply_markup,
+        &outgoing.entities,
+    )?;
     let mut request = request_of(sender, &outgoing, reply_to);
     // A recipient who blocked the sender never gets the message; the sender is not
     // told (Telegram keeps it on the sender's side as if sent).
@@ -590,6 +623,37 @@ pub fn send_blocking(backend: &Backend, sender: i64, outgoing: Outgoing) -> Resu
     })
 }
 
+/// Telegram's rules for what comes with a text: buttons only from bots (a person's are
+/// dropped, as Telegram ignores them), within [`body::MAX_MARKUP_BYTES`]
+/// (`REPLY_MARKUP_TOO_LONG`), and entities within [`body::MAX_ENTITIES_BYTES`]
+/// (`ENTITIES_TOO_LONG`). Blocking.
+///
+/// [`body::MAX_MARKUP_BYTES`]: crate::body::MAX_MARKUP_BYTES
+/// [`body::MAX_ENTITIES_BYTES`]: crate::body::MAX_ENTITIES_BYTES
+pub fn check_markup(
+    backend: &Backend,
+    sender: i64,
+    reply_markup: &mut Option<enums::ReplyMarkup>,
+    entities: &Option<Vec<enums::MessageEntity>>,
+) -> Result<(), ApiError> {
+    if entities
+        .as_ref()
+        .is_some_and(|entities| entities.to_bytes().len() > crate::body::MAX_ENTITIES_BYTES)
+    {
+        return Err(ApiError::bad_request("ENTITIES_TOO_LONG"));
+    }
+    if reply_markup.is_some() && !backend.is_bot(sender)? {
+        *reply_markup = None;
+    }
+    if reply_markup
+        .as_ref()
+        .is_some_and(|markup| markup.to_bytes().len() > crate::body::MAX_MARKUP_BYTES)
+    {
+        return Err(ApiError::bad_request("REPLY_MARKUP_TOO_LONG"));
+    }
+    Ok(())
+}
+
 /// The [`Outgoing`] of a `messages.sendMessage` (checked: `MESSAGE_EMPTY`, the peer).
 pub fn outgoing_text(
     backend: &Backend,
@@ -601,7 +665,11 @@ pub fn outgoing_text(
     }
     let reply_to = reply_id(request.reply_to.as_ref())?;
     let target = backend.input_peer(user, &request.peer)?;
-    Ok(Outgoing::new(target, request.random_id, request.message, None).replying_to(reply_to))
+    Ok(
+        Outgoing::new(target, request.random_id, request.message, None)
+            .replying_to(reply_to)
+            .with_markup(request.reply_markup, request.entities),
+    )
 }
 
 /// The [`Outgoing`] of a `messages.sendMedia` (the upload is finished here). Blocking.
@@ -619,7 +687,8 @@ pub fn outgoing_media(
         request.message,
         Some(media.to_bytes()),
     )
-    .replying_to(reply_to))
+    .replying_to(reply_to)
+    .with_markup(request.reply_markup, request.entities))
 }
 
 /// `messages.sendMessage` to a user.
@@ -1087,15 +1156,23 @@ pub async fn edit_message(
         if Body::decode(&current.body).action.is_some() {
             return Err(ApiError::bad_request("MESSAGE_ID_INVALID"));
         }
-        // The text changes; what it replies to and where it came from stay.
-        let body = match request.message {
-            Some(text) => Body {
-                text,
-                ..Body::decode(&current.body)
-            }
-            .encode(),
-            None => current.body.clone(),
-        };
+        // The text changes (and with it its entities), the buttons when given; what it
+        // replies to and where it came from stay.
+        let mut reply_markup = request.reply_markup.clone();
+        check_markup(&backend, user, &mut reply_markup, &request.entities)?;
+        let mut body = Body::decode(&current.body);
+        if let Some(text) = request.message.clone() {
+            body.text = text;
+            body.entities = request
+                .entities
+                .as_ref()
+                .filter(|entities| !entities.is_empty())
+                .map(|entities| entities.to_bytes());
+        }
+        if let Some(markup) = &reply_markup {
+            body.reply_markup = Some(markup.to_bytes());
+        }
+        let body = body.encode();
         if body == current.body && request.media.is_none() {
             return Err(ApiError::bad_request("MESSAGE_NOT_MODIFIED"));
         }

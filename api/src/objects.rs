@@ -136,6 +136,13 @@ pub fn user(
         .into()
     });
     user.status = user_status(account.presence, now);
+    if let Some(profile) = &account.bot {
+        // `bot` and `bot_info_version` share a flag bit: both or neither.
+        user.bot = true;
+        user.bot_info_version = Some(profile.info_version);
+        user.bot_nochats = true;
+        user.status = None;
+    }
     user.into()
 }
 
@@ -199,6 +206,15 @@ pub fn message(stored: &StoredMessage) -> enums::Message {
         .media
         .as_deref()
         .and_then(|bytes| enums::MessageMedia::from_bytes(bytes).ok());
+    // Markup and entities that no longer decode (a schema change) are left out.
+    message.reply_markup = body
+        .reply_markup
+        .as_deref()
+        .and_then(|bytes| enums::ReplyMarkup::from_bytes(bytes).ok());
+    message.entities = body
+        .entities
+        .as_deref()
+        .and_then(|bytes| Vec::<enums::MessageEntity>::from_bytes(bytes).ok());
     message.into()
 }
 

@@ -10,6 +10,10 @@
 //!   callable once signed in; before that the caller gets `401 AUTH_KEY_UNREGISTERED`.
 //! - [`Router::public`] / [`Router::public_with`]: callable before sign-in as well (the
 //!   login calls, `help.getConfig`, ...).
+//! - [`Router::route_bots_with`]: callable by bots only (`400 USER_BOT_REQUIRED` for
+//!   people); [`Router::people_only`] marks a route as closed to bots
+//!   (`400 BOT_METHOD_INVALID`). Which callers are bots, the router learns from
+//!   [`Router::with_bots`] (the stock router asks the backend).
 //! - [`Router::raw`]: a handler of bytes for a constructor id, for methods an application
 //!   decodes itself (a layer of its own, a method not in the schema).
 //!
@@ -43,7 +47,15 @@ pub(crate) enum Access {
     Anyone,
     /// Signed-in users only.
     SignedIn,
+    /// Signed-in bots only.
+    Bots,
+    /// Signed-in people only (not bots).
+    People,
 }
+
+/// Tells whether a user is a bot (`None`: the store could not tell). It may block on a
+/// store read the first time it is asked about a user.
+pub type BotLookup = Arc<dyn Fn(i64) -> Option<bool> + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) struct Route {
@@ -56,6 +68,7 @@ pub(crate) struct Route {
 #[derive(Clone, Default)]
 pub struct Router {
     routes: HashMap<u32, Route>,
+    bots: Option<BotLookup>,
 }
 
 impl fmt::Debug for Router {
@@ -162,6 +175,49 @@ impl Router {
         self.route(move |ctx, request: F| handler(ctx, state.clone(), request))
     }
 
+    /// Routes function `F` to `handler` (which takes a state), for bots only: people get
+    /// `400 USER_BOT_REQUIRED`.
+    pub fn route_bots_with<S, F, H, Fut, A>(self, state: S, handler: H) -> Self
+    where
+        S: Clone + Send + Sync + 'static,
+        F: RemoteCall + Deserializable + Identifiable + Send + 'static,
+        H: Fn(Ctx, S, F) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<A, ApiError>> + Send + 'static,
+        A: IntoAnswer<F::Return> + 'static,
+    {
+        self.insert::<F>(
+            Access::Bots,
+            typed(move |ctx, request: F| handler(ctx, state.clone(), request)),
+        )
+    }
+
+    /// Closes the route of function `F` (if there is one) to bots: they get
+    /// `400 BOT_METHOD_INVALID`, as Telegram answers them for a person's method.
+    pub fn people_only<F: Identifiable>(mut self) -> Self {
+        if let Some(route) = self.routes.get_mut(&F::CONSTRUCTOR_ID) {
+            route.access = Access::People;
+        }
+        self
+    }
+
+    /// How the router tells bots from people, for the routes of [`Self::route_bots_with`]
+    /// and [`Self::people_only`]. Without it, every caller counts as a person.
+    pub fn with_bots(mut self, lookup: BotLookup) -> Self {
+        self.bots = Some(lookup);
+        self
+    }
+
+    /// Whether `user` is a bot, as [`Self::with_bots`] tells (`None` without a lookup or
+    /// when it could not tell).
+    pub(crate) fn is_bot(&self, user: i64) -> Option<bool> {
+        self.bots.as_ref().and_then(|lookup| lookup(user))
+    }
+
+    /// Whether [`Self::with_bots`] gave a lookup.
+    pub(crate) fn has_bot_lookup(&self) -> bool {
+        self.bots.is_some()
+    }
+
     /// [`Self::public`] for a handler that takes a state.
     pub fn public_with<S, F, H, Fut, A>(self, state: S, handler: H) -> Self
     where
@@ -205,6 +261,9 @@ impl Router {
     /// Adds every route of `other`, replacing this router's routes for the same ids.
     pub fn merge(mut self, other: Self) -> Self {
         self.routes.extend(other.routes);
+        if other.bots.is_some() {
+            self.bots = other.bots;
+        }
         self
     }
 

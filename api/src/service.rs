@@ -141,8 +141,28 @@ impl Api {
             tracing::debug!(constructor = format_args!("{id:#010x}"), "no route");
             return ready(Err(ApiError::method_invalid()));
         };
-        if route.access == Access::SignedIn && context.user_id.is_none() {
-            return ready(Err(ApiError::auth_key_unregistered()));
+        let restricted = matches!(route.access, Access::Bots | Access::People);
+        match (context.user_id, route.access) {
+            (_, Access::Anyone) => {}
+            (None, _) => return ready(Err(ApiError::auth_key_unregistered())),
+            (Some(user), _) if restricted => {
+                // Without a lookup every caller is a person; a lookup that cannot tell
+                // (the store failed) refuses rather than guesses.
+                let bot = match self.router.is_bot(user) {
+                    Some(bot) => bot,
+                    None if self.router.has_bot_lookup() => {
+                        return ready(Err(ApiError::new(500, "INTERNAL")));
+                    }
+                    None => false,
+                };
+                if route.access == Access::Bots && !bot {
+                    return ready(Err(ApiError::bad_request("USER_BOT_REQUIRED")));
+                }
+                if route.access == Access::People && bot {
+                    return ready(Err(ApiError::bad_request("BOT_METHOD_INVALID")));
+                }
+            }
+            (Some(_), _) => {}
         }
         let server = self.server.get().cloned().unwrap_or_default();
         let ctx = Ctx::new(context, info, server);

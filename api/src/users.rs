@@ -82,6 +82,7 @@ pub async fn get_full_user(
             .into()
         });
         full_user.blocked = viewer != target && backend.users.is_blocked(viewer, target)?;
+        full_user.bot_info = crate::bots::bot_info(&account);
         // The newest pinned message of the chat with them, in the caller's box.
         full_user.pinned_msg_id = backend
             .messages

@@ -123,6 +123,17 @@ pub struct BotProfile {
     pub commands: Vec<BotCommand>,
 }
 
+impl BotProfile {
+    /// A new bot's profile: its owner and token hash, nothing else yet.
+    pub fn new(owner: i64, token_hash: [u8; 32]) -> Self {
+        Self {
+            owner,
+            token_hash,
+            ..Self::default()
+        }
+    }
+}
+
 impl Account {
     /// A live account with a phone number and a first name, nothing else.
     pub fn new(id: i64, phone: impl Into<String>, first_name: impl Into<String>) -> Self {
