@@ -113,6 +113,33 @@ impl AccessSecret {
         self.mac(b"chat_instance", &data)
     }
 
+    /// The secret half of bot `bot`'s token of generation `generation`: 35 characters of
+    /// `A-Za-z0-9_-` (210 bits) from a keyed hash, so that the server can show a bot's
+    /// owner its token again without storing it (the store keeps only its hash). Whoever
+    /// has this secret has every bot's token: it is kept like the server's private key.
+    pub fn bot_token_secret(&self, bot: i64, generation: u32) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        let mut data = [0u8; 12];
+        for (out, byte) in data.iter_mut().zip(
+            bot.to_le_bytes()
+                .into_iter()
+                .chain(generation.to_le_bytes()),
+        ) {
+            *out = byte;
+        }
+        let head = self.digest(b"bot token 1", &data);
+        let tail = self.digest(b"bot token 2", &data);
+        head.iter()
+            .chain(tail.iter())
+            .take(35)
+            .map(|byte| {
+                let index = usize::from(byte & 63);
+                char::from(ALPHABET.get(index).copied().unwrap_or(b'A'))
+            })
+            .collect()
+    }
+
     /// The access hash of a document whose file reference is its content id.
     pub fn document_hash(&self, content: &ContentId) -> i64 {
         self.mac(b"document", &content.0)

@@ -6,8 +6,9 @@
 //!
 //! A bot is an account with a [`BotProfile`]: no phone, a username ending in `bot`, the
 //! user who made it, and the SHA-256 of its token's secret. A token is `<bot id>:<secret>`,
-//! the secret [`SECRET_LEN`] random characters of `A-Za-z0-9_-`; it is shown once, when made
-//! ([`create_bot`], [`revoke_token`]), and checked against the hash in constant time.
+//! the secret [`SECRET_LEN`] characters of `A-Za-z0-9_-` derived from the server's secret
+//! ([`create_bot`], [`token_of`], [`revoke_token`]), and checked against the stored hash in
+//! constant time.
 //!
 //! Telegram's rules on who may call what are kept by the router: methods only bots may call
 //! answer people `400 USER_BOT_REQUIRED`, and a person's methods ([`people_only`]: dialogs,
@@ -33,7 +34,6 @@ use std::time::Duration;
 
 use columba_mtproto::tl::api::{enums, functions, types};
 use columba_store::user::{Account, BotCommand, BotProfile, bot_command_valid};
-use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -162,18 +162,6 @@ pub fn secret_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// A new random secret: [`SECRET_LEN`] characters of `A-Za-z0-9_-`.
-fn new_secret() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-    let mut rng = rand::rng();
-    (0..SECRET_LEN)
-        .map(|_| {
-            let index = rng.random_range(0..ALPHABET.len());
-            char::from(ALPHABET.get(index).copied().unwrap_or(b'A'))
-        })
-        .collect()
-}
-
 /// A token's two halves, if it is shaped as one (the official Bot API server's checks): at
 /// most [`MAX_TOKEN_LEN`] characters, no `/`, a bot id of digits not starting with `0` and
 /// below 2^54, a colon, and a non-empty secret.
@@ -207,31 +195,61 @@ pub fn check_token(backend: &Backend, token: &str) -> Result<Account, ApiError> 
 }
 
 /// Makes a bot for `owner` (`0`: the operator) with this display name and username, and
-/// gives its token (shown only now). Telegram's errors for the name and username
-/// (`FIRSTNAME_INVALID`, `USERNAME_INVALID` when it does not end in `bot`,
-/// `USERNAME_OCCUPIED`). Blocking.
+/// gives its token. Telegram's errors for the name and username (`FIRSTNAME_INVALID`,
+/// `USERNAME_INVALID` when it does not end in `bot`, `USERNAME_OCCUPIED`). Blocking.
+///
+/// Tokens come from [`AccessSecret::bot_token_secret`](crate::AccessSecret::bot_token_secret)
+/// (the bot's id and token generation under the server's secret), so [`token_of`] can show
+/// them again; the store keeps only their hash. The account is made with a random hash
+/// first (its id is not known before), then given its token's: a crash between the two
+/// leaves a bot whose token [`token_of`] sets.
 pub fn create_bot(
     backend: &Backend,
     owner: i64,
     name: &str,
     username: &str,
 ) -> Result<(Account, String), ApiError> {
-    let secret = new_secret();
-    let profile = BotProfile::new(owner, secret_hash(&secret));
-    let account = backend.users.create_bot(name, username, &profile)?;
-    let token = format!("{}:{secret}", account.id);
+    let placeholder: [u8; 32] = rand::random();
+    let account = backend
+        .users
+        .create_bot(name, username, &BotProfile::new(owner, placeholder))?;
+    let token = token_of(backend, account.id)?;
+    let account = backend.live_user(account.id)?;
     Ok((account, token))
 }
 
-/// Gives bot `id` a new token; the old one stops working at once (sessions signed in with
-/// it stay, as in Telegram). Blocking.
-pub fn revoke_token(backend: &Backend, id: i64) -> Result<String, ApiError> {
-    let secret = new_secret();
+/// Bot `id`'s current token (its generation's), its hash stored if it was not yet.
+/// `BOT_INVALID` for an account that is not a live bot. Blocking.
+pub fn token_of(backend: &Backend, id: i64) -> Result<String, ApiError> {
+    let account = backend.live_user(id)?;
+    let profile = account
+        .bot
+        .ok_or_else(|| ApiError::bad_request("BOT_INVALID"))?;
+    let secret = backend
+        .access
+        .bot_token_secret(id, profile.token_generation);
     let hash = secret_hash(&secret);
-    backend.users.update_bot(id, &mut |profile| {
-        profile.token_hash = hash;
-    })?;
+    if !bool::from(profile.token_hash.ct_eq(&hash)) {
+        backend.users.update_bot(id, &mut |profile| {
+            profile.token_hash = hash;
+        })?;
+    }
     Ok(format!("{id}:{secret}"))
+}
+
+/// Gives bot `id` a new token (the next generation's); the old one stops working at once
+/// (sessions signed in with it stay, as in Telegram). Blocking.
+pub fn revoke_token(backend: &Backend, id: i64) -> Result<String, ApiError> {
+    let mut token = String::new();
+    backend.users.update_bot(id, &mut |profile| {
+        profile.token_generation = profile.token_generation.wrapping_add(1);
+        let secret = backend
+            .access
+            .bot_token_secret(id, profile.token_generation);
+        profile.token_hash = secret_hash(&secret);
+        token = format!("{id}:{secret}");
+    })?;
+    Ok(token)
 }
 
 /// `auth.importBotAuthorization`: the caller's permanent key is signed in as the bot whose

@@ -113,10 +113,19 @@ fn tokens_are_checked_by_shape_and_secret() {
             "{bad:?}"
         );
     }
+    assert_eq!(token_of(&f.backend, bot).unwrap(), token, "shown again");
     // A new token stops the old one at once.
     let new = revoke_token(&f.backend, bot).unwrap();
+    assert_ne!(new, token);
     assert!(check_token(&f.backend, &token).is_err());
     assert_eq!(check_token(&f.backend, &new).unwrap().id, bot);
+    assert_eq!(token_of(&f.backend, bot).unwrap(), new);
+    // Another bot's token is another.
+    let (_, second) = f.bot("second_bot");
+    assert_ne!(
+        parse_token(&second).unwrap().1,
+        parse_token(&new).unwrap().1
+    );
     assert!(
         revoke_token(&f.backend, f.person).is_err(),
         "a person has no token"

@@ -111,10 +111,12 @@ pub struct BotCommand {
 pub struct BotProfile {
     /// The user who made it (`0`: the server's operator).
     pub owner: i64,
-    /// SHA-256 of the secret half of its token (`<bot id>:<secret>`). The secret is random
-    /// and long, so a plain hash keeps a stolen store from giving the token away; callers
-    /// compare in constant time.
+    /// SHA-256 of the secret half of its token (`<bot id>:<secret>`). The secret is long
+    /// and unguessable, so a plain hash keeps the store alone from giving the token away;
+    /// callers compare in constant time.
     pub token_hash: [u8; 32],
+    /// Raised each time the token is replaced (an application may derive tokens from it).
+    pub token_generation: u32,
     /// Raised on each change of what clients show (`bot_info_version`).
     pub info_version: i32,
     /// The description shown in an empty chat with it (`botInfo.description`).

@@ -69,6 +69,7 @@ pub fn encode_account(account: &Account) -> Vec<u8> {
         w.u8(1)
             .i64(bot.owner)
             .bytes(&bot.token_hash)
+            .u32(bot.token_generation)
             .i32(bot.info_version)
             .bytes(bot.description.as_bytes())
             .u32(u32::try_from(bot.commands.len()).unwrap_or(u32::MAX));
@@ -83,6 +84,7 @@ pub fn encode_account(account: &Account) -> Vec<u8> {
 fn read_bot(r: &mut Reader<'_>) -> Result<BotProfile, ValueError> {
     let owner = r.i64()?;
     let token_hash = <[u8; 32]>::try_from(r.bytes()?.as_slice()).map_err(|_| r.error())?;
+    let token_generation = r.u32()?;
     let info_version = r.i32()?;
     let description = text(r)?;
     // Each command is at least its two lengths.
@@ -98,6 +100,7 @@ fn read_bot(r: &mut Reader<'_>) -> Result<BotProfile, ValueError> {
     Ok(BotProfile {
         owner,
         token_hash,
+        token_generation,
         info_version,
         description,
         commands,
@@ -348,6 +351,7 @@ mod tests {
         bot.bot = Some(BotProfile {
             owner: 7,
             token_hash: [3; 32],
+            token_generation: 4,
             info_version: 2,
             description: "helps".into(),
             commands: vec![BotCommand {
