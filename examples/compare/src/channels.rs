@@ -98,6 +98,7 @@ async fn ours(dir: &std::path::Path) -> (Ours, Arc<Round>) {
         data: dir.join("ours"),
         fixed_code: Some(CODE.to_owned()),
         max_connections_per_ip: Some(ONLINE * 2),
+        bots: Vec::new(),
     })
     .await
     .expect("the echo server");

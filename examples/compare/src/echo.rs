@@ -222,6 +222,7 @@ pub(crate) fn run() {
         data: dir.path().join(name),
         fixed_code: Some(CODE.to_owned()),
         max_connections_per_ip: Some(CLIENTS * 4),
+        bots: Vec::new(),
     };
     let (ours, theirs) = runtime.block_on(async {
         let ours = start(options("ours")).await.expect("the echo server");

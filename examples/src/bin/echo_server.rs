@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! echo-server [--listen 127.0.0.1:4430] [--data ./data] [--login-code 12345]
-//!             [--max-connections-per-ip 64]
+//!             [--max-connections-per-ip 64] [--bot USERNAME]...
 //! ```
 //!
 //! On first start it creates the data directory with an RSA key, and prints the public key
 //! (PEM) and its fingerprint for clients. Login codes are printed in the log (stderr);
-//! `--login-code` makes every code that one (tests and demos only). Ctrl-C stops it
-//! gracefully.
+//! `--login-code` makes every code that one (tests and demos only). `--bot name_bot` makes
+//! that bot if it is missing and prints its token (`bot name_bot token 123:ABC...`); people
+//! make bots by talking to `@BotFather`. Ctrl-C stops it gracefully.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use columba_examples::cli;
 use columba_examples::echo::{self, EchoOptions};
 
-const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS] [--max-connections-per-ip N]";
+const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS] [--max-connections-per-ip N] [--bot USERNAME]...";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
     let mut options = EchoOptions {
@@ -25,6 +26,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
         data: PathBuf::from("data"),
         fixed_code: None,
         max_connections_per_ip: None,
+        bots: Vec::new(),
     };
     let mut args = args.peekable();
     while let Some(flag) = args.next() {
@@ -51,6 +53,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
                         .map_err(|_| format!("--max-connections-per-ip: {text}?"))?,
                 );
             }
+            "--bot" => options.bots.push(value()?),
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -109,6 +112,9 @@ async fn serve(options: EchoOptions) -> Result<(), String> {
         key.fingerprint()
     );
     print!("{}", key.to_pem());
+    for (username, token) in &started.bot_tokens {
+        println!("bot {username} token {token}");
+    }
     println!("listening on {}", started.address);
     started
         .serve(shutdown_signal())

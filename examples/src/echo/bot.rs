@@ -18,6 +18,7 @@ use columba_session::runtime::ServerHandle;
 use columba_store::MessageError;
 use columba_store::message::{Affected, BoxId, HistoryQuery, Peer};
 
+use super::botfather::{BOTFATHER_USER_ID, BotFather};
 use super::users::ECHO_USER_ID;
 
 /// The message a send replies to, by id in the chat it goes to.
@@ -41,12 +42,16 @@ fn is_group(peer: &enums::InputPeer) -> bool {
 #[derive(Debug)]
 pub struct Echo {
     backend: Arc<Backend>,
+    father: BotFather,
 }
 
 impl Echo {
     /// The echo over `backend`.
     pub fn new(backend: Arc<Backend>) -> Arc<Self> {
-        Arc::new(Self { backend })
+        Arc::new(Self {
+            father: BotFather::new(backend.clone()),
+            backend,
+        })
     }
 
     /// The backend the echo works on.
@@ -142,6 +147,12 @@ impl Echo {
             ctx.after(move || {
                 echo.reply(&server, sender, message.body, message.media, message.id);
             });
+        } else if sent.target == BOTFATHER_USER_ID && sent.sender != BOTFATHER_USER_ID {
+            let server = ctx.server().clone();
+            let echo = self.clone();
+            let (sender, id) = (sent.sender, sent.message.id);
+            let text = Body::decode(&sent.message.body).text;
+            ctx.after(move || echo.father.answer(&server, sender, &text, id));
         } else {
             sent.notify_recipient(ctx, &self.backend);
         }

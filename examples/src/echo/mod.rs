@@ -2,6 +2,7 @@
 //! `@echo` that answers every message with the same text and media.
 //!
 //! - [`bot`]: the echo user's behaviour (the stock sends, wrapped).
+//! - [`botfather`]: `@BotFather`, the bot that makes bots.
 //! - `groups`: the echo in basic groups and supergroups, answering what mentions it.
 //! - [`secret_peer`]: the echo in secret chats, as a device of its own.
 //! - [`users`]: the user store and the echo user in it.
@@ -9,6 +10,7 @@
 //! - [`run`]: the data directory, the stores and the runtime put together.
 
 pub mod bot;
+pub mod botfather;
 mod groups;
 pub mod run;
 pub mod secret_peer;

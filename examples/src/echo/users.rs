@@ -1,5 +1,5 @@
 //! The people the echo server knows, in a RocksDB user store in the data directory, and the
-//! `@echo` user among them.
+//! `@echo` user and `@BotFather` among them.
 
 use std::io;
 use std::path::Path;
@@ -23,6 +23,15 @@ pub fn open_users(path: &Path) -> io::Result<RocksUserStore> {
         .is_none_or(|stored| stored.username != echo.username)
     {
         users.put_account(&echo).map_err(io::Error::other)?;
+    }
+    // @BotFather is stored once: its profile (a random token hash nobody knows) stays.
+    let father = super::botfather::account();
+    let stored = users.account(father.id).map_err(io::Error::other)?;
+    if stored
+        .as_ref()
+        .is_none_or(|stored| stored.username != father.username || !stored.is_bot())
+    {
+        users.put_account(&father).map_err(io::Error::other)?;
     }
     Ok(users)
 }

@@ -41,6 +41,7 @@ pub async fn start_with_pusher(data: &Path, code: &str, pusher: Arc<dyn DevicePu
             data: data.to_path_buf(),
             fixed_code: Some(code.to_owned()),
             max_connections_per_ip: None,
+            bots: Vec::new(),
         },
         Arc::new(LoggingCodeSender),
         pusher,
