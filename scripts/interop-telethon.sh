@@ -3,7 +3,8 @@
 # into a virtual environment (kept in the cache directory), starts a fresh echo server on a
 # free loopback port with a temporary data directory, runs examples/interop/telethon_echo.py
 # (the echo, every framing, files) and telethon_people.py (two users finding and seeing each
-# other) against it with the server's printed public key, and stops the server. Exit status: the
+# other), telethon_groups.py and telethon_bots.py (@BotFather, a bot signed in with its token,
+# buttons) against it with the server's printed public key, and stops the server. Exit status: the
 # script's (non-zero on any exception or any warning Telethon logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")"
 sed -n '/BEGIN RSA PUBLIC KEY/,/END RSA PUBLIC KEY/p' "$work/out" >"$work/key.pem"
 
 status=0
-for script in telethon_echo.py telethon_people.py telethon_groups.py; do
+for script in telethon_echo.py telethon_people.py telethon_groups.py telethon_bots.py; do
   timeout 600 "$venv/bin/python" "examples/interop/$script" 127.0.0.1 "$port" "$work/key.pem" "$code" || status=$?
   [ "$status" -eq 0 ] || break
 done
