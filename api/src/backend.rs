@@ -36,6 +36,8 @@ pub struct Backend {
     pub present: crate::channels::PresentMembers,
     /// Which users are bots, remembered.
     kinds: crate::bots::kinds::AccountKinds,
+    /// The feeds of bots served by a front inside the server (the Bot API).
+    pub bot_feeds: crate::bots::BotFeeds,
 }
 
 impl std::fmt::Debug for Backend {
@@ -88,6 +90,7 @@ impl Backend {
             dcs,
             present: crate::channels::PresentMembers::default(),
             kinds: crate::bots::kinds::AccountKinds::default(),
+            bot_feeds: crate::bots::BotFeeds::default(),
         })
     }
 

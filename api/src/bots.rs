@@ -44,11 +44,13 @@ use crate::error::ApiError;
 use crate::router::Router;
 
 mod callbacks;
+pub mod feed;
 pub(crate) mod kinds;
 #[cfg(test)]
 mod tests;
 
 pub use callbacks::{get_bot_callback_answer, set_bot_callback_answer};
+pub use feed::{BotFeed, BotFeeds, CallbackPress};
 
 /// The length of a token's secret, in characters (Telegram's are 35).
 pub const SECRET_LEN: usize = 35;

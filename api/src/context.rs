@@ -50,6 +50,26 @@ impl Ctx {
         )
     }
 
+    /// A context for calls the server makes on a user's behalf outside any MTProto
+    /// session: a front of its own (the Bot API's HTTP front) calling the stock handlers
+    /// as a bot. There is no key (`auth_key_id` 0, no permanent key), so methods that need
+    /// one answer `AUTH_KEY_PERM_EMPTY`; `server` is the one whose users are told of changes.
+    pub fn on_behalf_of(server: ServerHandle, user_id: i64) -> Self {
+        Self::new(
+            RequestContext {
+                session: SessionKey {
+                    auth_key_id: 0,
+                    session_id: 0,
+                },
+                perm_auth_key_id: None,
+                user_id: Some(user_id),
+                connection: ConnectionId(0),
+            },
+            Arc::new(SessionInfo::default()),
+            server,
+        )
+    }
+
     /// The signed-in user, if any.
     pub fn user_id(&self) -> Option<i64> {
         self.request.user_id

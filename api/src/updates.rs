@@ -192,6 +192,7 @@ pub fn notify(server: &ServerHandle, backend: &Backend, affected: Affected) {
     let BoxId::User(owner) = affected.box_id else {
         return;
     };
+    backend.bot_feeds.box_changed(owner);
     let from = affected.pts - affected.pts_count;
     let limit = usize::try_from(affected.pts_count.clamp(1, 100)).unwrap_or(1);
     let Ok(Difference::Changes {

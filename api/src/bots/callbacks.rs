@@ -86,10 +86,12 @@ fn has_callback(markup: &[u8], data: &[u8]) -> bool {
     })
 }
 
-/// What the bot is told of a press: its update (with the person), and who the bot is.
+/// What the bot is told of a press: its update (with the person), the same for a front
+/// inside the server, and who the bot is.
 struct Press {
     bot: i64,
     update: Bytes,
+    feed: super::CallbackPress,
 }
 
 /// Checks a press of the button with `data` under message `msg_id` of the person's chat
@@ -131,14 +133,23 @@ fn press(
         .find(|copy| copy.box_id == BoxId::User(bot))
         .map(|copy| copy.message_id)
         .ok_or_else(invalid)?;
+    let chat_instance = backend.access.chat_instance(user, bot);
     let update = types::UpdateBotCallbackQuery {
         query_id,
         user_id: user,
         peer: objects::peer(Peer::User(user)),
         msg_id: bot_msg_id,
-        chat_instance: backend.access.chat_instance(user, bot),
+        chat_instance,
         data: Some(data.to_vec()),
         game_short_name: None,
+    };
+    let feed = super::CallbackPress {
+        query_id,
+        user_id: user,
+        msg_id: bot_msg_id,
+        chat_instance,
+        data: data.to_vec(),
+        date: now_unix(),
     };
     let updates = objects::updates(
         vec![update.into()],
@@ -148,6 +159,7 @@ fn press(
     Ok(Press {
         bot,
         update: Bytes::from(updates.to_bytes()),
+        feed,
     })
 }
 
@@ -195,6 +207,7 @@ pub async fn get_bot_callback_answer(
         query_id,
     };
     ctx.server().send_update(press.bot, press.update);
+    bots.backend.bot_feeds.pressed(press.bot, press.feed);
     let answer = match tokio::time::timeout(bots.options.callback_timeout, receiver).await {
         Ok(Ok(answer)) => answer,
         _ => return Err(ApiError::bad_request("BOT_RESPONSE_TIMEOUT")),
