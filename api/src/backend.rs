@@ -38,6 +38,8 @@ pub struct Backend {
     kinds: crate::bots::kinds::AccountKinds,
     /// The feeds of bots served by a front inside the server (the Bot API).
     pub bot_feeds: crate::bots::BotFeeds,
+    /// Button presses waiting for their bots' answers.
+    pub(crate) presses: crate::bots::callbacks::Pending,
 }
 
 impl std::fmt::Debug for Backend {
@@ -91,6 +93,7 @@ impl Backend {
             present: crate::channels::PresentMembers::default(),
             kinds: crate::bots::kinds::AccountKinds::default(),
             bot_feeds: crate::bots::BotFeeds::default(),
+            presses: crate::bots::callbacks::Pending::default(),
         })
     }
 

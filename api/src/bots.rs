@@ -43,13 +43,13 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::router::Router;
 
-mod callbacks;
+pub(crate) mod callbacks;
 pub mod feed;
 pub(crate) mod kinds;
 #[cfg(test)]
 mod tests;
 
-pub use callbacks::{get_bot_callback_answer, set_bot_callback_answer};
+pub use callbacks::{PressAnswer, answer_press, get_bot_callback_answer, set_bot_callback_answer};
 pub use feed::{BotFeed, BotFeeds, CallbackPress};
 
 /// The length of a token's secret, in characters (Telegram's are 35).
@@ -89,7 +89,6 @@ pub struct Bots {
     backend: Arc<Backend>,
     login: Arc<Login>,
     options: BotOptions,
-    callbacks: callbacks::Pending,
 }
 
 impl std::fmt::Debug for Bots {
@@ -107,7 +106,6 @@ impl Bots {
             backend,
             login,
             options,
-            callbacks: callbacks::Pending::default(),
         })
     }
 }

@@ -12,6 +12,7 @@ use columba_store::message::{BoxId, Peer};
 use tokio::sync::oneshot;
 
 use super::{Bots, MAX_ANSWER_CHARS};
+use crate::backend::Backend;
 use crate::body::Body;
 use crate::context::Ctx;
 use crate::error::ApiError;
@@ -36,7 +37,7 @@ struct Waiting {
 
 /// Presses waiting for their bots, by query id.
 #[derive(Debug, Default)]
-pub(super) struct Pending {
+pub(crate) struct Pending {
     waiting: Mutex<HashMap<i64, Waiting>>,
 }
 
@@ -49,7 +50,7 @@ impl Pending {
 #[cfg(test)]
 impl Pending {
     /// The query ids of the presses waiting.
-    pub(super) fn waiting_ids(&self) -> Vec<i64> {
+    pub(crate) fn waiting_ids(&self) -> Vec<i64> {
         self.lock().keys().copied().collect()
     }
 }
@@ -63,7 +64,7 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.bots.callbacks.lock().remove(&self.query_id);
+        self.bots.backend.presses.lock().remove(&self.query_id);
     }
 }
 
@@ -184,7 +185,7 @@ pub async fn get_bot_callback_answer(
     };
     let (sender, receiver) = oneshot::channel();
     {
-        let mut waiting = bots.callbacks.lock();
+        let mut waiting = bots.backend.presses.lock();
         let mine = waiting.values().filter(|press| press.user == user).count();
         if waiting.len() >= bots.options.max_pending_callbacks
             || mine >= bots.options.max_pending_per_user
@@ -223,15 +224,30 @@ pub async fn get_bot_callback_answer(
     .into())
 }
 
-/// `messages.setBotCallbackAnswer`: the bot answers a press (`QUERY_ID_INVALID` when no
-/// press of its own waits under that id; `MESSAGE_TOO_LONG` past 200 characters).
-pub async fn set_bot_callback_answer(
-    ctx: Ctx,
-    bots: Arc<Bots>,
-    request: functions::messages::SetBotCallbackAnswer,
-) -> Result<bool, ApiError> {
-    let bot = ctx.user()?;
-    if request
+/// The bot's answer to a press.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PressAnswer {
+    /// Show the text as an alert rather than a notice.
+    pub alert: bool,
+    /// The text (at most [`MAX_ANSWER_CHARS`] characters).
+    pub message: Option<String>,
+    /// A URL for the client to open.
+    pub url: Option<String>,
+    /// How long the client may keep the answer, in seconds.
+    pub cache_time: i32,
+}
+
+/// Bot `bot` answers press `query_id`: `QUERY_ID_INVALID` when no press of its own waits
+/// under that id (answered already, timed out, or another bot's), `MESSAGE_TOO_LONG` past
+/// [`MAX_ANSWER_CHARS`].
+pub fn answer_press(
+    backend: &Backend,
+    bot: i64,
+    query_id: i64,
+    answer: PressAnswer,
+) -> Result<(), ApiError> {
+    if answer
         .message
         .as_deref()
         .is_some_and(|message| message.chars().count() > MAX_ANSWER_CHARS)
@@ -239,19 +255,36 @@ pub async fn set_bot_callback_answer(
         return Err(ApiError::bad_request("MESSAGE_TOO_LONG"));
     }
     let waiting = {
-        let mut table = bots.callbacks.lock();
-        match table.get(&request.query_id) {
-            Some(waiting) if waiting.bot == bot => table.remove(&request.query_id),
+        let mut table = backend.presses.lock();
+        match table.get(&query_id) {
+            Some(waiting) if waiting.bot == bot => table.remove(&query_id),
             _ => None,
         }
     };
     let waiting = waiting.ok_or_else(|| ApiError::bad_request("QUERY_ID_INVALID"))?;
     // The person may have gone meanwhile: the answer is then dropped, as in Telegram.
     let _ = waiting.answer.send(Answer {
-        alert: request.alert,
-        message: request.message.filter(|message| !message.is_empty()),
-        url: request.url.filter(|url| !url.is_empty()),
-        cache_time: request.cache_time.max(0),
+        alert: answer.alert,
+        message: answer.message.filter(|message| !message.is_empty()),
+        url: answer.url.filter(|url| !url.is_empty()),
+        cache_time: answer.cache_time.max(0),
     });
+    Ok(())
+}
+
+/// `messages.setBotCallbackAnswer`: the bot answers a press ([`answer_press`]).
+pub async fn set_bot_callback_answer(
+    ctx: Ctx,
+    bots: Arc<Bots>,
+    request: functions::messages::SetBotCallbackAnswer,
+) -> Result<bool, ApiError> {
+    let bot = ctx.user()?;
+    let answer = PressAnswer {
+        alert: request.alert,
+        message: request.message,
+        url: request.url,
+        cache_time: request.cache_time,
+    };
+    answer_press(&bots.backend, bot, request.query_id, answer)?;
     Ok(true)
 }

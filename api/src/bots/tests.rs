@@ -371,7 +371,7 @@ async fn a_pressed_button_waits_for_the_bot_s_answer() {
         press(bot, msg_id, b"yes"),
     ));
     let query_id = loop {
-        if let Some(id) = f.bots.callbacks.waiting_ids().first().copied() {
+        if let Some(id) = f.backend.presses.waiting_ids().first().copied() {
             break id;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -400,7 +400,7 @@ async fn a_pressed_button_waits_for_the_bot_s_answer() {
         waiting.await.unwrap().unwrap();
     assert!(got.alert);
     assert_eq!((got.message.as_deref(), got.cache_time), (Some("done"), 3));
-    assert!(f.bots.callbacks.waiting_ids().is_empty());
+    assert!(f.backend.presses.waiting_ids().is_empty());
     assert_eq!(
         answer(bot, query_id).await.unwrap_err().to_string(),
         ApiError::bad_request("QUERY_ID_INVALID").to_string(),
@@ -433,7 +433,7 @@ async fn an_unanswered_press_times_out_and_is_forgotten() {
         outcome.unwrap_err().to_string(),
         ApiError::bad_request("BOT_RESPONSE_TIMEOUT").to_string()
     );
-    assert!(f.bots.callbacks.waiting_ids().is_empty());
+    assert!(f.backend.presses.waiting_ids().is_empty());
 }
 
 #[tokio::test]
