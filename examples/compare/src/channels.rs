@@ -99,6 +99,7 @@ async fn ours(dir: &std::path::Path) -> (Ours, Arc<Round>) {
         fixed_code: Some(CODE.to_owned()),
         max_connections_per_ip: Some(ONLINE * 2),
         bots: Vec::new(),
+        bot_api: None,
     })
     .await
     .expect("the echo server");

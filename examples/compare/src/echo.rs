@@ -223,6 +223,7 @@ pub(crate) fn run() {
         fixed_code: Some(CODE.to_owned()),
         max_connections_per_ip: Some(CLIENTS * 4),
         bots: Vec::new(),
+        bot_api: None,
     };
     let (ours, theirs) = runtime.block_on(async {
         let ours = start(options("ours")).await.expect("the echo server");

@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! echo-server [--listen 127.0.0.1:4430] [--data ./data] [--login-code 12345]
-//!             [--max-connections-per-ip 64] [--bot USERNAME]...
+//!             [--max-connections-per-ip 64] [--bot USERNAME]... [--bot-api ADDR:PORT]
 //! ```
 //!
 //! On first start it creates the data directory with an RSA key, and prints the public key
 //! (PEM) and its fingerprint for clients. Login codes are printed in the log (stderr);
 //! `--login-code` makes every code that one (tests and demos only). `--bot name_bot` makes
 //! that bot if it is missing and prints its token (`bot name_bot token 123:ABC...`); people
-//! make bots by talking to `@BotFather`. Ctrl-C stops it gracefully.
+//! make bots by talking to `@BotFather`. `--bot-api 127.0.0.1:8081` serves the Bot API over
+//! HTTP there (`bot api listening on ...`). Ctrl-C stops it gracefully.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use columba_examples::cli;
 use columba_examples::echo::{self, EchoOptions};
 
-const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS] [--max-connections-per-ip N] [--bot USERNAME]...";
+const USAGE: &str = "usage: echo-server [--listen ADDR:PORT] [--data DIR] [--login-code DIGITS] [--max-connections-per-ip N] [--bot USERNAME]... [--bot-api ADDR:PORT]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
     let mut options = EchoOptions {
@@ -27,6 +28,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
         fixed_code: None,
         max_connections_per_ip: None,
         bots: Vec::new(),
+        bot_api: None,
     };
     let mut args = args.peekable();
     while let Some(flag) = args.next() {
@@ -54,6 +56,13 @@ fn parse(args: impl Iterator<Item = String>) -> Result<EchoOptions, String> {
                 );
             }
             "--bot" => options.bots.push(value()?),
+            "--bot-api" => {
+                let text = value()?;
+                options.bot_api = Some(
+                    text.parse()
+                        .map_err(|_| format!("--bot-api: not an address: {text}"))?,
+                );
+            }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -114,6 +123,9 @@ async fn serve(options: EchoOptions) -> Result<(), String> {
     print!("{}", key.to_pem());
     for (username, token) in &started.bot_tokens {
         println!("bot {username} token {token}");
+    }
+    if let Some(address) = started.bot_api_address {
+        println!("bot api listening on {address}");
     }
     println!("listening on {}", started.address);
     started

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use columba_api::auth::{Login, LoginOptions, SignUp, danger};
 use columba_api::push::{DevicePush, DevicePusher, LoggingPusher};
 use columba_api::{Api, Backend, DcList};
+use columba_botapi::{BotApi, BotApiOptions};
 use columba_mtproto::crypto::RsaPublicKey;
 use columba_mtproto::handshake;
 use columba_session::plugins::{CodeSender, LoggingCodeSender, Service};
@@ -40,6 +41,8 @@ pub struct EchoOptions {
     /// Bots to make at start (by username, if missing), for tests and demos: their tokens
     /// are in [`Started::bot_tokens`].
     pub bots: Vec<String>,
+    /// Where the Bot API's HTTP front listens, if it runs (port 0: any free port).
+    pub bot_api: Option<SocketAddr>,
 }
 
 /// A started server, before it serves.
@@ -52,6 +55,9 @@ pub struct Started {
     pub new_key: bool,
     /// The tokens of [`EchoOptions::bots`]: (username, token).
     pub bot_tokens: Vec<(String, String)>,
+    /// Where the Bot API's HTTP front listens, if it runs.
+    pub bot_api_address: Option<SocketAddr>,
+    bot_api: Option<(tokio::net::TcpListener, BotApi)>,
     server: Server,
     listener: TcpAcceptor,
     echo: Arc<Echo>,
@@ -171,6 +177,7 @@ async fn start_inner(
     let login = Login::new(backend.clone(), code_sender, login_options);
     let echo = Echo::new(backend.clone());
     let secret_echo = SecretEcho::open(backend.clone(), data.join("echo-secret-device"))?;
+    let api_backend = backend.clone();
     let router = columba_api::stock(backend, login)
         .merge(echo.router())
         .merge(secret_echo.router());
@@ -186,11 +193,29 @@ async fn start_inner(
         wrap(Arc::new(Api::new(router))),
         Arc::new(push),
     );
+    let bot_api = match options.bot_api {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at).await?;
+            let mut bot_options = BotApiOptions::default();
+            bot_options.state_dir = Some(data.join("botapi"));
+            Some((
+                listener,
+                BotApi::new(api_backend, server.handle(), bot_options),
+            ))
+        }
+        None => None,
+    };
+    let bot_api_address = match &bot_api {
+        Some((listener, _)) => Some(listener.local_addr()?),
+        None => None,
+    };
     Ok(Started {
         address,
         public_key,
         new_key,
         bot_tokens,
+        bot_api_address,
+        bot_api,
         server,
         listener,
         echo,
@@ -260,7 +285,21 @@ impl Started {
                 }
             }
         });
+        // The Bot API's front stops with the server.
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let bot_api = self.bot_api.map(|(listener, api)| {
+            tokio::spawn(api.serve(listener, async move {
+                let _ = stopping_rx.changed().await;
+            }))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        };
         let served = self.server.serve(self.listener, shutdown).await;
+        if let Some(bot_api) = bot_api {
+            let _ = bot_api.await;
+        }
         purge.abort();
         let _ = purge.await;
         // The stores close only once nothing uses them: the catch-up stops after the user

@@ -42,6 +42,7 @@ pub async fn start_with_pusher(data: &Path, code: &str, pusher: Arc<dyn DevicePu
             fixed_code: Some(code.to_owned()),
             max_connections_per_ip: None,
             bots: Vec::new(),
+            bot_api: None,
         },
         Arc::new(LoggingCodeSender),
         pusher,
