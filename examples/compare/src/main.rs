@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod api;
+mod botapi;
 mod channels;
 mod crypto;
 mod e2e;
@@ -126,6 +127,7 @@ const SUITES: &[(&str, fn())] = &[
     ("users", users::run),
     ("echo", echo::run),
     ("channels", channels::run),
+    ("botapi", botapi::run),
 ];
 
 fn main() -> ExitCode {
