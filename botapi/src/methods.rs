@@ -175,6 +175,14 @@ impl Call {
         if account.is_bot() {
             return Err(BotApiError::forbidden("bot can't send messages to bots"));
         }
+        if self
+            .backend()
+            .users
+            .is_blocked(account.id, self.bot.id)
+            .map_err(ApiError::from)?
+        {
+            return Err(BotApiError::forbidden("bot was blocked by the user"));
+        }
         let query = HistoryQuery {
             limit: 1,
             ..HistoryQuery::default()
