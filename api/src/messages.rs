@@ -561,6 +561,9 @@ pub fn send_blocking(backend: &Backend, sender: i64, outgoing: Outgoing) -> Resu
         return Err(ApiError::bad_request("MESSAGE_TOO_LONG"));
     }
     backend.recipient(outgoing.target)?;
+    if outgoing.target != sender && backend.is_bot(sender)? {
+        check_bot_may_write(backend, sender, outgoing.target)?;
+    }
     if outgoing.target != sender && backend.users.is_blocked(sender, outgoing.target)? {
         return Err(ApiError::bad_request("YOU_BLOCKED_USER"));
     }
@@ -621,6 +624,28 @@ pub fn send_blocking(backend: &Backend, sender: i64, outgoing: Outgoing) -> Resu
         updates,
         delivered,
     })
+}
+
+/// Telegram's rules for a bot's message: not to another bot (`USER_IS_BOT`), and only in a
+/// chat the person started (`PEER_ID_INVALID`: bots do not start conversations). Blocking.
+pub fn check_bot_may_write(backend: &Backend, bot: i64, target: i64) -> Result<(), ApiError> {
+    if backend.is_bot(target)? {
+        return Err(ApiError::bad_request("USER_IS_BOT"));
+    }
+    let query = HistoryQuery {
+        limit: 1,
+        ..HistoryQuery::default()
+    };
+    let started = !backend
+        .messages
+        .get_history(BoxId::User(bot), Peer::User(target), &query)?
+        .messages
+        .is_empty();
+    if started {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("PEER_ID_INVALID"))
+    }
 }
 
 /// Telegram's rules for what comes with a text: buttons only from bots (a person's are
@@ -1169,9 +1194,8 @@ pub async fn edit_message(
                 .filter(|entities| !entities.is_empty())
                 .map(|entities| entities.to_bytes());
         }
-        if let Some(markup) = &reply_markup {
-            body.reply_markup = Some(markup.to_bytes());
-        }
+        // As in Telegram, an edit without buttons takes the old ones away.
+        body.reply_markup = reply_markup.as_ref().map(|markup| markup.to_bytes());
         let body = body.encode();
         if body == current.body && request.media.is_none() {
             return Err(ApiError::bad_request("MESSAGE_NOT_MODIFIED"));

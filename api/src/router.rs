@@ -21,7 +21,7 @@
 //! merges the ones it wants and its own on top, the later route for an id replacing the
 //! earlier.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -69,6 +69,8 @@ pub(crate) struct Route {
 pub struct Router {
     routes: HashMap<u32, Route>,
     bots: Option<BotLookup>,
+    /// Constructors closed to bots, whichever route serves them (kept across merges).
+    people: HashSet<u32>,
 }
 
 impl fmt::Debug for Router {
@@ -191,13 +193,22 @@ impl Router {
         )
     }
 
-    /// Closes the route of function `F` (if there is one) to bots: they get
-    /// `400 BOT_METHOD_INVALID`, as Telegram answers them for a person's method.
+    /// Closes function `F` to bots: they get `400 BOT_METHOD_INVALID`, as Telegram answers
+    /// them for a person's method. The mark stays whichever route serves `F`, one merged
+    /// later included.
     pub fn people_only<F: Identifiable>(mut self) -> Self {
-        if let Some(route) = self.routes.get_mut(&F::CONSTRUCTOR_ID) {
-            route.access = Access::People;
-        }
+        self.people.insert(F::CONSTRUCTOR_ID);
         self
+    }
+
+    /// Who may call constructor `id`'s route: people only if [`Self::people_only`] marked
+    /// it, else the route's own rule.
+    pub(crate) fn access_of(&self, id: u32, route: &Route) -> Access {
+        if route.access == Access::SignedIn && self.people.contains(&id) {
+            Access::People
+        } else {
+            route.access
+        }
     }
 
     /// How the router tells bots from people, for the routes of [`Self::route_bots_with`]
@@ -261,6 +272,7 @@ impl Router {
     /// Adds every route of `other`, replacing this router's routes for the same ids.
     pub fn merge(mut self, other: Self) -> Self {
         self.routes.extend(other.routes);
+        self.people.extend(other.people);
         if other.bots.is_some() {
             self.bots = other.bots;
         }

@@ -141,8 +141,9 @@ impl Api {
             tracing::debug!(constructor = format_args!("{id:#010x}"), "no route");
             return ready(Err(ApiError::method_invalid()));
         };
-        let restricted = matches!(route.access, Access::Bots | Access::People);
-        match (context.user_id, route.access) {
+        let access = self.router.access_of(id, route);
+        let restricted = matches!(access, Access::Bots | Access::People);
+        match (context.user_id, access) {
             (_, Access::Anyone) => {}
             (None, _) => return ready(Err(ApiError::auth_key_unregistered())),
             (Some(user), _) if restricted => {
@@ -155,10 +156,10 @@ impl Api {
                     }
                     None => false,
                 };
-                if route.access == Access::Bots && !bot {
+                if access == Access::Bots && !bot {
                     return ready(Err(ApiError::bad_request("USER_BOT_REQUIRED")));
                 }
-                if route.access == Access::People && bot {
+                if access == Access::People && bot {
                     return ready(Err(ApiError::bad_request("BOT_METHOD_INVALID")));
                 }
             }

@@ -400,7 +400,8 @@ pub fn parse_html(input: &str) -> Result<(String, Vec<Entity>), BotApiError> {
                 names.push(name);
             }
             '&' => {
-                let end = rest.find(';').filter(|end| *end <= 10);
+                // An entity is short: look no further than its longest form (`&#x10FFFF;`).
+                let end = rest.bytes().take(11).position(|byte| byte == b';');
                 let decoded = end.and_then(|end| {
                     let name = rest.get(1..end)?;
                     let c = match name {

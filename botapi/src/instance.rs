@@ -60,8 +60,6 @@ pub(crate) struct Queue {
     next_update_id: i64,
     /// The box's pts read into the queue so far.
     read_pts: i32,
-    /// The box's pts confirmed by the bot.
-    confirmed_pts: i32,
     entries: VecDeque<Queued>,
     /// The kinds of update wanted (`None`: all).
     allowed: Option<Vec<String>>,
@@ -120,7 +118,7 @@ impl Instance {
         }
     }
 
-    /// The saved position (`confirmed_pts`, next `update_id`), if any.
+    /// The saved position (the box's pts confirmed, the next `update_id`), if any.
     fn load(&self) -> Option<(i32, i64)> {
         let text = std::fs::read_to_string(self.state_file.as_ref()?).ok()?;
         let mut words = text.split_whitespace();
@@ -152,8 +150,7 @@ impl Instance {
         if offset < 0 {
             let keep = usize::try_from(offset.unsigned_abs()).unwrap_or(usize::MAX);
             while queue.entries.len() > keep {
-                let dropped = queue.entries.pop_front();
-                note_confirmed(&mut queue, dropped.as_ref());
+                queue.entries.pop_front();
             }
         } else if offset > 0 {
             while queue
@@ -161,16 +158,11 @@ impl Instance {
                 .front()
                 .is_some_and(|entry| entry.update_id < offset)
             {
-                let dropped = queue.entries.pop_front();
-                note_confirmed(&mut queue, dropped.as_ref());
+                queue.entries.pop_front();
             }
         }
         if queue.entries.len() != before {
-            let next = queue
-                .entries
-                .front()
-                .map_or(queue.next_update_id, |entry| entry.update_id);
-            let pts = queue.confirmed_pts;
+            let (pts, next) = position(&queue);
             drop(queue);
             self.save(pts, next);
         }
@@ -182,6 +174,50 @@ impl Instance {
         lock(&self.queue).allowed = (!allowed.is_empty()).then_some(allowed);
     }
 
+    /// Loads the saved position once.
+    fn ensure_loaded(&self, queue: &mut Queue, limits: QueueLimits) {
+        if queue.loaded {
+            return;
+        }
+        queue.loaded = true;
+        match self.load() {
+            Some((pts, id)) => {
+                queue.read_pts = pts;
+                queue.next_update_id = id;
+            }
+            None => {
+                // A new front reads the messages of the last day, as the Bot API keeps
+                // updates for a bot that has not asked yet. Its ids start at a random point
+                // (as the Bot API's do after a week without updates), so that a client's old
+                // offset confirms nothing new.
+                queue.next_update_id = rand::random_range(1..1 << 30);
+                let ttl = i32::try_from(limits.ttl.as_secs()).unwrap_or(i32::MAX);
+                queue.not_before = now_unix().saturating_sub(ttl);
+            }
+        }
+    }
+
+    /// Drops every update waiting and every one the box holds now
+    /// (`drop_pending_updates`). Blocking.
+    pub(crate) fn drop_pending(
+        &self,
+        backend: &Backend,
+        limits: QueueLimits,
+    ) -> Result<(), BotApiError> {
+        let state = backend
+            .messages
+            .state(BoxId::User(self.bot))
+            .map_err(ApiError::from)?;
+        let mut queue = lock(&self.queue);
+        self.ensure_loaded(&mut queue, limits);
+        queue.entries.clear();
+        queue.read_pts = queue.read_pts.max(state.pts);
+        let (pts, next) = position(&queue);
+        drop(queue);
+        self.save(pts, next);
+        Ok(())
+    }
+
     /// Reads what came since the last fill into the queue. Blocking (store reads).
     pub(crate) fn fill(
         &self,
@@ -190,31 +226,14 @@ impl Instance {
         limits: QueueLimits,
     ) -> Result<(), BotApiError> {
         let mut queue = lock(&self.queue);
-        if !queue.loaded {
-            queue.loaded = true;
-            match self.load() {
-                Some((pts, id)) => {
-                    queue.read_pts = pts;
-                    queue.confirmed_pts = pts;
-                    queue.next_update_id = id;
-                }
-                None => {
-                    // A new front reads the messages of the last day, as the Bot API keeps
-                    // updates for a bot that has not asked yet.
-                    queue.next_update_id = 1;
-                    let ttl = i32::try_from(limits.ttl.as_secs()).unwrap_or(i32::MAX);
-                    queue.not_before = now_unix().saturating_sub(ttl);
-                }
-            }
-        }
+        self.ensure_loaded(&mut queue, limits);
         let now = Instant::now();
         while queue
             .entries
             .front()
             .is_some_and(|entry| now.saturating_duration_since(entry.made) > limits.ttl)
         {
-            let dropped = queue.entries.pop_front();
-            note_confirmed(&mut queue, dropped.as_ref());
+            queue.entries.pop_front();
         }
         let view = View { backend, bot };
         for press in self.feed.take_presses() {
@@ -295,12 +314,6 @@ impl Instance {
         lock(&self.queue).entries.front().cloned()
     }
 
-    /// Drops every update waiting (`drop_pending_updates`). Blocking.
-    pub(crate) fn drop_pending(&self) {
-        let next = lock(&self.queue).next_update_id;
-        self.confirm(next);
-    }
-
     /// Starts a `getUpdates`: older ones waiting end. Its generation.
     pub(crate) fn start_poll(&self) -> u64 {
         let generation = self.polls.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
@@ -335,10 +348,19 @@ impl Instance {
     }
 }
 
-fn note_confirmed(queue: &mut Queue, dropped: Option<&Queued>) {
-    if let Some(pts) = dropped.and_then(|entry| entry.pts) {
-        queue.confirmed_pts = queue.confirmed_pts.max(pts);
-    }
+/// What to save: the box position before the first update not confirmed (everything before
+/// it was confirmed, dropped, or not for the bot), and the next `update_id` to give.
+fn position(queue: &Queue) -> (i32, i64) {
+    let pts = queue
+        .entries
+        .iter()
+        .find_map(|entry| entry.pts)
+        .map_or(queue.read_pts, |pts| pts.saturating_sub(1));
+    let next = queue
+        .entries
+        .front()
+        .map_or(queue.next_update_id, |entry| entry.update_id);
+    (pts, next)
 }
 
 fn push(
@@ -354,14 +376,10 @@ fn push(
         .is_some_and(|allowed| !allowed.iter().any(|wanted| wanted == kind))
     {
         // Kinds the bot does not want are dropped, as the official server does.
-        if let Some(pts) = pts {
-            queue.confirmed_pts = queue.confirmed_pts.max(pts);
-        }
         return;
     }
     if queue.entries.len() >= limits.max_queued.max(1) {
-        let dropped = queue.entries.pop_front();
-        note_confirmed(queue, dropped.as_ref());
+        queue.entries.pop_front();
     }
     let update_id = queue.next_update_id;
     queue.next_update_id = update_id.saturating_add(1);

@@ -68,6 +68,12 @@ pub struct BotApiOptions {
     pub limits: Limits,
     /// The longest long poll (the official server's cap: 50 s).
     pub max_poll: Duration,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// Whether webhooks may point at loopback, private and link-local addresses (a
+    /// deployment's own machines, tests). Off by default: a bot could otherwise make the
+    /// server probe its own network.
+    pub allow_local_webhooks: bool,
     /// Updates waiting per bot; past it the oldest go.
     pub max_queued_updates: usize,
     /// How long an update waits to be taken (the Bot API keeps them 24 hours).
@@ -91,7 +97,9 @@ impl Default for BotApiOptions {
             max_download_bytes: 20 * 1024 * 1024,
             limits: Limits::default(),
             max_poll: Duration::from_secs(50),
-            max_queued_updates: 100_000,
+            body_timeout: Duration::from_secs(60),
+            allow_local_webhooks: false,
+            max_queued_updates: 10_000,
             update_ttl: Duration::from_secs(24 * 3600),
             max_in_flight: 4096,
             max_bots: 10_000,

@@ -98,6 +98,7 @@ fn method_name(method: &str) -> &'static str {
     .unwrap_or("")
 }
 
+#[derive(Clone)]
 struct Call {
     shared: Arc<Shared>,
     instance: Arc<Instance>,
@@ -527,15 +528,12 @@ impl Call {
 
     fn get_chat(&self) -> Result<Value, BotApiError> {
         let id = self.chat_any("chat_id")?;
+        // The bot itself, or a person it has a chat with (not any account by its id).
         let account = if id == self.bot.id {
             self.bot.clone()
         } else {
-            self.backend()
-                .users
-                .account(id)
-                .map_err(ApiError::from)?
-                .filter(|account| !account.deleted)
-                .ok_or_else(|| BotApiError::bad_request("chat not found"))?
+            self.chat("chat_id")
+                .map_err(|_| BotApiError::bad_request("chat not found"))?
         };
         let mut chat = objects::private_chat(&account);
         if let Value::Object(members) = &mut chat {
@@ -549,7 +547,10 @@ impl Call {
     }
 
     fn get_chat_member(&self) -> Result<Value, BotApiError> {
-        let chat = self.chat_any("chat_id")?;
+        let chat = self
+            .chat("chat_id")
+            .map_err(|_| BotApiError::bad_request("chat not found"))?
+            .id;
         let user = self.params.required_int("user_id")?;
         if user != chat && user != self.bot.id {
             return Err(BotApiError::bad_request("user not found"));
@@ -652,7 +653,8 @@ impl Call {
         if url.is_empty() {
             return self.delete_webhook().await;
         }
-        webhook::check_url(&url)?;
+        let uri = webhook::check_url(&url)?;
+        webhook::check_address(&uri, self.shared.options.allow_local_webhooks).await?;
         let secret_token = self
             .params
             .text("secret_token")
@@ -680,12 +682,12 @@ impl Call {
             );
         }
         if self.params.flag("drop_pending_updates") {
-            let instance = self.instance.clone();
-            blocking(move || {
-                instance.drop_pending();
-                Ok(())
-            })
-            .await?;
+            let (instance, backend, limits) = (
+                self.instance.clone(),
+                self.shared.backend.clone(),
+                self.limits(),
+            );
+            blocking(move || instance.drop_pending(&backend, limits)).await?;
         }
         // A poll in progress ends with a conflict, as the official server does.
         self.instance.start_poll();
@@ -724,12 +726,12 @@ impl Call {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if self.params.flag("drop_pending_updates") {
-            let instance = self.instance.clone();
-            blocking(move || {
-                instance.drop_pending();
-                Ok(())
-            })
-            .await?;
+            let (instance, backend, limits) = (
+                self.instance.clone(),
+                self.shared.backend.clone(),
+                self.limits(),
+            );
+            blocking(move || instance.drop_pending(&backend, limits)).await?;
         }
         Ok(json!(true))
     }
@@ -778,7 +780,10 @@ impl Call {
                 ));
             }
         };
-        let chat = self.chat_any("chat_id")?;
+        let chat = {
+            let call = self.clone();
+            blocking(move || Ok(call.chat("chat_id")?.id)).await?
+        };
         let request = functions::messages::SetTyping {
             peer: self.input_peer(chat),
             top_msg_id: None,

@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use columba_api::Backend;
 use columba_api::bots;
 use columba_session::runtime::ServerHandle;
@@ -117,12 +116,18 @@ impl Shared {
 
     /// Forgets a bot's front (`logOut`, `close`).
     pub(crate) fn forget(&self, bot: i64) {
-        let removed = self
+        let mut instances = self
             .instances
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&bot);
-        if removed.is_some() {
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(instance) = instances.remove(&bot) {
+            // Its webhook's delivery stops; the feed goes under the lock, so that a new front
+            // made meanwhile cannot be left with a feed nobody wakes.
+            instance
+                .webhook
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             self.backend.bot_feeds.unsubscribe(bot);
         }
     }
@@ -147,31 +152,49 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let Some(route) = request::route(parts.uri.path()) else {
         return BotApiError::not_found().into_response();
     };
-    let body = match axum::body::to_bytes(body, shared.options.max_body_bytes).await {
-        Ok(body) => body,
-        Err(_) => return BotApiError::too_large().into_response(),
+    let token = match &route {
+        Route::Method { token, .. } | Route::File { token, .. } => token.clone(),
+    };
+    // The token first: nobody without one makes the server read a body.
+    let front = {
+        let shared = shared.clone();
+        blocking(move || shared.front(&token)).await
+    };
+    let (bot, instance) = match front {
+        Ok(front) => front,
+        Err(error) => return error.into_response(),
+    };
+    let read = axum::body::to_bytes(body, shared.options.max_body_bytes);
+    let body = match tokio::time::timeout(shared.options.body_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return BotApiError::too_large().into_response(),
+        Err(_) => {
+            return BotApiError::bad_request("the request body came too slowly").into_response();
+        }
     };
     let outcome = match route {
-        Route::Method { token, method } => {
+        Route::Method { method, .. } => {
             let content_type = parts
                 .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok());
-            call(
-                &shared,
-                &token,
-                &method,
+            match Params::read(
+                &shared.options.limits,
                 parts.uri.query(),
                 content_type,
                 body,
             )
             .await
+            {
+                Ok(params) => methods::call(&shared, &instance, bot, &method, params).await,
+                Err(error) => Err(error),
+            }
         }
-        Route::File { token, path } => {
+        Route::File { path, .. } => {
             if parts.method != Method::GET && parts.method != Method::HEAD {
                 return BotApiError::not_found().into_response();
             }
-            return download(&shared, token, path)
+            return download(&shared, path)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
         }
@@ -182,34 +205,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
 }
 
-async fn call(
-    shared: &Arc<Shared>,
-    token: &str,
-    method: &str,
-    query: Option<&str>,
-    content_type: Option<&str>,
-    body: Bytes,
-) -> Result<serde_json::Value, BotApiError> {
-    let params = Params::read(&shared.options.limits, query, content_type, body).await?;
-    let (bot, instance) = {
-        let shared = shared.clone();
-        let token = token.to_owned();
-        blocking(move || shared.front(&token)).await?
-    };
-    methods::call(shared, &instance, bot, method, params).await
-}
-
 /// `GET /file/bot<token>/<file_path>`: the file's bytes.
-async fn download(
-    shared: &Arc<Shared>,
-    token: String,
-    path: String,
-) -> Result<Response, BotApiError> {
+async fn download(shared: &Arc<Shared>, path: String) -> Result<Response, BotApiError> {
     let content = files::content_of_path(&path).ok_or_else(BotApiError::not_found)?;
     let shared = shared.clone();
     let limit = shared.options.max_download_bytes;
     let bytes = blocking(move || {
-        shared.front(&token)?;
         // Read in the file store's windows, to the end or the limit.
         const WINDOW: i32 = 1024 * 1024;
         let mut bytes = Vec::new();

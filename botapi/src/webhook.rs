@@ -43,6 +43,65 @@ pub(crate) fn check_url(url: &str) -> Result<Uri, BotApiError> {
     }
 }
 
+/// Whether `ip` is one of the deployment's own (loopback, private, link-local, unspecified,
+/// shared, multicast or unique-local), which a webhook may not name unless allowed.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                // 100.64.0.0/10, carrier-grade NAT.
+                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(ip) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some_and(|v4| is_local(v4.into()))
+        }
+    }
+}
+
+/// Checks where a webhook's host resolves: every address must be public unless local
+/// webhooks are allowed. (A name that later resolves elsewhere is not caught: a deployment
+/// that must rule that out resolves through its own filter.)
+pub(crate) async fn check_address(uri: &Uri, allow_local: bool) -> Result<(), BotApiError> {
+    if allow_local {
+        return Ok(());
+    }
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let addresses: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![std::net::SocketAddr::new(ip, port)],
+        Err(_) => tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::lookup_host((host, port)),
+        )
+        .await
+        .map_err(|_| BotApiError::bad_request("bad webhook: failed to resolve host"))?
+        .map_err(|_| BotApiError::bad_request("bad webhook: failed to resolve host"))?
+        .take(16)
+        .collect(),
+    };
+    if addresses.is_empty() || addresses.iter().any(|address| is_local(address.ip())) {
+        return Err(BotApiError::bad_request(
+            "bad webhook: the webhook's address is a local one",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a secret token is one the Bot API takes: 1 to 256 of `A-Za-z0-9_-`.
 pub(crate) fn secret_token_valid(token: &str) -> bool {
     (1..=256).contains(&token.len())
@@ -154,6 +213,8 @@ async fn post(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
+
     use super::*;
 
     #[test]
@@ -161,6 +222,23 @@ mod tests {
         assert!(check_url("http://127.0.0.1:8443/hook").is_ok());
         for bad in ["", "ftp://x/", "https://x/", "/relative", "http://"] {
             assert!(check_url(bad).is_err(), "{bad}");
+        }
+        for local in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_local(local.parse().unwrap()), "{local}");
+        }
+        for public in ["8.8.8.8", "2001:db8::1", "100.128.0.1"] {
+            assert!(!is_local(public.parse().unwrap()), "{public}");
         }
         assert!(secret_token_valid("a-B_9"));
         assert!(!secret_token_valid(""));

@@ -209,9 +209,8 @@ pub async fn get_bot_callback_answer(
     };
     ctx.server().send_update(press.bot, press.update);
     bots.backend.bot_feeds.pressed(press.bot, press.feed);
-    let answer = match tokio::time::timeout(bots.options.callback_timeout, receiver).await {
-        Ok(Ok(answer)) => answer,
-        _ => return Err(ApiError::bad_request("BOT_RESPONSE_TIMEOUT")),
+    let Ok(Ok(answer)) = tokio::time::timeout(bots.options.callback_timeout, receiver).await else {
+        return Err(ApiError::bad_request("BOT_RESPONSE_TIMEOUT"));
     };
     Ok(types::messages::BotCallbackAnswer {
         alert: answer.alert,

@@ -54,8 +54,10 @@ impl BotFeed {
     }
 
     fn wake(&self) {
-        // `notify_one` keeps a permit when nobody waits, so a change between two polls
-        // wakes the next one at once.
+        // Every waiter wakes (a poll and a webhook's delivery may both wait, one of them
+        // about to end), and `notify_one` keeps a permit when nobody waits, so that a change
+        // between two polls wakes the next one at once. A spurious wake only costs a look.
+        self.wake.notify_waiters();
         self.wake.notify_one();
     }
 }

@@ -20,7 +20,7 @@ use columba_store::{MemoryFileStore, MemoryMessageStore, MemoryUserStore};
 use super::*;
 use crate::auth::LoginOptions;
 use crate::messages::{Outgoing, send_blocking};
-use crate::{AccessSecret, Api, DcList};
+use crate::{AccessSecret, Api, DcList, Router};
 
 struct Fixture {
     backend: Arc<Backend>,
@@ -196,6 +196,34 @@ async fn bots_and_people_keep_to_their_own_methods() {
     f.call(5, Some(bot), commands.to_bytes()).await.unwrap();
     let outcome = f.call(6, None, commands.to_bytes()).await;
     assert_eq!(error_name(outcome), "AUTH_KEY_UNREGISTERED");
+    // A route merged over a person's method stays closed to bots.
+    let merged = Api::new(
+        crate::stock(f.backend.clone(), f.bots.login.clone())
+            .merge(Router::new().route_with(f.backend.clone(), crate::messages::get_dialogs)),
+    );
+    let context = RequestContext {
+        session: SessionKey {
+            auth_key_id: 5,
+            session_id: 1,
+        },
+        perm_auth_key_id: Some(5),
+        user_id: Some(bot),
+        connection: ConnectionId(1),
+    };
+    let outcome = merged
+        .handle(context, Bytes::from(dialogs.to_bytes()))
+        .await;
+    assert_eq!(error_name(outcome), "BOT_METHOD_INVALID");
+    // Bots write to people who started a chat, never to bots.
+    let (other, _) = f.bot("other_bot");
+    let to_person = Outgoing::new(f.person, 9, "hi".into(), None);
+    let refused = send_blocking(&f.backend, bot, to_person).unwrap_err();
+    assert_eq!(refused.name(), "PEER_ID_INVALID");
+    let to_bot = Outgoing::new(other, 9, "hi".into(), None);
+    assert_eq!(
+        send_blocking(&f.backend, bot, to_bot).unwrap_err().name(),
+        "USER_IS_BOT"
+    );
 }
 
 fn command(name: &str, description: &str) -> enums::BotCommand {
@@ -324,6 +352,9 @@ fn keyboard(data: &[u8]) -> enums::ReplyMarkup {
 /// The bot sends the person a message with a button carrying `data`; the message's id in
 /// the person's box.
 fn message_with_button(f: &Fixture, bot: i64, data: &[u8]) -> i32 {
+    // The person starts the chat (bots do not).
+    let hello = Outgoing::new(bot, rand::random(), "/start".into(), None);
+    send_blocking(&f.backend, f.person, hello).unwrap();
     let outgoing = Outgoing::new(f.person, rand::random(), "menu".into(), None)
         .with_markup(Some(keyboard(data)), None);
     send_blocking(&f.backend, bot, outgoing).unwrap();

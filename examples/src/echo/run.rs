@@ -198,6 +198,8 @@ async fn start_inner(
             let listener = tokio::net::TcpListener::bind(at).await?;
             let mut bot_options = BotApiOptions::default();
             bot_options.state_dir = Some(data.join("botapi"));
+            // A development server: bots' webhooks may be on this machine.
+            bot_options.allow_local_webhooks = true;
             Some((
                 listener,
                 BotApi::new(api_backend, server.handle(), bot_options),

@@ -363,7 +363,7 @@ mod tests {
         let bytes = encode_account(&bot);
         // Cut anywhere, the row is refused, but where the person's part ends (a row
         // written before bots existed reads as a person).
-        let mut person = bot.clone();
+        let mut person = bot;
         person.bot = None;
         let person_len = encode_account(&person).len();
         for cut in 0..bytes.len() {
