@@ -19,36 +19,10 @@ if ! "$venv/bin/python" -c 'import sys, telegram, telethon, tornado; sys.exit(te
     "python-telegram-bot[webhooks]==22.8" telethon==1.45.0
 fi
 
-# The echo server as the test command builds it (see interop-telethon.sh).
-cargo test --workspace --all-features --no-run --quiet
-server="${CARGO_TARGET_DIR:-target}/debug/echo-server"
-
-work="$(mktemp -d)"
-code=24680
-"$server" --listen 127.0.0.1:0 --data "$work/data" --login-code "$code" --bot-api 127.0.0.1:0 \
-  >"$work/out" 2>"$work/log" &
-pid=$!
-cleanup() {
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-for _ in $(seq 300); do
-  grep -q '^listening on ' "$work/out" && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; echo "interop: the server exited" >&2; exit 1; }
-  sleep 0.1
-done
-port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")"
-api_port="$(sed -n 's/^bot api listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")"
-[ -n "$port" ] && [ -n "$api_port" ] || { echo "interop: the server did not start listening" >&2; exit 1; }
-sed -n '/BEGIN RSA PUBLIC KEY/,/END RSA PUBLIC KEY/p' "$work/out" >"$work/key.pem"
+source scripts/interop-server.sh 24680 --bot-api 127.0.0.1:0
+[ -n "$api_port" ] || { echo "interop: the Bot API did not start listening" >&2; exit 1; }
 
 status=0
 timeout 600 "$venv/bin/python" examples/interop/ptb_bot.py 127.0.0.1 "$port" "$work/key.pem" "$code" "$api_port" || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "interop: failed; the server's log follows" >&2
-  tail -n 50 "$work/log" >&2
-fi
+[ "$status" -eq 0 ] || interop_failed
 exit "$status"

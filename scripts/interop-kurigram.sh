@@ -22,35 +22,10 @@ if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
     kurigram==2.2.26 tg-secret==0.1.3 tgcrypto==1.2.5
 fi
 
-# The echo server exactly as the test command builds it (see interop-telethon.sh).
-cargo test --workspace --all-features --no-run --quiet
-server="${CARGO_TARGET_DIR:-target}/debug/echo-server"
-
-work="$(mktemp -d)"
-code=13579
-"$server" --listen 127.0.0.1:0 --data "$work/data" --login-code "$code" >"$work/out" 2>"$work/log" &
-pid=$!
-cleanup() {
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-for _ in $(seq 300); do
-  grep -q '^listening on ' "$work/out" && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; echo "interop: the server exited" >&2; exit 1; }
-  sleep 0.1
-done
-port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")"
-[ -n "$port" ] || { echo "interop: the server did not start listening" >&2; exit 1; }
-sed -n '/BEGIN RSA PUBLIC KEY/,/END RSA PUBLIC KEY/p' "$work/out" >"$work/key.pem"
+source scripts/interop-server.sh 13579
 
 status=0
 (cd "$work" && timeout 600 "$venv/bin/python" "$OLDPWD/examples/interop/kurigram_secret.py" \
   127.0.0.1 "$port" "$work/key.pem" "$code") || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "interop: failed; the server's log follows" >&2
-  tail -n 50 "$work/log" >&2
-fi
+[ "$status" -eq 0 ] || interop_failed
 exit "$status"

@@ -41,6 +41,7 @@ fn every_dependency_has_a_reason() {
         "session",
         "store",
         "api",
+        "botapi",
         "examples",
         "examples/compare",
         "fuzz",

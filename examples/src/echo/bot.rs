@@ -21,6 +21,31 @@ use columba_store::message::{Affected, BoxId, HistoryQuery, Peer};
 use super::botfather::{BOTFATHER_USER_ID, BotFather};
 use super::users::ECHO_USER_ID;
 
+/// Stores `outgoing` from the server's own account `from` (the echo, `@BotFather`) and tells
+/// the recipient; whether it was stored now (`false`: a repeat of its random id). Blocking.
+pub(crate) fn send_as_service(
+    backend: &Backend,
+    server: &ServerHandle,
+    from: i64,
+    outgoing: &Outgoing,
+) -> Result<bool, MessageError> {
+    let outcome = backend
+        .messages
+        .send(&messages::private_message(from, outgoing))?;
+    if outcome.repeated {
+        return Ok(false);
+    }
+    if let Some(theirs) = outcome.deliveries.get(1) {
+        let affected = Affected {
+            box_id: theirs.box_id,
+            pts: theirs.pts,
+            pts_count: 1,
+        };
+        updates::notify(server, backend, affected);
+    }
+    Ok(true)
+}
+
 /// The message a send replies to, by id in the chat it goes to.
 fn reply_id(reply_to: &Option<enums::InputReplyTo>) -> Option<i32> {
     match reply_to {
@@ -173,23 +198,8 @@ impl Echo {
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(source as u64) as i64;
         let reply = Outgoing::new(user, random_id, Body::decode(&text).text, media);
-        match self
-            .backend
-            .messages
-            .send(&messages::private_message(ECHO_USER_ID, &reply))
-        {
-            Ok(outcome) if !outcome.repeated => {
-                if let Some(theirs) = outcome.deliveries.get(1) {
-                    let affected = Affected {
-                        box_id: theirs.box_id,
-                        pts: theirs.pts,
-                        pts_count: 1,
-                    };
-                    updates::notify(server, &self.backend, affected);
-                }
-                true
-            }
-            Ok(_) => false,
+        match send_as_service(&self.backend, server, ECHO_USER_ID, &reply) {
+            Ok(stored) => stored,
             // The same reply is being stored right now (a resend raced the start's
             // catch-up): it is answered.
             Err(MessageError::RandomIdDuplicate) => false,

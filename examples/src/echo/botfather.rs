@@ -14,10 +14,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use columba_api::messages::{self, Outgoing};
-use columba_api::{ApiError, Backend, bots, updates};
+use columba_api::messages::Outgoing;
+use columba_api::{ApiError, Backend, bots};
 use columba_session::runtime::ServerHandle;
-use columba_store::message::Affected;
 use columba_store::user::{Account, BotCommand, BotProfile};
 
 /// `@BotFather`'s user id.
@@ -229,23 +228,10 @@ impl BotFather {
             .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
             .wrapping_add(source as u64) as i64;
         let outgoing = Outgoing::new(user, random_id, reply, None);
-        match self
-            .backend
-            .messages
-            .send(&messages::private_message(BOTFATHER_USER_ID, &outgoing))
+        if let Err(error) =
+            super::bot::send_as_service(&self.backend, server, BOTFATHER_USER_ID, &outgoing)
         {
-            Ok(outcome) if !outcome.repeated => {
-                if let Some(theirs) = outcome.deliveries.get(1) {
-                    let affected = Affected {
-                        box_id: theirs.box_id,
-                        pts: theirs.pts,
-                        pts_count: 1,
-                    };
-                    updates::notify(server, &self.backend, affected);
-                }
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "BotFather could not answer"),
+            tracing::warn!(%error, "BotFather could not answer");
         }
     }
 }
