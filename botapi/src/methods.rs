@@ -11,7 +11,7 @@ use columba_api::{ApiError, Backend, Ctx, upload};
 use columba_mtproto::tl::Deserializable as _;
 use columba_mtproto::tl::Serializable as _;
 use columba_mtproto::tl::api::{enums, functions, types};
-use columba_store::message::{BoxId, HistoryQuery, Peer, StoredMessage};
+use columba_store::message::{BoxId, Peer, StoredMessage};
 use columba_store::user::Account;
 use serde_json::{Value, json};
 
@@ -44,11 +44,7 @@ pub(crate) async fn call(
     };
     match method {
         "getme" => Ok(objects::me(&call.bot)),
-        "logout" => {
-            shared.forget(call.bot.id);
-            Ok(json!(true))
-        }
-        "close" => {
+        "logout" | "close" => {
             shared.forget(call.bot.id);
             Ok(json!(true))
         }
@@ -71,31 +67,10 @@ pub(crate) async fn call(
             ))
         }
         _ => {
-            let method = method_name(method);
-            blocking(move || call.blocking_method(method)).await
+            let method = method.to_owned();
+            blocking(move || call.blocking_method(&method)).await
         }
     }
-}
-
-/// The methods run on the blocking pool, by name (`'static`, to move into the pool).
-fn method_name(method: &str) -> &'static str {
-    [
-        "sendmessage",
-        "forwardmessage",
-        "copymessage",
-        "sendphoto",
-        "senddocument",
-        "deletemessage",
-        "answercallbackquery",
-        "setmycommands",
-        "deletemycommands",
-        "getchat",
-        "getchatmember",
-        "getfile",
-    ]
-    .into_iter()
-    .find(|name| *name == method)
-    .unwrap_or("")
 }
 
 #[derive(Clone)]
@@ -155,27 +130,14 @@ impl Call {
     /// the bot (Telegram's rule: bots do not start conversations). Blocking.
     fn chat(&self, name: &str) -> Result<Account, BotApiError> {
         let not_found = || BotApiError::bad_request("chat not found");
-        let text = self.params.required_text(name)?;
-        let account = match text.strip_prefix('@') {
-            Some(username) => self
-                .backend()
-                .users
-                .by_username(username)
-                .map_err(ApiError::from)?,
-            None => {
-                let id: i64 = text.trim().parse().map_err(|_| not_found())?;
-                self.backend().users.account(id).map_err(ApiError::from)?
-            }
-        };
-        let account = account
-            .filter(|account| !account.deleted)
+        let id = self.chat_any(name)?;
+        let account = self
+            .backend()
+            .users
+            .account(id)
+            .map_err(ApiError::from)?
+            .filter(|account| !account.deleted && account.id != self.bot.id)
             .ok_or_else(not_found)?;
-        if account.id == self.bot.id {
-            return Err(BotApiError::bad_request("chat not found"));
-        }
-        if account.is_bot() {
-            return Err(BotApiError::forbidden("bot can't send messages to bots"));
-        }
         if self
             .backend()
             .users
@@ -184,21 +146,18 @@ impl Call {
         {
             return Err(BotApiError::forbidden("bot was blocked by the user"));
         }
-        let query = HistoryQuery {
-            limit: 1,
-            ..HistoryQuery::default()
-        };
-        let page = self
-            .backend()
-            .messages
-            .get_history(BoxId::User(self.bot.id), Peer::User(account.id), &query)
-            .map_err(ApiError::from)?;
-        if page.messages.is_empty() {
-            return Err(BotApiError::forbidden(
+        // Telegram's rules for a bot's messages, as the MTProto send keeps them, with the
+        // Bot API's words.
+        match messages::check_bot_may_write(self.backend(), self.bot.id, account.id) {
+            Ok(()) => Ok(account),
+            Err(error) if error.name() == "USER_IS_BOT" => {
+                Err(BotApiError::forbidden("bot can't send messages to bots"))
+            }
+            Err(error) if error.name() == "PEER_ID_INVALID" => Err(BotApiError::forbidden(
                 "bot can't initiate conversation with a user",
-            ));
+            )),
+            Err(error) => Err(error.into()),
         }
-        Ok(account)
     }
 
     /// The text (or caption) and its entities: parsed by `parse_mode`, or as given.
@@ -247,12 +206,10 @@ impl Call {
     /// Sends `outgoing` as the bot, tells the person, and answers with the bot's copy.
     fn send(&self, outgoing: Outgoing) -> Result<Value, BotApiError> {
         let sent = messages::send_blocking(self.backend(), self.bot.id, outgoing)?;
-        let ctx = self.ctx();
         // The person is told here, on the pool: the answer waits for it, which keeps the
         // order of a bot's messages to a person.
-        let backend = self.shared.backend.clone();
         if let Some(affected) = sent.delivered {
-            columba_api::updates::notify(ctx.server(), &backend, affected);
+            columba_api::updates::notify(&self.shared.server, self.backend(), affected);
         }
         self.view()
             .message(&sent.message)?
@@ -434,9 +391,8 @@ impl Call {
             .messages
             .delete(BoxId::User(self.bot.id), &[message.id], true)
             .map_err(ApiError::from)?;
-        let ctx = self.ctx();
         for affected in changed {
-            columba_api::updates::notify(ctx.server(), self.backend(), affected);
+            columba_api::updates::notify(&self.shared.server, self.backend(), affected);
         }
         Ok(json!(true))
     }

@@ -18,21 +18,12 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::objects::{self, now_unix};
 
-/// The bot's answer to a press.
-#[derive(Debug)]
-struct Answer {
-    alert: bool,
-    message: Option<String>,
-    url: Option<String>,
-    cache_time: i32,
-}
-
 /// A press waiting for its bot.
 #[derive(Debug)]
 struct Waiting {
     bot: i64,
     user: i64,
-    answer: oneshot::Sender<Answer>,
+    answer: oneshot::Sender<PressAnswer>,
 }
 
 /// Presses waiting for their bots, by query id.
@@ -262,11 +253,11 @@ pub fn answer_press(
     };
     let waiting = waiting.ok_or_else(|| ApiError::bad_request("QUERY_ID_INVALID"))?;
     // The person may have gone meanwhile: the answer is then dropped, as in Telegram.
-    let _ = waiting.answer.send(Answer {
-        alert: answer.alert,
+    let _ = waiting.answer.send(PressAnswer {
         message: answer.message.filter(|message| !message.is_empty()),
         url: answer.url.filter(|url| !url.is_empty()),
         cache_time: answer.cache_time.max(0),
+        ..answer
     });
     Ok(())
 }
